@@ -1,0 +1,3 @@
+//! HTTP API: routing and one file per endpoint.
+
+pub mod error;

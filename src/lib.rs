@@ -1,0 +1,20 @@
+//! leadx — a real-time ping-post lead exchange.
+//!
+//! The library holds everything testable; `main.rs` only parses the command
+//! line and hands over. See ARCHITECTURE.md for the life of a lead and the
+//! code map.
+#![deny(unsafe_code)]
+
+pub mod api;
+pub mod auction;
+pub mod buyer;
+pub mod config;
+pub mod http;
+pub mod lead;
+pub mod limits;
+pub mod logging;
+pub mod metrics;
+pub mod money;
+pub mod notify;
+pub mod store;
+pub mod wire;
