@@ -16,5 +16,6 @@ pub mod logging;
 pub mod metrics;
 pub mod money;
 pub mod notify;
+pub mod rt;
 pub mod store;
 pub mod wire;
