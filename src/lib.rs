@@ -18,4 +18,5 @@ pub mod money;
 pub mod notify;
 pub mod rt;
 pub mod store;
+pub mod usps;
 pub mod wire;
