@@ -35,3 +35,11 @@ pub const ADMIN_LIST_MAX: usize = 1000;
 const _: () = assert!(BODY_BYTES_MAX_DEFAULT <= BODY_BYTES_MAX_CEILING);
 const _: () = assert!(JSON_DEPTH_MAX >= 3);
 const _: () = assert!(HEADER_BYTES_MAX >= 1024);
+
+/// Pings kept in memory for their post (the store has them all; the cache
+/// is what makes a post right after its ping independent of write lag).
+pub const PINGS_CACHED_MAX: usize = 200_000;
+/// Time kept back from the auction deadline to rank and answer.
+pub const RESPONSE_MARGIN_MS: u64 = 2;
+/// Longest `Idempotency-Key` accepted.
+pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;

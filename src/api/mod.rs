@@ -1,3 +1,231 @@
-//! HTTP API: routing and one file per endpoint.
+//! The HTTP API: routing, authentication and the helpers every endpoint
+//! shares. One file per endpoint family; every failure leaves through
+//! `error::ApiError`, the one place that maps errors to HTTP.
 
+pub mod admin;
+pub mod direct;
 pub mod error;
+pub mod health;
+pub mod leads;
+pub mod ping;
+pub mod post;
+mod ratelimit;
+
+use std::sync::Arc;
+
+use crate::config::{ConfigError, Publisher};
+use crate::exchange::{Exchange, Runtime};
+use crate::http::server::{Handler, Request, Response};
+use crate::metrics::{self, Endpoint};
+use crate::records::LeadRecord;
+use crate::store::StoreError;
+pub use error::ApiError;
+
+/// Reloads the config file; the errors are what `check-config` would say.
+pub type ReloadFn = dyn Fn() -> Result<(), Vec<ConfigError>> + Send + Sync;
+
+/// The request handler the HTTP server calls.
+pub struct Api {
+    pub ex: Arc<Exchange>,
+    pub reload: Arc<ReloadFn>,
+    limits: ratelimit::RateLimits,
+}
+
+impl Api {
+    pub fn new(ex: Arc<Exchange>, reload: Arc<ReloadFn>) -> Api {
+        Api { ex, reload, limits: ratelimit::RateLimits::default() }
+    }
+
+    fn route(&self, req: &mut Request<'_>) -> (Endpoint, Result<Response, ApiError>) {
+        let ex = &*self.ex;
+        let method = req.method;
+        let path = req.path;
+        let (endpoint, allowed): (Endpoint, &[&str]) = match path {
+            "/healthz" => (Endpoint::Health, &["GET"]),
+            "/readyz" => (Endpoint::Ready, &["GET"]),
+            "/metrics" => (Endpoint::Metrics, &["GET"]),
+            "/v1/ping" => (Endpoint::Ping, &["POST"]),
+            "/v1/post" => (Endpoint::Post, &["POST"]),
+            "/v1/leads" => (Endpoint::Leads, &["POST"]),
+            p if p.starts_with("/v1/leads/") => (Endpoint::LeadGet, &["GET"]),
+            p if p.starts_with("/v1/admin/") => return (Endpoint::Admin, admin::route(self, req)),
+            _ => return (Endpoint::Other, Err(ApiError::not_found())),
+        };
+        if !allowed.contains(&method) {
+            return (endpoint, Err(ApiError::method_not_allowed()));
+        }
+        let publisher_call = !matches!(endpoint, Endpoint::Health | Endpoint::Ready | Endpoint::Metrics);
+        if publisher_call && ex.is_draining() {
+            return (endpoint, Err(ApiError::draining()));
+        }
+        let result = match endpoint {
+            Endpoint::Health => Ok(health::healthz()),
+            Endpoint::Ready => Ok(health::readyz(ex)),
+            Endpoint::Metrics => Ok(health::metrics(ex)),
+            Endpoint::Ping => ping::handle(self, req),
+            Endpoint::Post => post::handle(self, req),
+            Endpoint::Leads => direct::handle(self, req),
+            _ => leads::get(self, req),
+        };
+        (endpoint, result)
+    }
+
+    /// The publisher a request speaks for: bearer key, then IP allow-list,
+    /// then rate limit.
+    pub(crate) fn publisher<'r>(&self, rt: &'r Runtime, req: &Request<'_>) -> Result<&'r Publisher, ApiError> {
+        let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
+        let publisher = rt.config.publisher_by_key(token.as_bytes()).ok_or_else(ApiError::unauthorized)?;
+        if !publisher.allowed_ips.is_empty() && !publisher.allowed_ips.iter().any(|n| n.contains(req.peer.ip())) {
+            return Err(ApiError::forbidden("this address may not call for this publisher"));
+        }
+        if let Some(rps) = publisher.rate_limit_rps {
+            if !self.limits.allow(&publisher.id, rps) {
+                return Err(ApiError::new(429, "rate_limited", "rate limit exceeded, retry after the Retry-After delay"));
+            }
+        }
+        Ok(publisher)
+    }
+}
+
+impl Handler for Api {
+    fn handle(&self, req: &mut Request<'_>) -> Response {
+        let (endpoint, result) = self.route(req);
+        let resp = result.unwrap_or_else(error_response);
+        let latency_us = req.received_at.elapsed().as_micros() as u64;
+        metrics::global().http_request(endpoint, resp.status, latency_us);
+        resp
+    }
+}
+
+pub(crate) fn error_response(e: ApiError) -> Response {
+    let mut headers = Vec::new();
+    if e.status == 429 || e.status == 503 {
+        headers.push(("Retry-After", "1".to_string()));
+    }
+    Response { status: e.status, content_type: "application/json", headers, body: e.body() }
+}
+
+pub(crate) fn json(status: u16, body: Vec<u8>) -> Response {
+    Response { status, content_type: "application/json", headers: Vec::new(), body }
+}
+
+/// `Authorization: Bearer <token>`, the scheme case-insensitive.
+pub(crate) fn bearer<'a>(req: &Request<'a>) -> Option<&'a str> {
+    let v = req.header("authorization")?.trim();
+    let (scheme, token) = v.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// POST bodies must be JSON (`application/json`, parameters allowed).
+pub(crate) fn require_json(req: &Request<'_>) -> Result<(), ApiError> {
+    let ct = req.header("content-type").unwrap_or("");
+    let media = ct.split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::new(415, "unsupported_media_type", "Content-Type must be application/json"))
+    }
+}
+
+/// A store failure as a client sees it: overload is retryable, the rest is
+/// internal (and logged here, the only place its text goes).
+pub(crate) fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Overloaded => ApiError::overloaded(),
+        StoreError::Closed => ApiError::draining(),
+        other => {
+            log::error!(target: "leadx::store", "store failed error=\"{other}\"");
+            ApiError::internal()
+        }
+    }
+}
+
+/// A small JSON object writer for answers: keys are literals, values are
+/// escaped, money is written with two decimals.
+pub(crate) struct Obj {
+    out: Vec<u8>,
+}
+
+impl Obj {
+    pub fn new() -> Obj {
+        let mut out = Vec::with_capacity(128);
+        out.push(b'{');
+        Obj { out }
+    }
+    fn key(&mut self, k: &str) {
+        if self.out.len() > 1 {
+            self.out.push(b',');
+        }
+        self.out.push(b'"');
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+    pub fn str(mut self, k: &str, v: &str) -> Obj {
+        self.key(k);
+        serde_json::to_writer(&mut self.out, v).expect("writing to a Vec cannot fail");
+        self
+    }
+    pub fn cents(mut self, k: &str, v: Option<crate::money::Cents>) -> Obj {
+        self.key(k);
+        match v {
+            Some(c) => crate::money::write_cents(&mut self.out, c),
+            None => self.out.extend_from_slice(b"null"),
+        }
+        self
+    }
+    pub fn raw(mut self, k: &str, json: &[u8]) -> Obj {
+        self.key(k);
+        self.out.extend_from_slice(json);
+        self
+    }
+    pub fn finish(mut self) -> Vec<u8> {
+        self.out.push(b'}');
+        self.out
+    }
+}
+
+/// RFC 3339 UTC with milliseconds.
+pub(crate) fn rfc3339(ms: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    t.format(&f).unwrap_or_default()
+}
+
+/// The publisher's answer for a settled post (contract §4).
+pub(crate) fn outcome_body(rec: &LeadRecord) -> Vec<u8> {
+    if rec.status == crate::records::STATUS_SOLD {
+        Obj::new().str("status", "sold").str("lead_id", &rec.lead_id).cents("price", rec.payout).finish()
+    } else {
+        let reason = rec.reason.as_deref().unwrap_or("unsold");
+        Obj::new().str("status", "unsold").str("lead_id", &rec.lead_id).str("reason", reason).finish()
+    }
+}
+
+pub(crate) fn load_lead(ex: &Exchange, lead_id: &str) -> Result<Option<LeadRecord>, ApiError> {
+    let Some(bytes) = ex.store.get(crate::store::Tree::Leads, lead_id.as_bytes()).map_err(store_error)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        log::error!(target: "leadx::store", "lead record unreadable lead_id={lead_id} error=\"{e}\"");
+        ApiError::internal()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_is_utc_with_millis() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn obj_writes_json() {
+        let b = super::Obj::new().str("a", "x\"y").cents("p", Some(960)).cents("n", None).finish();
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["a"], "x\"y");
+        assert_eq!(v["p"], 9.6);
+        assert!(v["n"].is_null());
+    }
+}

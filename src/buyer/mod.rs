@@ -1,1 +1,51 @@
-//! (being written)
+//! Buyer integrations: how a lead becomes a buyer's ping or post and how the
+//! buyer's answer becomes a bid or a result. Pure functions only — the core
+//! (`exchange::fanout`, `exchange::sale`) does the HTTP, so every format can
+//! be tested with bytes in and bytes out.
+//!
+//! Today every buyer speaks the native JSON protocol (contract §5). Custom
+//! formats (XML, form, SOAP, templated JSON) are new `Integration`s chosen
+//! per buyer in `for_buyer`.
+
+pub mod native;
+
+use crate::lead::{Consent, Lead};
+use crate::money::Cents;
+pub use crate::wire::{BidAnswer, PostAnswer};
+
+/// What a ping to one buyer is built from.
+pub struct PingCtx<'a> {
+    pub ping_id: &'a str,
+    pub vertical: &'a str,
+    pub lead: &'a Lead,
+    pub test: bool,
+}
+
+/// What a post to one buyer is built from.
+pub struct PostCtx<'a> {
+    pub ping_id: &'a str,
+    pub buyer_ref: Option<&'a str>,
+    pub vertical: &'a str,
+    pub lead: &'a Lead,
+    pub consent: Option<&'a Consent>,
+    /// The buyer's own bid (or its fixed price), not the publisher's payout.
+    pub price: Cents,
+    pub test: bool,
+}
+
+/// One buyer wire format.
+pub trait Integration: Send + Sync {
+    /// Writes the ping body into `out`; returns its content type.
+    fn build_ping(&self, ctx: &PingCtx<'_>, out: &mut Vec<u8>) -> &'static str;
+    /// Reads a ping answer (any status code).
+    fn parse_bid(&self, status: u16, body: &mut [u8]) -> BidAnswer;
+    /// Writes the post body into `out`; returns its content type.
+    fn build_post(&self, ctx: &PostCtx<'_>, out: &mut Vec<u8>) -> &'static str;
+    /// Reads a post answer (any status code).
+    fn parse_result(&self, status: u16, body: &mut [u8]) -> PostAnswer;
+}
+
+/// The integration a buyer speaks. One format exists today.
+pub fn for_buyer(_buyer: &crate::config::Buyer) -> &'static dyn Integration {
+    &native::Native
+}

@@ -1,0 +1,227 @@
+//! The admin API (contract §7), behind the admin bearer token: lead lookup
+//! with PII, recent transactions without, reload, stats, and the
+//! reconciliation export.
+
+use super::{bearer, json, load_lead, rfc3339, store_error, Api, ApiError, Obj};
+use crate::exchange::{caps, Exchange};
+use crate::http::server::{Request, Response};
+use crate::limits;
+use crate::records::{LeadRecord, PingRecord};
+use crate::store::Tree;
+
+pub fn route(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
+    let rt = api.ex.runtime();
+    let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
+    let hash = rt.config.admin.token_sha256.ok_or_else(ApiError::unauthorized)?;
+    if !crate::config::verify_key(token.as_bytes(), &hash) {
+        return Err(ApiError::unauthorized());
+    }
+    let rest = req.path.trim_start_matches("/v1/admin/");
+    let get = req.method == "GET";
+    match rest {
+        "stats" if get => Ok(json(200, stats(&api.ex))),
+        "reload" if req.method == "POST" => reload(api),
+        "transactions" if get => transactions(&api.ex, req.query),
+        "leads" if get => export(&api.ex, req.query),
+        r if r.starts_with("leads/") && get => lead(&api.ex, &r["leads/".len()..]),
+        "stats" | "reload" | "transactions" | "leads" => Err(ApiError::method_not_allowed()),
+        r if r.starts_with("leads/") => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+fn lead(ex: &Exchange, lead_id: &str) -> Result<Response, ApiError> {
+    if !crate::ids::looks_like_id(lead_id) {
+        return Err(ApiError::not_found());
+    }
+    let rec = load_lead(ex, lead_id)?.ok_or_else(ApiError::not_found)?;
+    Ok(json(200, full_view(&rec)))
+}
+
+/// Everything about a lead, PII included (the admin's view).
+fn full_view(rec: &LeadRecord) -> Vec<u8> {
+    let calls = serde_json::to_vec(&rec.post_calls).expect("records serialise");
+    let mut o = Obj::new()
+        .str("lead_id", &rec.lead_id)
+        .str("ping_id", &rec.ping_id)
+        .str("publisher", &rec.publisher)
+        .str("vertical", &rec.vertical)
+        .str("status", &rec.status)
+        .cents("price", rec.price)
+        .cents("payout", rec.payout)
+        .str("created_at", &rfc3339(rec.created_ms))
+        .raw("test", if rec.test { b"true" } else { b"false" });
+    for (k, v) in [("reason", &rec.reason), ("buyer", &rec.buyer), ("buyer_lead_id", &rec.buyer_lead_id)] {
+        if let Some(v) = v {
+            o = o.str(k, v);
+        }
+    }
+    if let Some(ms) = rec.sold_ms {
+        o = o.str("sold_at", &rfc3339(ms));
+    }
+    o.raw("post_calls", &calls).raw("data", rec.pii_json.as_bytes()).finish()
+}
+
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))
+}
+
+fn transactions(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
+    let limit = match query_param(query, "limit") {
+        None => 50,
+        Some(v) => v.parse::<usize>().ok().filter(|n| (1..=limits::ADMIN_LIST_MAX).contains(n)).ok_or_else(|| {
+            ApiError::field(400, "bad_request", "limit", format!("limit must be 1 to {}", limits::ADMIN_LIST_MAX))
+        })?,
+    };
+    let rows = ex.store.scan_range_rev(Tree::Pings, b"", b"g", limit).map_err(store_error)?;
+    let mut out = b"{\"transactions\":[".to_vec();
+    for (i, (_, bytes)) in rows.iter().enumerate() {
+        let Ok(ping) = serde_json::from_slice::<PingRecord>(bytes) else { continue };
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&transaction(ex, &ping)?);
+    }
+    out.extend_from_slice(b"]}");
+    Ok(json(200, out))
+}
+
+/// One ping and its post, with per-buyer results and timings, no PII.
+fn transaction(ex: &Exchange, ping: &PingRecord) -> Result<Vec<u8>, ApiError> {
+    let calls = serde_json::to_vec(&ping.calls).expect("records serialise");
+    let mut o = Obj::new()
+        .str("ping_id", &ping.ping_id)
+        .str("publisher", &ping.publisher)
+        .str("vertical", &ping.vertical)
+        .str("created_at", &rfc3339(ping.created_ms))
+        .raw("test", if ping.test { b"true" } else { b"false" })
+        .raw("direct", if ping.direct { b"true" } else { b"false" })
+        .str("ping_status", if ping.bids.is_empty() { "no_bid" } else { "bid" })
+        .cents("best_price", ping.bids.first().map(|b| b.price))
+        .cents("best_payout", ping.bids.first().map(|b| b.payout))
+        .raw("auction_us", ping.auction_us.to_string().as_bytes())
+        .raw("ping_calls", &calls);
+    if let Some(lead) = ping.lead_id.as_deref().map(|id| load_lead(ex, id)).transpose()?.flatten() {
+        let post_calls = serde_json::to_vec(&lead.post_calls).expect("records serialise");
+        o = o.str("lead_id", &lead.lead_id).str("post_status", &lead.status).cents("price", lead.price).cents("payout", lead.payout);
+        if let Some(b) = &lead.buyer {
+            o = o.str("buyer", b);
+        }
+        o = o.raw("post_calls", &post_calls);
+    }
+    Ok(o.finish())
+}
+
+/// `GET /v1/admin/leads?from=…&to=…&format=csv`: sold leads for
+/// reconciliation, no PII. Times are RFC 3339; `from` inclusive, `to`
+/// exclusive.
+fn export(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
+    let time = |name: &str| -> Result<Option<u64>, ApiError> {
+        let Some(v) = query_param(query, name) else { return Ok(None) };
+        let v = v.replace("%3A", ":").replace("%3a", ":").replace("%2B", "+").replace("%2b", "+");
+        let t = time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| ApiError::field(400, "bad_request", name, format!("{name} must be an RFC 3339 time")))?;
+        Ok(Some((t.unix_timestamp_nanos() / 1_000_000).max(0) as u64))
+    };
+    let (from, to) = (time("from")?.unwrap_or(0), time("to")?.unwrap_or(u64::MAX));
+    match query_param(query, "format") {
+        None | Some("csv") => {}
+        Some(_) => return Err(ApiError::field(400, "bad_request", "format", "format must be csv")),
+    }
+    let lo = crate::ids::hex(&from.to_be_bytes()[2..]);
+    let hi = crate::ids::hex(&to.min(0xffff_ffff_ffff).to_be_bytes()[2..]);
+    let rows = ex.store.scan_range_rev(Tree::Sales, lo.as_bytes(), hi.as_bytes(), usize::MAX).map_err(store_error)?;
+    let mut out = b"lead_id,publisher,vertical,buyer,price,payout,buyer_lead_id,created_at,sold_at\n".to_vec();
+    for (key, _) in rows.iter().rev() {
+        let Some(rec) = load_lead(ex, &String::from_utf8_lossy(key))? else { continue };
+        csv_row(&mut out, &rec);
+    }
+    Ok(Response { status: 200, content_type: "text/csv; charset=utf-8", headers: Vec::new(), body: out })
+}
+
+fn csv_row(out: &mut Vec<u8>, rec: &LeadRecord) {
+    let cents = |c: Option<u64>| c.map(|c| format!("{}.{:02}", c / 100, c % 100)).unwrap_or_default();
+    let fields = [
+        rec.lead_id.clone(),
+        rec.publisher.clone(),
+        rec.vertical.clone(),
+        rec.buyer.clone().unwrap_or_default(),
+        cents(rec.price),
+        cents(rec.payout),
+        rec.buyer_lead_id.clone().unwrap_or_default(),
+        rfc3339(rec.created_ms),
+        rec.sold_ms.map(rfc3339).unwrap_or_default(),
+    ];
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if f.contains([',', '"', '\n', '\r']) {
+            out.push(b'"');
+            out.extend_from_slice(f.replace('"', "\"\"").as_bytes());
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(f.as_bytes());
+        }
+    }
+    out.push(b'\n');
+}
+
+fn reload(api: &Api) -> Result<Response, ApiError> {
+    match (api.reload)() {
+        Ok(()) => Ok(json(200, br#"{"status":"reloaded"}"#.to_vec())),
+        Err(errors) => {
+            let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            let mut body = ApiError::new(422, "invalid_config", "the config file is invalid; the running config stays").body();
+            // {"error":{…}} → {"error":{…},"problems":[…]}
+            body.pop();
+            body.extend_from_slice(b",\"problems\":");
+            body.extend_from_slice(&serde_json::to_vec(&lines).expect("strings serialise"));
+            body.push(b'}');
+            Ok(json(422, body))
+        }
+    }
+}
+
+/// Per-publisher and per-buyer statistics (issue #4 grows this).
+fn stats(ex: &Exchange) -> Vec<u8> {
+    let rt = ex.runtime();
+    let day = caps::utc_day(crate::ids::now_ms());
+    let mut out = b"{\"buyers\":[".to_vec();
+    for (i, b) in rt.config.buyers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let used = ex.cap_counter(&b.id, day).used(day);
+        let o = Obj::new().str("id", &b.id).raw("sold_today", used.to_string().as_bytes());
+        out.extend_from_slice(&o.finish());
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+/// Gauges only the exchange knows, appended to `/metrics`.
+pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
+    use crate::metrics::write_gauge;
+    let rt = ex.runtime();
+    let day = caps::utc_day(crate::ids::now_ms());
+    for (i, b) in rt.config.buyers.iter().enumerate() {
+        if let Some(cap) = b.caps.daily {
+            let left = cap.saturating_sub(ex.cap_counter(&b.id, day).used(day));
+            write_gauge(out, "leadx_buyer_cap_remaining", "Leads a buyer may still buy today (UTC) under its daily cap.", &[("buyer", &b.id)], f64::from(left));
+        }
+        let brt = &rt.buyers[i];
+        for (stage, client) in [("ping", brt.ping.as_ref()), ("post", Some(&brt.post))] {
+            let Some(c) = client else { continue };
+            let s = c.stats();
+            for (name, v) in [("created", &s.created), ("reused", &s.reused), ("waited", &s.waited)] {
+                let help = "Buyer connection pool events since start.";
+                let v = v.load(std::sync::atomic::Ordering::Relaxed) as f64;
+                write_gauge(out, "leadx_buyer_pool_events", help, &[("buyer", &b.id), ("stage", stage), ("event", name)], v);
+            }
+        }
+    }
+    let s = ex.store.stats();
+    write_gauge(out, "leadx_store_queue_depth", "Writes waiting for the store's writer thread.", &[], s.queue_depth as f64);
+    write_gauge(out, "leadx_pings_cached", "Pings held in memory awaiting their post.", &[], ex.pings.len() as f64);
+}

@@ -1,0 +1,29 @@
+//! `GET /v1/leads/{lead_id}`: a lead's outcome for the publisher that owns
+//! it, without PII. Anyone else gets the same 404 as for a lead that does
+//! not exist, so ids cannot be probed.
+
+use super::{json, load_lead, rfc3339, Api, ApiError, Obj};
+use crate::http::server::{Request, Response};
+use crate::records::LeadRecord;
+
+pub fn get(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
+    let rt = api.ex.runtime();
+    let publisher = api.publisher(&rt, req)?;
+    let lead_id = req.path.trim_start_matches("/v1/leads/");
+    if !crate::ids::looks_like_id(lead_id) {
+        return Err(ApiError::not_found());
+    }
+    let rec = load_lead(&api.ex, lead_id)?.filter(|r| r.publisher == publisher.id).ok_or_else(ApiError::not_found)?;
+    Ok(json(200, public_view(&rec)))
+}
+
+/// `{"lead_id", "status", "price", "vertical", "created_at"}` — the price is
+/// the publisher's payout, null unless sold.
+pub(crate) fn public_view(rec: &LeadRecord) -> Vec<u8> {
+    let price = if rec.status == crate::records::STATUS_SOLD { rec.payout } else { None };
+    let mut o = Obj::new().str("lead_id", &rec.lead_id).str("status", &rec.status).cents("price", price).str("vertical", &rec.vertical).str("created_at", &rfc3339(rec.created_ms));
+    if let Some(reason) = &rec.reason {
+        o = o.str("reason", reason);
+    }
+    o.str("ping_id", &rec.ping_id).raw("test", if rec.test { b"true" } else { b"false" }).finish()
+}

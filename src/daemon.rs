@@ -1,0 +1,158 @@
+//! The daemon's life: open the store, bind, serve, tell systemd, reload on
+//! SIGHUP, drain on SIGTERM/SIGINT, make the store durable, exit.
+//!
+//! `start` does everything up to "serving" and returns a `Running` that
+//! tests drive in-process; `run` adds the signal loop and the watchdog for
+//! `leadx serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::Api;
+use crate::config::{self, Config, ConfigError};
+use crate::exchange::{Exchange, Runtime};
+use crate::http::server::{self, ServerHandle, ServerOptions};
+use crate::notify;
+use crate::store::{Store, StoreOptions};
+
+#[derive(Debug)]
+pub enum StartError {
+    /// The config is invalid (exit 2).
+    Config(Vec<ConfigError>),
+    Store(String),
+    Bind(SocketAddr, std::io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(errors) => {
+                for e in errors {
+                    writeln!(f, "{e}")?;
+                }
+                Ok(())
+            }
+            StartError::Store(e) => write!(f, "cannot open the store: {e}"),
+            StartError::Bind(addr, e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                write!(f, "cannot listen on {addr}: the address is already in use (another leadx?)")
+            }
+            StartError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+        }
+    }
+}
+
+/// A serving exchange.
+pub struct Running {
+    pub ex: Arc<Exchange>,
+    server: ServerHandle,
+    drain_timeout: Duration,
+}
+
+/// Opens the store, builds the runtime, binds and starts serving. `path` is
+/// where reloads read the config from (none: reload answers an error).
+pub fn start(config: Config, path: Option<PathBuf>) -> Result<Running, StartError> {
+    crate::rt::configure(config.server.workers);
+    let store = Store::open(&config.server.data_dir, StoreOptions::default()).map_err(|e| StartError::Store(e.to_string()))?;
+    let listen = config.server.listen;
+    let opts = ServerOptions {
+        body_bytes_max: config.server.body_bytes_max,
+        idle_timeout_ms: config.server.idle_timeout_ms,
+        request_timeout_ms: config.server.request_timeout_ms,
+        connections_max: config.server.connections_max,
+        ..ServerOptions::default()
+    };
+    let drain_timeout = Duration::from_millis(config.server.drain_timeout_ms);
+    let runtime = Runtime::build(config).map_err(StartError::Config)?;
+    let ex = Arc::new(Exchange::new(runtime, store));
+    let listener = server::bind(listen).map_err(|e| StartError::Bind(listen, e))?;
+    let reload_ex = ex.clone();
+    let reload: Arc<crate::api::ReloadFn> = Arc::new(move || reload_from(&reload_ex, path.as_deref()));
+    let api = Arc::new(Api::new(ex.clone(), reload));
+    let server = server::start(listener, opts, api).map_err(|e| StartError::Bind(listen, e))?;
+    ex.set_ready(true);
+    log::info!(target: "leadx::daemon", "serving addr={}", server.local_addr());
+    Ok(Running { ex, server, drain_timeout })
+}
+
+/// Reads, validates and swaps in the config file. Building the runtime can
+/// block on DNS, so it runs on a plain thread while the caller (possibly a
+/// coroutine) waits on a coroutine-aware channel.
+pub fn reload_from(ex: &Arc<Exchange>, path: Option<&std::path::Path>) -> Result<(), Vec<ConfigError>> {
+    let Some(path) = path.map(|p| p.to_path_buf()) else {
+        return Err(vec![ConfigError { key: "config".into(), message: "this exchange was started without a config file".into() }]);
+    };
+    let (tx, rx) = may::sync::mpsc::channel();
+    let ex2 = ex.clone();
+    std::thread::spawn(move || {
+        let result = config::load(&path).and_then(|c| {
+            let old = ex2.runtime();
+            if c.server.listen != old.config.server.listen || c.server.data_dir != old.config.server.data_dir {
+                log::warn!(target: "leadx::daemon", "reload ignores server.listen and server.data_dir changes; restart to apply them");
+            }
+            Runtime::build(c)
+        });
+        let _ = tx.send(result.map(|rt| ex2.swap_runtime(rt)));
+    });
+    let result = rx.recv().unwrap_or_else(|_| Err(vec![ConfigError { key: "config".into(), message: "reload failed".into() }]));
+    match &result {
+        Ok(()) => log::info!(target: "leadx::daemon", "config reloaded"),
+        Err(errors) => {
+            for e in errors {
+                log::error!(target: "leadx::daemon", "reload refused, running config stays problem=\"{e}\"");
+            }
+        }
+    }
+    result
+}
+
+impl Running {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    pub fn server(&self) -> &ServerHandle {
+        &self.server
+    }
+
+    /// Drains and stops: `/readyz` and new requests answer 503 at once, the
+    /// listener closes, in-flight requests finish (bounded by the drain
+    /// time-out), then the store is flushed and closed.
+    pub fn shutdown(self) -> Result<(), String> {
+        self.ex.begin_drain();
+        notify::stopping();
+        self.server.begin_drain();
+        if !self.server.wait_idle(self.drain_timeout) {
+            log::warn!(target: "leadx::daemon", "drain time-out; requests still in flight={}", self.server.in_flight());
+        }
+        self.ex.store.close().map_err(|e| e.to_string())?;
+        log::info!(target: "leadx::daemon", "stopped; store closed");
+        Ok(())
+    }
+}
+
+/// `leadx serve`: start, signal readiness, reload on SIGHUP, stop on
+/// SIGTERM/SIGINT.
+pub fn run(config: Config, path: PathBuf) -> Result<(), StartError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    // Register before starting so that no signal is lost in between.
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM]).expect("registering signal handlers");
+    let running = start(config, Some(path.clone()))?;
+    notify::ready();
+    crate::watchdog::spawn(running.local_addr());
+    for sig in signals.forever() {
+        match sig {
+            SIGHUP => {
+                notify::reloading();
+                let _ = reload_from(&running.ex, Some(&path));
+                notify::ready();
+            }
+            _ => {
+                log::info!(target: "leadx::daemon", "signal received; draining signal={sig}");
+                break;
+            }
+        }
+    }
+    running.shutdown().map_err(StartError::Store)
+}

@@ -1,0 +1,184 @@
+//! `leadx demo`: the exchange with a built-in config and simulated buyers in
+//! the same process, data in a fresh temporary directory, and curl commands
+//! that work as pasted.
+//!
+//! The simulated buyers are real HTTP servers on loopback (leadx's own HTTP
+//! layer with a small handler), so the demo exercises the same fan-out,
+//! pools and deadlines as production.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::http::server::{self, Handler, Request, Response, ServerHandle, ServerOptions};
+
+pub const DEMO_API_KEY: &str = "demo-publisher-key";
+pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
+
+/// How one simulated buyer behaves.
+#[derive(Clone, Copy)]
+pub struct SimBuyer {
+    pub delay_ms_min: u64,
+    pub delay_ms_max: u64,
+    /// Out of 100.
+    pub bid_pct: u64,
+    pub price_cents_min: u64,
+    pub price_cents_max: u64,
+    /// Out of 100.
+    pub accept_pct: u64,
+}
+
+const BUYERS: [(&str, SimBuyer); 4] = [
+    ("acme_auto", SimBuyer { delay_ms_min: 20, delay_ms_max: 80, bid_pct: 90, price_cents_min: 800, price_cents_max: 1400, accept_pct: 85 }),
+    ("bluebird", SimBuyer { delay_ms_min: 40, delay_ms_max: 140, bid_pct: 75, price_cents_min: 900, price_cents_max: 1600, accept_pct: 70 }),
+    ("carrier_one", SimBuyer { delay_ms_min: 10, delay_ms_max: 40, bid_pct: 60, price_cents_min: 500, price_cents_max: 1100, accept_pct: 95 }),
+    ("slowpoke", SimBuyer { delay_ms_min: 150, delay_ms_max: 450, bid_pct: 80, price_cents_min: 1500, price_cents_max: 2500, accept_pct: 90 }),
+];
+
+/// A simulated buyer speaking the native protocol.
+pub struct SimHandler {
+    pub sim: SimBuyer,
+    seed: AtomicU64,
+    leads: AtomicU64,
+}
+
+impl SimHandler {
+    pub fn new(sim: SimBuyer, seed: u64) -> SimHandler {
+        SimHandler { sim, seed: AtomicU64::new(seed | 1), leads: AtomicU64::new(0) }
+    }
+
+    fn roll(&self, n: u64) -> u64 {
+        // xorshift: good enough for a simulation, lock-free across coroutines.
+        let mut x = self.seed.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.seed.store(x, Ordering::Relaxed);
+        x % n.max(1)
+    }
+}
+
+impl Handler for SimHandler {
+    fn handle(&self, req: &mut Request<'_>) -> Response {
+        let s = self.sim;
+        let delay = s.delay_ms_min + self.roll(s.delay_ms_max - s.delay_ms_min + 1);
+        may::coroutine::sleep(Duration::from_millis(delay));
+        let body = match req.path {
+            "/ping" if self.roll(100) < s.bid_pct => {
+                let cents = s.price_cents_min + self.roll(s.price_cents_max - s.price_cents_min + 1);
+                format!(r#"{{"status":"bid","price":{}.{:02},"ref":"r{}"}}"#, cents / 100, cents % 100, self.roll(1_000_000))
+            }
+            "/ping" => r#"{"status":"no_bid"}"#.to_string(),
+            "/post" if self.roll(100) < s.accept_pct => {
+                let n = self.leads.fetch_add(1, Ordering::Relaxed);
+                format!(r#"{{"status":"accepted","lead_id":"sim-{n}"}}"#)
+            }
+            "/post" => r#"{"status":"rejected","reason":"filtered"}"#.to_string(),
+            _ => return Response { status: 404, content_type: "application/json", headers: Vec::new(), body: b"{}".to_vec() },
+        };
+        Response { status: 200, content_type: "application/json", headers: Vec::new(), body: body.into_bytes() }
+    }
+}
+
+/// Starts one simulated buyer on an ephemeral loopback port.
+pub fn start_buyer(sim: SimBuyer, seed: u64) -> std::io::Result<ServerHandle> {
+    let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    server::start(listener, ServerOptions::default(), Arc::new(SimHandler::new(sim, seed)))
+}
+
+/// The demo config for buyers at these addresses.
+pub fn config_text(listen: SocketAddr, data_dir: &std::path::Path, buyers: &[(&str, SocketAddr)], direct: SocketAddr) -> String {
+    let mut t = format!(
+        r#"[server]
+listen = "{listen}"
+data_dir = "{}"
+
+[admin]
+token_sha256 = "{}"
+
+[auction]
+ping_timeout_ms = 300
+post_timeout_ms = 3000
+bid_ttl_s = 120
+
+[[vertical]]
+id = "auto_insurance"
+require_consent = true
+dedupe_window_days = 0
+
+[[publisher]]
+id = "demo_pub"
+api_key_sha256 = "{}"
+revenue_share = 0.8
+verticals = ["auto_insurance"]
+"#,
+        data_dir.display(),
+        crate::config::hash_key(DEMO_ADMIN_TOKEN.as_bytes()),
+        crate::config::hash_key(DEMO_API_KEY.as_bytes()),
+    );
+    for (i, (id, addr)) in buyers.iter().enumerate() {
+        t.push_str(&format!(
+            "\n[[buyer]]\nid = \"{id}\"\nverticals = [\"auto_insurance\"]\nping_url = \"http://{addr}/ping\"\npost_url = \"http://{addr}/post\"\nping_timeout_ms = 250\npost_timeout_ms = 1000\npriority = {i}\n"
+        ));
+    }
+    t.push_str(&format!(
+        "\n[[buyer]]\nid = \"flat_fee\"\nverticals = [\"auto_insurance\"]\npost_url = \"http://{direct}/post\"\nfixed_price = 4.00\n[buyer.filter]\nstates = [\"CA\", \"TX\", \"FL\", \"NY\"]\n"
+    ));
+    t
+}
+
+const LEAD: &str = r#""zip":"90210","state":"CA","city":"Beverly Hills","age":34,"credit":"good","homeowner":true"#;
+const PII: &str = r#""first_name":"Ada","last_name":"Lovelace","phone":"(310) 555-0142","email":"ada@example.com""#;
+const CONSENT: &str = r#""consent":{"text":"I agree to be contacted by up to 4 insurers.","captured_at":"2026-11-27T12:00:00Z","ip":"203.0.113.7","user_agent":"Mozilla/5.0","page_url":"https://quotes.example.com/auto"}"#;
+
+/// The commands printed for the user.
+pub fn instructions(addr: SocketAddr) -> String {
+    let auth = format!("-H 'Authorization: Bearer {DEMO_API_KEY}' -H 'Content-Type: application/json'");
+    format!(
+        r#"leadx demo is serving on http://{addr} (4 simulated ping buyers + 1 fixed-price buyer; Ctrl-C stops it)
+
+# 1. Ping (no PII) — answers within 300 ms with the best payout:
+curl -s http://{addr}/v1/ping {auth} -d '{{"vertical":"auto_insurance","lead":{{{LEAD}}}}}'; echo
+
+# 2. Ping, then post the full lead to the winner (the ping_id is taken from the ping's answer):
+PING_ID=$(curl -s http://{addr}/v1/ping {auth} -d '{{"vertical":"auto_insurance","lead":{{{LEAD}}}}}' | sed -E 's/.*"ping_id":"([0-9a-f]+)".*/\1/'); echo "ping_id=$PING_ID"
+curl -s http://{addr}/v1/post {auth} -d '{{"ping_id":"'"$PING_ID"'","lead":{{{LEAD},{PII}}},{CONSENT}}}'; echo
+
+# 3. Direct post (ping and post in one call), idempotent by key:
+curl -s http://{addr}/v1/leads {auth} -H 'Idempotency-Key: demo-1' -d '{{"vertical":"auto_insurance","lead":{{{LEAD},{PII}}},{CONSENT}}}'; echo
+
+# Admin view of recent transactions, and metrics:
+curl -s 'http://{addr}/v1/admin/transactions?limit=5' -H 'Authorization: Bearer {DEMO_ADMIN_TOKEN}'; echo
+curl -s http://{addr}/metrics | head -20
+"#
+    )
+}
+
+/// Runs the demo until SIGINT/SIGTERM.
+pub fn run(listen: SocketAddr) -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
+    crate::rt::configure(crate::rt::default_workers());
+    let data_dir = std::env::temp_dir().join(format!("leadx-demo-{}", crate::ids::new_id()));
+    let mut sims = Vec::new();
+    let mut addrs = Vec::new();
+    for (i, (id, sim)) in BUYERS.iter().enumerate() {
+        let h = start_buyer(*sim, 0x5eed + i as u64).map_err(|e| format!("starting simulated buyer: {e}"))?;
+        addrs.push((*id, h.local_addr()));
+        sims.push(h);
+    }
+    let flat = SimBuyer { delay_ms_min: 5, delay_ms_max: 30, bid_pct: 100, price_cents_min: 400, price_cents_max: 400, accept_pct: 100 };
+    let direct = start_buyer(flat, 0xd1ec7).map_err(|e| format!("starting simulated buyer: {e}"))?;
+    let text = config_text(listen, &data_dir, &addrs, direct.local_addr());
+    let config = crate::config::parse(&text, &crate::config::default_secrets).map_err(|errs| {
+        errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+    })?;
+    let running = crate::daemon::start(config, None).map_err(|e| e.to_string())?;
+    println!("{}", instructions(running.local_addr()));
+    let _ = signals.forever().next();
+    let result = running.shutdown();
+    let _ = std::fs::remove_dir_all(&data_dir);
+    drop((sims, direct));
+    result
+}

@@ -1,0 +1,185 @@
+//! The ping auction: every eligible buyer is called at once, each in its own
+//! coroutine on coroutine-aware sockets, and the answers come back over a
+//! channel until the auction's deadline. The deadline starts when the
+//! request arrived; each buyer gets min(its own time-out, the time left
+//! minus a response margin); the answer goes out at the deadline whatever
+//! the buyers do, and answers that come later are dropped and counted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::auction::{self, Bid, Skip};
+use crate::buyer::{BidAnswer, PingCtx};
+use crate::config::Publisher;
+use crate::exchange::{caps, Exchange, Runtime};
+use crate::lead::Lead;
+use crate::limits;
+use crate::metrics::{self, PingResult};
+use crate::money::Cents;
+use crate::records::CallRecord;
+
+/// One auction to run.
+pub struct AuctionInput<'a> {
+    pub ping_id: &'a str,
+    pub publisher: &'a Publisher,
+    pub vertical: &'a str,
+    pub lead: &'a Lead,
+    pub test: bool,
+    pub floor: Option<Cents>,
+    /// When the request arrived: the deadline counts from here.
+    pub started: Instant,
+}
+
+/// Ranked bids (best first, floor applied) and what every buyer did.
+pub struct AuctionResult {
+    pub bids: Vec<Bid>,
+    pub calls: Vec<CallRecord>,
+}
+
+/// What one buyer's call came to.
+enum Answer {
+    Bid { price: Cents, buyer_ref: Option<String> },
+    NoBid,
+    Failed { outcome: &'static str, reason: &'static str },
+}
+
+struct Reply {
+    buyer: usize,
+    answer: Answer,
+    latency_us: u64,
+}
+
+pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &AuctionInput<'_>) -> AuctionResult {
+    let deadline = input.started + Duration::from_millis(rt.config.auction.ping_timeout_ms);
+    let answer_by = deadline - Duration::from_millis(limits::RESPONSE_MARGIN_MS);
+    let day = caps::utc_day(crate::ids::now_ms());
+    let mut calls = Vec::new();
+    let mut bids = Vec::new();
+    let (tx, rx) = may::sync::mpsc::channel::<Reply>();
+    let mut pending = 0usize;
+    let mut ping_body: Option<(usize, Arc<Vec<u8>>, &'static str)> = None;
+    for (i, buyer) in rt.config.buyers.iter().enumerate() {
+        if let Err(skip) = admit(ex, rt, i, input, day) {
+            calls.push(skip_record(&buyer.id, skip.reason()));
+            continue;
+        }
+        if rt.buyers[i].ping.is_none() {
+            // A direct-post buyer bids its fixed price without a call.
+            let price = buyer.fixed_price.unwrap_or(0);
+            bids.push(Bid::new(i, price, input.publisher.revenue_share_ppm, buyer.priority, 0, None));
+            calls.push(CallRecord { buyer: buyer.id.clone(), stage: "ping".into(), outcome: "fixed_price".into(), reason: None, latency_us: 0, price: Some(price) });
+            continue;
+        }
+        let body = shared_ping_body(&mut ping_body, rt, i, input);
+        spawn_call(rt.clone(), i, body, input.started, answer_by, tx.clone());
+        pending += 1;
+    }
+    drop(tx);
+    collect(rt, &rx, pending, answer_by, input, &mut bids, &mut calls);
+    AuctionResult { bids: auction::rank(bids, input.floor), calls }
+}
+
+/// Eligibility, plus caps for live traffic (test mode neither checks nor
+/// consumes them).
+fn admit(ex: &Exchange, rt: &Runtime, i: usize, input: &AuctionInput<'_>, day: u32) -> Result<(), Skip> {
+    let buyer = &rt.config.buyers[i];
+    auction::eligible(buyer, input.vertical, input.lead)?;
+    if let (Some(cap), false) = (buyer.caps.daily, input.test) {
+        if ex.cap_counter(&buyer.id, day).used(day) >= cap {
+            return Err(Skip::CapReached);
+        }
+    }
+    Ok(())
+}
+
+fn skip_record(buyer: &str, reason: &str) -> CallRecord {
+    CallRecord { buyer: buyer.into(), stage: "skip".into(), outcome: "ineligible".into(), reason: Some(reason.into()), latency_us: 0, price: None }
+}
+
+/// Buyers speaking the same format get the same bytes: build once per format.
+fn shared_ping_body(cache: &mut Option<(usize, Arc<Vec<u8>>, &'static str)>, rt: &Runtime, i: usize, input: &AuctionInput<'_>) -> (Arc<Vec<u8>>, &'static str) {
+    let integration = rt.buyers[i].integration;
+    let key = integration as *const dyn crate::buyer::Integration as *const () as usize;
+    if let Some((k, body, ct)) = cache {
+        if *k == key {
+            return (body.clone(), ct);
+        }
+    }
+    let mut out = Vec::with_capacity(512);
+    let ctx = PingCtx { ping_id: input.ping_id, vertical: input.vertical, lead: input.lead, test: input.test };
+    let ct = integration.build_ping(&ctx, &mut out);
+    let body = Arc::new(out);
+    *cache = Some((key, body.clone(), ct));
+    (body, ct)
+}
+
+fn spawn_call(rt: Arc<Runtime>, i: usize, (body, content_type): (Arc<Vec<u8>>, &'static str), started: Instant, answer_by: Instant, tx: may::sync::mpsc::Sender<Reply>) {
+    crate::rt::spawn(move || {
+        let buyer = &rt.config.buyers[i];
+        let brt = &rt.buyers[i];
+        let t0 = Instant::now();
+        let own = t0.max(started) + Duration::from_millis(buyer.ping_timeout_ms);
+        let deadline = own.min(answer_by);
+        let client = brt.ping.as_ref().expect("only ping buyers are called");
+        let url = buyer.ping_url.as_ref().expect("ping buyer has a ping_url");
+        let answer = match client.post(&url.target, &buyer.headers, content_type, &body, deadline) {
+            Ok(mut resp) => match brt.integration.parse_bid(resp.status, &mut resp.body) {
+                BidAnswer::Bid { price, buyer_ref } => Answer::Bid { price, buyer_ref },
+                BidAnswer::NoBid => Answer::NoBid,
+                BidAnswer::Invalid(reason) => Answer::Failed { outcome: "invalid", reason },
+            },
+            Err(crate::http::client::CallError::Timeout) => Answer::Failed { outcome: "timeout", reason: "timeout" },
+            Err(e) => Answer::Failed { outcome: "error", reason: e.reason() },
+        };
+        let latency_us = t0.elapsed().as_micros() as u64;
+        brt.metrics.ping(ping_result(&answer), latency_us);
+        if tx.send(Reply { buyer: i, answer, latency_us }).is_err() {
+            metrics::global().late_answers();
+        }
+    });
+}
+
+fn ping_result(a: &Answer) -> PingResult {
+    match a {
+        Answer::Bid { price, .. } => PingResult::Bid { price_cents: *price },
+        Answer::NoBid => PingResult::NoBid,
+        Answer::Failed { outcome: "timeout", .. } => PingResult::Timeout,
+        Answer::Failed { reason, .. } => PingResult::Error(reason),
+    }
+}
+
+fn collect(rt: &Runtime, rx: &may::sync::mpsc::Receiver<Reply>, mut pending: usize, answer_by: Instant, input: &AuctionInput<'_>, bids: &mut Vec<Bid>, calls: &mut Vec<CallRecord>) {
+    let mut answered = vec![false; rt.config.buyers.len()];
+    while pending > 0 {
+        let now = Instant::now();
+        if now >= answer_by {
+            break;
+        }
+        let Ok(reply) = rx.recv_timeout(answer_by - now) else { break };
+        pending -= 1;
+        answered[reply.buyer] = true;
+        let buyer = &rt.config.buyers[reply.buyer];
+        let mut rec = CallRecord { buyer: buyer.id.clone(), stage: "ping".into(), outcome: String::new(), reason: None, latency_us: reply.latency_us, price: None };
+        match reply.answer {
+            Answer::Bid { price, buyer_ref } => {
+                rec.outcome = "bid".into();
+                rec.price = Some(price);
+                bids.push(Bid::new(reply.buyer, price, input.publisher.revenue_share_ppm, buyer.priority, reply.latency_us, buyer_ref));
+            }
+            Answer::NoBid => rec.outcome = "no_bid".into(),
+            Answer::Failed { outcome, reason } => {
+                rec.outcome = outcome.into();
+                rec.reason = Some(reason.into());
+            }
+        }
+        calls.push(rec);
+    }
+    if pending > 0 {
+        for (i, buyer) in rt.config.buyers.iter().enumerate() {
+            let called = rt.buyers[i].ping.is_some() && !answered[i] && !calls.iter().any(|c| c.buyer == buyer.id);
+            if called {
+                calls.push(CallRecord { buyer: buyer.id.clone(), stage: "ping".into(), outcome: "timeout".into(), reason: Some("auction_deadline".into()), latency_us: input.started.elapsed().as_micros() as u64, price: None });
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The exchange's live state and its two I/O stages: the ping auction
+//! (`fanout`) and the post with failover that makes a sale durable (`sale`).
+//!
+//! `Runtime` is one immutable config with everything built from it (buyer
+//! connection pools, metric handles); a reload builds a new one and swaps it
+//! in atomically, and every request keeps the `Arc<Runtime>` it started
+//! with. State that must outlive a reload (cap counters, claims, the ping
+//! cache) lives in `Exchange`.
+
+pub mod caps;
+pub mod claims;
+pub mod fanout;
+pub mod pings;
+pub mod sale;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::buyer::{self, Integration};
+use crate::config::{Config, ConfigError};
+use crate::http::client::{BuyerClient, ClientOptions};
+use crate::metrics::{self, BuyerMetrics};
+use crate::store::Store;
+
+/// A buyer with everything needed to call it.
+pub struct BuyerRt {
+    pub ping: Option<BuyerClient>,
+    pub post: BuyerClient,
+    pub metrics: Arc<BuyerMetrics>,
+    pub integration: &'static dyn Integration,
+}
+
+/// One config and what was built from it.
+pub struct Runtime {
+    pub config: Config,
+    /// Same order as `config.buyers`.
+    pub buyers: Vec<BuyerRt>,
+}
+
+impl Runtime {
+    /// Builds connection pools for every buyer. Resolves host names, so it
+    /// blocks: call it from a plain thread (start-up, the reload thread).
+    pub fn build(config: Config) -> Result<Runtime, Vec<ConfigError>> {
+        let mut buyers = Vec::with_capacity(config.buyers.len());
+        let mut errors = Vec::new();
+        for (i, b) in config.buyers.iter().enumerate() {
+            let client = |url: &crate::http::url::Url, key: &str| {
+                BuyerClient::new(url, ClientOptions::default()).map_err(|e| ConfigError {
+                    key: format!("buyer[{i}].{key}"),
+                    message: format!("cannot reach buyer: {}", e.reason()),
+                })
+            };
+            let ping = b.ping_url.as_ref().map(|u| client(u, "ping_url")).transpose();
+            let post = client(&b.post_url, "post_url");
+            match (ping, post) {
+                (Ok(ping), Ok(post)) => buyers.push(BuyerRt {
+                    ping,
+                    post,
+                    metrics: metrics::global().buyer(&b.id),
+                    integration: buyer::for_buyer(b),
+                }),
+                (ping, post) => errors.extend(ping.err().into_iter().chain(post.err())),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Runtime { config, buyers })
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn buyer_index(&self, id: &str) -> Option<usize> {
+        self.config.buyers.iter().position(|b| b.id == id)
+    }
+}
+
+/// Everything a request handler needs.
+pub struct Exchange {
+    runtime: ArcSwap<Runtime>,
+    pub store: Store,
+    pub caps: caps::CapBook,
+    /// Pings (by id) whose post is running.
+    pub posting: claims::Claims<String>,
+    /// Direct posts (by publisher and idempotency key) running.
+    pub idempotency: claims::Claims<Vec<u8>>,
+    /// Dedupe keys (vertical + contact hash) of leads being sold.
+    pub selling: claims::Claims<Vec<u8>>,
+    pub pings: pings::PingCache,
+    draining: AtomicBool,
+    ready: AtomicBool,
+}
+
+impl Exchange {
+    pub fn new(runtime: Runtime, store: Store) -> Exchange {
+        Exchange {
+            runtime: ArcSwap::from_pointee(runtime),
+            store,
+            caps: caps::CapBook::default(),
+            posting: claims::Claims::default(),
+            idempotency: claims::Claims::default(),
+            selling: claims::Claims::default(),
+            pings: pings::PingCache::default(),
+            draining: AtomicBool::new(false),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// The config a request runs on, from start to finish.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    pub fn swap_runtime(&self, rt: Runtime) {
+        self.runtime.store(Arc::new(rt));
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire) && !self.is_draining()
+    }
+
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// The cap counter of a buyer, loaded from the store on first use.
+    pub fn cap_counter(&self, buyer: &str, day: u32) -> Arc<caps::CapCounter> {
+        self.caps.counter(buyer, day, || {
+            let prefix = crate::records::keys::cap_day(buyer, day);
+            match self.store.count_prefix(crate::store::Tree::Caps, &prefix) {
+                Ok(n) => n as u32,
+                Err(e) => {
+                    // Failing closed would stop a buyer forever; failing open
+                    // could oversell. The store failing here means it fails for
+                    // the sale too, so nothing will be sold regardless.
+                    log::error!(target: "leadx::caps", "counting sales failed buyer={buyer} error=\"{e}\"");
+                    0
+                }
+            }
+        })
+    }
+}

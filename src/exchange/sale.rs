@@ -1,0 +1,244 @@
+//! The post stage: offer the lead to the ranked bidders in turn until one
+//! accepts or the post deadline runs out, and make the outcome durable
+//! before anyone is told. The sale (lead, buyer, price, the buyer's lead id)
+//! goes to the store in one atomic batch together with the cap unit and the
+//! dedupe keys it consumes, and the caller answers only after the flush that
+//! covers it — a `sold` survives `kill -9` the moment after it is sent.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::buyer::{PostAnswer, PostCtx};
+use crate::exchange::{caps, Exchange, Runtime};
+use crate::ids;
+use crate::lead::{Consent, Lead};
+use crate::metrics::PostResult;
+use crate::records::{self, keys, CallRecord, LeadRecord, PingRecord, StoredBid};
+use crate::store::{Batch, StoreError, Tree};
+
+pub struct PostInput<'a> {
+    pub ping: &'a PingRecord,
+    pub lead: &'a Lead,
+    pub consent: Option<&'a Consent>,
+    pub started: Instant,
+    /// Extra writes to make durable with the outcome (the idempotency key of
+    /// a direct post), given the new lead id.
+    pub with_outcome: &'a dyn Fn(&str, &mut Batch),
+}
+
+#[derive(Debug)]
+pub enum SaleError {
+    /// The same phone or email was sold (or is being sold) in this vertical
+    /// within its dedupe window.
+    Duplicate,
+    Store(StoreError),
+}
+
+impl From<StoreError> for SaleError {
+    fn from(e: StoreError) -> Self {
+        SaleError::Store(e)
+    }
+}
+
+/// Runs the post stage and returns the durable lead record.
+pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<LeadRecord, SaleError> {
+    let ping = input.ping;
+    let dedupe_keys = dedupe_keys(rt, ping, input.lead);
+    let _selling = match &dedupe_keys {
+        Some((keys, window_ms)) => Some(claim_unsold(ex, keys, *window_ms)?),
+        None => None,
+    };
+    let now = ids::now_ms();
+    let mut rec = LeadRecord {
+        v: records::RECORD_VERSION,
+        lead_id: ids::new_id(),
+        ping_id: ping.ping_id.clone(),
+        publisher: ping.publisher.clone(),
+        vertical: ping.vertical.clone(),
+        test: ping.test,
+        created_ms: now,
+        status: records::STATUS_POSTING.into(),
+        reason: None,
+        price: None,
+        payout: None,
+        buyer: None,
+        buyer_lead_id: None,
+        sold_ms: None,
+        post_calls: Vec::new(),
+        pii_json: pii_json(input.lead, input.consent),
+    };
+    if ping.bids.is_empty() {
+        rec.status = records::STATUS_UNSOLD.into();
+        rec.reason = Some("no_bid".into());
+        commit(ex, input, &mut rec, None, &[])?;
+        return Ok(rec);
+    }
+    // Leave a trace before calling anyone, so a crash mid-post is visible.
+    let mut intent = Batch::default();
+    intent.insert(Tree::Leads, rec.lead_id.as_bytes().to_vec(), serde_json::to_vec(&rec).expect("record serialises"));
+    ex.store.write(intent)?;
+    let sale = offer(ex, rt, input, &mut rec);
+    let dedupe: &[Vec<u8>] = match (&sale, &dedupe_keys) {
+        (Some(_), Some((keys, _))) => keys,
+        _ => &[],
+    };
+    commit(ex, input, &mut rec, sale, dedupe)?;
+    Ok(rec)
+}
+
+/// Walks the bids; returns the accepting bid and its cap reservation day.
+fn offer(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>, rec: &mut LeadRecord) -> Option<(StoredBid, u32)> {
+    let ping = input.ping;
+    let deadline = input.started + Duration::from_millis(rt.config.auction.post_timeout_ms);
+    let day = caps::utc_day(ids::now_ms());
+    let mut body = Vec::with_capacity(1024);
+    let mut attempted = false;
+    for bid in &ping.bids {
+        if Instant::now() >= deadline {
+            rec.reason = Some("post_timeout".into());
+            return None;
+        }
+        let Some(i) = rt.buyer_index(&bid.buyer) else {
+            rec.post_calls.push(skip(&bid.buyer, "buyer_removed"));
+            continue;
+        };
+        let buyer = &rt.config.buyers[i];
+        let cap = buyer.caps.daily.filter(|_| !ping.test).map(|cap| (ex.cap_counter(&buyer.id, day), cap));
+        if let Some((counter, cap)) = &cap {
+            if !counter.reserve(day, *cap) {
+                rec.post_calls.push(skip(&bid.buyer, "cap_reached"));
+                continue;
+            }
+        }
+        attempted = true;
+        if let Some(buyer_lead_id) = post_one(rt, i, bid, input, deadline, &mut body, rec) {
+            rec.buyer_lead_id = buyer_lead_id;
+            return Some((bid.clone(), day));
+        }
+        if let Some((counter, _)) = &cap {
+            counter.release(day);
+        }
+    }
+    if rec.reason.is_none() {
+        rec.reason = Some(if attempted { "rejected" } else { "no_eligible_buyer" }.into());
+    }
+    None
+}
+
+/// One post call; `Some(buyer's lead id)` when the buyer accepted.
+fn post_one(rt: &Runtime, i: usize, bid: &StoredBid, input: &PostInput<'_>, deadline: Instant, body: &mut Vec<u8>, rec: &mut LeadRecord) -> Option<Option<String>> {
+    let buyer = &rt.config.buyers[i];
+    let brt = &rt.buyers[i];
+    let ping = input.ping;
+    body.clear();
+    let ctx = PostCtx { ping_id: &ping.ping_id, buyer_ref: bid.buyer_ref.as_deref(), vertical: &ping.vertical, lead: input.lead, consent: input.consent, price: bid.price, test: ping.test };
+    let content_type = brt.integration.build_post(&ctx, body);
+    let t0 = Instant::now();
+    let call_deadline = (t0 + Duration::from_millis(buyer.post_timeout_ms)).min(deadline);
+    let result = brt.post.post(&buyer.post_url.target, &buyer.headers, content_type, body, call_deadline);
+    let latency_us = t0.elapsed().as_micros() as u64;
+    let mut call = CallRecord { buyer: buyer.id.clone(), stage: "post".into(), outcome: String::new(), reason: None, latency_us, price: Some(bid.price) };
+    let (accepted, metric) = match result {
+        Ok(mut resp) => match brt.integration.parse_result(resp.status, &mut resp.body) {
+            PostAnswer::Accepted { buyer_lead_id } => {
+                call.outcome = "accepted".into();
+                (Some(buyer_lead_id), PostResult::Accepted)
+            }
+            PostAnswer::Rejected { reason } => {
+                call.outcome = "rejected".into();
+                call.reason = Some(reason);
+                (None, PostResult::Rejected)
+            }
+            PostAnswer::Invalid(reason) => {
+                call.outcome = "failed".into();
+                call.reason = Some(reason.into());
+                (None, PostResult::Failed)
+            }
+        },
+        Err(e) => {
+            call.outcome = "failed".into();
+            call.reason = Some(e.reason().into());
+            (None, PostResult::Failed)
+        }
+    };
+    brt.metrics.post(metric, latency_us);
+    rec.post_calls.push(call);
+    accepted
+}
+
+fn skip(buyer: &str, reason: &str) -> CallRecord {
+    CallRecord { buyer: buyer.into(), stage: "post".into(), outcome: "skipped".into(), reason: Some(reason.into()), latency_us: 0, price: None }
+}
+
+/// Writes the outcome durably: the lead record, the ping's link to it, and
+/// for a sale the cap unit, the dedupe keys and the sales index.
+fn commit(ex: &Exchange, input: &PostInput<'_>, rec: &mut LeadRecord, sale: Option<(StoredBid, u32)>, dedupe: &[Vec<u8>]) -> Result<(), StoreError> {
+    let now = ids::now_ms();
+    let mut batch = Batch::default();
+    if let Some((bid, day)) = &sale {
+        rec.status = records::STATUS_SOLD.into();
+        rec.reason = None;
+        rec.price = Some(bid.price);
+        rec.payout = Some(bid.payout);
+        rec.buyer = Some(bid.buyer.clone());
+        rec.sold_ms = Some(now);
+        if !rec.test {
+            batch.insert(Tree::Caps, keys::cap_sale(&bid.buyer, *day, &rec.lead_id), Vec::new());
+            batch.insert(Tree::Sales, rec.lead_id.as_bytes().to_vec(), Vec::new());
+            for k in dedupe {
+                batch.insert(Tree::Dedupe, k.clone(), now.to_be_bytes().to_vec());
+            }
+        }
+    } else {
+        rec.status = records::STATUS_UNSOLD.into();
+    }
+    let mut ping = input.ping.clone();
+    ping.lead_id = Some(rec.lead_id.clone());
+    batch.insert(Tree::Pings, ping.ping_id.as_bytes().to_vec(), serde_json::to_vec(&ping).expect("record serialises"));
+    batch.insert(Tree::Leads, rec.lead_id.as_bytes().to_vec(), serde_json::to_vec(&*rec).expect("record serialises"));
+    (input.with_outcome)(&rec.lead_id, &mut batch);
+    ex.store.write_durable(batch)
+}
+
+/// The dedupe keys of a live lead in a vertical with a window, and the
+/// window in milliseconds.
+fn dedupe_keys(rt: &Runtime, ping: &PingRecord, lead: &Lead) -> Option<(Vec<Vec<u8>>, u64)> {
+    if ping.test {
+        return None;
+    }
+    let days = rt.config.vertical(&ping.vertical)?.dedupe_window_days;
+    if days == 0 {
+        return None;
+    }
+    let keys: Vec<Vec<u8>> = lead.dedupe_hashes().iter().flatten().map(|h| keys::dedupe(&ping.vertical, h)).collect();
+    Some((keys, u64::from(days) * 86_400_000))
+}
+
+/// Claims the lead's contacts for this sale; a duplicate when another sale of
+/// them is running or one was sold within the window.
+fn claim_unsold(ex: &Exchange, keys: &[Vec<u8>], window_ms: u64) -> Result<crate::exchange::claims::Claim<Vec<u8>>, SaleError> {
+    let claim = ex.selling.claim_all(keys.to_vec()).ok_or(SaleError::Duplicate)?;
+    let now = ids::now_ms();
+    for k in keys {
+        if let Some(v) = ex.store.get(Tree::Dedupe, k)? {
+            let sold_ms = v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
+            if now.saturating_sub(sold_ms) < window_ms {
+                return Err(SaleError::Duplicate);
+            }
+        }
+    }
+    Ok(claim)
+}
+
+fn pii_json(lead: &Lead, consent: Option<&Consent>) -> String {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"{\"lead\":");
+    lead.write_json(&mut out, true);
+    out.extend_from_slice(b",\"consent\":");
+    match consent {
+        Some(c) => c.write_json(&mut out),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.push(b'}');
+    String::from_utf8(out).expect("JSON writers emit UTF-8")
+}

@@ -1,0 +1,174 @@
+//! What the store keeps, as versioned records. Serialised with serde_json:
+//! the records are small, human-readable in a pinch, and the version field
+//! lets a later leadx read (or refuse) what an earlier one wrote.
+//!
+//! PII lives in exactly one place: `LeadRecord::pii_json`. Pings hold only
+//! ping fields; call records hold outcomes and timings, never lead data.
+
+use serde::{Deserialize, Serialize};
+
+use crate::money::Cents;
+
+pub const RECORD_VERSION: u32 = 1;
+
+/// One buyer's part in an auction or a post: called or not, why, and what
+/// it answered.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CallRecord {
+    pub buyer: String,
+    /// `ping`, `post` or `skip` (not called: ineligible, cap reached, …).
+    pub stage: String,
+    /// `bid`, `no_bid`, `accepted`, `rejected`, `failed`, `timeout`, `ineligible`, `fixed_price`, …
+    pub outcome: String,
+    /// Why, for anything but a plain bid or acceptance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub latency_us: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Cents>,
+}
+
+/// A ranked bid kept with its ping, so the post stage can walk them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredBid {
+    pub buyer: String,
+    pub price: Cents,
+    pub payout: Cents,
+    pub priority: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_ref: Option<String>,
+}
+
+/// A ping auction (also the first stage of a direct post).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PingRecord {
+    pub v: u32,
+    pub ping_id: String,
+    pub publisher: String,
+    pub vertical: String,
+    pub test: bool,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+    /// The ping fields of the lead as JSON (no PII), for `ping_mismatch`.
+    pub lead_json: String,
+    /// Best first; empty when nobody bid.
+    pub bids: Vec<StoredBid>,
+    pub calls: Vec<CallRecord>,
+    /// Set once the ping was posted: the outcome lives in the lead record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_id: Option<String>,
+    #[serde(default)]
+    pub direct: bool,
+    #[serde(default)]
+    pub auction_us: u64,
+}
+
+/// Status of a lead record.
+pub const STATUS_POSTING: &str = "posting";
+pub const STATUS_SOLD: &str = "sold";
+pub const STATUS_UNSOLD: &str = "unsold";
+
+/// A posted lead and its outcome. Written `posting` before the first buyer
+/// is called and rewritten durably with the outcome.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LeadRecord {
+    pub v: u32,
+    pub lead_id: String,
+    pub ping_id: String,
+    pub publisher: String,
+    pub vertical: String,
+    pub test: bool,
+    pub created_ms: u64,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What the buyer pays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Cents>,
+    /// What the publisher earns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout: Option<Cents>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_lead_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sold_ms: Option<u64>,
+    pub post_calls: Vec<CallRecord>,
+    /// The full lead and consent as JSON: the only PII leadx keeps.
+    pub pii_json: String,
+}
+
+/// Keys. Pings and leads use their ids (time-ordered, so a reverse scan is
+/// newest first); the rest are composed here so that no other module
+/// invents a key layout.
+pub mod keys {
+    pub fn idempotency(publisher: &str, key: &str) -> Vec<u8> {
+        let mut k = Vec::with_capacity(publisher.len() + key.len() + 1);
+        k.extend_from_slice(publisher.as_bytes());
+        k.push(0);
+        k.extend_from_slice(key.as_bytes());
+        k
+    }
+
+    /// Prefix of a buyer's sales on one UTC day; one key per sale below it.
+    pub fn cap_day(buyer: &str, day: u32) -> Vec<u8> {
+        let mut k = Vec::with_capacity(buyer.len() + 6);
+        k.extend_from_slice(buyer.as_bytes());
+        k.push(0);
+        k.extend_from_slice(&day.to_be_bytes());
+        k
+    }
+
+    pub fn cap_sale(buyer: &str, day: u32, lead_id: &str) -> Vec<u8> {
+        let mut k = cap_day(buyer, day);
+        k.extend_from_slice(lead_id.as_bytes());
+        k
+    }
+
+    pub fn dedupe(vertical: &str, hash: &[u8; 32]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(vertical.len() + 33);
+        k.extend_from_slice(vertical.as_bytes());
+        k.push(0);
+        k.extend_from_slice(hash);
+        k
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_keys_of_one_day_share_the_prefix_and_other_days_do_not() {
+        let day = keys::cap_day("b1", 20_000);
+        assert!(keys::cap_sale("b1", 20_000, "L1").starts_with(&day));
+        assert!(!keys::cap_sale("b1", 20_001, "L1").starts_with(&day));
+        assert!(!keys::cap_sale("b10", 20_000, "L1").starts_with(&day));
+    }
+
+    #[test]
+    fn lead_record_round_trips() {
+        let r = LeadRecord {
+            v: RECORD_VERSION,
+            lead_id: "L".into(),
+            ping_id: "P".into(),
+            publisher: "pub1".into(),
+            vertical: "auto".into(),
+            test: false,
+            created_ms: 1,
+            status: STATUS_SOLD.into(),
+            reason: None,
+            price: Some(1200),
+            payout: Some(960),
+            buyer: Some("b1".into()),
+            buyer_lead_id: Some("x".into()),
+            sold_ms: Some(2),
+            post_calls: vec![],
+            pii_json: "{}".into(),
+        };
+        let bytes = serde_json::to_vec(&r).unwrap();
+        assert_eq!(serde_json::from_slice::<LeadRecord>(&bytes).unwrap(), r);
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests, one binary (STYLE 14): leadx in-process on
+//! 127.0.0.1:0 with a temporary store and real mock buyers on loopback.
+
+mod auction;
+mod crash;
+mod errors;
+mod post;
+mod support;
