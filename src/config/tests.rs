@@ -232,7 +232,7 @@ const BAD: &[(&str, &[&str])] = &[
         "[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"http://h/p\"\nfixed_price = 1\nheaders = { \"X Bad\" = \"v\", \"Host\" = \"h\", \"X-A\" = \"a\\r\\nEvil: 1\", \"x-a\" = \"b\", \"X-N\" = 1 }",
         &[
             "buyer[0].headers.Host: set by leadx itself; cannot be configured",
-            "buyer[0].headers.X Bad: not a valid header name",
+            "buyer[0].headers.\"X Bad\": not a valid header name",
             "buyer[0].headers.X-A: value contains CR, LF or NUL",
             "buyer[0].headers.X-N: expected a string",
             "buyer[0].headers.x-a: duplicate header (names ignore case)",
@@ -370,6 +370,27 @@ post_url = "http://b1.example/post"
             "buyer[0].fixed_price: required for a direct-post buyer (no ping_url)",
         ]
     );
+}
+
+#[test]
+fn at_most_buyers_max_buyers() {
+    let buyer = |i: usize| {
+        format!("[[buyer]]\nid = \"b{i}\"\nverticals = [\"v\"]\nping_url = \"http://10.0.0.1:9000/ping\"\npost_url = \"http://10.0.0.1:9000/post\"\nheaders = {{ \"X-Key\" = \"${{B1_KEY}}\" }}\n[buyer.filter]\nstates = [\"CA\"]\n")
+    };
+    let full: String = base() + &(0..limits::BUYERS_MAX).map(buyer).collect::<String>();
+    let started = std::time::Instant::now();
+    let c = parse(&full, &b1_key).unwrap();
+    // Not an assertion: `--nocapture` shows what a full-size config costs.
+    println!("{} buyers, {} bytes parsed in {:?}", c.buyers.len(), full.len(), started.elapsed());
+    assert_eq!(c.buyer(&format!("b{}", limits::BUYERS_MAX - 1)).map(|b| b.headers.len()), Some(1));
+    let over = full + &buyer(limits::BUYERS_MAX);
+    assert_eq!(lines_for(&over), [format!("buyer: at most {} entries", limits::BUYERS_MAX)]);
+}
+
+#[test]
+fn odd_key_names_are_quoted() {
+    let text = format!("{MINIMAL}\"a.b\" = 1\n\"\" = 2\n");
+    assert_eq!(lines_for(&text), ["server.\"\": unknown key", "server.\"a.b\": unknown key"]);
 }
 
 #[test]

@@ -68,9 +68,13 @@ pub(super) struct Section<'t> {
 
 impl<'t> Section<'t> {
     /// The full key of `name` inside this table.
+    /// A name that is not a TOML bare key (`"X Bad"`, `"a.b"`) is quoted, so
+    /// the printed key is unambiguous and can be pasted back into the file.
     pub fn key(&self, name: &str) -> String {
+        let bare = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let name = if bare { name.to_string() } else { format!("{name:?}") };
         if self.path.is_empty() {
-            name.to_string()
+            name
         } else {
             format!("{}.{name}", self.path)
         }
