@@ -43,3 +43,45 @@ pub const PINGS_CACHED_MAX: usize = 200_000;
 pub const RESPONSE_MARGIN_MS: u64 = 2;
 /// Longest `Idempotency-Key` accepted.
 pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
+// --- configuration (src/config) ---
+
+/// Largest config file read; a bigger one is refused before parsing.
+pub const CONFIG_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Largest secret read from `$CREDENTIALS_DIRECTORY/NAME`.
+pub const SECRET_BYTES_MAX: usize = 64 * 1024;
+/// Longest vertical, publisher or buyer id.
+pub const ID_BYTES_MAX: usize = 64;
+/// Most verticals in one config.
+pub const VERTICALS_MAX: usize = 256;
+/// Most publishers in one config.
+pub const PUBLISHERS_MAX: usize = 10_000;
+/// Most entries in `publisher.allowed_ips`.
+pub const PUBLISHER_IPS_MAX: usize = 1024;
+/// Ceiling for `publisher.rate_limit_rps`.
+pub const RATE_LIMIT_RPS_MAX: u32 = 1_000_000;
+/// Most extra headers sent to one buyer.
+pub const BUYER_HEADERS_MAX: usize = 32;
+/// Most entries in `buyer.filter.states` (there are 62 USPS codes).
+pub const FILTER_STATES_MAX: usize = 64;
+/// Ceiling for `auction.ping_timeout_ms` and `buyer.ping_timeout_ms`.
+pub const PING_TIMEOUT_MS_MAX: u64 = 60_000;
+/// Ceiling for `auction.post_timeout_ms` and `buyer.post_timeout_ms`.
+pub const POST_TIMEOUT_MS_MAX: u64 = 300_000;
+/// Ceiling for `auction.bid_ttl_s`: a day.
+pub const BID_TTL_S_MAX: u64 = 86_400;
+/// Ceiling for the server's idle, request and drain time-outs: an hour.
+pub const SERVER_TIMEOUT_MS_MAX: u64 = 3_600_000;
+/// Ceiling for `server.workers`.
+pub const WORKERS_MAX: usize = 256;
+/// Ceiling for `server.connections_max`.
+pub const CONNECTIONS_MAX_CEILING: usize = 1024 * 1024;
+/// Ceiling for `vertical.dedupe_window_days`: ten years.
+pub const DEDUPE_WINDOW_DAYS_MAX: u32 = 3650;
+/// Youngest and oldest age a lead may carry (contract §3), so also the
+/// bounds of `buyer.filter.age_min` / `age_max`.
+pub const AGE_YEARS_MIN: u16 = 18;
+pub const AGE_YEARS_MAX: u16 = 120;
+
+const _: () = assert!(CONNECTIONS_MAX <= CONNECTIONS_MAX_CEILING);
+const _: () = assert!(PING_TIMEOUT_MS_MAX <= POST_TIMEOUT_MS_MAX);
+const _: () = assert!(AGE_YEARS_MIN <= AGE_YEARS_MAX);

@@ -1,7 +1,9 @@
 //! Integration tests, one binary (STYLE 14): leadx in-process on
 //! 127.0.0.1:0 with a temporary store and real mock buyers on loopback.
+//! One module per area.
 
 mod auction;
+mod config;
 mod crash;
 mod errors;
 mod post;

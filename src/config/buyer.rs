@@ -1,0 +1,198 @@
+//! `[[buyer]]` with its `headers`, `[buyer.filter]` and `[buyer.caps]`.
+//! Buyers carry the most rules (URLs, prices, header syntax, filter ranges),
+//! so they get their own reader.
+
+use std::collections::HashSet;
+
+use super::sections::{id, unique_ids, vertical_refs};
+use super::walk::{Section, Walker};
+use super::{Auction, Buyer, Caps, Filter};
+use crate::http::url::{self, Url};
+use crate::limits;
+use crate::money::{cents_from_f64, Cents};
+
+const BUYER_KEYS: &[&str] = &[
+    "id",
+    "verticals",
+    "ping_url",
+    "post_url",
+    "fixed_price",
+    "ping_timeout_ms",
+    "post_timeout_ms",
+    "priority",
+    "headers",
+    "filter",
+    "caps",
+];
+
+/// Headers that frame the request leadx sends; a config value for one
+/// would corrupt the HTTP exchange, so they are refused.
+const RESERVED_HEADERS: &[&str] = &["host", "content-length", "transfer-encoding", "connection"];
+
+/// `[[buyer]]`: at most `BUYERS_MAX`; `known` are the vertical ids and
+/// `auction` gives the default time-outs.
+pub(super) fn buyers(w: &mut Walker, top: &Section, known: &HashSet<String>, auction: &Auction) -> Option<Vec<Buyer>> {
+    let items = top.array_of_tables(w, "buyer", limits::BUYERS_MAX);
+    let mut ids = Vec::new();
+    let mut out = Vec::new();
+    for (path, table) in &items {
+        let s = Section { path, table };
+        s.only(w, BUYER_KEYS);
+        let id_text = id(w, &s);
+        ids.extend(id_text.clone().map(|t| (s.key("id"), t)));
+        out.push(buyer(w, &s, id_text.map(|t| t.value), known, auction));
+    }
+    unique_ids(w, &ids);
+    out.into_iter().collect()
+}
+
+fn buyer(w: &mut Walker, s: &Section, id: Option<String>, known: &HashSet<String>, auction: &Auction) -> Option<Buyer> {
+    let verticals = vertical_refs(w, s, known);
+    let ping_url = optional(s.has("ping_url"), url_at(w, s, "ping_url"));
+    let post_url = s.need(w, "post_url").then(|| url_at(w, s, "post_url")).flatten();
+    let fixed_price = optional(s.has("fixed_price"), price(w, s, "fixed_price"));
+    let priced = s.has("ping_url") || s.has("fixed_price");
+    if !priced {
+        w.error(s.key("fixed_price"), "required for a direct-post buyer (no ping_url)");
+    }
+    let ping_ms =
+        s.int_or(w, "ping_timeout_ms", 1..=limits::PING_TIMEOUT_MS_MAX as i64, auction.ping_timeout_ms as i64);
+    let post_ms =
+        s.int_or(w, "post_timeout_ms", 1..=limits::POST_TIMEOUT_MS_MAX as i64, auction.post_timeout_ms as i64);
+    let priority = s.int_or(w, "priority", i64::MIN..=i64::MAX, 0);
+    let headers = headers(w, s);
+    let filter = filter(w, s);
+    let caps = caps(w, s);
+    priced.then_some(())?;
+    Some(Buyer {
+        id: id?,
+        verticals: verticals?,
+        ping_url: ping_url?,
+        post_url: post_url?,
+        fixed_price: fixed_price?,
+        ping_timeout_ms: ping_ms? as u64,
+        post_timeout_ms: post_ms? as u64,
+        priority: priority?,
+        headers: headers?,
+        filter: filter?,
+        caps: caps?,
+    })
+}
+
+/// An optional key's value: `Some(None)` when absent, `None` when present
+/// but invalid (its error already recorded).
+fn optional<T>(present: bool, value: Option<T>) -> Option<Option<T>> {
+    if present {
+        value.map(Some)
+    } else {
+        Some(None)
+    }
+}
+
+fn url_at(w: &mut Walker, s: &Section, name: &str) -> Option<Url> {
+    let text = s.string(w, name)?;
+    match url::parse(&text.value) {
+        Ok(u) => Some(u),
+        Err(why) => {
+            w.error(s.key(name), format!("not a URL ({why})"));
+            None
+        }
+    }
+}
+
+fn price(w: &mut Walker, s: &Section, name: &str) -> Option<Cents> {
+    let cents = cents_from_f64(s.number(w, name)?);
+    if cents.is_none() {
+        w.error(s.key(name), "not a price (non-negative USD, at most 2 decimals)");
+    }
+    cents
+}
+
+/// `headers = { "Name" = "value" }`: names are HTTP tokens, unique ignoring
+/// case, not one leadx sets itself; values (after `${NAME}`) hold no CR, LF
+/// or NUL, which could smuggle a header. Values never appear in errors.
+fn headers(w: &mut Walker, s: &Section) -> Option<Vec<(String, String)>> {
+    if !s.has("headers") {
+        return Some(Vec::new());
+    }
+    let (path, table) = s.table(w, "headers")?;
+    if table.len() > limits::BUYER_HEADERS_MAX {
+        w.error(path, format!("at most {} headers", limits::BUYER_HEADERS_MAX));
+        return None;
+    }
+    let before = w.errors.len();
+    let h = Section { path: &path, table };
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(table.len());
+    for name in table.keys() {
+        let key = h.key(name);
+        let lower = name.to_ascii_lowercase();
+        if !is_token(name) {
+            w.error(key.clone(), "not a valid header name");
+        } else if RESERVED_HEADERS.contains(&lower.as_str()) {
+            w.error(key.clone(), "set by leadx itself; cannot be configured");
+        } else if !seen.insert(lower) {
+            w.error(key.clone(), "duplicate header (names ignore case)");
+        }
+        let Some(value) = h.string(w, name) else { continue };
+        if value.value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            w.error(key, "value contains CR, LF or NUL");
+            continue;
+        }
+        out.push((name.clone(), value.value));
+    }
+    (w.errors.len() == before).then_some(out)
+}
+
+/// An HTTP token (RFC 9110 `tchar`s), as header names must be.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn filter(w: &mut Walker, s: &Section) -> Option<Filter> {
+    if !s.has("filter") {
+        return Some(Filter::default());
+    }
+    let (path, table) = s.table(w, "filter")?;
+    let f = Section { path: &path, table };
+    f.only(w, &["states", "age_min", "age_max"]);
+    let states = optional(f.has("states"), states(w, &f));
+    let ages = i64::from(limits::AGE_YEARS_MIN)..=i64::from(limits::AGE_YEARS_MAX);
+    let age_min = optional(f.has("age_min"), f.int(w, "age_min", ages.clone()).map(|n| n as u16));
+    let age_max = optional(f.has("age_max"), f.int(w, "age_max", ages).map(|n| n as u16));
+    if let (Some(Some(lo)), Some(Some(hi))) = (age_min, age_max) {
+        if lo > hi {
+            w.error(f.key("age_min"), "greater than age_max");
+            return None;
+        }
+    }
+    Some(Filter { states: states?, age_min: age_min?, age_max: age_max? })
+}
+
+fn states(w: &mut Walker, f: &Section) -> Option<Vec<String>> {
+    let before = w.errors.len();
+    let items = f.strings(w, "states", limits::FILTER_STATES_MAX)?;
+    if items.is_empty() {
+        w.error(f.key("states"), "must not be empty (leave it out to accept every state)");
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (key, text) in items {
+        if crate::usps::is_state(&text.value) {
+            out.push(text.value);
+        } else {
+            w.error(key, format!("not a USPS state code {}", text.shown()));
+        }
+    }
+    (w.errors.len() == before).then_some(out)
+}
+
+fn caps(w: &mut Walker, s: &Section) -> Option<Caps> {
+    if !s.has("caps") {
+        return Some(Caps::default());
+    }
+    let (path, table) = s.table(w, "caps")?;
+    let c = Section { path: &path, table };
+    c.only(w, &["daily"]);
+    let daily = c.int(w, "daily", 1..=i64::from(u32::MAX)).map(|n| n as u32);
+    Some(Caps { daily: optional(c.has("daily"), daily)? })
+}

@@ -1,0 +1,270 @@
+//! The configuration: a TOML file (contract §2) turned into a validated
+//! [`Config`], or into the full list of what is wrong with it, one
+//! [`ConfigError`] per problem, each naming its key (`buyer[2].post_url: not
+//! a URL (bad host)`). `leadx check-config` prints exactly these lines.
+//!
+//! The file is parsed into a `toml::Table` and walked by hand (`walk`)
+//! rather than deserialized with serde, because serde stops at the first
+//! problem. `${NAME}` in any string value is replaced by the secret NAME
+//! (`secrets`); `$${` writes a literal `${`.
+//!
+//! Loading does blocking I/O (the file, maybe `$CREDENTIALS_DIRECTORY`):
+//! call [`load`] from a plain thread, never from a may worker.
+
+mod buyer;
+mod ipnet;
+mod secrets;
+mod sections;
+mod walk;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::http::url::Url;
+use crate::limits;
+use crate::money::{Cents, SharePpm};
+
+pub use ipnet::IpNet;
+pub use secrets::{default_secrets, hash_key, verify_key};
+
+/// One problem in a config file. Displays as `{key}: {message}`, one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A validated configuration. Build it with [`parse`] or [`load`]: lookups
+/// use indexes built there (call [`Config::reindex`] after editing the lists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub server: Server,
+    pub admin: Admin,
+    pub auction: Auction,
+    pub verticals: Vec<Vertical>,
+    pub publishers: Vec<Publisher>,
+    pub buyers: Vec<Buyer>,
+    index: Index,
+}
+
+/// Position lookups so that per-request questions are O(1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Index {
+    publisher_by_key: HashMap<[u8; 32], usize>,
+    vertical_by_id: HashMap<String, usize>,
+    buyer_by_id: HashMap<String, usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub body_bytes_max: usize,
+    /// Extension; default: available cores.
+    pub workers: usize,
+    /// Extension; default 30_000.
+    pub idle_timeout_ms: u64,
+    /// Extension; default 10_000.
+    pub request_timeout_ms: u64,
+    /// Extension; default 10_000.
+    pub drain_timeout_ms: u64,
+    /// Extension; default [`limits::CONNECTIONS_MAX`].
+    pub connections_max: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// Absent: the admin API answers 401 to everyone.
+    pub token_sha256: Option<[u8; 32]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auction {
+    pub ping_timeout_ms: u64,
+    pub post_timeout_ms: u64,
+    pub bid_ttl_s: u64,
+}
+
+impl Default for Auction {
+    fn default() -> Self {
+        Auction { ping_timeout_ms: 300, post_timeout_ms: 3000, bid_ttl_s: 120 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vertical {
+    pub id: String,
+    pub require_consent: bool,
+    /// 0 = dedupe off.
+    pub dedupe_window_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publisher {
+    pub id: String,
+    pub api_key_sha256: [u8; 32],
+    /// `revenue_share` in the file (0..=1), in parts per million.
+    pub revenue_share_ppm: SharePpm,
+    pub verticals: Vec<String>,
+    /// Extension: empty = any address.
+    pub allowed_ips: Vec<IpNet>,
+    /// Extension.
+    pub rate_limit_rps: Option<u32>,
+}
+
+/// A buyer. `Debug` prints header values as `***`: they carry credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Buyer {
+    pub id: String,
+    pub verticals: Vec<String>,
+    /// Absent: a direct-post buyer, which bids `fixed_price` without a call.
+    pub ping_url: Option<Url>,
+    pub post_url: Url,
+    /// Required when `ping_url` is absent.
+    pub fixed_price: Option<Cents>,
+    pub ping_timeout_ms: u64,
+    pub post_timeout_ms: u64,
+    /// Tie-break between equal prices: higher first.
+    pub priority: i64,
+    /// Extra request headers, after `${NAME}` substitution, sorted by name.
+    pub headers: Vec<(String, String)>,
+    pub filter: Filter,
+    pub caps: Caps,
+}
+
+impl fmt::Debug for Buyer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(k, _)| (k.as_str(), "***")).collect();
+        f.debug_struct("Buyer")
+            .field("id", &self.id)
+            .field("verticals", &self.verticals)
+            .field("ping_url", &self.ping_url)
+            .field("post_url", &self.post_url)
+            .field("fixed_price", &self.fixed_price)
+            .field("ping_timeout_ms", &self.ping_timeout_ms)
+            .field("post_timeout_ms", &self.post_timeout_ms)
+            .field("priority", &self.priority)
+            .field("headers", &headers)
+            .field("filter", &self.filter)
+            .field("caps", &self.caps)
+            .finish()
+    }
+}
+
+/// Every key optional; all that are given must hold for a lead to match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub states: Option<Vec<String>>,
+    pub age_min: Option<u16>,
+    pub age_max: Option<u16>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caps {
+    /// Accepted leads per UTC day.
+    pub daily: Option<u32>,
+}
+
+impl Config {
+    pub fn vertical(&self, id: &str) -> Option<&Vertical> {
+        self.index.vertical_by_id.get(id).and_then(|&i| self.verticals.get(i))
+    }
+
+    /// The publisher whose API key this is (hashed here, looked up in O(1)).
+    pub fn publisher_by_key(&self, api_key: &[u8]) -> Option<&Publisher> {
+        let hash = secrets::sha256(api_key);
+        self.index.publisher_by_key.get(&hash).and_then(|&i| self.publishers.get(i))
+    }
+
+    pub fn buyer(&self, id: &str) -> Option<&Buyer> {
+        self.index.buyer_by_id.get(id).and_then(|&i| self.buyers.get(i))
+    }
+
+    /// Rebuilds the lookup indexes; needed only after editing the lists.
+    pub fn reindex(&mut self) {
+        self.index = Index {
+            publisher_by_key: self.publishers.iter().enumerate().map(|(i, p)| (p.api_key_sha256, i)).collect(),
+            vertical_by_id: self.verticals.iter().enumerate().map(|(i, v)| (v.id.clone(), i)).collect(),
+            buyer_by_id: self.buyers.iter().enumerate().map(|(i, b)| (b.id.clone(), i)).collect(),
+        };
+    }
+}
+
+/// Reads and validates the file at `path`, secrets from [`default_secrets`].
+/// An unreadable file is one error whose key is the path. Blocking.
+pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    load_with(path, &default_secrets)
+}
+
+/// [`load`] with the secrets passed in.
+pub fn load_with(path: &Path, secrets: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<ConfigError>> {
+    let unreadable = |message: String| vec![ConfigError { key: path.display().to_string(), message }];
+    let file = std::fs::File::open(path).map_err(|e| unreadable(format!("cannot read: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(limits::CONFIG_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| unreadable(format!("cannot read: {e}")))?;
+    if bytes.len() > limits::CONFIG_BYTES_MAX {
+        return Err(unreadable(format!("larger than {} bytes", limits::CONFIG_BYTES_MAX)));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8".to_string()))?;
+    parse(&text, secrets)
+}
+
+/// Validates a config text; `secrets(NAME)` supplies each `${NAME}`.
+/// Either a `Config` or every problem found, in file order by section.
+pub fn parse(text: &str, secrets: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<ConfigError>> {
+    let root: toml::Table = text.parse().map_err(|e| vec![syntax_error(text, &e)])?;
+    let mut w = walk::Walker::new(secrets);
+    let top = walk::Section { path: "", table: &root };
+    top.only(&mut w, &["server", "admin", "auction", "vertical", "publisher", "buyer"]);
+    let server = sections::server(&mut w, &top);
+    let admin = sections::admin(&mut w, &top);
+    let auction = sections::auction(&mut w, &top);
+    let (verticals, known) = sections::verticals(&mut w, &top);
+    let publishers = sections::publishers(&mut w, &top, &known);
+    let buyers = buyer::buyers(&mut w, &top, &known, auction.as_ref().unwrap_or(&Auction::default()));
+    match (server, admin, auction, verticals, publishers, buyers) {
+        (Some(server), Some(admin), Some(auction), Some(verticals), Some(publishers), Some(buyers))
+            if w.errors.is_empty() =>
+        {
+            let mut config = Config { server, admin, auction, verticals, publishers, buyers, index: Index::default() };
+            config.reindex();
+            Ok(config)
+        }
+        _ if w.errors.is_empty() => {
+            // Every `None` above comes with an error; this is a bug, but a
+            // config check must still fail loudly rather than panic.
+            Err(vec![ConfigError { key: "config".into(), message: "invalid (internal: no error recorded)".into() }])
+        }
+        _ => Err(w.errors),
+    }
+}
+
+/// A TOML syntax error as `line N: message`, one line, never a panic.
+fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let key = match e.span() {
+        Some(span) => {
+            let at = span.start.min(text.len());
+            let line = text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            format!("line {line}")
+        }
+        None => "config".to_string(),
+    };
+    let message = e.message().trim().replace('\n', "; ");
+    ConfigError { key, message }
+}
+
+#[cfg(test)]
+mod tests;

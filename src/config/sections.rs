@@ -1,0 +1,240 @@
+//! `[server]`, `[admin]`, `[auction]`, `[[vertical]]` and `[[publisher]]`,
+//! plus the id and vertical-reference rules that buyers share. Each reader
+//! reports every problem it sees and returns `None` if any was its own.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::ipnet::IpNet;
+use super::secrets::parse_sha256_hex;
+use super::walk::{Section, Text, Walker};
+use super::{Admin, Auction, Publisher, Server, Vertical};
+use crate::limits;
+use crate::money::share_from_f64;
+
+const SERVER_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "body_bytes_max",
+    "workers",
+    "idle_timeout_ms",
+    "request_timeout_ms",
+    "drain_timeout_ms",
+    "connections_max",
+];
+
+/// `[server]`: required, with `listen` and `data_dir`.
+pub(super) fn server(w: &mut Walker, top: &Section) -> Option<Server> {
+    if !top.need(w, "server") {
+        return None;
+    }
+    let (path, table) = top.table(w, "server")?;
+    let s = Section { path: &path, table };
+    s.only(w, SERVER_KEYS);
+    let listen = s.need(w, "listen").then(|| s.string(w, "listen")).flatten().and_then(|t| {
+        let addr = t.value.parse::<SocketAddr>().ok();
+        if addr.is_none() {
+            w.error(s.key("listen"), "not a socket address (like 127.0.0.1:8080 or [::]:8080)");
+        }
+        addr
+    });
+    let data_dir = s.need(w, "data_dir").then(|| s.string(w, "data_dir")).flatten().and_then(|t| {
+        if t.value.is_empty() {
+            w.error(s.key("data_dir"), "must not be empty");
+            return None;
+        }
+        Some(PathBuf::from(t.value))
+    });
+    let server_ms = 1..=limits::SERVER_TIMEOUT_MS_MAX as i64;
+    let body = s.int_or(w, "body_bytes_max", 1..=BODY_CEILING, limits::BODY_BYTES_MAX_DEFAULT as i64);
+    let workers = s.int_or(w, "workers", 1..=limits::WORKERS_MAX as i64, crate::rt::default_workers() as i64);
+    let idle = s.int_or(w, "idle_timeout_ms", server_ms.clone(), 30_000);
+    let request = s.int_or(w, "request_timeout_ms", server_ms.clone(), 10_000);
+    let drain = s.int_or(w, "drain_timeout_ms", server_ms, 10_000);
+    let conns = s.int_or(w, "connections_max", 1..=CONNECTIONS_CEILING, limits::CONNECTIONS_MAX as i64);
+    Some(Server {
+        listen: listen?,
+        data_dir: data_dir?,
+        body_bytes_max: body? as usize,
+        workers: workers? as usize,
+        idle_timeout_ms: idle? as u64,
+        request_timeout_ms: request? as u64,
+        drain_timeout_ms: drain? as u64,
+        connections_max: conns? as usize,
+    })
+}
+
+const BODY_CEILING: i64 = limits::BODY_BYTES_MAX_CEILING as i64;
+const CONNECTIONS_CEILING: i64 = limits::CONNECTIONS_MAX_CEILING as i64;
+
+/// `[admin]`: optional; without `token_sha256` the admin API is closed.
+pub(super) fn admin(w: &mut Walker, top: &Section) -> Option<Admin> {
+    let Some((path, table)) = top.table(w, "admin") else {
+        return (!top.has("admin")).then_some(Admin { token_sha256: None });
+    };
+    let s = Section { path: &path, table };
+    s.only(w, &["token_sha256"]);
+    if !s.has("token_sha256") {
+        return Some(Admin { token_sha256: None });
+    }
+    Some(Admin { token_sha256: Some(sha256_hex(w, &s, "token_sha256")?) })
+}
+
+/// `[auction]`: optional, every key has a default.
+pub(super) fn auction(w: &mut Walker, top: &Section) -> Option<Auction> {
+    let d = Auction::default();
+    let Some((path, table)) = top.table(w, "auction") else {
+        return (!top.has("auction")).then_some(d);
+    };
+    let s = Section { path: &path, table };
+    s.only(w, &["ping_timeout_ms", "post_timeout_ms", "bid_ttl_s"]);
+    let ping = s.int_or(w, "ping_timeout_ms", 1..=limits::PING_TIMEOUT_MS_MAX as i64, d.ping_timeout_ms as i64);
+    let post = s.int_or(w, "post_timeout_ms", 1..=limits::POST_TIMEOUT_MS_MAX as i64, d.post_timeout_ms as i64);
+    let ttl = s.int_or(w, "bid_ttl_s", 1..=limits::BID_TTL_S_MAX as i64, d.bid_ttl_s as i64);
+    Some(Auction { ping_timeout_ms: ping? as u64, post_timeout_ms: post? as u64, bid_ttl_s: ttl? as u64 })
+}
+
+/// `[[vertical]]`, and the set of ids seen (also of otherwise broken
+/// entries, so that one bad vertical does not make every reference to it
+/// an error too).
+pub(super) fn verticals(w: &mut Walker, top: &Section) -> (Option<Vec<Vertical>>, HashSet<String>) {
+    let items = top.array_of_tables(w, "vertical", limits::VERTICALS_MAX);
+    let mut ids = Vec::new();
+    let mut out = Vec::new();
+    for (path, table) in &items {
+        let s = Section { path, table };
+        s.only(w, &["id", "require_consent", "dedupe_window_days"]);
+        let id_text = id(w, &s);
+        ids.extend(id_text.clone().map(|t| (s.key("id"), t)));
+        let consent = if s.has("require_consent") { s.boolean(w, "require_consent") } else { Some(false) };
+        let days = s.int_or(w, "dedupe_window_days", 0..=i64::from(limits::DEDUPE_WINDOW_DAYS_MAX), 0);
+        out.push((|| {
+            Some(Vertical { id: id_text?.value, require_consent: consent?, dedupe_window_days: days? as u32 })
+        })());
+    }
+    let known = unique_ids(w, &ids);
+    (out.into_iter().collect(), known)
+}
+
+const PUBLISHER_KEYS: &[&str] =
+    &["id", "api_key_sha256", "revenue_share", "verticals", "allowed_ips", "rate_limit_rps"];
+
+/// `[[publisher]]`; `known` are the vertical ids.
+pub(super) fn publishers(w: &mut Walker, top: &Section, known: &HashSet<String>) -> Option<Vec<Publisher>> {
+    let items = top.array_of_tables(w, "publisher", limits::PUBLISHERS_MAX);
+    let mut ids = Vec::new();
+    let mut out = Vec::new();
+    let mut by_hash: HashMap<[u8; 32], String> = HashMap::new();
+    for (path, table) in &items {
+        let s = Section { path, table };
+        s.only(w, PUBLISHER_KEYS);
+        let id_text = id(w, &s);
+        ids.extend(id_text.clone().map(|t| (s.key("id"), t)));
+        let hash = s.need(w, "api_key_sha256").then(|| sha256_hex(w, &s, "api_key_sha256")).flatten();
+        if let Some(h) = hash {
+            if let Some(first) = by_hash.insert(h, path.clone()) {
+                w.error(s.key("api_key_sha256"), format!("the same key as {first}"));
+            }
+        }
+        let share = s.need(w, "revenue_share").then(|| revenue_share(w, &s)).flatten();
+        let verticals = vertical_refs(w, &s, known);
+        let ips = allowed_ips(w, &s);
+        let rps = s.int(w, "rate_limit_rps", 1..=i64::from(limits::RATE_LIMIT_RPS_MAX)).map(|n| n as u32);
+        let rps_ok = !s.has("rate_limit_rps") || rps.is_some();
+        out.push((|| {
+            rps_ok.then_some(())?;
+            Some(Publisher {
+                id: id_text?.value,
+                api_key_sha256: hash?,
+                revenue_share_ppm: share?,
+                verticals: verticals?,
+                allowed_ips: ips?,
+                rate_limit_rps: rps,
+            })
+        })());
+    }
+    unique_ids(w, &ids);
+    out.into_iter().collect()
+}
+
+fn revenue_share(w: &mut Walker, s: &Section) -> Option<u64> {
+    let share = s.number(w, "revenue_share").map(|f| (f, share_from_f64(f)));
+    match share? {
+        (_, Some(ppm)) => Some(ppm),
+        _ => {
+            w.error(s.key("revenue_share"), "must be between 0 and 1");
+            None
+        }
+    }
+}
+
+fn allowed_ips(w: &mut Walker, s: &Section) -> Option<Vec<IpNet>> {
+    if !s.has("allowed_ips") {
+        return Some(Vec::new());
+    }
+    let before = w.errors.len();
+    let items = s.strings(w, "allowed_ips", limits::PUBLISHER_IPS_MAX)?;
+    let mut out = Vec::with_capacity(items.len());
+    for (key, text) in items {
+        match IpNet::parse(&text.value) {
+            Ok(net) => out.push(net),
+            Err(why) => w.error(key, format!("not an IP address or CIDR block ({why})")),
+        }
+    }
+    (w.errors.len() == before).then_some(out)
+}
+
+/// An `id`: required, 1..=64 of `[A-Za-z0-9_.-]`.
+pub(super) fn id(w: &mut Walker, s: &Section) -> Option<Text> {
+    if !s.need(w, "id") {
+        return None;
+    }
+    let text = s.string(w, "id")?;
+    let ok = (1..=limits::ID_BYTES_MAX).contains(&text.value.len())
+        && text.value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if !ok {
+        w.error(s.key("id"), format!("not a valid id (1 to {} of A-Z a-z 0-9 _ . -)", limits::ID_BYTES_MAX));
+        return None;
+    }
+    Some(text)
+}
+
+/// Reports each repeated id at its own key; returns the set of ids.
+pub(super) fn unique_ids(w: &mut Walker, ids: &[(String, Text)]) -> HashSet<String> {
+    let mut seen = HashSet::with_capacity(ids.len());
+    for (key, text) in ids {
+        if !seen.insert(text.value.clone()) {
+            w.error(key.clone(), format!("duplicate id {}", text.shown()));
+        }
+    }
+    seen
+}
+
+/// `verticals = [...]`: required; each must be a known vertical, once.
+pub(super) fn vertical_refs(w: &mut Walker, s: &Section, known: &HashSet<String>) -> Option<Vec<String>> {
+    if !s.need(w, "verticals") {
+        return None;
+    }
+    let before = w.errors.len();
+    let items = s.strings(w, "verticals", limits::VERTICALS_MAX)?;
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for (key, text) in items {
+        if !known.contains(&text.value) {
+            w.error(key, format!("unknown vertical {}", text.shown()));
+        } else if out.contains(&text.value) {
+            w.error(key, format!("vertical {} listed twice", text.shown()));
+        } else {
+            out.push(text.value);
+        }
+    }
+    (w.errors.len() == before).then_some(out)
+}
+
+fn sha256_hex(w: &mut Walker, s: &Section, name: &str) -> Option<[u8; 32]> {
+    let hash = parse_sha256_hex(&s.string(w, name)?.value);
+    if hash.is_none() {
+        w.error(s.key(name), "not a hex SHA-256 (64 hex digits)");
+    }
+    hash
+}
