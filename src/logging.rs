@@ -18,7 +18,8 @@
 //! key-values. Log ids instead (`lead_id`, `ping_id`, `buyer`, `publisher`),
 //! which an operator can look up through the admin API, where access is
 //! authenticated. Buyer credentials and API keys are never logged either.
-//! Structured fields go in key-values: `log::info!(buyer = id; "post accepted")`.
+//! Structured fields go in key-values: `log::info!(buyer = id; "post accepted")`,
+//! with `:%` for anything that implements Display: `log::warn!(error:% = e; "…")`.
 
 use std::fmt::Write as _;
 use std::io::Write as _;

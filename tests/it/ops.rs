@@ -202,3 +202,55 @@ fn promtool_accepts_the_exposition() {
     promtool_check(&render(&busy_registry()));
     promtool_check(&render(&Registry::new()));
 }
+
+/// Env var that turns `notify_child` into the child side of the test below.
+const NOTIFY_CHILD_ENV: &str = "LEADX_TEST_NOTIFY_CHILD";
+
+/// Child side: runs in a re-executed copy of this test binary, so
+/// `NOTIFY_SOCKET` is set for that process alone and no other test's
+/// environment changes under it.
+#[test]
+fn notify_child() {
+    match std::env::var(NOTIFY_CHILD_ENV).as_deref() {
+        Ok("send") => {
+            leadx::notify::status("serving");
+            leadx::notify::ready();
+            leadx::notify::stopping();
+        }
+        Ok("noop") => {
+            assert!(!leadx::notify::notify("READY=1").expect("no socket is no error"));
+        }
+        // Run as an ordinary test: the parent side covers it.
+        _ => {}
+    }
+}
+
+fn run_notify_child(mode: &str, socket: Option<&std::path::Path>) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["ops::notify_child", "--exact", "--test-threads=1"])
+        .env(NOTIFY_CHILD_ENV, mode)
+        .env_remove("NOTIFY_SOCKET");
+    if let Some(socket) = socket {
+        cmd.env("NOTIFY_SOCKET", socket);
+    }
+    let out = cmd.output().expect("re-running the test binary");
+    assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn notify_sends_ready_through_notify_socket() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    run_notify_child("send", Some(&path));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    for _ in 0..3 {
+        let n = sock.recv(&mut buf).expect("datagram from the child");
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert_eq!(got, ["STATUS=serving", "READY=1", "STOPPING=1"]);
+    run_notify_child("noop", None);
+}
