@@ -97,9 +97,11 @@ fn status_message(s: &str) -> String {
     format!("STATUS={}", s.replace(['\n', '\r'], " "))
 }
 
-/// The watchdog timeout systemd enforces (`WatchdogSec=`), if any; ping at
-/// least twice per interval. None when unset, zero, malformed, or meant
-/// for another process (`WATCHDOG_PID`).
+/// The watchdog timeout systemd enforces (`WatchdogSec=`), if any. Ping at
+/// least twice per interval, from a path that proves the server works (a
+/// self-check of `/healthz`), so a wedged scheduler starves the watchdog.
+/// None when unset, zero, malformed, or meant for another process
+/// (`WATCHDOG_PID`).
 pub fn watchdog_interval() -> Option<Duration> {
     let usec = std::env::var("WATCHDOG_USEC").ok();
     let pid = std::env::var("WATCHDOG_PID").ok();
@@ -114,35 +116,6 @@ fn parse_watchdog(usec: Option<&str>, pid: Option<&str>, my_pid: u32) -> Option<
     }
     let usec: u64 = usec?.trim().parse().ok()?;
     (usec > 0).then(|| Duration::from_micros(usec))
-}
-
-/// Starts a coroutine that pings the watchdog every half interval while
-/// `healthy()` says so. Because the pings come from a coroutine, a wedged
-/// scheduler stops them and systemd restarts leadx — a thread would keep
-/// pinging through that. Returns false (and starts nothing) when systemd
-/// asked for no watchdog.
-pub fn spawn_watchdog(healthy: impl Fn() -> bool + Send + 'static) -> bool {
-    match (socket_from_env(), watchdog_interval()) {
-        (Some(socket), Some(interval)) => {
-            spawn_watchdog_to(socket, interval, healthy);
-            true
-        }
-        _ => false,
-    }
-}
-
-fn spawn_watchdog_to(socket: OsString, interval: Duration, healthy: impl Fn() -> bool + Send + 'static) {
-    let period = interval / 2;
-    crate::rt::spawn(move || loop {
-        if healthy() {
-            if let Err(e) = send_to(&socket, "WATCHDOG=1") {
-                // The socket is gone: systemd no longer supervises us.
-                log::warn!(error:% = e; "watchdog ping failed; watchdog stopped");
-                return;
-            }
-        }
-        may::coroutine::sleep(period);
-    });
 }
 
 /// CLOCK_MONOTONIC in microseconds, the clock systemd compares with.
@@ -212,15 +185,5 @@ mod tests {
         let m = reloading_message(42);
         assert_eq!(m, "RELOADING=1\nMONOTONIC_USEC=42");
         assert!(monotonic_usec() > 0);
-    }
-
-    #[test]
-    fn watchdog_coroutine_pings_while_healthy() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wd.sock");
-        let sock = UnixDatagram::bind(&path).unwrap();
-        spawn_watchdog_to(path.clone().into_os_string(), Duration::from_millis(20), || true);
-        assert_eq!(recv(&sock), "WATCHDOG=1");
-        assert_eq!(recv(&sock), "WATCHDOG=1", "pings repeat");
     }
 }

@@ -33,18 +33,25 @@ pub enum PostResult {
 pub const PING_RESULTS: [&str; 4] = ["bid", "no_bid", "timeout", "error"];
 /// Label values of `result` for posts, in counter order.
 pub const POST_RESULTS: [&str; 3] = ["accepted", "rejected", "failed"];
-/// The closed set of ping error kinds; the last one catches the rest.
-pub const ERROR_KINDS: [&str; 11] = [
+/// The closed set of ping error kinds; the last one catches the rest. It
+/// mirrors the failure reasons of the HTTP client (`CallError::reason`) and
+/// of the buyer-answer parsers; a reason added there without being added
+/// here is counted as "other" — visible, and never a new series.
+pub const ERROR_KINDS: [&str; 15] = [
     "connect_error",
+    "resolve_error",
     "tls_error",
-    "write_error",
-    "read_error",
-    "http_status",
-    "malformed_response",
-    "invalid_price",
+    "io_error",
     "response_too_large",
+    "malformed_response",
     "pool_exhausted",
-    "cancelled",
+    "http_status",
+    "malformed_json",
+    "bad_status_field",
+    "missing_price",
+    "bad_price",
+    "negative_price",
+    "bad_ref",
     "other",
 ];
 

@@ -5,13 +5,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::buyer::{BuyerReading, ERROR_KINDS, PING_RESULTS, POST_RESULTS};
 use super::histogram::{HistogramSnapshot, CENTS_PER_USD, LATENCY_LE, PRICE_LE, US_PER_S};
-use super::text::{write_header, write_histogram, write_sample};
+use super::text::{regroup, write_header, write_histogram, write_sample};
 use super::{Endpoint, Registry, AUCTION_OUTCOMES, POST_OUTCOMES, STATUS_LABELS};
 
 impl Registry {
     /// Writes the whole exposition to `out`, then lets `extra` append
     /// families the registry does not own (pool sizes, caps remaining) —
-    /// with [`super::write_gauge`], which keeps HELP/TYPE single.
+    /// with [`super::write_gauge`]. Their lines are regrouped by family, so
+    /// `extra` may write them in any order.
     pub fn render(&self, out: &mut Vec<u8>, extra: &dyn Fn(&mut Vec<u8>)) {
         write_header(out, "leadx_build_info", "Version of the running leadx.", "gauge");
         write_sample(out, "leadx_build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1);
@@ -20,7 +21,11 @@ impl Registry {
         self.render_gauges(out);
         self.render_store(out);
         self.render_buyers(out);
-        extra(out);
+        // The callback may interleave its families; regroup them so each
+        // comes out whole, as the format requires.
+        let mut extra_out = Vec::new();
+        extra(&mut extra_out);
+        regroup(&extra_out, out);
     }
 
     fn render_http(&self, out: &mut Vec<u8>) {

@@ -4,6 +4,7 @@
 //! pair per family, all of a family's samples together, escaped label values,
 //! cumulative buckets — live in one place and are tested once.
 
+use std::collections::HashMap;
 use std::fmt::Display;
 use std::io::Write;
 
@@ -127,15 +128,73 @@ fn continues_family(out: &[u8], name: &str) -> bool {
 
 /// Appends one gauge sample, for the `extra` callback of `Registry::render`.
 ///
-/// HELP and TYPE are written only when the previous line is not already a
-/// sample of `name`, so a caller writes a family's samples back to back
-/// (as the format demands anyway) and gets the header exactly once. That
-/// costs one look at the last line instead of a scan of the whole output.
+/// HELP and TYPE are written unless the previous line is already a sample
+/// of `name`. Callers may interleave families (e.g. two gauges per buyer in
+/// one loop): `Registry::render` passes `extra` a buffer of its own and
+/// regroups it with [`regroup`], so each family still comes out whole with
+/// one HELP/TYPE.
 pub fn write_gauge(out: &mut Vec<u8>, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
     if !continues_family(out, name) {
         write_header(out, name, help, "gauge");
     }
     write_sample(out, name, labels, PromFloat(value));
+}
+
+/// One family gathered by `regroup`.
+struct Family<'a> {
+    help: Option<&'a [u8]>,
+    kind: Option<&'a [u8]>,
+    samples: Vec<&'a [u8]>,
+}
+
+/// The family a sample line belongs to: its metric name, or the name less
+/// a `_bucket`/`_sum`/`_count` suffix when that family was declared.
+fn family_name<'a>(name: &'a str, declared: &HashMap<&str, usize>) -> &'a str {
+    if declared.contains_key(name) {
+        return name;
+    }
+    ["_bucket", "_sum", "_count"]
+        .iter()
+        .filter_map(|suffix| name.strip_suffix(suffix))
+        .find(|base| declared.contains_key(base))
+        .unwrap_or(name)
+}
+
+/// Copies exposition text from `src` to `out` with every family's lines
+/// brought together (families in order of first appearance) and its HELP
+/// and TYPE kept once. Other comment lines are dropped.
+pub fn regroup(src: &[u8], out: &mut Vec<u8>) {
+    let text = String::from_utf8_lossy(src);
+    let mut order: Vec<Family> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let (name, header) = if let Some(rest) = line.strip_prefix("# HELP ") {
+            (rest.split(' ').next().unwrap_or(""), Some(true))
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            (rest.split(' ').next().unwrap_or(""), Some(false))
+        } else if line.starts_with('#') {
+            continue;
+        } else {
+            let end = line.find(['{', ' ']).unwrap_or(line.len());
+            (family_name(&line[..end], &index), None)
+        };
+        let i = *index.entry(name).or_insert_with(|| {
+            order.push(Family { help: None, kind: None, samples: Vec::new() });
+            order.len() - 1
+        });
+        let family = &mut order[i];
+        match header {
+            Some(true) => family.help = family.help.or(Some(line.as_bytes())),
+            Some(false) => family.kind = family.kind.or(Some(line.as_bytes())),
+            None => family.samples.push(line.as_bytes()),
+        }
+    }
+    for family in &order {
+        for line in family.help.iter().chain(family.kind.iter()).chain(family.samples.iter()) {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+    }
 }
 
 #[cfg(test)]
@@ -189,5 +248,36 @@ mod tests {
         assert!(t.contains("x_seconds_bucket{e=\"ping\",le=\"+Inf\"} 3\n"), "{t}");
         assert!(t.contains("x_seconds_count{e=\"ping\"} 3\n"), "{t}");
         assert!(t.contains("x_seconds_sum{e=\"ping\"} 0.0065\n"), "{t}");
+    }
+
+    #[test]
+    fn regroup_joins_interleaved_families_with_one_header() {
+        let mut src = Vec::new();
+        for buyer in ["a", "b"] {
+            write_gauge(&mut src, "leadx_cap", "Cap.", &[("buyer", buyer)], 1.0);
+            write_gauge(&mut src, "leadx_pool", "Pool.", &[("buyer", buyer)], 2.0);
+        }
+        let mut out = Vec::new();
+        regroup(&src, &mut out);
+        assert_eq!(
+            text(&out),
+            "# HELP leadx_cap Cap.\n# TYPE leadx_cap gauge\n\
+             leadx_cap{buyer=\"a\"} 1\nleadx_cap{buyer=\"b\"} 1\n\
+             # HELP leadx_pool Pool.\n# TYPE leadx_pool gauge\n\
+             leadx_pool{buyer=\"a\"} 2\nleadx_pool{buyer=\"b\"} 2\n"
+        );
+    }
+
+    #[test]
+    fn regroup_keeps_histogram_series_with_their_family() {
+        let h = latency();
+        h.observe(10);
+        let mut src = Vec::new();
+        write_header(&mut src, "leadx_h_seconds", "H.", "histogram");
+        write_histogram(&mut src, "leadx_h_seconds", &[], &h.snapshot(), &LATENCY_LE, US_PER_S);
+        write_gauge(&mut src, "leadx_g", "G.", &[], 1.0);
+        let mut out = Vec::new();
+        regroup(&src, &mut out);
+        assert_eq!(text(&out), text(&src), "already grouped text is unchanged");
     }
 }

@@ -3,6 +3,7 @@
 //! child process, the systemd unit's checks, and the example config.
 
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use leadx::metrics::{
@@ -35,8 +36,11 @@ fn busy_registry() -> Registry {
 fn render(r: &Registry) -> String {
     let mut out = Vec::new();
     r.render(&mut out, &|out| {
-        write_gauge(out, "leadx_buyer_pool_idle", "Idle connections.", &[("buyer", "b1")], 3.0);
-        write_gauge(out, "leadx_buyer_pool_idle", "Idle connections.", &[("buyer", "b2")], 0.0);
+        // Interleaved on purpose, as a per-buyer loop writes them.
+        for buyer in ["b1", "b2"] {
+            write_gauge(out, "leadx_buyer_cap_remaining", "Leads left today.", &[("buyer", buyer)], 3.0);
+            write_gauge(out, "leadx_buyer_pool_idle", "Idle connections.", &[("buyer", buyer)], 0.0);
+        }
     });
     String::from_utf8(out).expect("exposition is UTF-8")
 }
@@ -253,4 +257,107 @@ fn notify_sends_ready_through_notify_socket() {
     }
     assert_eq!(got, ["STATUS=serving", "READY=1", "STOPPING=1"]);
     run_notify_child("noop", None);
+}
+
+fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// `key=value` directives of a unit file; repeated keys keep every value.
+fn unit_directives(text: &str) -> HashMap<String, Vec<String>> {
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with(['#', ';', '[']) || line.is_empty() {
+            continue;
+        }
+        let (k, v) = line.split_once('=').expect("directive is key=value");
+        map.entry(k.to_owned()).or_default().push(v.to_owned());
+    }
+    map
+}
+
+#[test]
+fn unit_file_has_the_required_directives() {
+    let text = std::fs::read_to_string(repo_file("systemd/leadx.service")).unwrap();
+    let d = unit_directives(&text);
+    let one = |k: &str| -> &str {
+        let v = d.get(k).unwrap_or_else(|| panic!("{k}= missing"));
+        assert_eq!(v.len(), 1, "{k}= set more than once");
+        &v[0]
+    };
+    for (k, v) in [
+        ("Type", "notify"),
+        ("NotifyAccess", "main"),
+        ("WatchdogSec", "10s"),
+        ("Restart", "on-failure"),
+        ("DynamicUser", "yes"),
+        ("StateDirectory", "leadx"),
+        ("ConfigurationDirectory", "leadx"),
+        ("KillSignal", "SIGTERM"),
+        ("ExecReload", "/bin/kill -HUP $MAINPID"),
+        ("ExecStart", "/usr/bin/leadx serve --config ${LEADX_CONFIG}"),
+        ("ExecStartPre", "/usr/bin/leadx check-config --config ${LEADX_CONFIG}"),
+        ("CapabilityBoundingSet", ""),
+        ("UMask", "0077"),
+        ("LimitNOFILE", "65536"),
+    ] {
+        assert_eq!(one(k), v, "{k}=");
+    }
+    // The stop timeout must outlast a drain: in-flight posts run at most
+    // auction.post_timeout_ms (3 s by default), plus the final store flush.
+    let stop_s: u64 = one("TimeoutStopSec").trim_end_matches('s').parse().unwrap();
+    assert!(stop_s >= 10, "TimeoutStopSec={stop_s}s leaves no room for draining");
+    assert!(d.contains_key("EnvironmentFile"));
+    assert!(text.contains("LoadCredential="), "credentials example documented");
+}
+
+#[test]
+fn unit_file_passes_systemd_analyze() {
+    if !have_tool("systemd-analyze") {
+        return;
+    }
+    let out = Command::new("bash")
+        .arg(repo_file("tests/systemd_check.sh"))
+        .output()
+        .expect("running tests/systemd_check.sh");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "systemd_check.sh failed:\n{report}");
+    assert!(report.contains("exposure level"), "{report}");
+}
+
+#[test]
+fn example_config_has_every_section_and_no_secret() {
+    let text = std::fs::read_to_string(repo_file("systemd/leadx.toml")).unwrap();
+    let v: toml::Value = toml::from_str(&text).expect("example config is TOML");
+    for section in ["server", "admin", "auction", "vertical", "publisher", "buyer"] {
+        assert!(v.get(section).is_some(), "[{section}] missing");
+    }
+    let hashes = [
+        v["admin"]["token_sha256"].as_str().unwrap(),
+        v["publisher"][0]["api_key_sha256"].as_str().unwrap(),
+    ];
+    for h in hashes {
+        assert_eq!(h.len(), 64, "a SHA-256 is 64 hex digits");
+        assert!(h.bytes().all(|b| b == b'0'), "placeholders match no secret");
+    }
+    let header = v["buyer"][0]["headers"]["X-Api-Key"].as_str().unwrap();
+    assert!(header.starts_with("${"), "buyer credentials come from env or credentials");
+    assert_eq!(v["server"]["data_dir"].as_str(), Some("/var/lib/leadx"), "matches StateDirectory");
+}
+
+/// Once `leadx check-config` is wired, the shipped example must pass it
+/// (contract §1: exit 0 when valid).
+#[test]
+fn example_config_passes_check_config() {
+    let out = Command::new(env!("CARGO_BIN_EXE_leadx"))
+        .args(["check-config", "--config"])
+        .arg(repo_file("systemd/leadx.toml"))
+        .env("B1_KEY", "example-key")
+        .output()
+        .expect("running leadx");
+    assert!(
+        out.status.success(),
+        "check-config refused the example:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
