@@ -56,7 +56,11 @@ pub struct UnknownLevel(pub String);
 
 impl std::fmt::Display for UnknownLevel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{LEVEL_ENV}={:?} is not error|warn|info|debug|trace", self.0)
+        write!(
+            f,
+            "{LEVEL_ENV}={:?} is not error|warn|info|debug|trace",
+            self.0
+        )
     }
 }
 
@@ -217,7 +221,12 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
-    fn line(level: Level, msg: std::fmt::Arguments, kvs: &[(&str, &str)], now: Option<OffsetDateTime>) -> String {
+    fn line(
+        level: Level,
+        msg: std::fmt::Arguments,
+        kvs: &[(&str, &str)],
+        now: Option<OffsetDateTime>,
+    ) -> String {
         let mut out = String::new();
         let record = Record::builder()
             .level(level)
@@ -231,15 +240,26 @@ mod tests {
 
     #[test]
     fn plain_event_is_logfmt() {
-        let l = line(Level::Info, format_args!("lead sold"), &[("buyer", "b1"), ("price_cents", "950")], None);
-        assert_eq!(l, "level=info target=leadx::api msg=\"lead sold\" buyer=b1 price_cents=950");
+        let l = line(
+            Level::Info,
+            format_args!("lead sold"),
+            &[("buyer", "b1"), ("price_cents", "950")],
+            None,
+        );
+        assert_eq!(
+            l,
+            "level=info target=leadx::api msg=\"lead sold\" buyer=b1 price_cents=950"
+        );
     }
 
     #[test]
     fn timestamp_is_rfc3339_utc_with_millis() {
         let now = datetime!(2026-03-01 12:34:56.789 UTC);
         let l = line(Level::Warn, format_args!("x"), &[], Some(now));
-        assert_eq!(l, "ts=2026-03-01T12:34:56.789Z level=warn target=leadx::api msg=\"x\"");
+        assert_eq!(
+            l,
+            "ts=2026-03-01T12:34:56.789Z level=warn target=leadx::api msg=\"x\""
+        );
     }
 
     #[test]
@@ -247,11 +267,19 @@ mod tests {
         let l = line(
             Level::Error,
             format_args!("bad \"answer\"\nfrom buyer\r\t\u{7}"),
-            &[("reason", "two\nlines"), ("path", "C:\\x"), ("empty", ""), ("we ird", "a=b")],
+            &[
+                ("reason", "two\nlines"),
+                ("path", "C:\\x"),
+                ("empty", ""),
+                ("we ird", "a=b"),
+            ],
             None,
         );
         assert!(!l.contains('\n') && !l.contains('\r'), "{l}");
-        assert!(l.contains(r#"msg="bad \"answer\"\nfrom buyer\r\t\u{0007}""#), "{l}");
+        assert!(
+            l.contains(r#"msg="bad \"answer\"\nfrom buyer\r\t\u{0007}""#),
+            "{l}"
+        );
         assert!(l.contains(r#" reason="two\nlines""#), "{l}");
         assert!(l.contains(r#" path="C:\\x""#), "{l}");
         assert!(l.contains(r#" empty="""#), "{l}");

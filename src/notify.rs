@@ -35,7 +35,10 @@ pub fn send_to(socket: &OsStr, msg: &str) -> io::Result<()> {
     sock.set_nonblocking(true)?;
     let sent = sock.send_to_addr(msg.as_bytes(), &addr)?;
     if sent != msg.len() {
-        return Err(io::Error::new(io::ErrorKind::WriteZero, "notification datagram truncated"));
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "notification datagram truncated",
+        ));
     }
     Ok(())
 }
@@ -120,7 +123,10 @@ fn parse_watchdog(usec: Option<&str>, pid: Option<&str>, my_pid: u32) -> Option<
 
 /// CLOCK_MONOTONIC in microseconds, the clock systemd compares with.
 fn monotonic_usec() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes one timespec through a pointer to a live,
     // properly aligned local; CLOCK_MONOTONIC always exists on Linux.
     #[allow(unsafe_code)]
@@ -155,7 +161,11 @@ mod tests {
     fn send_to_an_abstract_socket() {
         let mut rand = [0u8; 8];
         getrandom::getrandom(&mut rand).unwrap();
-        let name = format!("leadx-test-{}-{}", std::process::id(), u64::from_le_bytes(rand));
+        let name = format!(
+            "leadx-test-{}-{}",
+            std::process::id(),
+            u64::from_le_bytes(rand)
+        );
         let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
         let sock = UnixDatagram::bind_addr(&addr).unwrap();
         send_to(OsStr::new(&format!("@{name}")), "STOPPING=1").unwrap();
@@ -172,7 +182,10 @@ mod tests {
     fn watchdog_interval_parsing() {
         let d = |s| Some(Duration::from_micros(s));
         assert_eq!(parse_watchdog(Some("10000000"), None, 7), d(10_000_000));
-        assert_eq!(parse_watchdog(Some("10000000"), Some("7"), 7), d(10_000_000));
+        assert_eq!(
+            parse_watchdog(Some("10000000"), Some("7"), 7),
+            d(10_000_000)
+        );
         assert_eq!(parse_watchdog(Some("10000000"), Some("8"), 7), None);
         assert_eq!(parse_watchdog(Some("0"), None, 7), None);
         assert_eq!(parse_watchdog(Some("soon"), None, 7), None);
@@ -181,7 +194,10 @@ mod tests {
 
     #[test]
     fn messages_keep_to_the_protocol() {
-        assert_eq!(status_message("draining\n2 posts left"), "STATUS=draining 2 posts left");
+        assert_eq!(
+            status_message("draining\n2 posts left"),
+            "STATUS=draining 2 posts left"
+        );
         let m = reloading_message(42);
         assert_eq!(m, "RELOADING=1\nMONOTONIC_USEC=42");
         assert!(monotonic_usec() > 0);

@@ -13,7 +13,9 @@ use crate::money::Cents;
 /// What one ping of one buyer came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PingResult {
-    Bid { price_cents: Cents },
+    Bid {
+        price_cents: Cents,
+    },
     NoBid,
     Timeout,
     /// A failed call; the kind is one of [`ERROR_KINDS`], anything else is

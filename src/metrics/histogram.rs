@@ -57,7 +57,10 @@ pub struct HistogramSnapshot<const N: usize> {
 
 impl<const N: usize> Histogram<N> {
     pub fn new(bounds: &'static [u64; N]) -> Self {
-        assert!(N > 0 && bounds[N - 1] == u64::MAX, "last bucket must be +Inf");
+        assert!(
+            N > 0 && bounds[N - 1] == u64::MAX,
+            "last bucket must be +Inf"
+        );
         assert!(bounds.windows(2).all(|w| w[0] < w[1]), "bounds must ascend");
         Histogram {
             bounds,
@@ -70,7 +73,11 @@ impl<const N: usize> Histogram<N> {
     #[inline]
     pub fn observe(&self, value: u64) {
         // The last bound is u64::MAX, so the search always finds a bucket.
-        let i = self.bounds.iter().position(|&b| value <= b).unwrap_or(N - 1);
+        let i = self
+            .bounds
+            .iter()
+            .position(|&b| value <= b)
+            .unwrap_or(N - 1);
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.sum.fetch_add(value, Ordering::Relaxed);
     }

@@ -74,8 +74,8 @@ impl Endpoint {
 
 /// The status codes leadx answers with; any other is counted as `"other"`.
 pub const STATUS_CODES: [u16; 20] = [
-    200, 204, 400, 401, 403, 404, 405, 408, 409, 410, 411, 413, 415, 422, 429, 431, 500, 501,
-    503, 505,
+    200, 204, 400, 401, 403, 404, 405, 408, 409, 410, 411, 413, 415, 422, 429, 431, 500, 501, 503,
+    505,
 ];
 /// `status` label values: the codes above, then the catch-all.
 pub const STATUS_LABELS: [&str; 21] = [

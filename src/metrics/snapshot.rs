@@ -31,7 +31,7 @@ impl LatencySummary {
         let count = snap.count();
         LatencySummary {
             count,
-            mean_us: if count == 0 { 0 } else { snap.sum / count },
+            mean_us: snap.sum.checked_div(count).unwrap_or(0),
             p50_us: snap.quantile(0.50),
             p95_us: snap.quantile(0.95),
             p99_us: snap.quantile(0.99),
@@ -96,7 +96,10 @@ impl Registry {
     pub fn snapshot(&self) -> Snapshot {
         let g = &self.gauges;
         Snapshot {
-            endpoints: Endpoint::ALL.iter().map(|&e| self.endpoint_stats(e)).collect(),
+            endpoints: Endpoint::ALL
+                .iter()
+                .map(|&e| self.endpoint_stats(e))
+                .collect(),
             auctions: outcome_stats(&AUCTION_OUTCOMES, &self.auctions, &self.auction_latency),
             posts: outcome_stats(&POST_OUTCOMES, &self.posts, &self.post_latency),
             auctions_in_flight: g.auctions_in_flight.load(Ordering::Relaxed),
@@ -160,7 +163,7 @@ fn buyer_stats(buyer: String, r: &BuyerReading) -> BuyerStats {
             .filter(|(_, n)| *n > 0)
             .map(|(k, n)| (*k, n))
             .collect(),
-        bid_price_mean_cents: if bids == 0 { 0 } else { r.bid_prices.sum / bids },
+        bid_price_mean_cents: r.bid_prices.sum.checked_div(bids).unwrap_or(0),
         ping_latency: LatencySummary::of(&r.ping_latency),
         posts_accepted: r.posts[0],
         posts_rejected: r.posts[1],
@@ -196,7 +199,10 @@ mod tests {
         assert!(p99 <= 5_000, "99 of 100 are ≤ 5 ms: p99 {p99}");
         assert_eq!(s.endpoints[1].latency.p50_us, None);
         let bs = &s.buyers[0];
-        assert_eq!((bs.buyer.as_str(), bs.pings, bs.bids, bs.timeouts), ("b1", 3, 2, 1));
+        assert_eq!(
+            (bs.buyer.as_str(), bs.pings, bs.bids, bs.timeouts),
+            ("b1", 3, 2, 1)
+        );
         assert_eq!(bs.bid_price_mean_cents, 1_500);
         assert_eq!(bs.posts_rejected, 1);
         assert_eq!(s.auctions.len(), 2);

@@ -110,7 +110,12 @@ pub fn write_histogram<const N: usize>(
     for (count, le) in cumulative.iter().zip(le) {
         write_sample_le(out, &bucket, labels, Some(("le", le)), count);
     }
-    write_sample(out, &format!("{name}_sum"), labels, PromFloat(snap.sum as f64 / divisor));
+    write_sample(
+        out,
+        &format!("{name}_sum"),
+        labels,
+        PromFloat(snap.sum as f64 / divisor),
+    );
     // `_count` is the +Inf bucket by construction, never a separate read.
     write_sample(out, &format!("{name}_count"), labels, cumulative[N - 1]);
 }
@@ -122,8 +127,7 @@ fn continues_family(out: &[u8], name: &str) -> bool {
     };
     let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let line = &body[start..];
-    line.starts_with(name.as_bytes())
-        && matches!(line.get(name.len()), Some(b'{') | Some(b' '))
+    line.starts_with(name.as_bytes()) && matches!(line.get(name.len()), Some(b'{') | Some(b' '))
 }
 
 /// Appends one gauge sample, for the `extra` callback of `Registry::render`.
@@ -179,7 +183,11 @@ pub fn regroup(src: &[u8], out: &mut Vec<u8>) {
             (family_name(&line[..end], &index), None)
         };
         let i = *index.entry(name).or_insert_with(|| {
-            order.push(Family { help: None, kind: None, samples: Vec::new() });
+            order.push(Family {
+                help: None,
+                kind: None,
+                samples: Vec::new(),
+            });
             order.len() - 1
         });
         let family = &mut order[i];
@@ -190,7 +198,12 @@ pub fn regroup(src: &[u8], out: &mut Vec<u8>) {
         }
     }
     for family in &order {
-        for line in family.help.iter().chain(family.kind.iter()).chain(family.samples.iter()) {
+        for line in family
+            .help
+            .iter()
+            .chain(family.kind.iter())
+            .chain(family.samples.iter())
+        {
             out.extend_from_slice(line);
             out.push(b'\n');
         }
@@ -241,11 +254,27 @@ mod tests {
         h.observe(3_000);
         h.observe(3_000);
         let mut out = Vec::new();
-        write_histogram(&mut out, "x_seconds", &[("e", "ping")], &h.snapshot(), &LATENCY_LE, US_PER_S);
+        write_histogram(
+            &mut out,
+            "x_seconds",
+            &[("e", "ping")],
+            &h.snapshot(),
+            &LATENCY_LE,
+            US_PER_S,
+        );
         let t = text(&out);
-        assert!(t.contains("x_seconds_bucket{e=\"ping\",le=\"0.001\"} 1\n"), "{t}");
-        assert!(t.contains("x_seconds_bucket{e=\"ping\",le=\"0.005\"} 3\n"), "{t}");
-        assert!(t.contains("x_seconds_bucket{e=\"ping\",le=\"+Inf\"} 3\n"), "{t}");
+        assert!(
+            t.contains("x_seconds_bucket{e=\"ping\",le=\"0.001\"} 1\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("x_seconds_bucket{e=\"ping\",le=\"0.005\"} 3\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("x_seconds_bucket{e=\"ping\",le=\"+Inf\"} 3\n"),
+            "{t}"
+        );
         assert!(t.contains("x_seconds_count{e=\"ping\"} 3\n"), "{t}");
         assert!(t.contains("x_seconds_sum{e=\"ping\"} 0.0065\n"), "{t}");
     }
@@ -274,7 +303,14 @@ mod tests {
         h.observe(10);
         let mut src = Vec::new();
         write_header(&mut src, "leadx_h_seconds", "H.", "histogram");
-        write_histogram(&mut src, "leadx_h_seconds", &[], &h.snapshot(), &LATENCY_LE, US_PER_S);
+        write_histogram(
+            &mut src,
+            "leadx_h_seconds",
+            &[],
+            &h.snapshot(),
+            &LATENCY_LE,
+            US_PER_S,
+        );
         write_gauge(&mut src, "leadx_g", "G.", &[], 1.0);
         let mut out = Vec::new();
         regroup(&src, &mut out);

@@ -38,8 +38,20 @@ fn render(r: &Registry) -> String {
     r.render(&mut out, &|out| {
         // Interleaved on purpose, as a per-buyer loop writes them.
         for buyer in ["b1", "b2"] {
-            write_gauge(out, "leadx_buyer_cap_remaining", "Leads left today.", &[("buyer", buyer)], 3.0);
-            write_gauge(out, "leadx_buyer_pool_idle", "Idle connections.", &[("buyer", buyer)], 0.0);
+            write_gauge(
+                out,
+                "leadx_buyer_cap_remaining",
+                "Leads left today.",
+                &[("buyer", buyer)],
+                3.0,
+            );
+            write_gauge(
+                out,
+                "leadx_buyer_pool_idle",
+                "Idle connections.",
+                &[("buyer", buyer)],
+                0.0,
+            );
         }
     });
     String::from_utf8(out).expect("exposition is UTF-8")
@@ -84,20 +96,32 @@ fn check_exposition(text: &str) {
         } else if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').unwrap();
             assert!(helped.contains(name), "TYPE before HELP for {name}");
-            assert!(types.insert(name.to_owned(), kind.to_owned()).is_none(), "TYPE twice: {name}");
+            assert!(
+                types.insert(name.to_owned(), kind.to_owned()).is_none(),
+                "TYPE twice: {name}"
+            );
             finished.insert(std::mem::replace(&mut current, name.to_owned()));
         } else {
             let (name, labels, value) = split_sample(line);
             let family = family_of(name, &types);
             assert!(types.contains_key(family), "sample before its TYPE: {line}");
             assert_eq!(family, current, "family {family} split up: {line}");
-            assert!(!finished.contains(family), "family {family} resumed: {line}");
+            assert!(
+                !finished.contains(family),
+                "family {family} resumed: {line}"
+            );
             assert!(name.starts_with("leadx_"), "unprefixed: {line}");
             if types[family] == "counter" {
                 assert!(name.ends_with("_total"), "counter without _total: {line}");
             }
-            assert!(value.parse::<f64>().is_ok() || value == "+Inf", "bad value: {line}");
-            assert!(series.insert(format!("{name}{{{labels}}}")), "duplicate series: {line}");
+            assert!(
+                value.parse::<f64>().is_ok() || value == "+Inf",
+                "bad value: {line}"
+            );
+            assert!(
+                series.insert(format!("{name}{{{labels}}}")),
+                "duplicate series: {line}"
+            );
         }
     }
     assert!(!types.is_empty());
@@ -115,7 +139,11 @@ fn check_histograms(text: &str) {
             let (others, le) = labels.rsplit_once("le=\"").expect("bucket has le last");
             let le = le.trim_end_matches('"');
             let key = format!("{base}|{}", others.trim_end_matches(','));
-            let le_num = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() };
+            let le_num = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap()
+            };
             let count: f64 = value.parse().unwrap();
             if let Some((prev_le, prev_count)) = last.get(&key) {
                 assert!(le_num > *prev_le, "le not ascending: {line}");
@@ -127,7 +155,11 @@ fn check_histograms(text: &str) {
             }
         } else if let Some(base) = name.strip_suffix("_count") {
             let key = format!("{base}|{labels}");
-            assert_eq!(inf.get(&key).map(String::as_str), Some(value), "_count ≠ +Inf: {line}");
+            assert_eq!(
+                inf.get(&key).map(String::as_str),
+                Some(value),
+                "_count ≠ +Inf: {line}"
+            );
             counted += 1;
         }
     }
@@ -138,13 +170,17 @@ fn check_histograms(text: &str) {
 #[test]
 #[should_panic(expected = "duplicate series")]
 fn checker_catches_duplicate_series() {
-    check_exposition("# HELP leadx_a_total A.\n# TYPE leadx_a_total counter\nleadx_a_total 1\nleadx_a_total 2\n");
+    check_exposition(
+        "# HELP leadx_a_total A.\n# TYPE leadx_a_total counter\nleadx_a_total 1\nleadx_a_total 2\n",
+    );
 }
 
 #[test]
 #[should_panic(expected = "not cumulative")]
 fn checker_catches_non_cumulative_buckets() {
-    check_histograms("leadx_h_bucket{le=\"1\"} 2\nleadx_h_bucket{le=\"+Inf\"} 1\nleadx_h_count 1\n");
+    check_histograms(
+        "leadx_h_bucket{le=\"1\"} 2\nleadx_h_bucket{le=\"+Inf\"} 1\nleadx_h_count 1\n",
+    );
 }
 
 #[test]
@@ -194,8 +230,14 @@ fn promtool_check(text: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "promtool check metrics failed:\n{report}");
-    assert!(report.trim().is_empty(), "promtool lint findings:\n{report}");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{report}"
+    );
+    assert!(
+        report.trim().is_empty(),
+        "promtool lint findings:\n{report}"
+    );
 }
 
 #[test]
@@ -238,7 +280,11 @@ fn run_notify_child(mode: &str, socket: Option<&std::path::Path>) {
         cmd.env("NOTIFY_SOCKET", socket);
     }
     let out = cmd.output().expect("re-running the test binary");
-    assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -247,7 +293,8 @@ fn notify_sends_ready_through_notify_socket() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&path).unwrap();
-    sock.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     run_notify_child("send", Some(&path));
     let mut got = Vec::new();
     let mut buf = [0u8; 512];
@@ -296,7 +343,10 @@ fn unit_file_has_the_required_directives() {
         ("KillSignal", "SIGTERM"),
         ("ExecReload", "/bin/kill -HUP $MAINPID"),
         ("ExecStart", "/usr/bin/leadx serve --config ${LEADX_CONFIG}"),
-        ("ExecStartPre", "/usr/bin/leadx check-config --config ${LEADX_CONFIG}"),
+        (
+            "ExecStartPre",
+            "/usr/bin/leadx check-config --config ${LEADX_CONFIG}",
+        ),
         ("CapabilityBoundingSet", ""),
         ("UMask", "0077"),
         ("LimitNOFILE", "65536"),
@@ -306,9 +356,15 @@ fn unit_file_has_the_required_directives() {
     // The stop timeout must outlast a drain: in-flight posts run at most
     // auction.post_timeout_ms (3 s by default), plus the final store flush.
     let stop_s: u64 = one("TimeoutStopSec").trim_end_matches('s').parse().unwrap();
-    assert!(stop_s >= 10, "TimeoutStopSec={stop_s}s leaves no room for draining");
+    assert!(
+        stop_s >= 10,
+        "TimeoutStopSec={stop_s}s leaves no room for draining"
+    );
     assert!(d.contains_key("EnvironmentFile"));
-    assert!(text.contains("LoadCredential="), "credentials example documented");
+    assert!(
+        text.contains("LoadCredential="),
+        "credentials example documented"
+    );
 }
 
 #[test]
@@ -320,7 +376,8 @@ fn unit_file_passes_systemd_analyze() {
         .arg(repo_file("tests/systemd_check.sh"))
         .output()
         .expect("running tests/systemd_check.sh");
-    let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "systemd_check.sh failed:\n{report}");
     assert!(report.contains("exposure level"), "{report}");
 }
@@ -329,7 +386,14 @@ fn unit_file_passes_systemd_analyze() {
 fn example_config_has_every_section_and_no_secret() {
     let text = std::fs::read_to_string(repo_file("systemd/leadx.toml")).unwrap();
     let v: toml::Value = toml::from_str(&text).expect("example config is TOML");
-    for section in ["server", "admin", "auction", "vertical", "publisher", "buyer"] {
+    for section in [
+        "server",
+        "admin",
+        "auction",
+        "vertical",
+        "publisher",
+        "buyer",
+    ] {
         assert!(v.get(section).is_some(), "[{section}] missing");
     }
     let hashes = [
@@ -341,8 +405,15 @@ fn example_config_has_every_section_and_no_secret() {
         assert!(h.bytes().all(|b| b == b'0'), "placeholders match no secret");
     }
     let header = v["buyer"][0]["headers"]["X-Api-Key"].as_str().unwrap();
-    assert!(header.starts_with("${"), "buyer credentials come from env or credentials");
-    assert_eq!(v["server"]["data_dir"].as_str(), Some("/var/lib/leadx"), "matches StateDirectory");
+    assert!(
+        header.starts_with("${"),
+        "buyer credentials come from env or credentials"
+    );
+    assert_eq!(
+        v["server"]["data_dir"].as_str(),
+        Some("/var/lib/leadx"),
+        "matches StateDirectory"
+    );
 }
 
 /// Once `leadx check-config` is wired, the shipped example must pass it
