@@ -1,1 +1,307 @@
-//! (being written)
+//! Logging: one line per event on stderr, in logfmt, for journald.
+//!
+//! Format: `level=info target=leadx::api msg="lead sold" buyer=b1 price_cents=950`.
+//! Values are quoted and escaped when they need it, so a message carrying a
+//! newline or a quote still makes exactly one line — one journal entry.
+//!
+//! Under systemd (`JOURNAL_STREAM` set) there is no timestamp, because
+//! journald stamps every line itself, and each line starts with a `<N>`
+//! syslog priority prefix, which journald strips and turns into the entry's
+//! PRIORITY (so `journalctl -p warning` works). Elsewhere each line starts
+//! with `ts=` and an RFC 3339 UTC time.
+//!
+//! The level comes from `LEADX_LOG` (`error`, `warn`, `info`, `debug`,
+//! `trace`; default `info`).
+//!
+//! **Convention: never log PII.** No names, phone numbers, emails, street
+//! addresses or consumer IP addresses — not in messages and not in
+//! key-values. Log ids instead (`lead_id`, `ping_id`, `buyer`, `publisher`),
+//! which an operator can look up through the admin API, where access is
+//! authenticated. Buyer credentials and API keys are never logged either.
+//! Structured fields go in key-values: `log::info!(buyer = id; "post accepted")`,
+//! with `:%` for anything that implements Display: `log::warn!(error:% = e; "…")`.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::OnceLock;
+
+use log::kv::{Key, Value, VisitSource};
+use log::{Level, LevelFilter, Log, Metadata, Record};
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+/// Env var that sets the level.
+pub const LEVEL_ENV: &str = "LEADX_LOG";
+
+const TIMESTAMP: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// The process logger: filters by level, formats, writes one line at once.
+#[derive(Debug)]
+pub struct Logger {
+    level: LevelFilter,
+    journald: bool,
+}
+
+impl Logger {
+    pub fn new(level: LevelFilter, journald: bool) -> Self {
+        Logger { level, journald }
+    }
+}
+
+/// A `LEADX_LOG` value that is not a level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownLevel(pub String);
+
+impl std::fmt::Display for UnknownLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{LEVEL_ENV}={:?} is not error|warn|info|debug|trace",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownLevel {}
+
+/// Parses a `LEADX_LOG` value; unset or empty means `info`.
+pub fn parse_level(value: Option<&str>) -> Result<LevelFilter, UnknownLevel> {
+    match value.map(str::trim).unwrap_or("") {
+        "" | "info" => Ok(LevelFilter::Info),
+        "error" => Ok(LevelFilter::Error),
+        "warn" => Ok(LevelFilter::Warn),
+        "debug" => Ok(LevelFilter::Debug),
+        "trace" => Ok(LevelFilter::Trace),
+        other => Err(UnknownLevel(other.to_owned())),
+    }
+}
+
+/// Installs the logger for the process (later calls do nothing). A bad
+/// `LEADX_LOG` falls back to `info` and says so in the log.
+pub fn init() {
+    static LOGGER: OnceLock<Logger> = OnceLock::new();
+    let env = std::env::var(LEVEL_ENV).ok();
+    let parsed = parse_level(env.as_deref());
+    let level = parsed.clone().unwrap_or(LevelFilter::Info);
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let logger = LOGGER.get_or_init(|| Logger::new(level, journald));
+    if log::set_logger(logger).is_ok() {
+        log::set_max_level(level);
+        if let Err(e) = parsed {
+            log::warn!("{e}; logging at info");
+        }
+    }
+}
+
+impl Log for Logger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let mut line = String::with_capacity(256);
+        if self.journald {
+            line.push_str(syslog_prefix(record.level()));
+            format_line(&mut line, record, None);
+        } else {
+            format_line(&mut line, record, Some(OffsetDateTime::now_utc()));
+        }
+        line.push('\n');
+        // One write of the whole line, so concurrent events never interleave.
+        // stderr is a pipe to journald or a terminal: a short write, and if
+        // it fails there is nowhere left to report it.
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    fn flush(&self) {
+        let _ = std::io::stderr().flush();
+    }
+}
+
+/// The `<N>` prefix journald reads as the entry's syslog priority.
+fn syslog_prefix(level: Level) -> &'static str {
+    match level {
+        Level::Error => "<3>",
+        Level::Warn => "<4>",
+        Level::Info => "<6>",
+        Level::Debug | Level::Trace => "<7>",
+    }
+}
+
+/// Formats one event as a logfmt line (without the trailing newline).
+pub fn format_line(out: &mut String, record: &Record, now: Option<OffsetDateTime>) {
+    if let Some(now) = now {
+        out.push_str("ts=");
+        match now.format(TIMESTAMP) {
+            Ok(ts) => out.push_str(&ts),
+            Err(_) => out.push_str("unknown"),
+        }
+        out.push(' ');
+    }
+    out.push_str("level=");
+    out.push_str(&record.level().as_str().to_ascii_lowercase());
+    out.push_str(" target=");
+    write_value(out, record.target());
+    out.push_str(" msg=");
+    let msg = record.args().to_string();
+    write_quoted(out, &msg);
+    let mut pairs = PairWriter { out };
+    // The visitor never fails.
+    let _ = record.key_values().visit(&mut pairs);
+}
+
+struct PairWriter<'a> {
+    out: &'a mut String,
+}
+
+impl<'kvs> VisitSource<'kvs> for PairWriter<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
+        self.out.push(' ');
+        write_key(self.out, key.as_str());
+        self.out.push('=');
+        let value = value.to_string();
+        write_value(self.out, &value);
+        Ok(())
+    }
+}
+
+/// Keys are written as given when they are plain identifiers; any other
+/// character becomes `_`, since a key cannot be quoted in logfmt.
+fn write_key(out: &mut String, key: &str) {
+    if key.is_empty() {
+        out.push('_');
+    }
+    for c in key.chars() {
+        let plain = c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+        out.push(if plain { c } else { '_' });
+    }
+}
+
+/// A value bare when it can be (`b1`, `950`), quoted otherwise.
+pub fn write_value(out: &mut String, value: &str) {
+    let bare = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| !c.is_control() && !c.is_whitespace() && !matches!(c, '"' | '=' | '\\'));
+    if bare {
+        out.push_str(value);
+    } else {
+        write_quoted(out, value);
+    }
+}
+
+/// A quoted value, escaped so that it never spans more than one line.
+pub fn write_quoted(out: &mut String, value: &str) {
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            // Other control characters (and the Unicode line and paragraph
+            // separators some viewers break on) as escapes.
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn line(
+        level: Level,
+        msg: std::fmt::Arguments,
+        kvs: &[(&str, &str)],
+        now: Option<OffsetDateTime>,
+    ) -> String {
+        let mut out = String::new();
+        let record = Record::builder()
+            .level(level)
+            .target("leadx::api")
+            .args(msg)
+            .key_values(&kvs)
+            .build();
+        format_line(&mut out, &record, now);
+        out
+    }
+
+    #[test]
+    fn plain_event_is_logfmt() {
+        let l = line(
+            Level::Info,
+            format_args!("lead sold"),
+            &[("buyer", "b1"), ("price_cents", "950")],
+            None,
+        );
+        assert_eq!(
+            l,
+            "level=info target=leadx::api msg=\"lead sold\" buyer=b1 price_cents=950"
+        );
+    }
+
+    #[test]
+    fn timestamp_is_rfc3339_utc_with_millis() {
+        let now = datetime!(2026-03-01 12:34:56.789 UTC);
+        let l = line(Level::Warn, format_args!("x"), &[], Some(now));
+        assert_eq!(
+            l,
+            "ts=2026-03-01T12:34:56.789Z level=warn target=leadx::api msg=\"x\""
+        );
+    }
+
+    #[test]
+    fn newlines_and_quotes_never_break_the_line() {
+        let l = line(
+            Level::Error,
+            format_args!("bad \"answer\"\nfrom buyer\r\t\u{7}"),
+            &[
+                ("reason", "two\nlines"),
+                ("path", "C:\\x"),
+                ("empty", ""),
+                ("we ird", "a=b"),
+            ],
+            None,
+        );
+        assert!(!l.contains('\n') && !l.contains('\r'), "{l}");
+        assert!(
+            l.contains(r#"msg="bad \"answer\"\nfrom buyer\r\t\u{0007}""#),
+            "{l}"
+        );
+        assert!(l.contains(r#" reason="two\nlines""#), "{l}");
+        assert!(l.contains(r#" path="C:\\x""#), "{l}");
+        assert!(l.contains(r#" empty="""#), "{l}");
+        assert!(l.contains(r#" we_ird="a=b""#), "{l}");
+    }
+
+    #[test]
+    fn levels_parse_and_default_to_info() {
+        assert_eq!(parse_level(None), Ok(LevelFilter::Info));
+        assert_eq!(parse_level(Some("")), Ok(LevelFilter::Info));
+        assert_eq!(parse_level(Some("debug")), Ok(LevelFilter::Debug));
+        assert_eq!(parse_level(Some("error")), Ok(LevelFilter::Error));
+        assert_eq!(parse_level(Some("loud")), Err(UnknownLevel("loud".into())));
+    }
+
+    #[test]
+    fn logger_filters_by_level() {
+        let logger = Logger::new(LevelFilter::Warn, true);
+        let meta = |level| Metadata::builder().level(level).target("leadx").build();
+        assert!(logger.enabled(&meta(Level::Error)));
+        assert!(logger.enabled(&meta(Level::Warn)));
+        assert!(!logger.enabled(&meta(Level::Info)));
+        assert_eq!(syslog_prefix(Level::Warn), "<4>");
+    }
+}

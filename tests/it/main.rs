@@ -6,5 +6,6 @@ mod auction;
 mod config;
 mod crash;
 mod errors;
+mod ops;
 mod post;
 mod support;
