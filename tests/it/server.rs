@@ -375,3 +375,24 @@ fn drain_refuses_new_connections_closes_idle_ones_and_finishes_in_flight() {
     assert_eq!(r.header("connection"), Some("close"));
     assert!(h.wait_idle(Duration::from_secs(5)));
 }
+
+#[test]
+fn a_deep_pipeline_is_answered_completely_and_in_order() {
+    let h = serve(opts());
+    let mut s = connect(h.local_addr());
+    let mut writer = s.try_clone().unwrap();
+    let n = 3000;
+    let sender = thread::spawn(move || {
+        let mut all = Vec::new();
+        for i in 0..n {
+            all.extend_from_slice(format!("GET /{i} HTTP/1.1\r\n\r\n").as_bytes());
+        }
+        writer.write_all(&all).unwrap();
+    });
+    let mut pending = Vec::new();
+    for i in 0..n {
+        let r = read_response(&mut s, &mut pending).expect("every pipelined request answered");
+        assert_eq!(r.text(), format!("GET /{i}  0"));
+    }
+    sender.join().unwrap();
+}

@@ -28,6 +28,9 @@ enum Step {
     Close,
     /// Answered with an error; the rest of the input is not trusted.
     Fail,
+    /// Answers piled up past `WRITE_BUFFER_KEEP_BYTES`: write them, then go on
+    /// answering what is buffered (a pipelining client cannot grow `wbuf`).
+    Flush,
 }
 
 /// Outcome of one read.
@@ -125,7 +128,6 @@ pub(super) fn refuse_overloaded(stream: may::net::TcpStream) {
 impl Conn {
     fn run<H: Handler>(&mut self, handler: &H) {
         let _ = self.stream.set_nodelay(true);
-        let _ = self.stream.set_write_timeout(Some(ms(self.shared.opts.write_timeout_ms)));
         loop {
             let step = self.answer_buffered(handler);
             if !self.flush() {
@@ -133,6 +135,7 @@ impl Conn {
             }
             match step {
                 Step::Read => {}
+                Step::Flush => continue,
                 Step::Close => return self.close(false),
                 Step::Fail => return self.close(true),
             }
@@ -175,6 +178,9 @@ impl Conn {
             self.continue_sent = false;
             if !keep_alive {
                 return Step::Close;
+            }
+            if self.wbuf.len() > WRITE_BUFFER_KEEP_BYTES {
+                return Step::Flush;
             }
         }
         Step::Read
@@ -271,12 +277,29 @@ impl Conn {
         }
     }
 
-    /// Writes everything answered so far in one go; false if the client is gone.
+    /// Writes everything answered so far in one go; false if the client is
+    /// gone or does not read it all within `write_timeout_ms` (one deadline
+    /// for the whole buffer, so a client reading a byte at a time cannot
+    /// hold the coroutine).
     fn flush(&mut self) -> bool {
         if self.wbuf.is_empty() {
             return true;
         }
-        let ok = self.stream.write_all(&self.wbuf).is_ok();
+        let deadline = Instant::now() + ms(self.shared.opts.write_timeout_ms);
+        let mut written = 0;
+        let ok = loop {
+            if written == self.wbuf.len() {
+                break true;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+                break false;
+            };
+            let _ = self.stream.set_write_timeout(Some(left));
+            match self.stream.write(&self.wbuf[written..]) {
+                Ok(0) | Err(_) => break false,
+                Ok(n) => written += n,
+            }
+        };
         self.wbuf.clear();
         if self.wbuf.capacity() > WRITE_BUFFER_KEEP_BYTES {
             self.wbuf = Vec::new();
