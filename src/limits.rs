@@ -32,6 +32,31 @@ pub const STORE_QUEUE_MAX: usize = 64 * 1024;
 /// Most rows returned by one admin listing.
 pub const ADMIN_LIST_MAX: usize = 1000;
 
+/// Keep-alive connection idle between requests before the server closes it.
+pub const SERVER_IDLE_TIMEOUT_MS: u64 = 30_000;
+/// From a request's first byte to its last; slower is 408 and close (slowloris).
+pub const SERVER_REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// Longest a single response write may stall on a client that does not read.
+pub const SERVER_WRITE_TIMEOUT_MS: u64 = 10_000;
+/// Listen backlog passed explicitly to listen(2).
+pub const SERVER_LISTEN_BACKLOG: i32 = 1024;
+/// Initial per-connection read buffer; grows for larger requests, then shrinks back.
+pub const SERVER_READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Longest chunk-size line (size plus extensions) in a chunked request body.
+pub const CHUNK_LINE_BYTES_MAX: usize = 256;
+/// Framing bytes (size lines, CRLFs, trailers) a chunked body may add on top
+/// of its decoded size; bounds the read buffer against 1-byte-chunk floods.
+pub const CHUNKED_OVERHEAD_BYTES_MAX: usize = 16 * 1024;
+/// After an error answer, how long unread request bytes are drained before the
+/// close, so the client sees the answer rather than a reset.
+pub const SERVER_LINGER_MS: u64 = 500;
+/// Most bytes drained during that linger.
+pub const SERVER_LINGER_BYTES_MAX: usize = 256 * 1024;
+/// Pause after an accept error that signals exhaustion (EMFILE, ENOBUFS).
+pub const SERVER_ACCEPT_BACKOFF_MS: u64 = 10;
+/// Poll period of `ServerHandle::wait_idle`.
+pub const SERVER_WAIT_IDLE_POLL_MS: u64 = 5;
+
 const _: () = assert!(BODY_BYTES_MAX_DEFAULT <= BODY_BYTES_MAX_CEILING);
 const _: () = assert!(JSON_DEPTH_MAX >= 3);
 const _: () = assert!(HEADER_BYTES_MAX >= 1024);
@@ -85,3 +110,5 @@ pub const AGE_YEARS_MAX: u16 = 120;
 const _: () = assert!(CONNECTIONS_MAX <= CONNECTIONS_MAX_CEILING);
 const _: () = assert!(PING_TIMEOUT_MS_MAX <= POST_TIMEOUT_MS_MAX);
 const _: () = assert!(AGE_YEARS_MIN <= AGE_YEARS_MAX);
+const _: () = assert!(CHUNK_LINE_BYTES_MAX < HEADER_BYTES_MAX);
+const _: () = assert!(SERVER_REQUEST_TIMEOUT_MS <= SERVER_IDLE_TIMEOUT_MS);

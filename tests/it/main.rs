@@ -8,4 +8,5 @@ mod crash;
 mod errors;
 mod ops;
 mod post;
+mod server;
 mod support;

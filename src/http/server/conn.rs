@@ -1,0 +1,383 @@
+//! One client connection, in its own coroutine: read into a buffer, answer
+//! every complete (pipelined) request in it, write all answers at once.
+//!
+//! Time-outs are read time-outs recomputed before each read: the idle time-out
+//! while no request has begun, else what is left of the request's deadline, so
+//! a client trickling bytes (slowloris) cannot stretch a request. Error answers
+//! are followed by a short bounded "lingering close" so the client reads the
+//! answer instead of a reset caused by its unread bytes.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::codec::{self, Decoded, HttpError, Limits, Parsed, Pending};
+use super::{ConnSlot, Handler, Request, Response, Shared};
+use crate::limits;
+
+/// Write buffers above this are freed after use rather than kept per connection.
+const WRITE_BUFFER_KEEP_BYTES: usize = 64 * 1024;
+
+/// What to do after answering what is buffered.
+enum Step {
+    Read,
+    /// Answered with `Connection: close`.
+    Close,
+    /// Answered with an error; the rest of the input is not trusted.
+    Fail,
+    /// Answers piled up past `WRITE_BUFFER_KEEP_BYTES`: write them, then go on
+    /// answering what is buffered (a pipelining client cannot grow `wbuf`).
+    Flush,
+}
+
+/// Outcome of one read.
+enum Fill {
+    Data,
+    Closed,
+    RequestTimeout,
+    TooLarge,
+}
+
+struct Conn {
+    stream: may::net::TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    slot: Option<Arc<ConnSlot>>,
+    lim: Limits,
+    buf: Vec<u8>,
+    /// Unread input is `buf[start..end]`.
+    start: usize,
+    end: usize,
+    /// Bytes the current request needs in the buffer, when known.
+    want: usize,
+    wbuf: Vec<u8>,
+    /// When the request that has begun must be complete.
+    deadline: Option<Instant>,
+    read_at: Instant,
+    head_at: Option<Instant>,
+    continue_sent: bool,
+}
+
+/// Serves one accepted connection until it closes.
+pub(super) fn serve<H: Handler>(stream: may::net::TcpStream, peer: SocketAddr, shared: Arc<Shared>, handler: Arc<H>) {
+    let slot = register(&stream, &shared);
+    let _registered = Registered { shared: shared.clone(), id: slot.as_ref().map(|s| s.0) };
+    let lim = shared.opts.limits();
+    let mut conn = Conn {
+        stream,
+        peer,
+        shared,
+        slot: slot.map(|s| s.1),
+        lim,
+        buf: vec![0; limits::SERVER_READ_BUFFER_BYTES],
+        start: 0,
+        end: 0,
+        want: 0,
+        wbuf: Vec::new(),
+        deadline: None,
+        read_at: Instant::now(),
+        head_at: None,
+        continue_sent: false,
+    };
+    conn.run(&*handler);
+}
+
+/// Puts the connection where the drain can find it. Without a duplicate fd
+/// (fd exhaustion) it is still served, just closed by its idle time-out.
+fn register(stream: &may::net::TcpStream, shared: &Shared) -> Option<(u64, Arc<ConnSlot>)> {
+    let sock = match stream.inner().try_clone() {
+        Ok(sock) => sock,
+        Err(e) => {
+            log::warn!("http server: cannot register connection for drain: {e}");
+            return None;
+        }
+    };
+    let slot = Arc::new(ConnSlot { sock, idle: AtomicBool::new(false) });
+    let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
+    shared.conns.lock().insert(id, slot.clone());
+    Some((id, slot))
+}
+
+/// Unregisters and counts the connection closed, however `serve` ends.
+struct Registered {
+    shared: Arc<Shared>,
+    id: Option<u64>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.shared.conns.lock().remove(&id);
+        }
+        self.shared.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Over `connections_max`: a best-effort 503 without waiting (the accept
+/// loop must not block on one client), then close.
+pub(super) fn refuse_overloaded(stream: may::net::TcpStream) {
+    let mut out = Vec::new();
+    codec::encode(&HttpError::Overloaded.response(), false, false, false, &mut out);
+    let mut sock: &std::net::TcpStream = stream.inner();
+    let _ = sock.write(&out);
+}
+
+impl Conn {
+    fn run<H: Handler>(&mut self, handler: &H) {
+        let _ = self.stream.set_nodelay(true);
+        loop {
+            let step = self.answer_buffered(handler);
+            if !self.flush() {
+                return;
+            }
+            match step {
+                Step::Read => {}
+                Step::Flush => continue,
+                Step::Close => return self.close(false),
+                Step::Fail => return self.close(true),
+            }
+            match self.fill() {
+                Fill::Data => {}
+                Fill::Closed => return,
+                Fill::RequestTimeout => return self.timed_out(),
+                Fill::TooLarge => {
+                    self.shared.stats.protocol_errors_total.fetch_add(1, Ordering::Relaxed);
+                    codec::encode(&HttpError::BodyTooLarge.response(), false, false, false, &mut self.wbuf);
+                    self.flush();
+                    return self.close(true);
+                }
+            }
+        }
+    }
+
+    /// Decodes and answers every complete request in the buffer.
+    fn answer_buffered<H: Handler>(&mut self, handler: &H) -> Step {
+        while self.start < self.end {
+            let mut storage = [httparse::EMPTY_HEADER; limits::HEADERS_MAX];
+            let headers = &mut storage[..self.lim.headers_max];
+            let parsed = match codec::decode(&mut self.buf[self.start..self.end], &self.lim, headers) {
+                Ok(Decoded::Complete(parsed)) => parsed,
+                Ok(Decoded::Partial(pending)) => {
+                    self.note_pending(pending);
+                    return Step::Read;
+                }
+                Err(e) => {
+                    self.shared.stats.protocol_errors_total.fetch_add(1, Ordering::Relaxed);
+                    codec::encode(&e.response(), false, false, false, &mut self.wbuf);
+                    return Step::Fail;
+                }
+            };
+            let received_at = self.head_at.take().unwrap_or(self.read_at);
+            let (len, keep_alive) = answer(handler, &self.shared, parsed, self.peer, received_at, &mut self.wbuf);
+            self.start += len;
+            self.want = 0;
+            self.deadline = None;
+            self.continue_sent = false;
+            if !keep_alive {
+                return Step::Close;
+            }
+            if self.wbuf.len() > WRITE_BUFFER_KEEP_BYTES {
+                return Step::Flush;
+            }
+        }
+        Step::Read
+    }
+
+    fn note_pending(&mut self, pending: Pending) {
+        self.want = pending.len_hint;
+        if pending.head_done {
+            self.head_at.get_or_insert(self.read_at);
+            if pending.expect_continue && !self.continue_sent {
+                self.wbuf.extend_from_slice(codec::CONTINUE);
+                self.continue_sent = true;
+            }
+        }
+    }
+
+    /// Reads once, with the time-out that applies now.
+    fn fill(&mut self) -> Fill {
+        if !self.make_room() {
+            return Fill::TooLarge;
+        }
+        let idle = self.start == self.end;
+        let timeout = if idle {
+            self.set_idle(true);
+            if self.shared.draining.load(Ordering::SeqCst) {
+                return Fill::Closed;
+            }
+            ms(self.shared.opts.idle_timeout_ms)
+        } else {
+            let request_timeout = ms(self.shared.opts.request_timeout_ms);
+            let deadline = *self.deadline.get_or_insert_with(|| Instant::now() + request_timeout);
+            match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => left,
+                _ => return Fill::RequestTimeout,
+            }
+        };
+        let _ = self.stream.set_read_timeout(Some(timeout));
+        let read = self.stream.read(&mut self.buf[self.end..]);
+        if idle {
+            self.set_idle(false);
+        }
+        match read {
+            Ok(0) => Fill::Closed,
+            Ok(n) => {
+                self.end += n;
+                self.read_at = Instant::now();
+                if idle {
+                    self.deadline = Some(self.read_at + ms(self.shared.opts.request_timeout_ms));
+                }
+                Fill::Data
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+                if idle {
+                    Fill::Closed
+                } else {
+                    Fill::RequestTimeout
+                }
+            }
+            Err(_) => Fill::Closed,
+        }
+    }
+
+    /// Makes space to read into: resets an empty buffer (shrinking one a big
+    /// request grew), slides a partial request to the front, or grows up to
+    /// the most one request can need. False if the request cannot fit.
+    fn make_room(&mut self) -> bool {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > 4 * limits::SERVER_READ_BUFFER_BYTES {
+                self.buf = vec![0; limits::SERVER_READ_BUFFER_BYTES];
+            }
+        }
+        let need = self.want.max(self.end - self.start + 1);
+        if self.start > 0 && self.start + need > self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if need > self.buf.len() {
+            let max = self.lim.request_bytes_max();
+            if self.buf.len() >= max {
+                return false;
+            }
+            let len = need.max(self.buf.len() * 2).min(max);
+            self.buf.resize(len, 0);
+        }
+        true
+    }
+
+    fn set_idle(&self, idle: bool) {
+        if let Some(slot) = &self.slot {
+            slot.idle.store(idle, Ordering::SeqCst);
+        }
+    }
+
+    /// Writes everything answered so far in one go; false if the client is
+    /// gone or does not read it all within `write_timeout_ms` (one deadline
+    /// for the whole buffer, so a client reading a byte at a time cannot
+    /// hold the coroutine).
+    fn flush(&mut self) -> bool {
+        if self.wbuf.is_empty() {
+            return true;
+        }
+        let deadline = Instant::now() + ms(self.shared.opts.write_timeout_ms);
+        let mut written = 0;
+        let ok = loop {
+            if written == self.wbuf.len() {
+                break true;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+                break false;
+            };
+            let _ = self.stream.set_write_timeout(Some(left));
+            match self.stream.write(&self.wbuf[written..]) {
+                Ok(0) | Err(_) => break false,
+                Ok(n) => written += n,
+            }
+        };
+        self.wbuf.clear();
+        if self.wbuf.capacity() > WRITE_BUFFER_KEEP_BYTES {
+            self.wbuf = Vec::new();
+        }
+        ok
+    }
+
+    fn timed_out(&mut self) {
+        self.shared.stats.timeouts_total.fetch_add(1, Ordering::Relaxed);
+        codec::encode(&HttpError::RequestTimeout.response(), false, false, false, &mut self.wbuf);
+        self.flush();
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Closes after a final answer. With unread input (or after an error)
+    /// the input is drained for a bounded time first: closing a socket with
+    /// unread bytes sends a reset that can destroy the answer in flight.
+    fn close(&mut self, after_error: bool) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+        if !after_error && self.start == self.end {
+            return;
+        }
+        let until = Instant::now() + ms(limits::SERVER_LINGER_MS);
+        let mut drained = 0;
+        while drained < limits::SERVER_LINGER_BYTES_MAX {
+            let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+                return;
+            };
+            let _ = self.stream.set_read_timeout(Some(left));
+            match self.stream.read(&mut self.buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
+    }
+}
+
+/// Runs the handler on one request and encodes its answer; returns the bytes
+/// the request used and whether the connection stays open.
+fn answer<H: Handler>(
+    handler: &H,
+    shared: &Shared,
+    parsed: Parsed<'_>,
+    peer: SocketAddr,
+    received_at: Instant,
+    wbuf: &mut Vec<u8>,
+) -> (usize, bool) {
+    let Parsed { method, path, query, headers, body, len, keep_alive, http10 } = parsed;
+    let head_only = method == "HEAD";
+    let mut req = Request { method, path, query, headers, body, peer, received_at };
+    let result = call_handler(handler, shared, &mut req);
+    shared.stats.requests_total.fetch_add(1, Ordering::Relaxed);
+    // Checked after the handler: a drain that began meanwhile closes this one.
+    let keep_alive = keep_alive && result.is_ok() && !shared.draining.load(Ordering::SeqCst);
+    let response = result.unwrap_or_else(|e| e.response());
+    codec::encode(&response, keep_alive, http10, head_only, wbuf);
+    (len, keep_alive)
+}
+
+/// Counts the call in flight and turns a handler panic into a 500, so one
+/// bad request cannot take its connection's counters or peers with it.
+fn call_handler<H: Handler>(handler: &H, shared: &Shared, req: &mut Request<'_>) -> Result<Response, HttpError> {
+    shared.in_flight.fetch_add(1, Ordering::SeqCst);
+    let _in_flight = InFlight(&shared.in_flight);
+    catch_unwind(AssertUnwindSafe(|| handler.handle(req))).map_err(|_| {
+        log::error!("http server: handler panicked on {} {}", req.method, req.path);
+        HttpError::Internal
+    })
+}
+
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
