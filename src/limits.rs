@@ -18,6 +18,16 @@ pub const BUYER_RESPONSE_BYTES_MAX: usize = 64 * 1024;
 pub const BUYERS_MAX: usize = 1024;
 /// Most keep-alive connections kept open to one buyer.
 pub const BUYER_CONNECTIONS_MAX: usize = 256;
+/// Idle keep-alive connections kept per buyer (default `idle_max`).
+pub const BUYER_IDLE_CONNECTIONS_MAX: usize = 64;
+/// An idle buyer connection older than this is closed, not reused: servers
+/// commonly drop idle keep-alive after 5 s, and reusing one just as the
+/// buyer closes it would lose the call.
+pub const BUYER_IDLE_TIMEOUT_MS: u64 = 4_000;
+/// Largest response head (status line + headers) read from a buyer.
+pub const BUYER_RESPONSE_HEAD_BYTES_MAX: usize = 16 * 1024;
+/// Most headers in a buyer's response.
+pub const BUYER_RESPONSE_HEADERS_MAX: usize = 64;
 /// Most attributes in `lead.attributes`.
 pub const LEAD_ATTRIBUTES_MAX: usize = 64;
 /// Longest string field in a lead (other than ones with tighter bounds).
@@ -112,3 +122,4 @@ const _: () = assert!(PING_TIMEOUT_MS_MAX <= POST_TIMEOUT_MS_MAX);
 const _: () = assert!(AGE_YEARS_MIN <= AGE_YEARS_MAX);
 const _: () = assert!(CHUNK_LINE_BYTES_MAX < HEADER_BYTES_MAX);
 const _: () = assert!(SERVER_REQUEST_TIMEOUT_MS <= SERVER_IDLE_TIMEOUT_MS);
+const _: () = assert!(BUYER_IDLE_CONNECTIONS_MAX <= BUYER_CONNECTIONS_MAX);

@@ -1,8 +1,10 @@
+<<<<<<< HEAD
 //! Integration tests, one binary (STYLE 14): leadx in-process on
 //! 127.0.0.1:0 with a temporary store and real mock buyers on loopback.
 //! One module per area.
 
 mod auction;
+mod client;
 mod config;
 mod crash;
 mod errors;
@@ -10,3 +12,6 @@ mod ops;
 mod post;
 mod server;
 mod support;
+=======
+mod client;
+>>>>>>> http-client
