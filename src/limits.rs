@@ -35,3 +35,13 @@ pub const ADMIN_LIST_MAX: usize = 1000;
 const _: () = assert!(BODY_BYTES_MAX_DEFAULT <= BODY_BYTES_MAX_CEILING);
 const _: () = assert!(JSON_DEPTH_MAX >= 3);
 const _: () = assert!(HEADER_BYTES_MAX >= 1024);
+
+/// Default sled page-cache size for the store. Hot keys (caps, dedupe,
+/// idempotency) must stay in memory so reads on coroutines rarely touch disk.
+pub const STORE_CACHE_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
+/// Most operations the store's writer applies before one flush (group
+/// commit). Bounds how long a waiter can be held behind other writes.
+pub const STORE_BATCH_OPS_MAX: usize = 8 * 1024;
+
+const _: () = assert!(STORE_BATCH_OPS_MAX >= 1);
+const _: () = assert!(STORE_QUEUE_MAX >= STORE_BATCH_OPS_MAX);
