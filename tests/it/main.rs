@@ -1,0 +1,2 @@
+//! The integration test binary: one module per area.
+mod store;
