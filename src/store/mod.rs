@@ -181,10 +181,15 @@ impl Store {
             .print_profile_on_drop(false)
             .open()?;
         check_version(&db)?;
+        // sled 0.34 keeps its log in `<dir>/db`; see `Writer::flush`.
+        let log_path = dir.join("db");
+        let log_file = std::fs::File::open(&log_path)
+            .map_err(|e| StoreError::Io(format!("{}: {e}", log_path.display())))?;
         let counters = Arc::new(Counters::default());
         let (tx, rx) = crossbeam::channel::unbounded();
         let writer = Writer {
             db: db.clone(),
+            log_file,
             rx,
             counters: counters.clone(),
             batch_ops_max: opts.batch_ops_max.max(1),
