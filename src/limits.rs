@@ -123,3 +123,12 @@ const _: () = assert!(AGE_YEARS_MIN <= AGE_YEARS_MAX);
 const _: () = assert!(CHUNK_LINE_BYTES_MAX < HEADER_BYTES_MAX);
 const _: () = assert!(SERVER_REQUEST_TIMEOUT_MS <= SERVER_IDLE_TIMEOUT_MS);
 const _: () = assert!(BUYER_IDLE_CONNECTIONS_MAX <= BUYER_CONNECTIONS_MAX);
+/// Default sled page-cache size for the store. Hot keys (caps, dedupe,
+/// idempotency) must stay in memory so reads on coroutines rarely touch disk.
+pub const STORE_CACHE_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
+/// Most operations the store's writer applies before one flush (group
+/// commit). Bounds how long a waiter can be held behind other writes.
+pub const STORE_BATCH_OPS_MAX: usize = 8 * 1024;
+
+const _: () = assert!(STORE_BATCH_OPS_MAX >= 1);
+const _: () = assert!(STORE_QUEUE_MAX >= STORE_BATCH_OPS_MAX);

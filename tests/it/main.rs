@@ -11,6 +11,7 @@ mod errors;
 mod ops;
 mod post;
 mod server;
+mod store;
 mod support;
 =======
 mod client;
