@@ -66,6 +66,37 @@ pub const SERVER_LINGER_BYTES_MAX: usize = 256 * 1024;
 pub const SERVER_ACCEPT_BACKOFF_MS: u64 = 10;
 /// Poll period of `ServerHandle::wait_idle`.
 pub const SERVER_WAIT_IDLE_POLL_MS: u64 = 5;
+/// Youngest and oldest `lead.age` accepted (contract §3, inclusive).
+pub const LEAD_AGE_MIN: i64 = 18;
+pub const LEAD_AGE_MAX: i64 = 120;
+/// Highest `lead.income` (USD a year) accepted; more is a typo or hostile.
+pub const LEAD_INCOME_MAX: i64 = 100_000_000;
+/// Longest `lead.sub_id`, `lead.first_name`, `lead.last_name` (contract §3).
+pub const LEAD_SHORT_STRING_BYTES_MAX: usize = 64;
+/// Longest key in `lead.attributes`.
+pub const LEAD_ATTRIBUTE_KEY_BYTES_MAX: usize = 64;
+/// Longest string value in `lead.attributes`.
+pub const LEAD_ATTRIBUTE_VALUE_BYTES_MAX: usize = 1024;
+/// Longest phone spelling looked at; `+1 (555) 234-5678` is 17 bytes.
+pub const PHONE_BYTES_MAX: usize = 32;
+/// Longest email address (RFC 5321 path limit) and its local part.
+pub const EMAIL_BYTES_MAX: usize = 254;
+pub const EMAIL_LOCAL_BYTES_MAX: usize = 64;
+/// Longest `consent.text`: a full TCPA disclosure with a seller list fits.
+pub const CONSENT_TEXT_BYTES_MAX: usize = 16 * 1024;
+/// Longest URL in a consent (`page_url`, `trustedform_cert_url`).
+pub const URL_BYTES_MAX: usize = 2048;
+/// Longest `ping_id` a publisher may send back and longest vertical id.
+pub const PING_ID_BYTES_MAX: usize = 64;
+pub const VERTICAL_ID_BYTES_MAX: usize = 64;
+/// Longest string kept from a buyer's answer (`ref`, `lead_id`, `reason`).
+pub const BUYER_ANSWER_STRING_BYTES_MAX: usize = 256;
+/// Longest RFC 3339 time looked at (`captured_at`); real ones are ~35 bytes.
+pub const TIME_BYTES_MAX: usize = 64;
+/// Longest IP literal looked at (`consent.ip`); IPv6 text is at most 45.
+pub const IP_BYTES_MAX: usize = 64;
+/// Longest key echoed back in an error's `field` path.
+pub const ERROR_PATH_KEY_BYTES_MAX: usize = 64;
 
 const _: () = assert!(BODY_BYTES_MAX_DEFAULT <= BODY_BYTES_MAX_CEILING);
 const _: () = assert!(JSON_DEPTH_MAX >= 3);
@@ -132,3 +163,5 @@ pub const STORE_BATCH_OPS_MAX: usize = 8 * 1024;
 
 const _: () = assert!(STORE_BATCH_OPS_MAX >= 1);
 const _: () = assert!(STORE_QUEUE_MAX >= STORE_BATCH_OPS_MAX);
+const _: () = assert!(CONSENT_TEXT_BYTES_MAX < BODY_BYTES_MAX_DEFAULT);
+const _: () = assert!(LEAD_AGE_MIN <= LEAD_AGE_MAX);

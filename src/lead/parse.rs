@@ -1,0 +1,348 @@
+//! Turning a parsed JSON value into a [`Lead`] or [`Consent`]: every rule of
+//! contract §3, checked once, the first problem reported with its path.
+//!
+//! Keys are visited in document order, so the first problem is the first
+//! one the publisher wrote; required fields are checked after, in contract
+//! order. `null` counts as absent for every field (publishers' forms often
+//! send it for an unanswered question) — except PII at the ping, where even
+//! a `null` `phone` says the publisher's integration is sending the wrong
+//! stage. A key given twice keeps its last value, as in most JSON parsers.
+
+use simd_json::borrowed::Value;
+use simd_json::StaticNode;
+
+use super::value::{self, is_null, Loc};
+use super::{check, Attr, Consent, Credit, Lead, Stage};
+use crate::api::error::ApiError;
+use crate::{limits, usps};
+
+/// The keys a lead may carry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Zip,
+    State,
+    City,
+    Age,
+    Income,
+    Credit,
+    Homeowner,
+    SubId,
+    Attributes,
+    CapturedAt,
+    FirstName,
+    LastName,
+    Phone,
+    Email,
+    Address,
+}
+
+impl Key {
+    fn of(k: &str) -> Option<Key> {
+        Some(match k {
+            "zip" => Key::Zip,
+            "state" => Key::State,
+            "city" => Key::City,
+            "age" => Key::Age,
+            "income" => Key::Income,
+            "credit" => Key::Credit,
+            "homeowner" => Key::Homeowner,
+            "sub_id" => Key::SubId,
+            "attributes" => Key::Attributes,
+            "captured_at" => Key::CapturedAt,
+            "first_name" => Key::FirstName,
+            "last_name" => Key::LastName,
+            "phone" => Key::Phone,
+            "email" => Key::Email,
+            "address" => Key::Address,
+            _ => return None,
+        })
+    }
+
+    fn is_pii(self) -> bool {
+        matches!(self, Key::FirstName | Key::LastName | Key::Phone | Key::Email | Key::Address)
+    }
+}
+
+/// Validates `v` as a lead sent at `stage`; `path` (`"lead"`) prefixes
+/// every error's field.
+pub fn lead_from_value(v: &Value<'_>, stage: Stage, path: &str) -> Result<Lead, ApiError> {
+    let obj = match v {
+        Value::Object(o) => o,
+        _ => return Err(ApiError::invalid(path, "must be an object")),
+    };
+    let mut lead = Lead::default();
+    for (k, v) in obj.iter() {
+        let at = Loc::new(path, k);
+        let key = Key::of(k).ok_or_else(|| at.unknown())?;
+        if stage == Stage::Ping && key.is_pii() {
+            let field = at.path();
+            let message = format!("{field} is personal data and is only accepted at the post");
+            return Err(ApiError::field(422, "pii_in_ping", field, message));
+        }
+        if is_null(v) {
+            clear(&mut lead, key);
+        } else {
+            set(&mut lead, key, v, at)?;
+        }
+    }
+    require(&lead, stage, path)?;
+    Ok(lead)
+}
+
+fn set(lead: &mut Lead, key: Key, v: &Value<'_>, at: Loc<'_>) -> Result<(), ApiError> {
+    let short = limits::LEAD_SHORT_STRING_BYTES_MAX;
+    let long = limits::LEAD_STRING_BYTES_MAX;
+    match key {
+        Key::Zip => lead.zip = zip(v, at)?,
+        Key::State => lead.state = state(v, at)?,
+        Key::City => lead.city = Some(value::string(v, at, long)?.to_string()),
+        Key::Age => {
+            let age = value::integer(v, at, limits::LEAD_AGE_MIN, limits::LEAD_AGE_MAX)?;
+            lead.age = Some(u16::try_from(age).expect("age bounds fit u16"));
+        }
+        Key::Income => lead.income = Some(value::integer(v, at, 0, limits::LEAD_INCOME_MAX)?),
+        Key::Credit => lead.credit = Some(credit(v, at)?),
+        Key::Homeowner => lead.homeowner = Some(value::boolean(v, at)?),
+        Key::SubId => lead.sub_id = Some(value::string(v, at, short)?.to_string()),
+        Key::Attributes => lead.attributes = attributes(v, at)?,
+        Key::CapturedAt => lead.captured_at = Some(time(v, at)?),
+        Key::FirstName => lead.first_name = Some(value::nonempty(v, at, short)?.to_string()),
+        Key::LastName => lead.last_name = Some(value::nonempty(v, at, short)?.to_string()),
+        Key::Phone => lead.phone = Some(phone(v, at)?),
+        Key::Email => lead.email = Some(email(v, at)?),
+        Key::Address => lead.address = Some(value::string(v, at, long)?.to_string()),
+    }
+    Ok(())
+}
+
+/// `null` is absent, also after an earlier value for the same key.
+fn clear(lead: &mut Lead, key: Key) {
+    match key {
+        Key::Zip => lead.zip.clear(),
+        Key::State => lead.state.clear(),
+        Key::City => lead.city = None,
+        Key::Age => lead.age = None,
+        Key::Income => lead.income = None,
+        Key::Credit => lead.credit = None,
+        Key::Homeowner => lead.homeowner = None,
+        Key::SubId => lead.sub_id = None,
+        Key::Attributes => lead.attributes.clear(),
+        Key::CapturedAt => lead.captured_at = None,
+        Key::FirstName => lead.first_name = None,
+        Key::LastName => lead.last_name = None,
+        Key::Phone => lead.phone = None,
+        Key::Email => lead.email = None,
+        Key::Address => lead.address = None,
+    }
+}
+
+fn require(lead: &Lead, stage: Stage, path: &str) -> Result<(), ApiError> {
+    let missing = |key: &str| Err(Loc::new(path, key).missing());
+    if lead.zip.is_empty() {
+        return missing("zip");
+    }
+    if lead.state.is_empty() {
+        return missing("state");
+    }
+    if stage == Stage::Post {
+        let pii = [
+            ("first_name", lead.first_name.is_none()),
+            ("last_name", lead.last_name.is_none()),
+            ("phone", lead.phone.is_none()),
+            ("email", lead.email.is_none()),
+        ];
+        if let Some((key, _)) = pii.iter().find(|(_, absent)| *absent) {
+            return missing(key);
+        }
+    }
+    Ok(())
+}
+
+fn zip(v: &Value<'_>, at: Loc<'_>) -> Result<String, ApiError> {
+    match v {
+        Value::String(s) if s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(s.to_string()),
+        _ => Err(at.invalid("must be a string of 5 digits")),
+    }
+}
+
+/// Upper-cased before the check: `"ca"` is an obvious `"CA"`, and storing
+/// one spelling keeps buyer filters byte-for-byte comparisons.
+fn state(v: &Value<'_>, at: Loc<'_>) -> Result<String, ApiError> {
+    if let Value::String(s) = v {
+        if s.len() == 2 {
+            let upper = s.to_ascii_uppercase();
+            if usps::is_state(&upper) {
+                return Ok(upper);
+            }
+        }
+    }
+    Err(at.invalid("must be a two-letter USPS state code"))
+}
+
+fn credit(v: &Value<'_>, at: Loc<'_>) -> Result<Credit, ApiError> {
+    match v {
+        Value::String(s) => Credit::parse(s),
+        _ => None,
+    }
+    .ok_or_else(|| at.invalid("must be one of excellent, good, fair, poor"))
+}
+
+fn time(v: &Value<'_>, at: Loc<'_>) -> Result<String, ApiError> {
+    match v {
+        // The bound keeps a hostile string away from the time parser.
+        Value::String(s) if s.len() <= limits::TIME_BYTES_MAX && check::parse_rfc3339(s) => Ok(s.to_string()),
+        _ => Err(at.invalid("must be an RFC 3339 time such as 2024-05-01T12:00:00Z")),
+    }
+}
+
+fn phone(v: &Value<'_>, at: Loc<'_>) -> Result<String, ApiError> {
+    match v {
+        Value::String(s) => check::normalize_phone(s),
+        _ => None,
+    }
+    .ok_or_else(|| at.invalid("must be a US phone number"))
+}
+
+fn email(v: &Value<'_>, at: Loc<'_>) -> Result<String, ApiError> {
+    match v {
+        Value::String(s) if check::valid_email(s) => Ok(s.to_string()),
+        _ => Err(at.invalid("must be an email address")),
+    }
+}
+
+/// A flat object of strings, numbers and booleans, returned sorted by key
+/// with the last of any repeated key kept.
+fn attributes(v: &Value<'_>, at: Loc<'_>) -> Result<Vec<(String, Attr)>, ApiError> {
+    let obj = value::object(v, at)?;
+    if obj.len() > limits::LEAD_ATTRIBUTES_MAX {
+        return Err(at.invalid(format!("must have at most {} keys", limits::LEAD_ATTRIBUTES_MAX)));
+    }
+    let path = at.path();
+    let mut attrs = Vec::with_capacity(obj.len());
+    for (k, v) in obj.iter() {
+        let at = Loc::new(&path, k);
+        if k.is_empty() || k.len() > limits::LEAD_ATTRIBUTE_KEY_BYTES_MAX {
+            let max = limits::LEAD_ATTRIBUTE_KEY_BYTES_MAX;
+            return Err(at.invalid(format!("attribute names must be 1 to {max} bytes")));
+        }
+        attrs.push((k.to_string(), attr(v, at)?));
+    }
+    // Stable sort: among equal keys, document order survives, so keeping
+    // the last of each run keeps the last one written.
+    attrs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(String, Attr)> = Vec::with_capacity(attrs.len());
+    for (k, v) in attrs {
+        match out.last_mut() {
+            Some(last) if last.0 == k => last.1 = v,
+            _ => out.push((k, v)),
+        }
+    }
+    Ok(out)
+}
+
+fn attr(v: &Value<'_>, at: Loc<'_>) -> Result<Attr, ApiError> {
+    match v {
+        Value::String(_) => Ok(Attr::Str(value::string(v, at, limits::LEAD_ATTRIBUTE_VALUE_BYTES_MAX)?.to_string())),
+        Value::Static(StaticNode::Bool(b)) => Ok(Attr::Bool(*b)),
+        Value::Static(StaticNode::F64(f)) => Ok(Attr::Float(*f)),
+        Value::Static(StaticNode::I64(_) | StaticNode::U64(_)) => {
+            Ok(Attr::Int(value::integer(v, at, i64::MIN, i64::MAX)?))
+        }
+        _ => Err(at.invalid("must be a string, number or boolean")),
+    }
+}
+
+/// The keys a consent may carry.
+#[derive(Clone, Copy)]
+enum CKey {
+    Text,
+    CapturedAt,
+    Ip,
+    UserAgent,
+    PageUrl,
+    TrustedForm,
+    Jornaya,
+}
+
+impl CKey {
+    fn of(k: &str) -> Option<CKey> {
+        Some(match k {
+            "text" => CKey::Text,
+            "captured_at" => CKey::CapturedAt,
+            "ip" => CKey::Ip,
+            "user_agent" => CKey::UserAgent,
+            "page_url" => CKey::PageUrl,
+            "trustedform_cert_url" => CKey::TrustedForm,
+            "jornaya_leadid" => CKey::Jornaya,
+            _ => return None,
+        })
+    }
+}
+
+/// Validates `v` as a consent object; `path` (`"consent"`) prefixes every
+/// error's field. The caller treats `"consent": null` as absent.
+pub fn consent_from_value(v: &Value<'_>, path: &str) -> Result<Consent, ApiError> {
+    let obj = match v {
+        Value::Object(o) => o,
+        _ => return Err(ApiError::invalid(path, "must be an object")),
+    };
+    let mut c = Consent::default();
+    for (k, v) in obj.iter() {
+        let at = Loc::new(path, k);
+        let key = CKey::of(k).ok_or_else(|| at.unknown())?;
+        if is_null(v) {
+            clear_consent(&mut c, key);
+        } else {
+            set_consent(&mut c, key, v, at)?;
+        }
+    }
+    let required = [
+        ("text", c.text.is_empty()),
+        ("captured_at", c.captured_at.is_empty()),
+        ("ip", c.ip.is_empty()),
+        ("user_agent", c.user_agent.is_empty()),
+        ("page_url", c.page_url.is_empty()),
+    ];
+    if let Some((key, _)) = required.iter().find(|(_, absent)| *absent) {
+        return Err(Loc::new(path, key).missing());
+    }
+    Ok(c)
+}
+
+fn clear_consent(c: &mut Consent, key: CKey) {
+    match key {
+        CKey::Text => c.text.clear(),
+        CKey::CapturedAt => c.captured_at.clear(),
+        CKey::Ip => c.ip.clear(),
+        CKey::UserAgent => c.user_agent.clear(),
+        CKey::PageUrl => c.page_url.clear(),
+        CKey::TrustedForm => c.trustedform_cert_url = None,
+        CKey::Jornaya => c.jornaya_leadid = None,
+    }
+}
+
+fn set_consent(c: &mut Consent, key: CKey, v: &Value<'_>, at: Loc<'_>) -> Result<(), ApiError> {
+    let long = limits::LEAD_STRING_BYTES_MAX;
+    match key {
+        CKey::Text => c.text = value::nonempty(v, at, limits::CONSENT_TEXT_BYTES_MAX)?.to_string(),
+        CKey::CapturedAt => c.captured_at = time(v, at)?,
+        CKey::Ip => {
+            let s = value::string(v, at, limits::IP_BYTES_MAX)?;
+            if !check::valid_ip(s) {
+                return Err(at.invalid("must be an IPv4 or IPv6 address"));
+            }
+            c.ip = s.to_string();
+        }
+        CKey::UserAgent => c.user_agent = value::nonempty(v, at, long)?.to_string(),
+        CKey::PageUrl => {
+            let s = value::string(v, at, limits::URL_BYTES_MAX)?;
+            if !check::valid_page_url(s) {
+                return Err(at.invalid("must be an http or https URL"));
+            }
+            c.page_url = s.to_string();
+        }
+        CKey::TrustedForm => c.trustedform_cert_url = Some(value::string(v, at, limits::URL_BYTES_MAX)?.to_string()),
+        CKey::Jornaya => c.jornaya_leadid = Some(value::string(v, at, long)?.to_string()),
+    }
+    Ok(())
+}

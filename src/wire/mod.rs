@@ -1,0 +1,169 @@
+//! Request bodies and buyer answers: the only place that knows JSON on the
+//! way in.
+//!
+//! Bodies are parsed with simd-json (in place — the body slice is rewritten
+//! while strings are unescaped) under a nesting limit, so a hostile body is
+//! refused by the parser's own depth check before anything recurses on a
+//! small coroutine stack. The tree is then walked into typed requests; the
+//! first problem comes back as an [`ApiError`] naming its field.
+
+mod answer;
+
+pub use answer::{parse_bid_answer, parse_post_answer, BidAnswer, PostAnswer};
+
+use simd_json::borrowed::{Object, Value};
+use simd_json::{Buffers, ErrorType};
+
+use crate::api::error::ApiError;
+use crate::lead::value::{self, is_null, Loc};
+use crate::lead::{consent_from_value, lead_from_value, Consent, Lead, Stage};
+use crate::limits;
+use crate::money::{self, Cents};
+
+/// `POST /v1/ping`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PingRequest {
+    /// Not checked against the config here; the caller does that.
+    pub vertical: String,
+    pub lead: Lead,
+    pub test: bool,
+    /// The lowest payout the publisher will take.
+    pub floor: Option<Cents>,
+}
+
+/// `POST /v1/post`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostRequest {
+    pub ping_id: String,
+    pub lead: Lead,
+    /// Whether the vertical requires it is the caller's check.
+    pub consent: Option<Consent>,
+}
+
+/// `POST /v1/leads` (direct post).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectRequest {
+    pub vertical: String,
+    pub lead: Lead,
+    pub consent: Option<Consent>,
+    pub test: bool,
+}
+
+/// Parses `body` as JSON in place, nested at most `JSON_DEPTH_MAX` deep.
+pub(crate) fn parse_json(body: &mut [u8]) -> Result<Value<'_>, simd_json::Error> {
+    let mut buffers = Buffers::with_max_depth(body.len(), limits::JSON_DEPTH_MAX);
+    simd_json::borrowed::to_value_with_buffers(body, &mut buffers)
+}
+
+/// The body as a JSON object, or 400 `malformed_json`.
+fn body_object<'a, 'v>(v: &'a Value<'v>) -> Result<&'a Object<'v>, ApiError> {
+    match v {
+        Value::Object(o) => Ok(o),
+        _ => Err(ApiError::malformed_json("the body must be a JSON object")),
+    }
+}
+
+fn malformed(e: simd_json::Error) -> ApiError {
+    match e.error() {
+        ErrorType::DepthLimitExceeded => {
+            ApiError::malformed_json(format!("JSON nested deeper than {} levels", limits::JSON_DEPTH_MAX))
+        }
+        _ => ApiError::malformed_json("the body is not valid JSON"),
+    }
+}
+
+/// Every field a request body may carry, whatever the endpoint.
+#[derive(Default)]
+struct Fields {
+    vertical: Option<String>,
+    ping_id: Option<String>,
+    lead: Option<Lead>,
+    consent: Option<Consent>,
+    test: bool,
+    floor: Option<Cents>,
+}
+
+impl Fields {
+    /// `null` is absent, also after an earlier value for the same key.
+    fn clear(&mut self, key: &str) {
+        match key {
+            "vertical" => self.vertical = None,
+            "ping_id" => self.ping_id = None,
+            "lead" => self.lead = None,
+            "consent" => self.consent = None,
+            "test" => self.test = false,
+            "floor" => self.floor = None,
+            _ => {}
+        }
+    }
+}
+
+/// Walks the top-level object: `allowed` keys only, each validated as met
+/// (`null` is absent); the lead at `stage`.
+fn fields(body: &mut [u8], allowed: &[&str], stage: Stage) -> Result<Fields, ApiError> {
+    let v = parse_json(body).map_err(malformed)?;
+    let obj = body_object(&v)?;
+    let mut f = Fields::default();
+    for (k, v) in obj.iter() {
+        let at = Loc::new("", k);
+        if !allowed.contains(&k.as_ref()) {
+            return Err(at.unknown());
+        }
+        if is_null(v) {
+            f.clear(k);
+            continue;
+        }
+        match k.as_ref() {
+            "vertical" => f.vertical = Some(value::nonempty(v, at, limits::VERTICAL_ID_BYTES_MAX)?.to_string()),
+            "ping_id" => f.ping_id = Some(value::nonempty(v, at, limits::PING_ID_BYTES_MAX)?.to_string()),
+            "lead" => f.lead = Some(lead_from_value(v, stage, "lead")?),
+            "consent" => f.consent = Some(consent_from_value(v, "consent")?),
+            "test" => f.test = value::boolean(v, at)?,
+            "floor" => f.floor = Some(floor(v, at)?),
+            // `allowed` only names keys handled above.
+            _ => return Err(at.unknown()),
+        }
+    }
+    Ok(f)
+}
+
+fn floor(v: &Value<'_>, at: Loc<'_>) -> Result<Cents, ApiError> {
+    value::number(v)
+        .and_then(money::cents_from_f64)
+        .ok_or_else(|| at.invalid("must be a non-negative amount in USD with at most 2 decimals"))
+}
+
+fn required<T>(v: Option<T>, key: &str) -> Result<T, ApiError> {
+    v.ok_or_else(|| ApiError::missing(key))
+}
+
+/// `{"vertical", "lead", "test"?, "floor"?}`; the lead without PII.
+pub fn parse_ping(body: &mut [u8]) -> Result<PingRequest, ApiError> {
+    let f = fields(body, &["vertical", "lead", "test", "floor"], Stage::Ping)?;
+    Ok(PingRequest {
+        vertical: required(f.vertical, "vertical")?,
+        lead: required(f.lead, "lead")?,
+        test: f.test,
+        floor: f.floor,
+    })
+}
+
+/// `{"ping_id", "lead", "consent"?}`; the full lead.
+pub fn parse_post(body: &mut [u8]) -> Result<PostRequest, ApiError> {
+    let f = fields(body, &["ping_id", "lead", "consent"], Stage::Post)?;
+    Ok(PostRequest { ping_id: required(f.ping_id, "ping_id")?, lead: required(f.lead, "lead")?, consent: f.consent })
+}
+
+/// `{"vertical", "lead", "consent"?, "test"?}`; the full lead.
+pub fn parse_direct(body: &mut [u8]) -> Result<DirectRequest, ApiError> {
+    let f = fields(body, &["vertical", "lead", "consent", "test"], Stage::Post)?;
+    Ok(DirectRequest {
+        vertical: required(f.vertical, "vertical")?,
+        lead: required(f.lead, "lead")?,
+        consent: f.consent,
+        test: f.test,
+    })
+}
+
+#[cfg(test)]
+mod tests;
