@@ -1,4 +1,3 @@
-<<<<<<< HEAD
 //! Integration tests, one binary (STYLE 14): leadx in-process on
 //! 127.0.0.1:0 with a temporary store and real mock buyers on loopback.
 //! One module per area.
@@ -13,6 +12,3 @@ mod post;
 mod server;
 mod store;
 mod support;
-=======
-mod client;
->>>>>>> http-client
