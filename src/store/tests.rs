@@ -177,3 +177,17 @@ fn errors_display_without_panicking() {
         "store write queue is full"
     );
 }
+
+#[test]
+fn store_handle_is_send_sync_and_clone() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Store>();
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let other = s.clone();
+    other.write_durable(one(Tree::Idempotency, "i", "1")).unwrap();
+    assert_eq!(s.get(Tree::Idempotency, b"i").unwrap().as_deref(), Some(&b"1"[..]));
+    // Closing through one handle closes them all.
+    other.close().unwrap();
+    assert_eq!(s.write(Batch::default()), Err(StoreError::Closed));
+}
