@@ -36,6 +36,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Meta key holding the format version (u32, big-endian).
 const FORMAT_VERSION_KEY: &[u8] = b"format_version";
 
+/// Key–value pairs returned by scans (keys without the tree tag).
+pub type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Why a store operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
@@ -87,7 +90,8 @@ pub struct Batch {
 
 impl Batch {
     pub fn insert(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.inner.insert(keys::encode(tree, &key.into()), value.into());
+        self.inner
+            .insert(keys::encode(tree, &key.into()), value.into());
         self.ops += 1;
     }
 
@@ -165,7 +169,8 @@ impl Store {
     /// Opens (creating if needed) the store in `dir` and starts its writer
     /// thread. Blocks: call it at startup, not on a coroutine.
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(opts.cache_bytes)
@@ -205,24 +210,36 @@ impl Store {
             queue_max: opts.queue_max.max(1),
             thread: Mutex::new(Some(thread)),
         };
-        Ok(Store { inner: Arc::new(inner) })
+        Ok(Store {
+            inner: Arc::new(inner),
+        })
     }
 
     /// The applied value of `key` in `tree`.
     pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.inner.db.get(keys::encode(tree, key))?.map(|v| v.to_vec()))
+        Ok(self
+            .inner
+            .db
+            .get(keys::encode(tree, key))?
+            .map(|v| v.to_vec()))
     }
 
     /// Enqueues `batch` without waiting. `Overloaded` when the queue is
     /// full, `Closed` after `close`.
     pub fn write(&self, batch: Batch) -> Result<(), StoreError> {
-        self.enqueue(Msg::Write { batch, waiter: None })
+        self.enqueue(Msg::Write {
+            batch,
+            waiter: None,
+        })
     }
 
     /// Enqueues `batch` and waits (coroutine-aware) until a flush covers it.
     pub fn write_durable(&self, batch: Batch) -> Result<(), StoreError> {
         let (waiter, done) = may::sync::mpsc::channel();
-        self.enqueue(Msg::Write { batch, waiter: Some(waiter) })?;
+        self.enqueue(Msg::Write {
+            batch,
+            waiter: Some(waiter),
+        })?;
         wait(done)
     }
 
@@ -239,7 +256,7 @@ impl Store {
         tree: Tree,
         prefix: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<KeyValues, StoreError> {
         collect(self.inner.db.scan_prefix(keys::encode(tree, prefix)), limit)
     }
 
@@ -252,11 +269,15 @@ impl Store {
         from: &[u8],
         to: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<KeyValues, StoreError> {
         let Some((lo, hi)) = keys::range(tree, from, to) else {
             return Ok(Vec::new());
         };
-        let iter = self.inner.db.range((std::ops::Bound::Included(lo), hi)).rev();
+        let iter = self
+            .inner
+            .db
+            .range((std::ops::Bound::Included(lo), hi))
+            .rev();
         collect(iter, limit)
     }
 
@@ -290,10 +311,17 @@ impl Store {
             return Ok(());
         };
         let (waiter, done) = may::sync::mpsc::channel();
-        self.inner.counters.queue_depth.fetch_add(1, Ordering::AcqRel);
+        self.inner
+            .counters
+            .queue_depth
+            .fetch_add(1, Ordering::AcqRel);
         let sent = tx.send(Msg::Close(waiter));
         drop(tx);
-        let result = if sent.is_ok() { wait(done) } else { Err(StoreError::Closed) };
+        let result = if sent.is_ok() {
+            wait(done)
+        } else {
+            Err(StoreError::Closed)
+        };
         // The writer has answered (or died): joining only reaps the thread,
         // which also drops its `Db` handle so the directory can be reopened.
         if let Some(thread) = self.inner.thread.lock().take() {
@@ -326,8 +354,10 @@ fn wait(done: may::sync::mpsc::Receiver<Result<(), StoreError>>) -> Result<(), S
     done.recv().unwrap_or(Err(StoreError::Closed))
 }
 
-fn collect(iter: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>, limit: usize)
-    -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+fn collect(
+    iter: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+    limit: usize,
+) -> Result<KeyValues, StoreError> {
     let mut out = Vec::new();
     for kv in iter.take(limit) {
         let (k, v) = kv?;
@@ -355,7 +385,10 @@ fn check_version(db: &sled::Db) -> Result<(), StoreError> {
             if found == FORMAT_VERSION {
                 Ok(())
             } else {
-                Err(StoreError::Version { found, expected: FORMAT_VERSION })
+                Err(StoreError::Version {
+                    found,
+                    expected: FORMAT_VERSION,
+                })
             }
         }
     }

@@ -6,7 +6,10 @@ use std::sync::atomic::Ordering;
 use super::*;
 
 fn open(dir: &Path) -> Store {
-    let opts = StoreOptions { cache_bytes: 8 << 20, ..StoreOptions::default() };
+    let opts = StoreOptions {
+        cache_bytes: 8 << 20,
+        ..StoreOptions::default()
+    };
     Store::open(dir, opts).expect("open store")
 }
 
@@ -22,8 +25,14 @@ fn durable_write_is_readable_and_trees_are_separate() {
     let s = open(dir.path());
     s.write_durable(one(Tree::Leads, "k", "lead")).unwrap();
     s.write_durable(one(Tree::Sales, "k", "sale")).unwrap();
-    assert_eq!(s.get(Tree::Leads, b"k").unwrap().as_deref(), Some(&b"lead"[..]));
-    assert_eq!(s.get(Tree::Sales, b"k").unwrap().as_deref(), Some(&b"sale"[..]));
+    assert_eq!(
+        s.get(Tree::Leads, b"k").unwrap().as_deref(),
+        Some(&b"lead"[..])
+    );
+    assert_eq!(
+        s.get(Tree::Sales, b"k").unwrap().as_deref(),
+        Some(&b"sale"[..])
+    );
     assert_eq!(s.get(Tree::Caps, b"k").unwrap(), None);
     assert_eq!(s.count_prefix(Tree::Leads, b"").unwrap(), 1);
     let st = s.stats();
@@ -56,20 +65,33 @@ fn close_is_idempotent_and_refuses_later_writes() {
     s.close().unwrap();
     s.close().unwrap();
     assert_eq!(s.write(Batch::default()), Err(StoreError::Closed));
-    assert_eq!(s.write_durable(one(Tree::Pings, "q", "1")), Err(StoreError::Closed));
+    assert_eq!(
+        s.write_durable(one(Tree::Pings, "q", "1")),
+        Err(StoreError::Closed)
+    );
     assert_eq!(s.sync(), Err(StoreError::Closed));
     // The write before close was drained and is still readable.
-    assert_eq!(s.get(Tree::Pings, b"p").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(
+        s.get(Tree::Pings, b"p").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
 }
 
 #[test]
 fn full_queue_is_overloaded_and_does_not_leak_depth() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = StoreOptions { cache_bytes: 8 << 20, queue_max: 4, batch_ops_max: 16 };
+    let opts = StoreOptions {
+        cache_bytes: 8 << 20,
+        queue_max: 4,
+        batch_ops_max: 16,
+    };
     let s = Store::open(dir.path(), opts).unwrap();
     // Pretend the writer is four messages behind.
     s.inner.counters.queue_depth.fetch_add(4, Ordering::AcqRel);
-    assert_eq!(s.write(one(Tree::Leads, "a", "1")), Err(StoreError::Overloaded));
+    assert_eq!(
+        s.write(one(Tree::Leads, "a", "1")),
+        Err(StoreError::Overloaded)
+    );
     assert_eq!(s.stats().queue_depth, 4);
     s.inner.counters.queue_depth.fetch_sub(4, Ordering::AcqRel);
     s.write_durable(one(Tree::Leads, "a", "1")).unwrap();
@@ -80,19 +102,30 @@ fn full_queue_is_overloaded_and_does_not_leak_depth() {
 fn newer_format_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
-    s.write_durable(one(Tree::Meta, "format_version", (FORMAT_VERSION + 1).to_be_bytes()))
-        .unwrap();
+    s.write_durable(one(
+        Tree::Meta,
+        "format_version",
+        (FORMAT_VERSION + 1).to_be_bytes(),
+    ))
+    .unwrap();
     s.close().unwrap();
     drop(s);
     let err = Store::open(dir.path(), StoreOptions::default()).err();
-    assert_eq!(err, Some(StoreError::Version { found: FORMAT_VERSION + 1, expected: FORMAT_VERSION }));
+    assert_eq!(
+        err,
+        Some(StoreError::Version {
+            found: FORMAT_VERSION + 1,
+            expected: FORMAT_VERSION
+        })
+    );
 }
 
 #[test]
 fn malformed_format_version_is_corrupt() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
-    s.write_durable(one(Tree::Meta, "format_version", "v1")).unwrap();
+    s.write_durable(one(Tree::Meta, "format_version", "v1"))
+        .unwrap();
     s.close().unwrap();
     drop(s);
     let err = Store::open(dir.path(), StoreOptions::default()).err();
@@ -110,19 +143,51 @@ fn scans_stay_inside_their_tree() {
     b.insert(Tree::Calls, "a3", "other tree");
     s.write_durable(b).unwrap();
     let keys = |v: Vec<(Vec<u8>, Vec<u8>)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
-    assert_eq!(keys(s.scan_prefix(Tree::Leads, b"a", 10).unwrap()), vec![b"a1".to_vec(), b"a2".to_vec()]);
-    assert_eq!(keys(s.scan_prefix(Tree::Leads, b"", 1).unwrap()), vec![b"a1".to_vec()]);
+    assert_eq!(
+        keys(s.scan_prefix(Tree::Leads, b"a", 10).unwrap()),
+        vec![b"a1".to_vec(), b"a2".to_vec()]
+    );
+    assert_eq!(
+        keys(s.scan_prefix(Tree::Leads, b"", 1).unwrap()),
+        vec![b"a1".to_vec()]
+    );
     let rev = keys(s.scan_range_rev(Tree::Leads, b"a", b"", 10).unwrap());
     assert_eq!(rev, vec![b"b1".to_vec(), b"a2".to_vec(), b"a1".to_vec()]);
     let rev = keys(s.scan_range_rev(Tree::Leads, b"a1", b"b1", 10).unwrap());
     assert_eq!(rev, vec![b"a2".to_vec(), b"a1".to_vec()]);
-    assert!(s.scan_range_rev(Tree::Leads, b"b", b"a", 10).unwrap().is_empty());
+    assert!(s
+        .scan_range_rev(Tree::Leads, b"b", b"a", 10)
+        .unwrap()
+        .is_empty());
     assert_eq!(s.count_prefix(Tree::Calls, b"a").unwrap(), 1);
 }
 
 #[test]
 fn errors_display_without_panicking() {
-    let e = StoreError::Version { found: 2, expected: 1 };
-    assert_eq!(e.to_string(), "store format version 2 on disk, this build reads 1");
-    assert_eq!(StoreError::Overloaded.to_string(), "store write queue is full");
+    let e = StoreError::Version {
+        found: 2,
+        expected: 1,
+    };
+    assert_eq!(
+        e.to_string(),
+        "store format version 2 on disk, this build reads 1"
+    );
+    assert_eq!(
+        StoreError::Overloaded.to_string(),
+        "store write queue is full"
+    );
+}
+
+#[test]
+fn store_handle_is_send_sync_and_clone() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Store>();
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let other = s.clone();
+    other.write_durable(one(Tree::Idempotency, "i", "1")).unwrap();
+    assert_eq!(s.get(Tree::Idempotency, b"i").unwrap().as_deref(), Some(&b"1"[..]));
+    // Closing through one handle closes them all.
+    other.close().unwrap();
+    assert_eq!(s.write(Batch::default()), Err(StoreError::Closed));
 }

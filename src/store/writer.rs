@@ -29,7 +29,10 @@ pub(crate) type Waiter = may::sync::mpsc::Sender<Result<(), StoreError>>;
 /// One queued request.
 pub(crate) enum Msg {
     /// Apply `batch`; answer `waiter` (if any) once a flush covers it.
-    Write { batch: Batch, waiter: Option<Waiter> },
+    Write {
+        batch: Batch,
+        waiter: Option<Waiter>,
+    },
     /// Answer once everything queued before it is durable.
     Sync(Waiter),
     /// The last message ever sent: drain, flush, answer, stop.
@@ -89,12 +92,20 @@ impl Writer {
             };
             let group = self.gather(first);
             dirty |= group.applied;
-            let flushed = if dirty || group.close { self.flush() } else { Ok(()) };
+            let flushed = if dirty || group.close {
+                self.flush()
+            } else {
+                Ok(())
+            };
             if flushed.is_ok() {
                 dirty = false;
             }
-            self.counters.last_batch_ops.store(group.ops, Ordering::Relaxed);
-            self.counters.ops_total.fetch_add(group.ops, Ordering::Relaxed);
+            self.counters
+                .last_batch_ops
+                .store(group.ops, Ordering::Relaxed);
+            self.counters
+                .ops_total
+                .fetch_add(group.ops, Ordering::Relaxed);
             let close = group.close;
             answer(group.waiters, &flushed);
             if close {
@@ -144,7 +155,9 @@ impl Writer {
         if batch.is_empty() {
             return Ok(());
         }
-        self.db.apply_batch(batch.into_sled()).map_err(StoreError::from)
+        self.db
+            .apply_batch(batch.into_sled())
+            .map_err(StoreError::from)
     }
 
     /// One flush covering everything applied so far, timed.
@@ -156,11 +169,11 @@ impl Writer {
     /// closes that gap; it costs one more syscall per group, not per write.
     fn flush(&self) -> Result<(), StoreError> {
         let start = Instant::now();
-        let result = self
-            .db
-            .flush()
-            .map_err(StoreError::from)
-            .and_then(|_| self.log_file.sync_data().map_err(|e| StoreError::Io(format!("fdatasync: {e}"))));
+        let result = self.db.flush().map_err(StoreError::from).and_then(|_| {
+            self.log_file
+                .sync_data()
+                .map_err(|e| StoreError::Io(format!("fdatasync: {e}")))
+        });
         let us = start.elapsed().as_micros().min(u64::MAX as u128) as u64;
         let c = &self.counters;
         c.flushes_total.fetch_add(1, Ordering::Relaxed);

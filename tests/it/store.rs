@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use leadx::store::{Batch, Store, StoreOptions, Tree};
 
 fn open(dir: &Path) -> Store {
-    let opts = StoreOptions { cache_bytes: 16 << 20, ..StoreOptions::default() };
+    let opts = StoreOptions {
+        cache_bytes: 16 << 20,
+        ..StoreOptions::default()
+    };
     Store::open(dir, opts).expect("open store")
 }
 
@@ -56,20 +59,50 @@ fn check(store: &Store, model: &Model, rng: &mut Rng, seed: u64) {
     for tree in MODEL_TREES {
         let m = model.get(&tree).cloned().unwrap_or_default();
         let all: Vec<_> = m.clone().into_iter().collect();
-        assert_eq!(store.scan_prefix(tree, b"", usize::MAX).unwrap(), all, "seed {seed}");
+        assert_eq!(
+            store.scan_prefix(tree, b"", usize::MAX).unwrap(),
+            all,
+            "seed {seed}"
+        );
         let prefix = format!("k{}", rng.below(4)).into_bytes();
-        let want: Vec<_> = all.iter().filter(|(k, _)| k.starts_with(&prefix)).cloned().collect();
-        assert_eq!(store.count_prefix(tree, &prefix).unwrap(), want.len() as u64, "seed {seed}");
-        assert_eq!(store.scan_prefix(tree, &prefix, 3).unwrap(), want[..want.len().min(3)], "seed {seed}");
-        let (a, b) = (format!("k{:02}", rng.below(40)), format!("k{:02}", rng.below(40)));
+        let want: Vec<_> = all
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        assert_eq!(
+            store.count_prefix(tree, &prefix).unwrap(),
+            want.len() as u64,
+            "seed {seed}"
+        );
+        assert_eq!(
+            store.scan_prefix(tree, &prefix, 3).unwrap(),
+            want[..want.len().min(3)],
+            "seed {seed}"
+        );
+        let (a, b) = (
+            format!("k{:02}", rng.below(40)),
+            format!("k{:02}", rng.below(40)),
+        );
         let (from, to) = (a.as_bytes(), b.as_bytes());
-        let mut want: Vec<_> = m.range(from.to_vec()..).filter(|(k, _)| k.as_slice() < to).collect();
+        let mut want: Vec<_> = m
+            .range(from.to_vec()..)
+            .filter(|(k, _)| k.as_slice() < to)
+            .collect();
         want.reverse();
-        let want: Vec<_> = want.into_iter().take(5).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let want: Vec<_> = want
+            .into_iter()
+            .take(5)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let got = store.scan_range_rev(tree, from, to, 5).unwrap();
         assert_eq!(got, want, "seed {seed} range [{a}, {b})");
         let key = format!("k{:02}", rng.below(40)).into_bytes();
-        assert_eq!(store.get(tree, &key).unwrap(), m.get(&key).cloned(), "seed {seed}");
+        assert_eq!(
+            store.get(tree, &key).unwrap(),
+            m.get(&key).cloned(),
+            "seed {seed}"
+        );
     }
 }
 
@@ -95,7 +128,9 @@ fn model_random_operations_with_restarts() {
                     check(&store, &model, &mut rng, seed);
                 }
                 4..=11 => store.write(random_batch(&mut rng, &mut model)).unwrap(),
-                _ => store.write_durable(random_batch(&mut rng, &mut model)).unwrap(),
+                _ => store
+                    .write_durable(random_batch(&mut rng, &mut model))
+                    .unwrap(),
             }
         }
         store.sync().unwrap();
@@ -183,7 +218,10 @@ fn crash_acknowledged_durable_writes_survive_sigkill() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["store::crash_acknowledged_durable_writes_survive_sigkill", "--exact"])
+        .args([
+            "store::crash_acknowledged_durable_writes_survive_sigkill",
+            "--exact",
+        ])
         .args(["--nocapture", "--test-threads=1"])
         .env(CRASH_DIR_ENV, dir.path())
         .stdout(Stdio::piped())
@@ -200,12 +238,20 @@ fn crash_acknowledged_durable_writes_survive_sigkill() {
     }
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
-    assert!(acked.len() >= CRASH_ACKS_BEFORE_KILL, "child acknowledged only {}", acked.len());
+    assert!(
+        acked.len() >= CRASH_ACKS_BEFORE_KILL,
+        "child acknowledged only {}",
+        acked.len()
+    );
 
     let store = open(dir.path());
     for key in &acked {
         let got = store.get(Tree::Leads, key.as_bytes()).unwrap();
-        assert_eq!(got, Some(crash_value(key).into_bytes()), "acknowledged {key} lost");
+        assert_eq!(
+            got,
+            Some(crash_value(key).into_bytes()),
+            "acknowledged {key} lost"
+        );
     }
     // Atomicity: every batch is all there or not at all, acknowledged or not.
     let leads = store.scan_prefix(Tree::Leads, b"t", usize::MAX).unwrap();
