@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{render, Action, BuyerSpec, Call, FleetSpec, Reply};
 use crate::http::{Conn, HttpError};
@@ -45,14 +45,15 @@ pub struct CounterSnapshot {
     pub connections: u64,
 }
 
-/// One listening buyer.
-#[derive(Debug, Clone, Serialize)]
+/// One listening buyer (also what the fleet prints and the orchestrator
+/// reads back).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Listening {
     pub id: String,
     pub port: u16,
     pub ping_url: String,
     pub post_url: String,
-    #[serde(skip)]
+    #[serde(skip, default)]
     pub counters: Arc<Counters>,
 }
 
