@@ -12,6 +12,7 @@ pub mod buyers;
 pub mod cli;
 pub mod driver;
 pub mod error;
+pub mod fake_leadx;
 pub mod http;
 pub mod lead;
 pub mod limits;
