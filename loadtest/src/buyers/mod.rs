@@ -162,6 +162,11 @@ impl BuyerSpec {
 
     /// Decides what to do with one call.
     pub fn decide(&self, r: &mut Rng, call: Call) -> Action {
+        if call == Call::Health {
+            // Liveness is never delayed or faulted: it is the cross-check
+            // endpoint for wrk, not part of the simulated behaviour.
+            return Action { delay: Duration::ZERO, reply: Reply::Healthy };
+        }
         let f = &self.faults;
         let u = r.unit();
         let fault = [(f.http_500, Reply::Http500), (f.garbage, Reply::Garbage), (f.hang, Reply::Hang), (f.reset, Reply::Reset)]
@@ -178,6 +183,7 @@ impl BuyerSpec {
             (None, Call::Post) if r.chance(self.accept_rate) => Reply::Accepted,
             (None, Call::Post) => Reply::Rejected,
             (None, Call::Other) => Reply::NotFound,
+            (None, Call::Health) => Reply::Healthy,
         };
         Action { delay, reply }
     }
@@ -194,6 +200,8 @@ impl BuyerSpec {
 pub enum Call {
     Ping,
     Post,
+    /// `GET /healthz`.
+    Health,
     Other,
 }
 
@@ -202,6 +210,7 @@ impl Call {
         match (method, path.split('?').next().unwrap_or("")) {
             ("POST", "/ping") => Call::Ping,
             ("POST", "/post") => Call::Post,
+            ("GET", "/healthz") => Call::Health,
             _ => Call::Other,
         }
     }
@@ -215,6 +224,7 @@ pub enum Reply {
     Accepted,
     Rejected,
     NotFound,
+    Healthy,
     Http500,
     Garbage,
     Hang,
@@ -241,6 +251,7 @@ pub fn render(reply: Reply, buyer_id: &str, seq: u64) -> Option<Vec<u8>> {
         Reply::NoBid => r#"{"status":"no_bid"}"#.to_string(),
         Reply::Accepted => format!(r#"{{"status":"accepted","lead_id":"{buyer_id}-L{seq}"}}"#),
         Reply::Rejected => r#"{"status":"rejected","reason":"not_interested"}"#.to_string(),
+        Reply::Healthy => r#"{"status":"ok"}"#.to_string(),
         Reply::NotFound => return Some(response(404, "Not Found", br#"{"error":"not_found"}"#)),
         Reply::Http500 => return Some(response(500, "Internal Server Error", br#"{"error":"simulated"}"#)),
         Reply::Garbage => return Some(response(200, "OK", b"<html>oops {\"status\":\"bi")),

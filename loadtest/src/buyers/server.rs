@@ -163,7 +163,7 @@ fn count(c: &Counters, call: Call, reply: Reply) {
     match call {
         Call::Ping => inc(&c.pings),
         Call::Post => inc(&c.posts),
-        Call::Other => {}
+        Call::Health | Call::Other => {}
     }
     match reply {
         Reply::Bid { .. } => inc(&c.bids),
@@ -171,6 +171,6 @@ fn count(c: &Counters, call: Call, reply: Reply) {
         Reply::Accepted => inc(&c.accepted),
         Reply::Rejected => inc(&c.rejected),
         Reply::Http500 | Reply::Garbage | Reply::Hang | Reply::Reset => inc(&c.faults),
-        Reply::NotFound => {}
+        Reply::NotFound | Reply::Healthy => {}
     }
 }

@@ -31,6 +31,7 @@ fn tally(s: &BuyerSpec, call: Call, n: usize) -> std::collections::HashMap<&'sta
             Reply::Hang => "hang",
             Reply::Reset => "reset",
             Reply::NotFound => "404",
+            Reply::Healthy => "healthy",
         };
         *m.entry(k).or_default() += 1;
     }
@@ -98,6 +99,10 @@ fn rendered_answers_follow_the_buyer_protocol() {
     assert_eq!(body(render(Reply::Accepted, "b", 1).unwrap())["lead_id"], "b-L1");
     assert_eq!(body(render(Reply::Rejected, "b", 1).unwrap())["status"], "rejected");
     assert!(String::from_utf8(render(Reply::Http500, "b", 1).unwrap()).unwrap().starts_with("HTTP/1.1 500"));
+    assert_eq!(body(render(Reply::Healthy, "b", 1).unwrap())["status"], "ok");
+    let mut r = Rng::new(1);
+    let s = spec(1.0, 1.0, Faults { hang: 1.0, ..Faults::default() });
+    assert_eq!(s.decide(&mut r, Call::from_request("GET", "/healthz")), Action { delay: Duration::ZERO, reply: Reply::Healthy });
     assert!(render(Reply::Hang, "b", 1).is_none() && render(Reply::Reset, "b", 1).is_none());
 }
 
