@@ -109,13 +109,14 @@ pub struct Lead {
 pub fn generate(seed: u64, index: u64, captured_at: &str) -> Lead {
     let mut r = Rng::derive(seed, index);
     let &(state, zip3, city) = r.pick(PLACES);
+    let credit = r.pick_copy(CREDIT);
     let ping = PingLead {
         zip: format!("{:03}{:02}", zip3, r.range(0, 99)),
         state,
         city,
         age: r.range(18, 80) as u8,
         income: r.range(18, 250) as u32 * 1000,
-        credit: *r.pick(CREDIT),
+        credit,
         homeowner: r.chance(0.6),
     };
     let (first, last) = (*r.pick(FIRST_NAMES), *r.pick(LAST_NAMES));
@@ -127,11 +128,12 @@ pub fn generate(seed: u64, index: u64, captured_at: &str) -> Lead {
         email: format!("{}.{}.{}@example.com", first.to_lowercase(), last.to_lowercase(), index),
         address: format!("{} {}", r.range(1, 9999), r.pick(STREETS)),
     };
+    let user_agent = r.pick_copy(AGENTS);
     let consent = Consent {
         text: CONSENT_TEXT,
         captured_at: captured_at.to_string(),
         ip: format!("198.51.100.{}", r.range(1, 254)),
-        user_agent: *r.pick(AGENTS),
+        user_agent,
         page_url: format!("https://quotes.example.com/auto?utm_source=lt&s={}", r.range(1, 99)),
     };
     Lead { full, consent }

@@ -150,6 +150,9 @@ pub fn table(scenarios: &[Scenario]) -> String {
     t
 }
 
+/// Picks one percentile out of a summary.
+type Pick = fn(&Percentiles) -> u64;
+
 /// Plots p50/p90/p99/p99.9 of the first request against offered rate, one
 /// set of lines per mix that has open-loop rows.
 pub fn write_svg(path: &Path, scenarios: &[Scenario]) -> Result<(), Error> {
@@ -167,7 +170,7 @@ pub fn write_svg(path: &Path, scenarios: &[Scenario]) -> Result<(), Error> {
         .build_cartesian_2d(0.0..x_max, 0.0..y_max)
         .map_err(|e| draw_err(e.to_string()))?;
     chart.configure_mesh().x_desc("offered rate (/s)").y_desc("latency (ms)").draw().map_err(|e| draw_err(e.to_string()))?;
-    let picks: [(&str, fn(&Percentiles) -> u64); 4] =
+    let picks: [(&str, Pick); 4] =
         [("p50", |p| p.p50_us), ("p90", |p| p.p90_us), ("p99", |p| p.p99_us), ("p99.9", |p| p.p999_us)];
     let mixes: Vec<Mix> = open.iter().fold(Vec::new(), |mut v, s| {
         if !v.contains(&s.mix) {

@@ -54,6 +54,11 @@ impl Rng {
         &items[self.range(0, items.len() as u64 - 1) as usize]
     }
 
+    /// Picks one element of a non-empty slice of `Copy` values, by value.
+    pub fn pick_copy<T: Copy>(&mut self, items: &[T]) -> T {
+        *self.pick(items)
+    }
+
     /// Standard normal via Box–Muller (one of the pair is discarded: simpler
     /// than caching and fast enough here).
     pub fn normal(&mut self) -> f64 {
