@@ -10,7 +10,7 @@ fn ping_request() -> Vec<u8> {
     let mut req = Vec::new();
     req.extend_from_slice(b"POST /v1/ping HTTP/1.1\r\nHost: exchange.example.com\r\nUser-Agent: pub-client/2.3\r\n");
     req.extend_from_slice(b"Authorization: Bearer 0123456789abcdef0123456789abcdef\r\nContent-Type: application/json\r\n");
-    req.extend_from_slice(b"Accept: application/json\r\nX-Request-Id: 7f1c2a9e-5b7d-4c55-9a0e-3f1d2c4b5a69\r\n");
+    req.extend_from_slice(b"Accept: application/json\r\nAccept-Encoding: gzip\r\nX-Request-Id: 7f1c2a9e-5b7d-4c55-9a0e-3f1d2c4b5a69\r\n");
     req.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
     req.extend_from_slice(body);
     req

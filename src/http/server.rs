@@ -313,3 +313,38 @@ impl Drop for ServerHandle {
         self.begin_drain();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_lookup_is_case_insensitive_and_utf8_only() {
+        let headers = [
+            httparse::Header { name: "Content-Type", value: b"application/json" },
+            httparse::Header { name: "X-Bin", value: b"\xff\xfe" },
+        ];
+        let mut body = *b"{}";
+        let req = Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: &mut body,
+            peer: "127.0.0.1:9".parse().unwrap(),
+            received_at: Instant::now(),
+        };
+        assert_eq!(req.header("content-type"), Some("application/json"));
+        assert_eq!(req.header("x-bin"), None);
+        assert_eq!(req.header("missing"), None);
+    }
+
+    #[test]
+    fn options_out_of_bounds_are_refused() {
+        assert!(ServerOptions::default().check().is_ok());
+        let too_many = ServerOptions { headers_max: limits::HEADERS_MAX + 1, ..ServerOptions::default() };
+        assert!(too_many.check().is_err());
+        let huge = ServerOptions { body_bytes_max: limits::BODY_BYTES_MAX_CEILING + 1, ..ServerOptions::default() };
+        assert!(huge.check().is_err());
+    }
+}

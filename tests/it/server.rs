@@ -396,3 +396,15 @@ fn a_deep_pipeline_is_answered_completely_and_in_order() {
     }
     sender.join().unwrap();
 }
+
+#[test]
+fn a_body_that_stalls_gets_408_then_close() {
+    let h = serve(ServerOptions { request_timeout_ms: 300, ..opts() });
+    let mut s = connect(h.local_addr());
+    s.write_all(b"POST /p HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc").unwrap();
+    let mut pending = Vec::new();
+    let r = read_response(&mut s, &mut pending).expect("a 408 answer");
+    assert_eq!((r.status, r.error_code().as_str()), (408, "request_timeout"));
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(closed(&mut s));
+}
