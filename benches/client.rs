@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use leadx::http::client::{BuyerClient, ClientOptions};
 
-const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 44\r\n\r\n{\"status\":\"bid\",\"price\":12.50,\"ref\":\"r-1234\"}";
+const BID: &str = r#"{"status":"bid","price":12.50,"ref":"r-1234"}"#;
 const PING: &[u8] = br#"{"ping_id":"p-0123456789","vertical":"auto_insurance","lead":{"zip":"90210","state":"CA","age":34},"test":false}"#;
 
 /// A keep-alive mock buyer on its own threads; returns its base URL.
@@ -34,6 +34,7 @@ fn mock_buyer(tls: Option<Arc<rustls::ServerConfig>>) -> String {
 }
 
 fn serve<S: Read + Write>(stream: S) {
+    let answer = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{BID}", BID.len());
     let mut rd = BufReader::new(stream);
     let mut line = String::new();
     loop {
@@ -51,7 +52,7 @@ fn serve<S: Read + Write>(stream: S) {
             }
         }
         let mut body = vec![0; len];
-        if rd.read_exact(&mut body).is_err() || rd.get_mut().write_all(ANSWER).is_err() {
+        if rd.read_exact(&mut body).is_err() || rd.get_mut().write_all(answer.as_bytes()).is_err() {
             return;
         }
         let _ = rd.get_mut().flush();
@@ -89,14 +90,47 @@ fn run(c: &Arc<BuyerClient>, n: u64) -> (Duration, Duration) {
     leadx::rt::spawn(move || {
         let cpu0 = thread_cpu();
         let start = Instant::now();
-        for _ in 0..n {
-            let r = c.post("/ping", &[], "application/json", PING, Instant::now() + Duration::from_secs(1)).unwrap();
-            assert_eq!(r.status, 200);
-        }
+        run_in_place(&c, n);
         (start.elapsed(), thread_cpu() - cpu0)
     })
     .join()
     .unwrap()
+}
+
+/// `coroutines` × `each` calls, all in flight together on the one worker:
+/// (wall time, the worker's CPU). Closer to production, where a worker is
+/// rarely idle, than one call after another.
+fn run_parallel(c: &Arc<BuyerClient>, coroutines: usize, each: u64) -> (Duration, Duration) {
+    let c = c.clone();
+    leadx::rt::spawn(move || {
+        let cpu0 = thread_cpu();
+        let start = Instant::now();
+        let handles: Vec<_> = (0..coroutines)
+            .map(|_| {
+                let c = c.clone();
+                leadx::rt::spawn(move || run_in_place(&c, each))
+            })
+            .collect();
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        (start.elapsed(), thread_cpu() - cpu0)
+    })
+    .join()
+    .unwrap()
+}
+
+fn run_in_place(c: &BuyerClient, n: u64) {
+    for _ in 0..n {
+        let r = c.post("/ping", &[], "application/json", PING, Instant::now() + Duration::from_secs(5)).unwrap();
+        assert_eq!(r.status, 200);
+    }
+}
+
+fn report(name: &str, calls: u64, (wall, cpu): (Duration, Duration)) {
+    println!(
+        "{name}: {calls} calls, {:.1} us wall/call, {:.1} us worker CPU/call",
+        wall.as_secs_f64() * 1e6 / calls as f64,
+        cpu.as_secs_f64() * 1e6 / calls as f64
+    );
 }
 
 /// User + system CPU time of the calling OS thread.
@@ -120,13 +154,11 @@ fn bench_client(crit: &mut Criterion) {
     for (name, tls) in [("post_keepalive_http", false), ("post_keepalive_https", true)] {
         let c = client(tls);
         run(&c, 100); // warm: connect, handshake
-        let n = 20_000;
-        let (wall, cpu) = run(&c, n);
-        println!(
-            "{name}: {n} calls, {:.1} us wall/call, {:.1} us client CPU/call",
-            wall.as_secs_f64() * 1e6 / n as f64,
-            cpu.as_secs_f64() * 1e6 / n as f64
-        );
+        report(&format!("{name} sequential"), 20_000, run(&c, 20_000));
+        report(&format!("{name} 32 in flight"), 32 * 1000, run_parallel(&c, 32, 1000));
+        let st = c.stats();
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        println!("{name} pool: created {} reused {} closed {}", load(&st.created), load(&st.reused), load(&st.closed));
         crit.bench_function(name, |b| b.iter_custom(|iters| run(&c, iters).0));
     }
 }
