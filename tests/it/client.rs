@@ -71,6 +71,9 @@ fn mock_with(
     std::thread::spawn(move || {
         for tcp in listener.incoming() {
             let Ok(tcp) = tcp else { continue };
+            // The handlers write a response in pieces; Nagle plus delayed ACK
+            // would add 40 ms to each.
+            tcp.set_nodelay(true).unwrap();
             a.fetch_add(1, Ordering::SeqCst);
             let (h, s, tx, tls) = (handler.clone(), s.clone(), closed_tx.clone(), tls.clone());
             let worker = std::thread::Builder::new().stack_size(256 * 1024);
@@ -129,7 +132,8 @@ fn read_request<R: BufRead>(rd: &mut R) -> Option<Seen> {
 }
 
 fn ok_json(w: &mut dyn Write, body: &str) {
-    write!(w, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let answer = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    w.write_all(answer.as_bytes()).unwrap();
 }
 
 fn echo() -> Mock {

@@ -42,6 +42,14 @@ pub fn header_is_valid(name: &str, value: &str) -> bool {
     name_ok && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
 }
 
+/// Headers the client writes itself; a second copy from config would make
+/// the request ambiguous (two lengths, two hosts) to the buyer.
+fn is_framing_header(name: &str) -> bool {
+    ["host", "content-length", "content-type", "connection", "transfer-encoding"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+}
+
 /// The whole request (head and body) in one buffer so that it leaves in one
 /// write: a buyer call is small and one syscall is cheaper than two.
 /// Invalid extra headers are left out (see `header_is_valid`).
@@ -53,6 +61,8 @@ pub(crate) fn build_request(
     body: &[u8],
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(160 + target.len() + body.len() + headers.len() * 48);
+    // `url::parse` already refuses such targets; this keeps a bad one from
+    // splitting the request if one ever gets here another way.
     let target = if target.starts_with('/') && header_is_valid("x", target) && !target.contains(' ') { target } else { "/" };
     let content_type = if header_is_valid("x", content_type) { content_type } else { "application/octet-stream" };
     for part in ["POST ", target, " HTTP/1.1\r\nHost: ", authority, "\r\nContent-Type: ", content_type] {
@@ -62,8 +72,8 @@ pub(crate) fn build_request(
     out.extend_from_slice(body.len().to_string().as_bytes());
     out.extend_from_slice(b"\r\nConnection: keep-alive\r\n");
     for (name, value) in headers {
-        if !header_is_valid(name, value) {
-            log::warn!("buyer header {name:?} not sent: invalid characters");
+        if !header_is_valid(name, value) || is_framing_header(name) {
+            log::warn!("buyer header {name:?} not sent: invalid, or set by the client itself");
             continue;
         }
         for part in [name.as_str(), ": ", value.as_str(), "\r\n"] {

@@ -183,6 +183,9 @@ impl BuyerClient {
         body: &[u8],
         deadline: Instant,
     ) -> Result<ClientResponse, CallError> {
+        if Instant::now() >= deadline {
+            return Err(CallError::Timeout);
+        }
         let request = codec::build_request(&self.authority, target, headers, content_type, body);
         let _slot = self.acquire_slot(deadline)?;
         let mut transport = match self.pop_idle() {
@@ -293,5 +296,46 @@ fn io_error(e: &std::io::Error, deadline: Instant) -> CallError {
         CallError::Tls
     } else {
         CallError::Io
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_the_stable_snake_case_names() {
+        let all = [
+            (CallError::Timeout, "timeout"),
+            (CallError::Connect, "connect_error"),
+            (CallError::Tls, "tls_error"),
+            (CallError::Io, "io_error"),
+            (CallError::TooLarge, "response_too_large"),
+            (CallError::Malformed, "malformed_response"),
+            (CallError::PoolExhausted, "pool_exhausted"),
+            (CallError::Resolve, "resolve_error"),
+        ];
+        for (e, name) in all {
+            assert_eq!((e.reason(), e.to_string()), (name, name.to_string()));
+        }
+    }
+
+    #[test]
+    fn defaults_come_from_limits() {
+        let o = ClientOptions::default();
+        assert_eq!(o.connections_max, limits::BUYER_CONNECTIONS_MAX);
+        assert_eq!(o.idle_max, limits::BUYER_IDLE_CONNECTIONS_MAX);
+        assert_eq!(o.response_bytes_max, limits::BUYER_RESPONSE_BYTES_MAX);
+        assert!(o.extra_root_pem.is_none());
+    }
+
+    #[test]
+    fn an_ip_literal_needs_no_dns_and_a_past_deadline_fails_fast() {
+        let url = crate::http::url::parse("http://127.0.0.1:9/").unwrap();
+        let c = BuyerClient::new(&url, ClientOptions::default()).unwrap();
+        assert_eq!(c.addrs, vec!["127.0.0.1:9".parse::<SocketAddr>().unwrap()]);
+        let r = c.post("/", &[], "text/plain", b"", Instant::now());
+        assert_eq!(r, Err(CallError::Timeout));
+        assert_eq!(c.stats().created.load(Ordering::Relaxed), 0);
     }
 }
