@@ -346,3 +346,54 @@ fn set_consent(c: &mut Consent, key: CKey, v: &Value<'_>, at: Loc<'_>) -> Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(json: &str) -> Value<'static> {
+        let mut bytes = json.as_bytes().to_vec();
+        simd_json::borrowed::to_value(&mut bytes).unwrap().into_static()
+    }
+
+    #[test]
+    fn paths_use_the_given_prefix() {
+        let v = value(r#"{"zip":"90210","state":"CA","age":5}"#);
+        let e = lead_from_value(&v, Stage::Ping, "leads[0]").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("leads[0].age"));
+        let e = consent_from_value(&value(r#"{"y":1}"#), "c").unwrap_err();
+        assert_eq!((e.code, e.field.as_deref()), ("unknown_field", Some("c.y")));
+    }
+
+    #[test]
+    fn post_stage_accepts_and_ping_stage_refuses_the_same_pii() {
+        let v = value(
+            r#"{"zip":"90210","state":"CA","first_name":"A","last_name":"B","phone":"555 234 5678","email":"a@b.co"}"#,
+        );
+        let lead = lead_from_value(&v, Stage::Post, "lead").unwrap();
+        assert_eq!(lead.phone.as_deref(), Some("+15552345678"));
+        let e = lead_from_value(&v, Stage::Ping, "lead").unwrap_err();
+        assert_eq!((e.status, e.code, e.field.as_deref()), (422, "pii_in_ping", Some("lead.first_name")));
+    }
+
+    #[test]
+    fn many_attributes_sort_and_round_trip() {
+        // Over 32 keys simd-json switches to a hash map: order must not leak.
+        let attrs: Vec<String> = (0..40).rev().map(|i| format!(r#""k{i:02}":{i}.5"#)).collect();
+        let v = value(&format!(r#"{{"zip":"90210","state":"CA","attributes":{{{},"b":true}}}}"#, attrs.join(",")));
+        let lead = lead_from_value(&v, Stage::Ping, "lead").unwrap();
+        assert_eq!(lead.attributes.len(), 41);
+        assert!(lead.attributes.windows(2).all(|w| w[0].0 < w[1].0));
+        let mut out = Vec::new();
+        lead.write_json(&mut out, false);
+        let again = lead_from_value(&value(std::str::from_utf8(&out).unwrap()), Stage::Ping, "lead").unwrap();
+        assert_eq!(again, lead);
+    }
+
+    #[test]
+    fn null_after_a_value_clears_it() {
+        let v = value(r#"{"zip":"90210","state":"CA","city":"LA","city":null,"age":30,"age":null}"#);
+        let lead = lead_from_value(&v, Stage::Ping, "lead").unwrap();
+        assert_eq!((lead.city, lead.age), (None, None));
+    }
+}
