@@ -32,9 +32,10 @@ pub const BUYER_RESPONSE_HEADERS_MAX: usize = 64;
 pub const LEAD_ATTRIBUTES_MAX: usize = 64;
 /// Longest string field in a lead (other than ones with tighter bounds).
 pub const LEAD_STRING_BYTES_MAX: usize = 1024;
-/// Coroutine stack size. Deep JSON is refused before it can recurse, and a
-/// TLS handshake was measured at ~31 KiB, so 64 KiB leaves headroom.
-pub const COROUTINE_STACK_BYTES: usize = 64 * 1024;
+/// Coroutine stack size. Deep JSON is refused before it can recurse; simd-json's
+/// tape builder and a TLS handshake are the deepest frames. Debug builds use
+/// several times the stack of release builds, so they get more.
+pub const COROUTINE_STACK_BYTES: usize = if cfg!(debug_assertions) { 256 * 1024 } else { 64 * 1024 };
 /// Most client connections served at once; more are closed at accept.
 pub const CONNECTIONS_MAX: usize = 16 * 1024;
 /// Most writes waiting for the store's writer thread; more is 503 overloaded.

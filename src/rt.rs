@@ -14,13 +14,16 @@ use crate::limits;
 
 static CONFIGURE: Once = Once::new();
 
+/// may (through `generator`) sizes stacks in machine words, not bytes.
+const STACK_WORDS: usize = limits::COROUTINE_STACK_BYTES / std::mem::size_of::<usize>();
+
 /// Sets the worker count and coroutine stack size. Must run before the first
 /// coroutine is spawned; later calls are ignored (may reads its config once).
 pub fn configure(workers: usize) {
     CONFIGURE.call_once(|| {
         may::config()
             .set_workers(workers.max(1))
-            .set_stack_size(limits::COROUTINE_STACK_BYTES)
+            .set_stack_size(STACK_WORDS)
             .set_pool_capacity(1000);
     });
 }
@@ -37,7 +40,7 @@ where
     T: Send + 'static,
 {
     configure(default_workers());
-    let builder = may::coroutine::Builder::new().stack_size(limits::COROUTINE_STACK_BYTES);
+    let builder = may::coroutine::Builder::new().stack_size(STACK_WORDS);
     // SAFETY: see the module doc — leadx coroutines do not hold thread-local
     // references across yields, and their stack use is bounded by the input
     // limits in `limits`. The builder only fails on stack allocation failure,

@@ -188,6 +188,9 @@ pub fn start<H: Handler>(
     handler: Arc<H>,
 ) -> std::io::Result<ServerHandle> {
     opts.check()?;
+    // Touching may's sockets starts its scheduler, which sizes its coroutine
+    // pool from the config at that moment: configure it first.
+    crate::rt::configure(crate::rt::default_workers());
     let local_addr = listener.local_addr()?;
     let dup = listener.try_clone()?;
     let listener = into_may_listener(listener);
