@@ -155,7 +155,11 @@ pub struct Store {
 }
 
 struct Inner {
-    db: sled::Db,
+    /// `None` once closed: dropping it on `close` releases sled's directory
+    /// lock even while other handles (a lingering connection's) still exist,
+    /// so a restarted exchange can reopen the directory at once. Readers hold
+    /// the read lock only for one sled call, which never yields.
+    db: RwLock<Option<sled::Db>>,
     /// `None` once closed. Senders take the read lock only around a
     /// non-blocking `send`, so `close` (write lock) orders `Close` after
     /// every accepted write.
@@ -204,7 +208,7 @@ impl Store {
             .spawn(move || writer.run())
             .map_err(|e| StoreError::Io(format!("spawning the writer thread: {e}")))?;
         let inner = Inner {
-            db,
+            db: RwLock::new(Some(db)),
             tx: RwLock::new(Some(tx)),
             counters,
             queue_max: opts.queue_max.max(1),
@@ -217,11 +221,7 @@ impl Store {
 
     /// The applied value of `key` in `tree`.
     pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .inner
-            .db
-            .get(keys::encode(tree, key))?
-            .map(|v| v.to_vec()))
+        Ok(self.db()?.get(keys::encode(tree, key))?.map(|v| v.to_vec()))
     }
 
     /// Enqueues `batch` without waiting. `Overloaded` when the queue is
@@ -257,7 +257,7 @@ impl Store {
         prefix: &[u8],
         limit: usize,
     ) -> Result<KeyValues, StoreError> {
-        collect(self.inner.db.scan_prefix(keys::encode(tree, prefix)), limit)
+        collect(self.db()?.scan_prefix(keys::encode(tree, prefix)), limit)
     }
 
     /// Up to `limit` pairs with keys in `[from, to)`, largest key first. An
@@ -273,18 +273,14 @@ impl Store {
         let Some((lo, hi)) = keys::range(tree, from, to) else {
             return Ok(Vec::new());
         };
-        let iter = self
-            .inner
-            .db
-            .range((std::ops::Bound::Included(lo), hi))
-            .rev();
-        collect(iter, limit)
+        let db = self.db()?;
+        collect(db.range((std::ops::Bound::Included(lo), hi)).rev(), limit)
     }
 
     /// How many keys start with `prefix`. Walks them: O(matches).
     pub fn count_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<u64, StoreError> {
         let mut n = 0u64;
-        for kv in self.inner.db.scan_prefix(keys::encode(tree, prefix)).keys() {
+        for kv in self.db()?.scan_prefix(keys::encode(tree, prefix)).keys() {
             kv?;
             n += 1;
         }
@@ -329,7 +325,13 @@ impl Store {
                 log::error!("store: writer thread panicked");
             }
         }
+        self.inner.db.write().take();
         result
+    }
+
+    /// The open database, or `Closed`.
+    fn db(&self) -> Result<parking_lot::MappedRwLockReadGuard<'_, sled::Db>, StoreError> {
+        parking_lot::RwLockReadGuard::try_map(self.inner.db.read(), Option::as_ref).map_err(|_| StoreError::Closed)
     }
 
     /// Queues `msg`, bounded by `queue_max`.

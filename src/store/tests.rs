@@ -70,11 +70,15 @@ fn close_is_idempotent_and_refuses_later_writes() {
         Err(StoreError::Closed)
     );
     assert_eq!(s.sync(), Err(StoreError::Closed));
-    // The write before close was drained and is still readable.
+    // Reads end with the store; the write before close was drained, so it
+    // is there when the directory is opened again.
+    assert_eq!(s.get(Tree::Pings, b"p"), Err(StoreError::Closed));
+    let reopened = open(dir.path());
     assert_eq!(
-        s.get(Tree::Pings, b"p").unwrap().as_deref(),
+        reopened.get(Tree::Pings, b"p").unwrap().as_deref(),
         Some(&b"1"[..])
     );
+    reopened.close().unwrap();
 }
 
 #[test]
@@ -190,4 +194,20 @@ fn store_handle_is_send_sync_and_clone() {
     // Closing through one handle closes them all.
     other.close().unwrap();
     assert_eq!(s.write(Batch::default()), Err(StoreError::Closed));
+}
+
+/// A restarted exchange reopens the directory while a connection coroutine
+/// of the old one may still hold a handle: `close` must release sled's lock.
+#[test]
+fn close_releases_the_directory_while_other_handles_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let lingering = s.clone();
+    s.write_durable(one(Tree::Leads, "k", "v")).unwrap();
+    s.close().unwrap();
+    assert!(matches!(lingering.get(Tree::Leads, b"k"), Err(StoreError::Closed)));
+    let reopened = open(dir.path());
+    assert_eq!(reopened.get(Tree::Leads, b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    drop(lingering);
+    reopened.close().unwrap();
 }
