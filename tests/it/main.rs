@@ -4,6 +4,7 @@
 
 mod appliance;
 mod auction;
+mod cli;
 mod client;
 mod config;
 mod crash;
