@@ -132,7 +132,10 @@ struct Parties {
 
 impl Parties {
     fn new(max: usize) -> Self {
-        Parties { map: RwLock::new(HashMap::new()), max }
+        Parties {
+            map: RwLock::new(HashMap::new()),
+            max,
+        }
     }
 
     fn handle(&self, id: &str) -> Arc<Counters> {
@@ -140,7 +143,11 @@ impl Parties {
             return Arc::clone(c);
         }
         let mut map = self.map.write();
-        let key = if map.len() < self.max || map.contains_key(id) { id } else { OTHER_PARTY };
+        let key = if map.len() < self.max || map.contains_key(id) {
+            id
+        } else {
+            OTHER_PARTY
+        };
         Arc::clone(map.entry(key.to_owned()).or_default())
     }
 
@@ -232,7 +239,11 @@ impl LiveStats {
             add(&p.payout_cents, payout);
         }
         // Skipped bidders (cap reached, buyer removed) were not posted to.
-        for call in rec.post_calls.iter().filter(|c| c.stage == "post" && c.outcome != "skipped") {
+        for call in rec
+            .post_calls
+            .iter()
+            .filter(|c| c.stage == "post" && c.outcome != "skipped")
+        {
             let b = self.buyers.handle(&call.buyer);
             add(&b.posts, 1);
             b.post_latency.observe(call.latency_us);
@@ -264,12 +275,31 @@ mod tests {
     use super::*;
     use crate::records::{CallRecord, StoredBid, RECORD_VERSION, STATUS_UNSOLD};
 
-    fn call(buyer: &str, stage: &str, outcome: &str, reason: Option<&str>, latency_us: u64) -> CallRecord {
-        CallRecord { buyer: buyer.into(), stage: stage.into(), outcome: outcome.into(), reason: reason.map(Into::into), latency_us, price: None }
+    fn call(
+        buyer: &str,
+        stage: &str,
+        outcome: &str,
+        reason: Option<&str>,
+        latency_us: u64,
+    ) -> CallRecord {
+        CallRecord {
+            buyer: buyer.into(),
+            stage: stage.into(),
+            outcome: outcome.into(),
+            reason: reason.map(Into::into),
+            latency_us,
+            price: None,
+        }
     }
 
     fn ping(test: bool, bids: usize, calls: Vec<CallRecord>) -> PingRecord {
-        let bid = StoredBid { buyer: "b1".into(), price: 1_000, payout: 800, priority: 0, buyer_ref: None };
+        let bid = StoredBid {
+            buyer: "b1".into(),
+            price: 1_000,
+            payout: 800,
+            priority: 0,
+            buyer_ref: None,
+        };
         PingRecord {
             v: RECORD_VERSION,
             ping_id: "p".into(),
@@ -318,7 +348,11 @@ mod tests {
             call("b3", "skip", "ineligible", Some("filter"), 0),
         ];
         s.auction(&ping(false, 2, calls));
-        s.auction(&ping(false, 0, vec![call("b1", "ping", "no_bid", None, 1_000)]));
+        s.auction(&ping(
+            false,
+            0,
+            vec![call("b1", "ping", "no_bid", None, 1_000)],
+        ));
         let p = s.publisher("pub1");
         assert_eq!((p.pings, p.bids, p.timeouts), (2, 1, 1));
         assert_eq!(p.bid_rate(), Some(0.5));
@@ -326,9 +360,17 @@ mod tests {
         let b1 = s.buyer("b1");
         assert_eq!((b1.pings, b1.bids, b1.ping_latency.count), (2, 1, 2));
         let d1 = s.buyer("d1");
-        assert_eq!((d1.pings, d1.bids, d1.ping_latency.count), (1, 1, 0), "a fixed price is a bid without a call");
+        assert_eq!(
+            (d1.pings, d1.bids, d1.ping_latency.count),
+            (1, 1, 0),
+            "a fixed price is a bid without a call"
+        );
         assert_eq!(s.buyer("b2").timeouts, 1);
-        assert_eq!(s.buyer("b3").pings, 0, "an ineligible buyer was not offered the lead");
+        assert_eq!(
+            s.buyer("b3").pings,
+            0,
+            "an ineligible buyer was not offered the lead"
+        );
     }
 
     #[test]
@@ -339,17 +381,50 @@ mod tests {
             call("b3", "post", "failed", Some("timeout"), 900_000),
             call("b1", "post", "accepted", None, 20_000),
         ];
-        s.auction(&ping(false, 1, vec![call("b1", "ping", "bid", None, 3_000)]));
+        s.auction(&ping(
+            false,
+            1,
+            vec![call("b1", "ping", "bid", None, 3_000)],
+        ));
         s.post(&lead(false, true, calls), 950_000);
-        s.post(&lead(false, false, vec![call("b1", "post", "rejected", Some("not today"), 5_000)]), 6_000);
+        s.post(
+            &lead(
+                false,
+                false,
+                vec![call("b1", "post", "rejected", Some("not today"), 5_000)],
+            ),
+            6_000,
+        );
         let p = s.publisher("pub1");
-        assert_eq!((p.posts, p.sold, p.revenue_cents, p.payout_cents, p.margin_cents()), (2, 1, 1_000, 800, 200));
-        assert_eq!((p.post_success_rate(), p.fill_rate()), (Some(0.5), Some(1.0)));
+        assert_eq!(
+            (
+                p.posts,
+                p.sold,
+                p.revenue_cents,
+                p.payout_cents,
+                p.margin_cents()
+            ),
+            (2, 1, 1_000, 800, 200)
+        );
+        assert_eq!(
+            (p.post_success_rate(), p.fill_rate()),
+            (Some(0.5), Some(1.0))
+        );
         assert_eq!(p.timeouts, 1);
         let b1 = s.buyer("b1");
-        assert_eq!((b1.posts, b1.sold, b1.revenue_cents, b1.payout_cents), (2, 1, 1_000, 800));
+        assert_eq!(
+            (b1.posts, b1.sold, b1.revenue_cents, b1.payout_cents),
+            (2, 1, 1_000, 800)
+        );
         assert_eq!(b1.post_latency.count, 2);
-        assert_eq!((s.buyer("b3").posts, s.buyer("b3").sold, s.buyer("b3").timeouts), (1, 0, 1));
+        assert_eq!(
+            (
+                s.buyer("b3").posts,
+                s.buyer("b3").sold,
+                s.buyer("b3").timeouts
+            ),
+            (1, 0, 1)
+        );
         assert_eq!(s.buyer("b2").posts, 0, "a skipped bidder was not posted to");
     }
 
@@ -357,10 +432,17 @@ mod tests {
     fn test_traffic_counts_toward_nothing() {
         let s = LiveStats::new();
         s.auction(&ping(true, 1, vec![call("b1", "ping", "bid", None, 3_000)]));
-        s.post(&lead(true, true, vec![call("b1", "post", "accepted", None, 1)]), 1);
+        s.post(
+            &lead(true, true, vec![call("b1", "post", "accepted", None, 1)]),
+            1,
+        );
         assert_eq!(s.publisher("pub1"), LiveStats::new().publisher("pub1"));
         assert_eq!(s.buyer("b1").pings + s.buyer("b1").posts, 0);
-        assert_eq!(s.publisher("pub1").bid_rate(), None, "no denominator, no ratio");
+        assert_eq!(
+            s.publisher("pub1").bid_rate(),
+            None,
+            "no denominator, no ratio"
+        );
     }
 
     #[test]
