@@ -120,15 +120,40 @@ impl Running {
     /// listener closes, in-flight requests finish (bounded by the drain
     /// time-out), then the store is flushed and closed.
     pub fn shutdown(self) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + self.drain_timeout;
         self.ex.begin_drain();
         notify::stopping();
         self.server.begin_drain();
         if !self.server.wait_idle(self.drain_timeout) {
             log::warn!(target: "leadx::daemon", "drain time-out; requests still in flight={}", self.server.in_flight());
+        } else if !wait_connections_closed(&self.server, deadline) {
+            log::warn!(target: "leadx::daemon", "drain time-out; connections still open={}", open_connections(&self.server));
         }
         self.ex.store.close().map_err(|e| e.to_string())?;
         log::info!(target: "leadx::daemon", "stopped; store closed");
         Ok(())
+    }
+}
+
+fn open_connections(server: &ServerHandle) -> u64 {
+    server.stats().connections_open.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// A handler that returned has not yet written its answer: the connection
+/// does that next, then closes (no keep-alive while draining). Waiting for
+/// the connections to close keeps the exit from cutting an answer short.
+/// Polls like `ServerHandle::wait_idle`, so it works on any thread.
+fn wait_connections_closed(server: &ServerHandle, deadline: std::time::Instant) -> bool {
+    loop {
+        if open_connections(server) == 0 {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        let poll = Duration::from_millis(crate::limits::SERVER_WAIT_IDLE_POLL_MS);
+        may::coroutine::sleep(poll.min(deadline - now));
     }
 }
 

@@ -216,6 +216,51 @@ pub fn write_quoted(out: &mut String, value: &str) {
     out.push('"');
 }
 
+/// Events about leads and buyers, logged by id only: the ping, lead,
+/// publisher and buyer ids an operator looks up through the admin API, the
+/// outcome, money in cents, and failure reasons from leadx's own closed sets.
+/// A buyer's free-text rejection reason is *not* logged: a buyer may echo
+/// lead data in it (it stays in the lead's call records, behind the admin
+/// token).
+pub mod events {
+    use crate::records::{LeadRecord, PingRecord, STATUS_SOLD};
+
+    const TARGET: &str = "leadx::exchange";
+
+    /// An auction is over: debug for the auction, info for each buyer call
+    /// that failed (debug for a time-out, which is routine in ping-post).
+    pub fn auction(ping: &PingRecord) {
+        let best = ping.bids.first().map(|b| b.price).unwrap_or(0);
+        log::debug!(target: TARGET, ping_id = ping.ping_id.as_str(), publisher = ping.publisher.as_str(), vertical = ping.vertical.as_str(),
+            bids = ping.bids.len(), best_price_cents = best, auction_us = ping.auction_us, test = ping.test; "auction done");
+        for c in ping.calls.iter().filter(|c| matches!(c.outcome.as_str(), "error" | "invalid" | "timeout")) {
+            let reason = c.reason.as_deref().unwrap_or("");
+            let level = if c.outcome == "timeout" { log::Level::Debug } else { log::Level::Info };
+            log::log!(target: TARGET, level, ping_id = ping.ping_id.as_str(), buyer = c.buyer.as_str(), outcome = c.outcome.as_str(),
+                reason = reason, latency_us = c.latency_us; "buyer ping failed");
+        }
+    }
+
+    /// A post is settled (and durable): info with the outcome, warn for each
+    /// buyer post that failed.
+    pub fn post(rec: &LeadRecord) {
+        for c in rec.post_calls.iter().filter(|c| c.outcome == "failed") {
+            // Failure reasons are leadx's own (client and parser reasons).
+            log::warn!(target: TARGET, lead_id = rec.lead_id.as_str(), buyer = c.buyer.as_str(), reason = c.reason.as_deref().unwrap_or(""),
+                latency_us = c.latency_us; "buyer post failed");
+        }
+        let rejected = rec.post_calls.iter().filter(|c| c.outcome == "rejected").count();
+        if rec.status == STATUS_SOLD {
+            log::info!(target: TARGET, lead_id = rec.lead_id.as_str(), ping_id = rec.ping_id.as_str(), publisher = rec.publisher.as_str(),
+                buyer = rec.buyer.as_deref().unwrap_or(""), price_cents = rec.price.unwrap_or(0), payout_cents = rec.payout.unwrap_or(0),
+                rejected = rejected, test = rec.test; "lead sold");
+        } else {
+            log::info!(target: TARGET, lead_id = rec.lead_id.as_str(), ping_id = rec.ping_id.as_str(), publisher = rec.publisher.as_str(),
+                reason = rec.reason.as_deref().unwrap_or("unsold"), rejected = rejected, test = rec.test; "lead unsold");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

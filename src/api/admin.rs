@@ -6,6 +6,7 @@ use super::{bearer, json, load_lead, rfc3339, store_error, Api, ApiError, Obj};
 use crate::exchange::{caps, Exchange};
 use crate::http::server::{Request, Response};
 use crate::limits;
+use crate::metrics::{LatencySummary, PartyStats};
 use crate::records::{LeadRecord, PingRecord};
 use crate::store::Tree;
 
@@ -183,21 +184,82 @@ fn reload(api: &Api) -> Result<Response, ApiError> {
     }
 }
 
-/// Per-publisher and per-buyer statistics (issue #4 grows this).
+/// `GET /v1/admin/stats`: live (non-test) statistics per publisher and per
+/// buyer of the running config, since the process started — counts, bid
+/// rate, fill rate, post success rate, revenue, payout, margin (USD),
+/// response times (ms) and time-outs; every definition is in
+/// `metrics::live`. Each buyer also has `sold_today`, its sales counted
+/// against its daily cap (UTC day, from the store, so it survives restarts).
 fn stats(ex: &Exchange) -> Vec<u8> {
     let rt = ex.runtime();
+    let live = crate::metrics::global().live();
     let day = caps::utc_day(crate::ids::now_ms());
-    let mut out = b"{\"buyers\":[".to_vec();
+    let mut out = b"{\"publishers\":[".to_vec();
+    for (i, p) in rt.config.publishers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&party(&live.publisher(&p.id), Obj::new()).finish());
+    }
+    out.extend_from_slice(b"],\"buyers\":[");
     for (i, b) in rt.config.buyers.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         let used = ex.cap_counter(&b.id, day).used(day);
-        let o = Obj::new().str("id", &b.id).raw("sold_today", used.to_string().as_bytes());
+        let o = party(&live.buyer(&b.id), Obj::new()).raw("sold_today", used.to_string().as_bytes());
         out.extend_from_slice(&o.finish());
     }
     out.extend_from_slice(b"]}");
     out
+}
+
+/// One publisher's or buyer's numbers as JSON fields.
+fn party(s: &PartyStats, o: Obj) -> Obj {
+    let count = |n: u64| n.to_string().into_bytes();
+    o.str("id", &s.id)
+        .raw("pings", &count(s.pings))
+        .raw("bids", &count(s.bids))
+        .raw("bid_rate", &rate(s.bid_rate()))
+        .raw("posts", &count(s.posts))
+        .raw("sold", &count(s.sold))
+        .raw("post_success_rate", &rate(s.post_success_rate()))
+        .raw("fill_rate", &rate(s.fill_rate()))
+        .cents("revenue", Some(s.revenue_cents))
+        .cents("payout", Some(s.payout_cents))
+        .raw("margin", &signed_usd(s.margin_cents()))
+        .raw("timeouts", &count(s.timeouts))
+        .raw("response_ms", &latency_ms(&s.ping_latency))
+        .raw("post_response_ms", &latency_ms(&s.post_latency))
+}
+
+/// A ratio with four decimals, `null` when its denominator is 0.
+fn rate(r: Option<f64>) -> Vec<u8> {
+    r.map_or_else(|| b"null".to_vec(), |r| format!("{r:.4}").into_bytes())
+}
+
+fn signed_usd(cents: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16);
+    if cents < 0 {
+        out.push(b'-');
+    }
+    crate::money::write_cents(&mut out, cents.unsigned_abs());
+    out
+}
+
+/// `{"count","mean","p50","p95","p99"}` in milliseconds; quantiles are
+/// estimated from histogram buckets (`metrics::snapshot`), `null` when empty.
+fn latency_ms(l: &LatencySummary) -> Vec<u8> {
+    let ms = |us: u64| format!("{}.{:03}", us / 1000, us % 1000).into_bytes();
+    let q = |v: Option<u64>| v.map_or_else(|| b"null".to_vec(), ms);
+    let mean = if l.count == 0 { b"null".to_vec() } else { ms(l.mean_us) };
+    Obj::new()
+        .raw("count", l.count.to_string().as_bytes())
+        .raw("mean", &mean)
+        .raw("p50", &q(l.p50_us))
+        .raw("p95", &q(l.p95_us))
+        .raw("p99", &q(l.p99_us))
+        .finish()
 }
 
 /// Gauges only the exchange knows, appended to `/metrics`.
@@ -224,4 +286,23 @@ pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
     let s = ex.store.stats();
     write_gauge(out, "leadx_store_queue_depth", "Writes waiting for the store's writer thread.", &[], s.queue_depth as f64);
     write_gauge(out, "leadx_pings_cached", "Pings held in memory awaiting their post.", &[], ex.pings.len() as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_numbers_are_json_with_nulls_for_the_unknown() {
+        assert_eq!(rate(None), b"null");
+        assert_eq!(rate(Some(2.0 / 3.0)), b"0.6667");
+        assert_eq!(signed_usd(-205), b"-2.05");
+        assert_eq!(signed_usd(1_000), b"10.00");
+        let empty = LatencySummary { count: 0, mean_us: 0, p50_us: None, p95_us: None, p99_us: None };
+        let v: serde_json::Value = serde_json::from_slice(&latency_ms(&empty)).unwrap();
+        assert!(v["mean"].is_null() && v["p99"].is_null());
+        let l = LatencySummary { count: 3, mean_us: 1_500, p50_us: Some(1_234), p95_us: Some(20_000), p99_us: Some(20_000) };
+        let v: serde_json::Value = serde_json::from_slice(&latency_ms(&l)).unwrap();
+        assert_eq!((v["count"].as_u64(), v["mean"].as_f64(), v["p50"].as_f64()), (Some(3), Some(1.5), Some(1.234)));
+    }
 }

@@ -90,7 +90,11 @@ impl Api {
 impl Handler for Api {
     fn handle(&self, req: &mut Request<'_>) -> Response {
         let (endpoint, result) = self.route(req);
-        let resp = result.unwrap_or_else(error_response);
+        let resp = result.unwrap_or_else(|e| {
+            // Code and field path only: the message may quote the input.
+            log::warn!(target: "leadx::api", endpoint = endpoint.label(), status = e.status, code = e.code, field = e.field.as_deref().unwrap_or(""); "request refused");
+            error_response(e)
+        });
         let latency_us = req.received_at.elapsed().as_micros() as u64;
         metrics::global().http_request(endpoint, resp.status, latency_us);
         resp

@@ -74,6 +74,8 @@ pub(crate) fn auction(ex: &Exchange, rt: &Arc<Runtime>, input: &AuctionInput<'_>
     });
     let outcome = if ping.bids.is_empty() { AuctionOutcome::NoBid } else { AuctionOutcome::Bid };
     metrics::global().auction(outcome, ping.auction_us);
+    metrics::global().live().auction(&ping);
+    crate::logging::events::auction(&ping);
     let mut batch = Batch::default();
     batch.insert(Tree::Pings, ping.ping_id.as_bytes().to_vec(), serde_json::to_vec(&*ping).expect("record serialises"));
     ex.store.write(batch).map_err(store_error)?;

@@ -53,6 +53,8 @@ pub(crate) fn settle(result: Result<crate::records::LeadRecord, SaleError>, star
         Ok(rec) => {
             let outcome = if rec.status == crate::records::STATUS_SOLD { PostOutcome::Sold } else { PostOutcome::Unsold };
             metrics::global().post_outcome(outcome, latency_us);
+            metrics::global().live().post(&rec, latency_us);
+            crate::logging::events::post(&rec);
             Ok(json(200, outcome_body(&rec)))
         }
         Err(SaleError::Duplicate) => {

@@ -9,10 +9,12 @@
 //! lead data (no PII, no publisher input).
 //!
 //! `render` writes the exposition for `/metrics`; `snapshot` returns plain
-//! structs with counts and latency quantiles for `/v1/admin/stats`.
+//! structs with counts and latency quantiles for `/v1/admin/stats`, and
+//! `live` the per-publisher and per-buyer business numbers (no test traffic).
 
 mod buyer;
 pub mod histogram;
+mod live;
 mod render;
 mod snapshot;
 mod text;
@@ -25,6 +27,7 @@ use parking_lot::Mutex;
 
 pub use buyer::{BuyerMetrics, PingResult, PostResult, ERROR_KINDS};
 use histogram::Latency;
+pub use live::{LiveStats, PartyStats};
 pub use snapshot::{BuyerStats, EndpointStats, LatencySummary, OutcomeStats, Snapshot};
 pub use text::write_gauge;
 
@@ -154,6 +157,8 @@ pub struct Registry {
     buyers: Mutex<BTreeMap<String, Arc<BuyerMetrics>>>,
     other_buyer: Arc<BuyerMetrics>,
     other_buyer_used: AtomicBool,
+    /// Business statistics for admin stats (live traffic only).
+    live: LiveStats,
 }
 
 /// The process-wide registry.
@@ -184,6 +189,7 @@ impl Registry {
             buyers: Mutex::new(BTreeMap::new()),
             other_buyer: Arc::new(BuyerMetrics::default()),
             other_buyer_used: AtomicBool::new(false),
+            live: LiveStats::new(),
         }
     }
 
@@ -226,6 +232,12 @@ impl Registry {
         }
         self.other_buyer_used.store(true, Ordering::Relaxed);
         Arc::clone(&self.other_buyer)
+    }
+
+    /// Per-publisher and per-buyer business statistics (test traffic
+    /// excluded), fed from the ping and lead records.
+    pub fn live(&self) -> &LiveStats {
+        &self.live
     }
 
     pub fn gauges(&self) -> &Gauges {

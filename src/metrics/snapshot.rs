@@ -27,7 +27,7 @@ pub struct LatencySummary {
 }
 
 impl LatencySummary {
-    fn of(snap: &HistogramSnapshot<13>) -> Self {
+    pub(super) fn of(snap: &HistogramSnapshot<13>) -> Self {
         let count = snap.count();
         LatencySummary {
             count,

@@ -2,7 +2,9 @@
 //! 127.0.0.1:0 with a temporary store and real mock buyers on loopback.
 //! One module per area.
 
+mod appliance;
 mod auction;
+mod cli;
 mod client;
 mod config;
 mod crash;
