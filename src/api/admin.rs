@@ -74,6 +74,9 @@ fn transactions(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
             ApiError::field(400, "bad_request", "limit", format!("limit must be 1 to {}", limits::ADMIN_LIST_MAX))
         })?,
     };
+    // Pings are written without waiting for the writer; wait for it here so
+    // an auction that has answered is always listed (admin calls are rare).
+    ex.store.sync().map_err(store_error)?;
     let rows = ex.store.scan_range_rev(Tree::Pings, b"", b"g", limit).map_err(store_error)?;
     let mut out = b"{\"transactions\":[".to_vec();
     for (i, (_, bytes)) in rows.iter().enumerate() {
@@ -131,7 +134,7 @@ fn export(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
     }
     let lo = crate::ids::hex(&from.to_be_bytes()[2..]);
     let hi = crate::ids::hex(&to.min(0xffff_ffff_ffff).to_be_bytes()[2..]);
-    let rows = ex.store.scan_range_rev(Tree::Sales, lo.as_bytes(), hi.as_bytes(), usize::MAX).map_err(store_error)?;
+    let rows = ex.store.scan_range_rev(Tree::Sales, lo.as_bytes(), hi.as_bytes(), limits::EXPORT_ROWS_MAX).map_err(store_error)?;
     let mut out = b"lead_id,publisher,vertical,buyer,price,payout,buyer_lead_id,created_at,sold_at\n".to_vec();
     for (key, _) in rows.iter().rev() {
         let Some(rec) = load_lead(ex, &String::from_utf8_lossy(key))? else { continue };

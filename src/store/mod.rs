@@ -175,20 +175,7 @@ impl Store {
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(opts.cache_bytes)
-            // Writes come in bursts of small sales; favour write throughput
-            // over compactness (LowSpace rewrites segments more eagerly).
-            .mode(sled::Mode::HighThroughput)
-            // We flush ourselves, once per group commit; sled's periodic
-            // flusher would only add fsyncs we do not wait for.
-            .flush_every_ms(None)
-            .use_compression(false)
-            .temporary(false)
-            .create_new(false)
-            .print_profile_on_drop(false)
-            .open()?;
+        let db = open_sled(dir, &opts)?;
         check_version(&db)?;
         // sled 0.34 keeps its log in `<dir>/db`; see `Writer::flush`.
         let log_path = dir.join("db");
@@ -329,7 +316,7 @@ impl Store {
         result
     }
 
-    /// The open database, or `Closed`.
+        /// The open database, or `Closed`.
     fn db(&self) -> Result<parking_lot::MappedRwLockReadGuard<'_, sled::Db>, StoreError> {
         parking_lot::RwLockReadGuard::try_map(self.inner.db.read(), Option::as_ref).map_err(|_| StoreError::Closed)
     }
@@ -366,6 +353,34 @@ fn collect(
         out.push((keys::decode(&k), v.to_vec()));
     }
     Ok(out)
+}
+
+/// Opens sled in `dir`. sled finishes its last I/O on its own threads after
+/// the previous handle is dropped, and holds the directory lock until then,
+/// so an immediate reopen (a restart) retries the lock briefly.
+fn open_sled(dir: &Path, opts: &StoreOptions) -> Result<sled::Db, StoreError> {
+    let config = sled::Config::new()
+        .path(dir)
+        .cache_capacity(opts.cache_bytes)
+        // Writes come in bursts of small sales; favour write throughput
+        // over compactness (LowSpace rewrites segments more eagerly).
+        .mode(sled::Mode::HighThroughput)
+        // We flush ourselves, once per group commit; sled's periodic
+        // flusher would only add fsyncs we do not wait for.
+        .flush_every_ms(None)
+        .use_compression(false)
+        .temporary(false)
+        .create_new(false)
+        .print_profile_on_drop(false);
+    let give_up = std::time::Instant::now() + std::time::Duration::from_millis(limits::STORE_LOCK_WAIT_MS);
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < give_up => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// Writes the format version into a new store, refuses any other version.
