@@ -141,3 +141,16 @@ fn rate_limits_and_ip_allow_lists_are_enforced() {
     expect(&post_json(addr, "/v1/ping", KEY2, &json!({"vertical": "auto", "lead": ping_lead()})), 403, "forbidden", None);
     running.shutdown().unwrap();
 }
+
+#[test]
+fn a_bad_idempotency_key_is_a_bad_request_naming_the_header() {
+    let (l, a) = leadx();
+    let auth = format!("Bearer {KEY}");
+    let body = json!({"vertical": "auto", "lead": full_lead("5552345678", "a@b.co"), "consent": consent()}).to_string();
+    let long = "k".repeat(129);
+    for bad in [long.as_str(), "has space"] {
+        let r = request(l.addr, "POST", "/v1/leads", &[("Authorization", &auth), ("Content-Type", "application/json"), ("Idempotency-Key", bad)], body.as_bytes());
+        expect(&r, 400, "bad_request", Some("Idempotency-Key"));
+    }
+    assert_eq!(a.buyer.pings(), 0, "refused before any buyer is called");
+}
