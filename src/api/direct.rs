@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::post::{require_consent, settle};
-use super::{json, load_lead, outcome_body, require_json, store_error, Api, ApiError};
+use super::{require_json, store_error, Api, ApiError};
 use crate::exchange::fanout::AuctionInput;
 use crate::exchange::sale::{self, PostInput};
 use crate::http::server::{Request, Response};
@@ -27,9 +27,7 @@ pub fn handle(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
         Some(k) => {
             let claim = ex.idempotency.claim(k.clone()).ok_or_else(|| ApiError::new(409, "post_in_progress", "a post with this Idempotency-Key is running; retry for its outcome"))?;
             if let Some(lead_id) = ex.store.get(Tree::Idempotency, k).map_err(store_error)? {
-                let lead_id = String::from_utf8_lossy(&lead_id).into_owned();
-                let rec = load_lead(ex, &lead_id)?.ok_or_else(ApiError::internal)?;
-                return Ok(json(200, outcome_body(&rec)));
+                return super::post::settled(ex, &String::from_utf8_lossy(&lead_id));
             }
             Some(claim)
         }

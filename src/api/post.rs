@@ -29,8 +29,7 @@ pub fn handle(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     let _claim = ex.posting.claim(p.ping_id.clone()).ok_or_else(|| ApiError::new(409, "post_in_progress", "this ping is being posted; retry for its outcome"))?;
     let ping = find_ping(ex, &p.ping_id)?.filter(|ping| ping.publisher == publisher.id).ok_or_else(unknown)?;
     if let Some(lead_id) = &ping.lead_id {
-        let rec = load_lead(ex, lead_id)?.ok_or_else(ApiError::internal)?;
-        return Ok(json(200, outcome_body(&rec)));
+        return settled(ex, lead_id);
     }
     if crate::ids::now_ms() > ping.expires_ms {
         return Err(ApiError::field(410, "ping_expired", "ping_id", "the ping's bids have expired"));
@@ -44,6 +43,15 @@ pub fn handle(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     let result = sale::run(ex, &rt, &input);
     ex.pings.remove(&ping.ping_id);
     settle(result, started)
+}
+
+/// The stored outcome of a lead, answered again. The caller holds the claim
+/// on its ping or idempotency key, so a lead still `posting` is a crash
+/// remnant and is settled as interrupted first.
+pub(crate) fn settled(ex: &Exchange, lead_id: &str) -> Result<Response, ApiError> {
+    let mut rec = load_lead(ex, lead_id)?.ok_or_else(ApiError::internal)?;
+    sale::settle_interrupted(ex, &mut rec).map_err(store_error)?;
+    Ok(json(200, outcome_body(&rec)))
 }
 
 /// The publisher's answer for a finished post stage.

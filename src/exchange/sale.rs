@@ -73,10 +73,14 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
         commit(ex, input, &mut rec, None, &[])?;
         return Ok(rec);
     }
-    // Leave a trace before calling anyone, so a crash mid-post is visible.
+    // Before any buyer sees the lead, make it durable that this ping (and
+    // idempotency key) is being posted as this lead. After a crash mid-post
+    // a retry then finds the `posting` remnant and settles it as
+    // interrupted, instead of offering the lead again and maybe selling it
+    // twice. Costs one group-commit wait per post with bids.
     let mut intent = Batch::default();
-    intent.insert(Tree::Leads, rec.lead_id.as_bytes().to_vec(), serde_json::to_vec(&rec).expect("record serialises"));
-    ex.store.write(intent)?;
+    add_links(input, &rec, &mut intent);
+    ex.store.write_durable(intent)?;
     let sale = offer(ex, rt, input, &mut rec);
     let dedupe: &[Vec<u8>] = match (&sale, &dedupe_keys) {
         (Some(_), Some((keys, _))) => keys,
@@ -192,11 +196,32 @@ fn commit(ex: &Exchange, input: &PostInput<'_>, rec: &mut LeadRecord, sale: Opti
     } else {
         rec.status = records::STATUS_UNSOLD.into();
     }
+    add_links(input, rec, &mut batch);
+    ex.store.write_durable(batch)
+}
+
+/// The lead record and what points at it: the ping's link and, for a direct
+/// post, its idempotency key.
+fn add_links(input: &PostInput<'_>, rec: &LeadRecord, batch: &mut Batch) {
     let mut ping = input.ping.clone();
     ping.lead_id = Some(rec.lead_id.clone());
     batch.insert(Tree::Pings, ping.ping_id.as_bytes().to_vec(), serde_json::to_vec(&ping).expect("record serialises"));
+    batch.insert(Tree::Leads, rec.lead_id.as_bytes().to_vec(), serde_json::to_vec(rec).expect("record serialises"));
+    (input.with_outcome)(&rec.lead_id, batch);
+}
+
+/// A lead found still `posting` when no post of it is running (its ping or
+/// idempotency key is claimed by the caller) was cut off by a crash: the
+/// buyers' answers are unknown, so it is settled `unsold` / `interrupted`
+/// for reconciliation rather than offered again.
+pub fn settle_interrupted(ex: &Exchange, rec: &mut LeadRecord) -> Result<(), StoreError> {
+    if rec.status != records::STATUS_POSTING {
+        return Ok(());
+    }
+    rec.status = records::STATUS_UNSOLD.into();
+    rec.reason = Some("interrupted".into());
+    let mut batch = Batch::default();
     batch.insert(Tree::Leads, rec.lead_id.as_bytes().to_vec(), serde_json::to_vec(&*rec).expect("record serialises"));
-    (input.with_outcome)(&rec.lead_id, &mut batch);
     ex.store.write_durable(batch)
 }
 

@@ -83,3 +83,45 @@ fn every_sold_lead_survives_kill_9() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A post cut off by kill -9 after the buyer got the lead must never be
+/// offered again: a retry of the ping, or of the direct post's
+/// Idempotency-Key, settles it `unsold` / `interrupted` without a buyer call.
+#[test]
+fn a_post_cut_off_by_kill_9_is_settled_interrupted_not_offered_again() {
+    let buyer = mock(Act::Bid(10.0), Act::Delay(10_000, Box::new(Act::Accept("late"))));
+    let dir = tempfile::tempdir().unwrap();
+    let text = base_toml(&dir.path().join("data"), "post_timeout_ms = 20000", "") + &buyer_toml("slow", &buyer, "post_timeout_ms = 20000");
+    let path = dir.path().join("leadx.toml");
+    std::fs::write(&path, text).unwrap();
+    let (mut child, addr) = spawn_leadx(&path);
+    let r = post_json(addr, "/v1/ping", KEY, &json!({"vertical": "auto", "lead": ping_lead()}));
+    let ping_id = r.json()["ping_id"].as_str().unwrap().to_string();
+    let body = json!({"ping_id": ping_id, "lead": full_lead("5552345678", "a@b.co"), "consent": consent()});
+    let direct = json!({"vertical": "auto", "lead": full_lead("5552345679", "c@d.co"), "consent": consent()});
+    let auth = format!("Bearer {KEY}");
+    std::thread::scope(|s| {
+        s.spawn(|| std::panic::catch_unwind(|| post_json(addr, "/v1/post", KEY, &body)));
+        s.spawn(|| {
+            std::panic::catch_unwind(|| {
+                request(addr, "POST", "/v1/leads", &[("Authorization", &auth), ("Content-Type", "application/json"), ("Idempotency-Key", "once")], direct.to_string().as_bytes())
+            })
+        });
+        let t0 = std::time::Instant::now();
+        while buyer.buyer.posts() < 2 && t0.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(buyer.buyer.posts(), 2, "both posts reached the buyer");
+        child.kill().unwrap();
+    });
+    child.wait().unwrap();
+    let (mut child, addr) = spawn_leadx(&path);
+    let again = post_json(addr, "/v1/post", KEY, &body);
+    assert_eq!((again.json()["status"].as_str(), again.json()["reason"].as_str()), (Some("unsold"), Some("interrupted")));
+    let retry = request(addr, "POST", "/v1/leads", &[("Authorization", &auth), ("Content-Type", "application/json"), ("Idempotency-Key", "once")], direct.to_string().as_bytes());
+    assert_eq!((retry.json()["status"].as_str(), retry.json()["reason"].as_str()), (Some("unsold"), Some("interrupted")));
+    assert_eq!(post_json(addr, "/v1/post", KEY, &body).json(), again.json(), "settled once, answered the same");
+    assert_eq!(buyer.buyer.posts(), 2, "no buyer saw the lead twice");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
