@@ -18,8 +18,13 @@ pub const BUYER_RESPONSE_BYTES_MAX: usize = 64 * 1024;
 pub const BUYERS_MAX: usize = 1024;
 /// Most keep-alive connections kept open to one buyer.
 pub const BUYER_CONNECTIONS_MAX: usize = 256;
-/// Idle keep-alive connections kept per buyer (default `idle_max`).
-pub const BUYER_IDLE_CONNECTIONS_MAX: usize = 64;
+/// Idle keep-alive connections kept per buyer (default `idle_max`). As many
+/// as may be in use: a lower bound closed every connection past it after
+/// each call at high concurrency, so each call paid a connect, a close and
+/// their epoll updates (12 % of a ping's CPU at 256 pings in flight). Idle
+/// ones still close after `BUYER_IDLE_TIMEOUT_MS`, and the peak open count
+/// is `BUYER_CONNECTIONS_MAX` either way.
+pub const BUYER_IDLE_CONNECTIONS_MAX: usize = BUYER_CONNECTIONS_MAX;
 /// An idle buyer connection older than this is closed, not reused: servers
 /// commonly drop idle keep-alive after 5 s, and reusing one just as the
 /// buyer closes it would lose the call.
@@ -166,6 +171,12 @@ pub const STORE_CACHE_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
 /// Most operations the store's writer applies before one flush (group
 /// commit). Bounds how long a waiter can be held behind other writes.
 pub const STORE_BATCH_OPS_MAX: usize = 8 * 1024;
+/// Longest the store's writer holds writes nobody waits for (pings, call
+/// records) to gather more before one apply and flush: every sled
+/// `apply_batch` writes and syncs sled's log buffer, so one per ping was
+/// about half of leadx's CPU per ping. A waiting write ends the wait at
+/// once; a crash can lose at most this much of the unwaited writes.
+pub const STORE_WRITE_DEFER_MS: u64 = 20;
 
 const _: () = assert!(STORE_BATCH_OPS_MAX >= 1);
 const _: () = assert!(STORE_QUEUE_MAX >= STORE_BATCH_OPS_MAX);

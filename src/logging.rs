@@ -95,9 +95,20 @@ pub fn init() {
     }
 }
 
+/// may logs every socket it adds to or removes from epoll at `info`: a line
+/// per buyer connection, formatted and written to stderr on a worker. Its
+/// warnings and errors still get through.
+fn level_for(target: &str, level: LevelFilter) -> LevelFilter {
+    if target == "may" || target.starts_with("may::") {
+        level.min(LevelFilter::Warn)
+    } else {
+        level
+    }
+}
+
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata) -> bool {
-        metadata.level() <= self.level
+        metadata.level() <= level_for(metadata.target(), self.level)
     }
 
     fn log(&self, record: &Record) {
@@ -348,5 +359,15 @@ mod tests {
         assert!(logger.enabled(&meta(Level::Warn)));
         assert!(!logger.enabled(&meta(Level::Info)));
         assert_eq!(syslog_prefix(Level::Warn), "<4>");
+    }
+
+    #[test]
+    fn may_info_lines_are_dropped_but_its_warnings_kept() {
+        let logger = Logger::new(LevelFilter::Info, false);
+        let meta = |level, target| Metadata::builder().level(level).target(target).build();
+        assert!(!logger.enabled(&meta(Level::Info, "may::io::sys::select")));
+        assert!(logger.enabled(&meta(Level::Warn, "may::io::sys::select")));
+        assert!(logger.enabled(&meta(Level::Info, "leadx::daemon")));
+        assert!(logger.enabled(&meta(Level::Info, "mayhem")), "only may's own targets");
     }
 }

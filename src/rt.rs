@@ -25,6 +25,12 @@ pub fn configure(workers: usize) {
             .set_workers(workers.max(1))
             .set_stack_size(STACK_WORDS)
             .set_pool_capacity(1000);
+        // may pins worker i to core i by default. On a box shared with
+        // other processes (the buyer simulator, the load driver, other
+        // services) a pinned worker waits for its core while another idles:
+        // unpinned, /healthz served 25 % more requests at the same CPU per
+        // request, and pings the same (docs/performance.md).
+        may::config().set_worker_pin(false);
     });
 }
 
@@ -39,7 +45,12 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    configure(default_workers());
+    // `default_workers` reads cgroup files on every call (std does not
+    // cache it): evaluating it per spawn was ~12 % of a ping's CPU. Only the
+    // first spawn of a process that never called `configure` needs it.
+    if !CONFIGURE.is_completed() {
+        configure(default_workers());
+    }
     let builder = may::coroutine::Builder::new().stack_size(STACK_WORDS);
     // SAFETY: see the module doc — leadx coroutines do not hold thread-local
     // references across yields, and their stack use is bounded by the input

@@ -74,9 +74,6 @@ fn transactions(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
             ApiError::field(400, "bad_request", "limit", format!("limit must be 1 to {}", limits::ADMIN_LIST_MAX))
         })?,
     };
-    // Pings are written without waiting for the writer; wait for it here so
-    // an auction that has answered is always listed (admin calls are rare).
-    ex.store.sync().map_err(store_error)?;
     let rows = ex.store.scan_range_rev(Tree::Pings, b"", b"g", limit).map_err(store_error)?;
     let mut out = b"{\"transactions\":[".to_vec();
     for (i, (_, bytes)) in rows.iter().enumerate() {

@@ -4,8 +4,16 @@
 //! request arrived; each buyer gets min(its own time-out, the time left
 //! minus a response margin); the answer goes out at the deadline whatever
 //! the buyers do, and answers that come later are dropped and counted.
+//!
+//! The answers gather on a shared board, and the auction's coroutine parks
+//! ONCE: until the last call has answered or the deadline, whichever comes
+//! first. A timed wait per answer cost a may timer-thread wake-up each
+//! (may wakes its timer thread on every timer cancelled early), which was
+//! the largest single cost of a ping after the HTTP exchanges themselves.
 
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::auction::{self, Bid, Skip};
@@ -49,15 +57,52 @@ struct Reply {
     latency_us: u64,
 }
 
+/// Where the calls of one auction leave their answers. The lock is held
+/// for a push or a take, never across a yield.
+struct Board {
+    state: Mutex<BoardState>,
+}
+
+struct BoardState {
+    replies: Vec<Reply>,
+    /// Calls that have not answered yet.
+    pending: usize,
+    /// Set at the deadline: later answers are dropped and counted.
+    closed: bool,
+}
+
+impl Board {
+    fn new(pending: usize) -> Arc<Board> {
+        Arc::new(Board { state: Mutex::new(BoardState { replies: Vec::with_capacity(pending), pending, closed: false }) })
+    }
+
+    /// Leaves a call's answer; `Ok(true)` when it was the last one,
+    /// `Err(())` when the auction had already closed.
+    fn post(&self, reply: Reply) -> Result<bool, ()> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(());
+        }
+        st.replies.push(reply);
+        st.pending -= 1;
+        Ok(st.pending == 0)
+    }
+
+    /// Closes the auction and takes what came in, in arrival order.
+    fn close(&self) -> (Vec<Reply>, usize) {
+        let mut st = self.state.lock();
+        st.closed = true;
+        (std::mem::take(&mut st.replies), st.pending)
+    }
+}
+
 pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &AuctionInput<'_>) -> AuctionResult {
     let deadline = input.started + Duration::from_millis(rt.config.auction.ping_timeout_ms);
     let answer_by = deadline - Duration::from_millis(limits::RESPONSE_MARGIN_MS);
     let day = caps::utc_day(crate::ids::now_ms());
     let mut calls = Vec::new();
     let mut bids = Vec::new();
-    let (tx, rx) = may::sync::mpsc::channel::<Reply>();
-    let mut pending = 0usize;
-    let mut ping_body: Option<(usize, Arc<Vec<u8>>, &'static str)> = None;
+    let mut to_call = Vec::new();
     for (i, buyer) in rt.config.buyers.iter().enumerate() {
         if let Err(skip) = admit(ex, rt, i, input, day) {
             calls.push(skip_record(&buyer.id, skip.reason()));
@@ -70,12 +115,21 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &AuctionInput<'_>) -> Auctio
             calls.push(CallRecord { buyer: buyer.id.clone(), stage: "ping".into(), outcome: "fixed_price".into(), reason: None, latency_us: 0, price: Some(price) });
             continue;
         }
-        let body = shared_ping_body(&mut ping_body, rt, i, input);
-        spawn_call(rt.clone(), i, body, input.started, answer_by, tx.clone());
-        pending += 1;
+        to_call.push(i);
     }
-    drop(tx);
-    collect(rt, &rx, pending, answer_by, input, &mut bids, &mut calls);
+    let board = Board::new(to_call.len());
+    let (done_tx, done_rx) = may::sync::mpsc::channel::<()>();
+    let mut ping_body: Option<(usize, Arc<Vec<u8>>, &'static str)> = None;
+    for &i in &to_call {
+        let body = shared_ping_body(&mut ping_body, rt, i, input);
+        spawn_call(rt.clone(), i, body, input.started, answer_by, (board.clone(), done_tx.clone()));
+    }
+    drop(done_tx);
+    if !to_call.is_empty() {
+        wait_for_answers(&done_rx, answer_by);
+    }
+    let (replies, pending) = board.close();
+    record(rt, replies, pending, input, &mut bids, &mut calls);
     AuctionResult { bids: auction::rank(bids, input.floor), calls }
 }
 
@@ -113,7 +167,7 @@ fn shared_ping_body(cache: &mut Option<(usize, Arc<Vec<u8>>, &'static str)>, rt:
     (body, ct)
 }
 
-fn spawn_call(rt: Arc<Runtime>, i: usize, (body, content_type): (Arc<Vec<u8>>, &'static str), started: Instant, answer_by: Instant, tx: may::sync::mpsc::Sender<Reply>) {
+fn spawn_call(rt: Arc<Runtime>, i: usize, (body, content_type): (Arc<Vec<u8>>, &'static str), started: Instant, answer_by: Instant, (board, done): (Arc<Board>, may::sync::mpsc::Sender<()>)) {
     crate::rt::spawn(move || {
         let buyer = &rt.config.buyers[i];
         let brt = &rt.buyers[i];
@@ -133,8 +187,11 @@ fn spawn_call(rt: Arc<Runtime>, i: usize, (body, content_type): (Arc<Vec<u8>>, &
         };
         let latency_us = t0.elapsed().as_micros() as u64;
         brt.metrics.ping(ping_result(&answer), latency_us);
-        if tx.send(Reply { buyer: i, answer, latency_us }).is_err() {
-            metrics::global().late_answers();
+        match board.post(Reply { buyer: i, answer, latency_us }) {
+            // The auction may have closed meanwhile: then nobody listens.
+            Ok(true) => drop(done.send(())),
+            Ok(false) => {}
+            Err(()) => metrics::global().late_answers(),
         }
     });
 }
@@ -148,15 +205,32 @@ fn ping_result(a: &Answer) -> PingResult {
     }
 }
 
-fn collect(rt: &Runtime, rx: &may::sync::mpsc::Receiver<Reply>, mut pending: usize, answer_by: Instant, input: &AuctionInput<'_>, bids: &mut Vec<Bid>, calls: &mut Vec<CallRecord>) {
-    let mut answered = vec![false; rt.config.buyers.len()];
-    while pending > 0 {
-        let now = Instant::now();
-        if now >= answer_by {
-            break;
+/// Parks until the last call has answered (one message) or `answer_by`.
+/// The wait is whole milliseconds, rounded down, so that concurrent
+/// auctions share may's timer lists (keyed by exact duration) and the
+/// auction never runs past `answer_by`; less than 1 ms before it counts as
+/// there.
+fn wait_for_answers(done: &may::sync::mpsc::Receiver<()>, answer_by: Instant) {
+    loop {
+        let left = answer_by.saturating_duration_since(Instant::now());
+        let wait = Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
+        if wait.is_zero() {
+            return;
         }
-        let Ok(reply) = rx.recv_timeout(answer_by - now) else { break };
-        pending -= 1;
+        match done.recv_timeout(wait) {
+            // A timer that fires early comes round again with what is left.
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            // All in, or every call gone (a panicked call sends nothing).
+            _ => return,
+        }
+    }
+}
+
+/// Turns the answers that came in time into call records and bids; calls
+/// still pending are recorded as timed out at the auction deadline.
+fn record(rt: &Runtime, replies: Vec<Reply>, pending: usize, input: &AuctionInput<'_>, bids: &mut Vec<Bid>, calls: &mut Vec<CallRecord>) {
+    let mut answered = vec![false; rt.config.buyers.len()];
+    for reply in replies {
         answered[reply.buyer] = true;
         let buyer = &rt.config.buyers[reply.buyer];
         let mut rec = CallRecord { buyer: buyer.id.clone(), stage: "ping".into(), outcome: String::new(), reason: None, latency_us: reply.latency_us, price: None };

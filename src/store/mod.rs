@@ -10,7 +10,8 @@
 //! tree — see `keys`), and batches apply in enqueue order.
 //!
 //! Reads go straight to sled and see *applied* data: a `write` that has not
-//! been applied yet is invisible until then; `write_durable` or `sync`
+//! been applied yet is invisible until then (at most
+//! `limits::STORE_WRITE_DEFER_MS` plus the writer's backlog); `write_durable` or `sync`
 //! returning means it is visible. Reads may block their OS thread briefly:
 //! on a cache miss (a page read) or while the writer holds sled's global
 //! batch lock for one `apply_batch` (in-memory work, microseconds).
@@ -84,33 +85,39 @@ impl From<sled::Error> for StoreError {
 /// later operation on the same key wins.
 #[derive(Debug, Default)]
 pub struct Batch {
-    inner: sled::Batch,
-    ops: usize,
+    /// Encoded key and value (`None`: remove), in the order given. Kept as
+    /// plain pairs rather than a `sled::Batch` so the writer can merge a
+    /// whole group into one sled batch (see `writer`).
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl Batch {
     pub fn insert(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.inner
-            .insert(keys::encode(tree, &key.into()), value.into());
-        self.ops += 1;
+        self.ops.push((keys::encode(tree, &key.into()), Some(value.into())));
     }
 
     pub fn remove(&mut self, tree: Tree, key: impl Into<Vec<u8>>) {
-        self.inner.remove(keys::encode(tree, &key.into()));
-        self.ops += 1;
+        self.ops.push((keys::encode(tree, &key.into()), None));
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ops == 0
+        self.ops.is_empty()
     }
 
     /// Operations recorded (a key written twice counts twice).
     pub fn len(&self) -> usize {
-        self.ops
+        self.ops.len()
     }
 
-    fn into_sled(self) -> sled::Batch {
-        self.inner
+    /// Adds this batch's operations to `into` after what it holds: a later
+    /// write of the same key wins, as it would applied separately in order.
+    fn append_to(self, into: &mut sled::Batch) {
+        for (k, v) in self.ops {
+            match v {
+                Some(v) => into.insert(k, v),
+                None => into.remove(k),
+            }
+        }
     }
 }
 
@@ -124,6 +131,10 @@ pub struct StoreOptions {
     pub queue_max: usize,
     /// Most operations applied before one flush (group commit size).
     pub batch_ops_max: usize,
+    /// Longest a `write` (no waiter) is held before it is applied and
+    /// flushed, so that one sled write covers many; a `write_durable` or
+    /// `sync` ends the wait at once.
+    pub write_defer_ms: u64,
 }
 
 impl Default for StoreOptions {
@@ -132,6 +143,7 @@ impl Default for StoreOptions {
             cache_bytes: limits::STORE_CACHE_BYTES_DEFAULT,
             queue_max: limits::STORE_QUEUE_MAX,
             batch_ops_max: limits::STORE_BATCH_OPS_MAX,
+            write_defer_ms: limits::STORE_WRITE_DEFER_MS,
         }
     }
 }
@@ -189,6 +201,7 @@ impl Store {
             rx,
             counters: counters.clone(),
             batch_ops_max: opts.batch_ops_max.max(1),
+            write_defer: std::time::Duration::from_millis(opts.write_defer_ms),
         };
         let thread = std::thread::Builder::new()
             .name("leadx-store-writer".into())
@@ -244,6 +257,7 @@ impl Store {
         prefix: &[u8],
         limit: usize,
     ) -> Result<KeyValues, StoreError> {
+        self.settle();
         collect(self.db()?.scan_prefix(keys::encode(tree, prefix)), limit)
     }
 
@@ -260,12 +274,14 @@ impl Store {
         let Some((lo, hi)) = keys::range(tree, from, to) else {
             return Ok(Vec::new());
         };
+        self.settle();
         let db = self.db()?;
         collect(db.range((std::ops::Bound::Included(lo), hi)).rev(), limit)
     }
 
     /// How many keys start with `prefix`. Walks them: O(matches).
     pub fn count_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<u64, StoreError> {
+        self.settle();
         let mut n = 0u64;
         for kv in self.db()?.scan_prefix(keys::encode(tree, prefix)).keys() {
             kv?;
@@ -316,9 +332,18 @@ impl Store {
         result
     }
 
-        /// The open database, or `Closed`.
+    /// The open database, or `Closed`.
     fn db(&self) -> Result<parking_lot::MappedRwLockReadGuard<'_, sled::Db>, StoreError> {
         parking_lot::RwLockReadGuard::try_map(self.inner.db.read(), Option::as_ref).map_err(|_| StoreError::Closed)
+    }
+
+    /// Scans (admin listings, start-up counts) read after the writer has
+    /// applied every write queued before them, deferred ones included, so a
+    /// listing right after an answer shows it. Point `get`s do not: the hot
+    /// paths read keys that durable writes put there, or fall back to a
+    /// cache. A closed or overloaded store is read as it is.
+    fn settle(&self) {
+        let _ = self.sync();
     }
 
     /// Queues `msg`, bounded by `queue_max`.

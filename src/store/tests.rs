@@ -88,6 +88,7 @@ fn full_queue_is_overloaded_and_does_not_leak_depth() {
         cache_bytes: 8 << 20,
         queue_max: 4,
         batch_ops_max: 16,
+        ..StoreOptions::default()
     };
     let s = Store::open(dir.path(), opts).unwrap();
     // Pretend the writer is four messages behind.
@@ -209,5 +210,71 @@ fn close_releases_the_directory_while_other_handles_live() {
     let reopened = open(dir.path());
     assert_eq!(reopened.get(Tree::Leads, b"k").unwrap().as_deref(), Some(&b"v"[..]));
     drop(lingering);
+    reopened.close().unwrap();
+}
+
+fn open_deferred(dir: &Path, write_defer_ms: u64) -> Store {
+    let opts = StoreOptions {
+        cache_bytes: 8 << 20,
+        write_defer_ms,
+        ..StoreOptions::default()
+    };
+    Store::open(dir, opts).expect("open store")
+}
+
+/// Polls `cond` (bounded): the writer thread has no hook to wait on.
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::yield_now();
+    }
+    false
+}
+
+#[test]
+fn plain_writes_wait_for_a_group_and_a_durable_write_ends_the_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open_deferred(dir.path(), 60_000);
+    for i in 0..50 {
+        s.write(one(Tree::Pings, &format!("p{i}"), format!("v{i}"))).unwrap();
+    }
+    s.write(one(Tree::Pings, "p0", "later wins")).unwrap();
+    assert_eq!(s.get(Tree::Pings, b"p49").unwrap(), None, "held, not applied yet");
+    assert_eq!(s.stats().flushes_total, 0);
+    s.write_durable(one(Tree::Sales, "k", "sale")).unwrap();
+    let st = s.stats();
+    assert_eq!((st.flushes_total, st.ops_total, st.last_batch_ops), (1, 52, 52), "one group, one flush: {st:?}");
+    assert_eq!(s.get(Tree::Pings, b"p49").unwrap().as_deref(), Some(&b"v49"[..]));
+    assert_eq!(s.get(Tree::Pings, b"p0").unwrap().as_deref(), Some(&b"later wins"[..]));
+    s.close().unwrap();
+}
+
+#[test]
+fn a_deferred_write_is_applied_and_flushed_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open_deferred(dir.path(), 1);
+    s.write(one(Tree::Pings, "p", "ping")).unwrap();
+    assert!(eventually(|| s.stats().flushes_total == 1), "{:?}", s.stats());
+    assert_eq!(s.get(Tree::Pings, b"p").unwrap().as_deref(), Some(&b"ping"[..]));
+    s.close().unwrap();
+}
+
+#[test]
+fn scans_see_deferred_writes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open_deferred(dir.path(), 60_000);
+    s.write(one(Tree::Pings, "a", "1")).unwrap();
+    s.write(one(Tree::Pings, "b", "2")).unwrap();
+    assert_eq!(s.count_prefix(Tree::Pings, b"").unwrap(), 2);
+    assert_eq!(s.scan_range_rev(Tree::Pings, b"", b"", 1).unwrap()[0].0, b"b".to_vec());
+    s.write(one(Tree::Pings, "c", "3")).unwrap();
+    assert_eq!(s.scan_prefix(Tree::Pings, b"c", 10).unwrap().len(), 1);
+    s.close().unwrap();
+    assert_eq!(s.count_prefix(Tree::Pings, b""), Err(StoreError::Closed));
+    let reopened = open(dir.path());
+    assert_eq!(reopened.count_prefix(Tree::Pings, b"").unwrap(), 3, "close applied the deferred writes");
     reopened.close().unwrap();
 }

@@ -4,19 +4,20 @@
 //! an OS thread (so it must not run on a may worker), and concurrent
 //! `flush_async` calls deadlock (spacejam/sled#1308). So every write is
 //! queued here; the writer takes everything queued (up to
-//! `batch_ops_max` operations), applies it in queue order, flushes ONCE, then
-//! wakes every waiter that flush covered. Under load one fsync covers many
+//! `batch_ops_max` operations), applies it in queue order as ONE sled batch,
+//! flushes ONCE, then wakes every waiter that flush covered. Writes nobody
+//! waits for are held up to `write_defer` to join a larger group. Under load one fsync covers many
 //! writes, which is what makes thousands of durable writes per second
 //! possible on one disk.
 //!
-//! Errors never panic the process: a failed apply is reported to that
-//! write's waiter, a failed flush to every waiter of the group, and the
+//! Errors never panic the process: a failed apply or flush is reported to
+//! every waiter of the group, and the
 //! writer keeps going (sled itself latches a fatal I/O error, so later
 //! operations then fail too and the operator sees them all).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam::channel::Receiver;
 
@@ -60,15 +61,20 @@ pub(crate) struct Writer {
     pub rx: Receiver<Msg>,
     pub counters: Arc<Counters>,
     pub batch_ops_max: usize,
+    /// Longest a group without waiters keeps gathering before its apply.
+    pub write_defer: Duration,
 }
 
 /// One group commit's worth of work, gathered before the flush.
 #[derive(Default)]
 struct Group {
-    /// Waiters and their result so far (an apply error is final).
-    waiters: Vec<(Waiter, Result<(), StoreError>)>,
+    /// Every write of the group, merged in queue order: sled's
+    /// `apply_batch` writes and syncs its log buffer each time it is called,
+    /// so one call per group instead of one per write is the saving.
+    merged: sled::Batch,
+    /// Waiters of writes and syncs (all answered with the group's result).
+    waiters: Vec<Waiter>,
     ops: u64,
-    applied: bool,
     close: bool,
 }
 
@@ -91,73 +97,58 @@ impl Writer {
                 }
             };
             let group = self.gather(first);
-            dirty |= group.applied;
-            let flushed = if dirty || group.close {
-                self.flush()
-            } else {
-                Ok(())
+            let ops = group.ops;
+            let applied = self.apply(group.merged, ops);
+            dirty |= applied.is_ok() && ops > 0;
+            let flushed = match applied {
+                Err(e) => Err(e),
+                Ok(()) if dirty || group.close => self.flush(),
+                Ok(()) => Ok(()),
             };
             if flushed.is_ok() {
                 dirty = false;
             }
-            self.counters
-                .last_batch_ops
-                .store(group.ops, Ordering::Relaxed);
-            self.counters
-                .ops_total
-                .fetch_add(group.ops, Ordering::Relaxed);
-            let close = group.close;
+            self.counters.last_batch_ops.store(ops, Ordering::Relaxed);
+            self.counters.ops_total.fetch_add(ops, Ordering::Relaxed);
             answer(group.waiters, &flushed);
-            if close {
+            if group.close {
                 return;
             }
         }
     }
 
     /// Takes `first` and whatever else is queued (up to `batch_ops_max`
-    /// operations, at least one message), applying writes in queue order.
+    /// operations, at least one message). While nobody in the group waits,
+    /// it keeps gathering until `write_defer` after `first`: those writes
+    /// were promised nothing, and one apply for many is far cheaper.
     fn gather(&self, first: Msg) -> Group {
+        let defer_until = Instant::now() + self.write_defer;
         let mut group = Group::default();
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             self.counters.queue_depth.fetch_sub(1, Ordering::AcqRel);
-            self.take(msg, &mut group);
+            take(msg, &mut group);
             if group.close || group.ops >= self.batch_ops_max as u64 {
                 break;
             }
-            next = self.rx.try_recv().ok();
+            next = match self.rx.try_recv() {
+                Ok(msg) => Some(msg),
+                Err(_) if group.waiters.is_empty() => self.rx.recv_deadline(defer_until).ok(),
+                Err(_) => None,
+            };
         }
         group
     }
 
-    fn take(&self, msg: Msg, group: &mut Group) {
-        match msg {
-            Msg::Write { batch, waiter } => {
-                group.ops += batch.len() as u64;
-                let applied = self.apply(batch);
-                group.applied |= applied.is_ok();
-                if let Err(e) = &applied {
-                    log::error!("store: applying a batch failed: {e}");
-                }
-                if let Some(w) = waiter {
-                    group.waiters.push((w, applied));
-                }
-            }
-            Msg::Sync(w) => group.waiters.push((w, Ok(()))),
-            Msg::Close(w) => {
-                group.waiters.push((w, Ok(())));
-                group.close = true;
-            }
-        }
-    }
-
-    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
-        if batch.is_empty() {
+    fn apply(&self, merged: sled::Batch, ops: u64) -> Result<(), StoreError> {
+        if ops == 0 {
             return Ok(());
         }
-        self.db
-            .apply_batch(batch.into_sled())
-            .map_err(StoreError::from)
+        let applied = self.db.apply_batch(merged).map_err(StoreError::from);
+        if let Err(e) = &applied {
+            log::error!("store: applying a batch failed: {e}");
+        }
+        applied
     }
 
     /// One flush covering everything applied so far, timed.
@@ -186,15 +177,27 @@ impl Writer {
     }
 }
 
-/// Wakes every waiter of a group: its own apply error if it had one, else
-/// the flush's outcome. A waiter that gave up (dropped its receiver) is
-/// fine to ignore.
-fn answer(waiters: Vec<(Waiter, Result<(), StoreError>)>, flushed: &Result<(), StoreError>) {
-    for (waiter, applied) in waiters {
-        let result = match applied {
-            Err(e) => Err(e),
-            Ok(()) => flushed.clone(),
-        };
-        let _ = waiter.send(result);
+fn take(msg: Msg, group: &mut Group) {
+    match msg {
+        Msg::Write { batch, waiter } => {
+            group.ops += batch.len() as u64;
+            batch.append_to(&mut group.merged);
+            group.waiters.extend(waiter);
+        }
+        Msg::Sync(w) => group.waiters.push(w),
+        Msg::Close(w) => {
+            group.waiters.push(w);
+            group.close = true;
+        }
+    }
+}
+
+/// Wakes every waiter of a group with its outcome: the merged apply's error
+/// if it failed (the whole group is one atomic sled batch, so none of it was
+/// applied), else the flush's. A waiter that gave up (dropped its receiver)
+/// is fine to ignore.
+fn answer(waiters: Vec<Waiter>, result: &Result<(), StoreError>) {
+    for waiter in waiters {
+        let _ = waiter.send(result.clone());
     }
 }

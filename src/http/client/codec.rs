@@ -106,7 +106,7 @@ struct Head {
 /// is bounded by `body_bytes_max`, the head by
 /// `limits::BUYER_RESPONSE_HEAD_BYTES_MAX`.
 pub(crate) fn read_response<R: Read>(io: &mut R, body_bytes_max: usize) -> Result<Response, ReadError> {
-    let mut rd = Buffered { io, buf: Vec::with_capacity(READ_CHUNK_BYTES), pos: 0, eof: false };
+    let mut rd = Buffered { io, buf: Vec::new(), pos: 0, eof: false };
     let head = loop {
         let head = rd.head()?;
         rd.pos += head.len;
@@ -131,6 +131,10 @@ pub(crate) fn read_response<R: Read>(io: &mut R, body_bytes_max: usize) -> Resul
 
 /// Bytes asked of the transport per read.
 const READ_CHUNK_BYTES: usize = 4096;
+/// Bytes asked by the first read of a response. The buffer exists while the
+/// call waits for the buyer, and a typical bid answer (head and body) fits
+/// in this: 4 KiB from the start cost 40 MB with 10,000 calls in flight.
+const FIRST_READ_BYTES: usize = 512;
 
 /// A growable read buffer; `buf[pos..]` is read but not yet consumed.
 struct Buffered<'a, R> {
@@ -156,7 +160,8 @@ impl<R: Read> Buffered<'_, R> {
             return Err(ReadError::TooLarge);
         }
         let old = self.buf.len();
-        self.buf.resize(old + READ_CHUNK_BYTES, 0);
+        let chunk = if self.buf.capacity() == 0 { FIRST_READ_BYTES } else { READ_CHUNK_BYTES };
+        self.buf.resize(old + chunk, 0);
         let n = loop {
             match self.io.read(&mut self.buf[old..]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -161,7 +161,9 @@ impl BuyerClient {
             addrs,
             tls,
             slots: may::sync::Semphore::new(connections_max),
-            idle: Mutex::new(Vec::with_capacity(opts.idle_max.min(connections_max))),
+            // Grows with use: most buyers never need `idle_max` connections,
+            // and a config may hold a thousand of them.
+            idle: Mutex::new(Vec::new()),
             opts: ClientOptions { connections_max, ..opts },
             stats: PoolStats::default(),
         })
