@@ -39,7 +39,7 @@ pub fn eligible(buyer: &Buyer, vertical: &str, lead: &Lead) -> Result<(), Skip> 
     }
     let f = &buyer.filter;
     if let Some(states) = &f.states {
-        if !states.iter().any(|s| *s == lead.state) {
+        if !states.contains(&lead.state) {
             return Err(Skip::State);
         }
     }

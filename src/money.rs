@@ -14,7 +14,7 @@ pub const PPM: SharePpm = 1_000_000;
 /// A JSON number to cents. `None` when negative, not finite, above a billion
 /// dollars, or carrying more than two decimals (beyond float noise).
 pub fn cents_from_f64(v: f64) -> Option<Cents> {
-    if !v.is_finite() || v < 0.0 || v > 1e9 {
+    if !v.is_finite() || !(0.0..=1e9).contains(&v) {
         return None;
     }
     let scaled = v * 100.0;
