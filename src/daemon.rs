@@ -50,12 +50,15 @@ pub struct Running {
     drain_timeout: Duration,
 }
 
-/// Opens the store, builds the runtime, binds and starts serving. `path` is
+/// Binds, opens the store, builds the runtime and starts serving. `path` is
 /// where reloads read the config from (none: reload answers an error).
+/// Binding comes first so that a port in use fails at once, before the
+/// store's lock wait (`limits::STORE_LOCK_WAIT_MS`).
 pub fn start(config: Config, path: Option<PathBuf>) -> Result<Running, StartError> {
     crate::rt::configure(config.server.workers);
-    let store = Store::open(&config.server.data_dir, StoreOptions::default()).map_err(|e| StartError::Store(e.to_string()))?;
     let listen = config.server.listen;
+    let listener = server::bind(listen).map_err(|e| StartError::Bind(listen, e))?;
+    let store = Store::open(&config.server.data_dir, StoreOptions::default()).map_err(|e| StartError::Store(e.to_string()))?;
     let opts = ServerOptions {
         body_bytes_max: config.server.body_bytes_max,
         idle_timeout_ms: config.server.idle_timeout_ms,
@@ -66,7 +69,6 @@ pub fn start(config: Config, path: Option<PathBuf>) -> Result<Running, StartErro
     let drain_timeout = Duration::from_millis(config.server.drain_timeout_ms);
     let runtime = Runtime::build(config).map_err(StartError::Config)?;
     let ex = Arc::new(Exchange::new(runtime, store));
-    let listener = server::bind(listen).map_err(|e| StartError::Bind(listen, e))?;
     let reload_ex = ex.clone();
     let reload: Arc<crate::api::ReloadFn> = Arc::new(move || reload_from(&reload_ex, path.as_deref()));
     let api = Arc::new(Api::new(ex.clone(), reload));
