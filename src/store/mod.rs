@@ -400,7 +400,8 @@ fn open_sled(dir: &Path, opts: &StoreOptions) -> Result<sled::Db, StoreError> {
     let give_up = std::time::Instant::now() + std::time::Duration::from_millis(limits::STORE_LOCK_WAIT_MS);
     loop {
         match config.open() {
-            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < give_up => {
+            // sled reports a held lock as ErrorKind::Other with this text.
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < give_up => {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             other => return Ok(other?),

@@ -278,3 +278,18 @@ fn scans_see_deferred_writes_at_once() {
     assert_eq!(reopened.count_prefix(Tree::Pings, b"").unwrap(), 3, "close applied the deferred writes");
     reopened.close().unwrap();
 }
+
+/// sled releases a closed store's directory lock from its I/O threads, a
+/// moment after `close`; opening again at once must wait for it, not fail.
+#[test]
+fn reopening_at_once_after_close_waits_for_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..20 {
+        let s = open(dir.path());
+        s.write_durable(one(Tree::Leads, &format!("k{i}"), "v")).unwrap();
+        s.close().unwrap();
+    }
+    let s = open(dir.path());
+    assert_eq!(s.count_prefix(Tree::Leads, b"k").unwrap(), 20);
+    s.close().unwrap();
+}
