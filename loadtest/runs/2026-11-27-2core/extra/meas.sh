@@ -1,10 +1,11 @@
 #!/bin/bash
+# Run from the repository root; scripts live beside this file.
 # meas.sh DIR MIX ARGS... : runs the driver, prints leadx cpu/request
 d=$1; mix=$2; shift 2; . $d/env
-T=/work/target-perf/release
-c0=$(/tmp/lx/cpu.sh $LX_PID); f0=$(/tmp/lx/cpu.sh $FLEET_PID)
+T=${T:-target/release}  # built with: cargo build --release --workspace
+c0=$($(dirname "$0")/cpu.sh $LX_PID); f0=$($(dirname "$0")/cpu.sh $FLEET_PID)
 $T/leadx-loadtest run --target http://127.0.0.1:$LX_PORT --api-key $API_KEY --mix $mix "$@" --json $d/last.json > $d/last.txt 2>&1
-c1=$(/tmp/lx/cpu.sh $LX_PID); f1=$(/tmp/lx/cpu.sh $FLEET_PID)
+c1=$($(dirname "$0")/cpu.sh $LX_PID); f1=$($(dirname "$0")/cpu.sh $FLEET_PID)
 grep -A3 "^scenario" $d/last.txt | head -4
 python3 - $d/last.json $((c1-c0)) $((f1-f0)) <<'PY'
 import json,sys

@@ -2,7 +2,7 @@
 """Start a buyer fleet + leadx serve for manual runs. Usage: up.py DIR [fleet.json] [ping_timeout_ms] [buyer_ping_timeout_ms]
 Writes DIR/env (LX_PORT, LX_PID, FLEET_PID, API_KEY)."""
 import json, subprocess, sys, os, hashlib, socket, time, urllib.request
-T = "/work/target-perf/release"
+T = os.environ.get("T", "target/release")  # built with: cargo build --release --workspace
 d = sys.argv[1]; os.makedirs(d, exist_ok=True)
 spec = sys.argv[2] if len(sys.argv) > 2 else None
 pto = sys.argv[3] if len(sys.argv) > 3 else "300"
