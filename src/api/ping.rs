@@ -73,7 +73,10 @@ pub(crate) fn auction(ex: &Exchange, rt: &Arc<Runtime>, input: &AuctionInput<'_>
         auction_us: input.started.elapsed().as_micros() as u64,
     });
     let outcome = if ping.bids.is_empty() { AuctionOutcome::NoBid } else { AuctionOutcome::Bid };
-    metrics::global().auction(outcome, ping.auction_us);
+    // Test traffic counts toward no live statistics (contract §4).
+    if !ping.test {
+        metrics::global().auction(outcome, ping.auction_us);
+    }
     metrics::global().live().auction(&ping);
     crate::logging::events::auction(&ping);
     let mut batch = Batch::default();

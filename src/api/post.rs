@@ -60,7 +60,9 @@ pub(crate) fn settle(result: Result<crate::records::LeadRecord, SaleError>, star
     match result {
         Ok(rec) => {
             let outcome = if rec.status == crate::records::STATUS_SOLD { PostOutcome::Sold } else { PostOutcome::Unsold };
-            metrics::global().post_outcome(outcome, latency_us);
+            if !rec.test {
+                metrics::global().post_outcome(outcome, latency_us);
+            }
             metrics::global().live().post(&rec, latency_us);
             crate::logging::events::post(&rec);
             Ok(json(200, outcome_body(&rec)))

@@ -179,3 +179,24 @@ fn test_mode_reaches_buyers_flagged_and_consumes_no_cap() {
     let p = ping(&l);
     assert_eq!(p["status"], "no_bid", "cap used up by the one live sale");
 }
+
+/// Contract §4: test traffic counts toward no live statistics — neither the
+/// buyer's `/metrics` counters nor the auction and post outcomes.
+#[test]
+fn test_traffic_stays_out_of_the_buyer_metrics() {
+    let a = mock(Act::Bid(10.0), Act::Accept("A"));
+    let l = start("", "", &buyer_toml("metrics_only_buyer", &a, ""));
+    let series = |l: &Leadx| -> Vec<String> {
+        let body = String::from_utf8(request(l.addr, "GET", "/metrics", &[], b"").body).unwrap();
+        body.lines().filter(|s| s.contains("buyer=\"metrics_only_buyer\"") && s.contains("_total")).map(String::from).collect()
+    };
+    let p = post_json(l.addr, "/v1/ping", KEY, &json!({"vertical": "auto", "lead": ping_lead(), "test": true})).json();
+    assert_eq!(post(&l, p["ping_id"].as_str().unwrap(), "5552345678").json()["status"], "sold");
+    assert_eq!(a.buyer.posts(), 1);
+    let after_test = series(&l);
+    assert!(after_test.iter().all(|s| s.ends_with(" 0")), "test traffic counted: {after_test:?}");
+    let p = ping(&l);
+    post(&l, p["ping_id"].as_str().unwrap(), "5552345679");
+    let after_live = series(&l);
+    assert!(after_live.iter().any(|s| s.contains("leadx_buyer_pings_total") && s.contains("result=\"bid\"") && s.ends_with(" 1")), "{after_live:?}");
+}
