@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::api::Api;
 use crate::config::{self, Config, ConfigError};
-use crate::exchange::{Exchange, Runtime};
+use crate::exchange::Exchange;
 use crate::http::server::{self, ServerHandle, ServerOptions};
 use crate::notify;
 use crate::store::{Store, StoreOptions};
@@ -67,8 +67,7 @@ pub fn start(config: Config, path: Option<PathBuf>) -> Result<Running, StartErro
         ..ServerOptions::default()
     };
     let drain_timeout = Duration::from_millis(config.server.drain_timeout_ms);
-    let runtime = Runtime::build(config).map_err(StartError::Config)?;
-    let ex = Arc::new(Exchange::new(runtime, store));
+    let ex = Arc::new(Exchange::new(config, store).map_err(StartError::Config)?);
     let reload_ex = ex.clone();
     let reload: Arc<crate::api::ReloadFn> = Arc::new(move || reload_from(&reload_ex, path.as_deref()));
     let api = Arc::new(Api::new(ex.clone(), reload));
@@ -93,11 +92,17 @@ pub fn reload_from(ex: &Arc<Exchange>, path: Option<&std::path::Path>) -> Result
             if c.server.listen != old.config.server.listen || c.server.data_dir != old.config.server.data_dir {
                 log::warn!(target: "leadx::daemon", "reload ignores server.listen and server.data_dir changes; restart to apply them");
             }
-            Runtime::build(c)
+            ex2.reload(c)
         });
-        let _ = tx.send(result.map(|rt| ex2.swap_runtime(rt)));
+        let _ = tx.send(result);
     });
-    let result = rx.recv().unwrap_or_else(|_| Err(vec![ConfigError { key: "config".into(), message: "reload failed".into() }]));
+    crate::sync::will_park("waiting for the reload thread");
+    let result = rx.recv().unwrap_or_else(|_| {
+        Err(vec![ConfigError {
+            key: "config".into(),
+            message: "reload failed".into(),
+        }])
+    });
     match &result {
         Ok(()) => log::info!(target: "leadx::daemon", "config reloaded"),
         Err(errors) => {
@@ -155,7 +160,7 @@ fn wait_connections_closed(server: &ServerHandle, deadline: std::time::Instant) 
             return false;
         }
         let poll = Duration::from_millis(crate::limits::SERVER_WAIT_IDLE_POLL_MS);
-        may::coroutine::sleep(poll.min(deadline - now));
+        crate::sync::sleep(poll.min(deadline - now));
     }
 }
 

@@ -63,7 +63,7 @@ impl Handler for SimHandler {
     fn handle(&self, req: &mut Request<'_>) -> Response {
         let s = self.sim;
         let delay = s.delay_ms_min + self.roll(s.delay_ms_max - s.delay_ms_min + 1);
-        may::coroutine::sleep(Duration::from_millis(delay));
+        crate::sync::sleep(Duration::from_millis(delay));
         let body = match req.path {
             "/ping" if self.roll(100) < s.bid_pct => {
                 let cents = s.price_cents_min + self.roll(s.price_cents_max - s.price_cents_min + 1);

@@ -23,6 +23,7 @@ pub mod notify;
 pub mod records;
 pub mod rt;
 pub mod store;
+pub mod sync;
 pub mod usps;
 pub mod watchdog;
 pub mod wire;

@@ -22,7 +22,7 @@ pub fn spawn(addr: SocketAddr) {
             } else {
                 log::warn!(target: "leadx::watchdog", "self-check of /healthz failed; not feeding the watchdog");
             }
-            std::thread::sleep(every);
+            std::thread::sleep(every); // own thread: the watchdog's
         })
         .expect("spawning the watchdog thread");
 }
@@ -30,6 +30,7 @@ pub fn spawn(addr: SocketAddr) {
 /// One `GET /healthz` with a time-out; true on a 200.
 pub fn healthy(addr: SocketAddr, timeout: Duration) -> bool {
     let check = || -> std::io::Result<bool> {
+        // own thread: the watchdog's (std sockets, never on a worker)
         let mut s = TcpStream::connect_timeout(&addr, timeout)?;
         s.set_read_timeout(Some(timeout))?;
         s.set_write_timeout(Some(timeout))?;

@@ -206,8 +206,9 @@ fn stats(ex: &Exchange) -> Vec<u8> {
         if i > 0 {
             out.push(b',');
         }
-        let used = ex.cap_counter(&b.id, day).used(day);
-        let o = party(&live.buyer(&b.id), Obj::new()).raw("sold_today", used.to_string().as_bytes());
+        let used = rt.buyers[i].cap.used(day);
+        let o =
+            party(&live.buyer(&b.id), Obj::new()).raw("sold_today", used.to_string().as_bytes());
         out.extend_from_slice(&o.finish());
     }
     out.extend_from_slice(b"]}");
@@ -269,8 +270,14 @@ pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
     let day = caps::utc_day(crate::ids::now_ms());
     for (i, b) in rt.config.buyers.iter().enumerate() {
         if let Some(cap) = b.caps.daily {
-            let left = cap.saturating_sub(ex.cap_counter(&b.id, day).used(day));
-            write_gauge(out, "leadx_buyer_cap_remaining", "Leads a buyer may still buy today (UTC) under its daily cap.", &[("buyer", &b.id)], f64::from(left));
+            let left = cap.saturating_sub(rt.buyers[i].cap.used(day));
+            write_gauge(
+                out,
+                "leadx_buyer_cap_remaining",
+                "Leads a buyer may still buy today (UTC) under its daily cap.",
+                &[("buyer", &b.id)],
+                f64::from(left),
+            );
         }
         let brt = &rt.buyers[i];
         for (stage, client) in [("ping", brt.ping.as_ref()), ("post", Some(&brt.post))] {

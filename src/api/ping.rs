@@ -15,6 +15,8 @@ use crate::records::{self, PingRecord, StoredBid};
 use crate::store::{Batch, Tree};
 
 pub fn handle(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
+    // A ping never waits for a flush (debug builds panic if it tries).
+    let _mark = crate::sync::no_store_wait();
     let ex = &*api.ex;
     let rt = ex.runtime();
     let publisher = api.publisher(&rt, req)?;
@@ -51,8 +53,13 @@ pub(crate) fn check_vertical(config: &Config, publisher: &Publisher, vertical: &
 /// Runs the auction and records it (store and ping cache). The ping record
 /// is written without waiting for a flush: losing a ping to a crash costs a
 /// `unknown_ping` on its post, never a sale.
-pub(crate) fn auction(ex: &Exchange, rt: &Arc<Runtime>, input: &AuctionInput<'_>, direct: bool) -> Result<Arc<PingRecord>, ApiError> {
-    let AuctionResult { bids, calls } = fanout::run(ex, rt, input);
+pub(crate) fn auction(
+    ex: &Exchange,
+    rt: &Arc<Runtime>,
+    input: &AuctionInput<'_>,
+    direct: bool,
+) -> Result<Arc<PingRecord>, ApiError> {
+    let AuctionResult { bids, calls } = fanout::run(rt, input);
     let now = ids::now_ms();
     let ping = Arc::new(PingRecord {
         v: records::RECORD_VERSION,

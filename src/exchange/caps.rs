@@ -2,15 +2,20 @@
 //! cap *before* calling it and releases it if the buyer refuses, so a cap of
 //! 5 with 50 concurrent posts sells exactly 5 — no check-then-act window.
 //!
-//! The counter survives reloads (it lives here, keyed by buyer id, not in the
-//! config) and restarts (each sale writes a key under the buyer's day in the
-//! store, counted at first use).
+//! The counter survives reloads (it lives in the book, keyed by buyer id,
+//! not in the config) and restarts (each sale writes a key under the buyer's
+//! day in the store). A buyer's counter is counted from the store when a
+//! runtime that names it is built — at start-up or on the reload thread —
+//! never on a request: counting waits for the store writer, and a wait
+//! under the book's lock once hung every worker (issue #7). Every buyer has
+//! a counter, capped or not, and every live sale takes a unit, so a cap
+//! added by a reload starts from the true count.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 /// Today's UTC day number (days since 1970-01-01).
 pub fn utc_day(now_ms: u64) -> u32 {
@@ -80,24 +85,50 @@ impl CapCounter {
     }
 }
 
-/// Counters by buyer id, created on first use from what the store counted.
+/// Counters by buyer id, kept for the life of the process (a buyer removed
+/// by one reload and added back by another keeps its count, including the
+/// sales that posts still running on the old config make meanwhile).
 #[derive(Default)]
 pub struct CapBook {
     counters: Mutex<HashMap<String, Arc<CapCounter>>>,
 }
 
 impl CapBook {
-    /// The counter of `buyer`; `load` counts its sales today in the store
-    /// when the buyer is first seen (it runs under the book's lock, once per
-    /// buyer per process, and is a prefix count in sled's page cache).
-    pub fn counter(&self, buyer: &str, day: u32, load: impl FnOnce() -> u32) -> Arc<CapCounter> {
-        let mut map = self.counters.lock();
-        if let Some(c) = map.get(buyer) {
-            return c.clone();
+    /// The counters of `buyers`, in order: the live one of a buyer already
+    /// known, else a new one holding `count(buyer)` — its sales on `day`,
+    /// counted in the store. Blocking: call it where a runtime is built.
+    /// The lock is held for map look-ups and inserts only; counting runs
+    /// without it, and when two builds count the same new buyer at once the
+    /// first counter published wins.
+    pub fn attach<E>(
+        &self,
+        buyers: &[&str],
+        day: u32,
+        mut count: impl FnMut(&str) -> Result<u32, E>,
+    ) -> Result<Vec<Arc<CapCounter>>, E> {
+        let known: Vec<Option<Arc<CapCounter>>> = {
+            let map = self.counters.lock();
+            buyers.iter().map(|b| map.get(*b).cloned()).collect()
+        };
+        let mut fresh = Vec::with_capacity(buyers.len());
+        for (b, k) in buyers.iter().zip(&known) {
+            fresh.push(match k {
+                Some(_) => None,
+                None => Some(Arc::new(CapCounter::new(day, count(b)?))),
+            });
         }
-        let c = Arc::new(CapCounter::new(day, load()));
-        map.insert(buyer.to_string(), c.clone());
-        c
+        let mut map = self.counters.lock();
+        Ok(buyers
+            .iter()
+            .zip(known.into_iter().zip(fresh))
+            .map(|(b, (known, fresh))| match (known, fresh) {
+                (Some(c), _) => c,
+                (None, fresh) => {
+                    let c = fresh.expect("counted above");
+                    map.entry((*b).to_string()).or_insert(c).clone()
+                }
+            })
+            .collect())
     }
 }
 
@@ -145,6 +176,37 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(won.load(Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn attach_counts_new_buyers_once_and_keeps_live_counters() {
+        let book = CapBook::default();
+        let mut counted = Vec::new();
+        let first = book
+            .attach::<()>(&["a", "b"], 7, |b| {
+                counted.push(b.to_string());
+                Ok(3)
+            })
+            .unwrap();
+        assert!(first[0].reserve(7, 10));
+        assert_eq!(first[0].used(7), 4);
+        let second = book
+            .attach::<()>(&["b", "a", "c"], 7, |b| {
+                counted.push(b.to_string());
+                Ok(1)
+            })
+            .unwrap();
+        assert_eq!(counted, ["a", "b", "c"]);
+        assert!(Arc::ptr_eq(&first[0], &second[1]) && Arc::ptr_eq(&first[1], &second[0]));
+        assert_eq!((second[1].used(7), second[2].used(7)), (4, 1));
+    }
+
+    #[test]
+    fn a_failed_count_attaches_nothing() {
+        let book = CapBook::default();
+        assert_eq!(book.attach(&["a"], 1, |_| Err("disk")).unwrap_err(), "disk");
+        let c = book.attach::<()>(&["a"], 1, |_| Ok(2)).unwrap();
+        assert_eq!(c[0].used(1), 2);
     }
 
     /// Model check: random reserve/release/day-change sequences against a

@@ -13,13 +13,13 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::auction::{self, Bid, Skip};
 use crate::buyer::{BidAnswer, PingCtx};
 use crate::config::Publisher;
-use crate::exchange::{caps, Exchange, Runtime};
+use crate::exchange::{caps, Runtime};
 use crate::lead::Lead;
 use crate::limits;
 use crate::metrics::{self, PingResult};
@@ -96,7 +96,7 @@ impl Board {
     }
 }
 
-pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &AuctionInput<'_>) -> AuctionResult {
+pub fn run(rt: &Arc<Runtime>, input: &AuctionInput<'_>) -> AuctionResult {
     let deadline = input.started + Duration::from_millis(rt.config.auction.ping_timeout_ms);
     let answer_by = deadline - Duration::from_millis(limits::RESPONSE_MARGIN_MS);
     let day = caps::utc_day(crate::ids::now_ms());
@@ -104,7 +104,7 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &AuctionInput<'_>) -> Auctio
     let mut bids = Vec::new();
     let mut to_call = Vec::new();
     for (i, buyer) in rt.config.buyers.iter().enumerate() {
-        if let Err(skip) = admit(ex, rt, i, input, day) {
+        if let Err(skip) = admit(rt, i, input, day) {
             calls.push(skip_record(&buyer.id, skip.reason()));
             continue;
         }
@@ -135,11 +135,11 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &AuctionInput<'_>) -> Auctio
 
 /// Eligibility, plus caps for live traffic (test mode neither checks nor
 /// consumes them).
-fn admit(ex: &Exchange, rt: &Runtime, i: usize, input: &AuctionInput<'_>, day: u32) -> Result<(), Skip> {
+fn admit(rt: &Runtime, i: usize, input: &AuctionInput<'_>, day: u32) -> Result<(), Skip> {
     let buyer = &rt.config.buyers[i];
     auction::eligible(buyer, input.vertical, input.lead)?;
     if let (Some(cap), false) = (buyer.caps.daily, input.test) {
-        if ex.cap_counter(&buyer.id, day).used(day) >= cap {
+        if rt.buyers[i].cap.used(day) >= cap {
             return Err(Skip::CapReached);
         }
     }
@@ -219,6 +219,7 @@ fn wait_for_answers(done: &may::sync::mpsc::Receiver<()>, answer_by: Instant) {
         if wait.is_zero() {
             return;
         }
+        crate::sync::will_park("the auction's wait for answers");
         match done.recv_timeout(wait) {
             // A timer that fires early comes round again with what is left.
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,

@@ -30,6 +30,10 @@ pub struct BuyerRt {
     pub post: BuyerClient,
     pub metrics: Arc<BuyerMetrics>,
     pub integration: &'static dyn Integration,
+    /// Its sales today (live traffic), capped or not: read and reserved
+    /// lock-free on the request path, counted from the store when this
+    /// runtime was built.
+    pub cap: Arc<caps::CapCounter>,
 }
 
 /// One config and what was built from it.
@@ -40,12 +44,33 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Builds connection pools for every buyer. Resolves host names, so it
-    /// blocks: call it from a plain thread (start-up, the reload thread).
-    pub fn build(config: Config) -> Result<Runtime, Vec<ConfigError>> {
+    /// Builds connection pools for every buyer and attaches its cap counter
+    /// from `book` (new buyers are counted in `store`). Resolves host names
+    /// and waits for the store, so it blocks: call it from a plain thread
+    /// (start-up, the reload thread), never on a request.
+    fn build(
+        config: Config,
+        book: &caps::CapBook,
+        store: &Store,
+    ) -> Result<Runtime, Vec<ConfigError>> {
+        let ids: Vec<&str> = config.buyers.iter().map(|b| b.id.as_str()).collect();
+        let day = caps::utc_day(crate::ids::now_ms());
+        let counters = book.attach(&ids, day, |buyer| {
+            let prefix = crate::records::keys::cap_day(buyer, day);
+            store
+                .count_prefix(crate::store::Tree::Caps, &prefix)
+                .map(|n| n as u32)
+                .map_err(|e| {
+                    let i = ids.iter().position(|b| *b == buyer).unwrap_or(0);
+                    vec![ConfigError {
+                        key: format!("buyer[{i}]"),
+                        message: format!("counting its sales today in the store failed: {e}"),
+                    }]
+                })
+        })?;
         let mut buyers = Vec::with_capacity(config.buyers.len());
         let mut errors = Vec::new();
-        for (i, b) in config.buyers.iter().enumerate() {
+        for ((i, b), cap) in config.buyers.iter().enumerate().zip(counters) {
             let client = |url: &crate::http::url::Url, key: &str| {
                 BuyerClient::new(url, ClientOptions::default()).map_err(|e| ConfigError {
                     key: format!("buyer[{i}].{key}"),
@@ -60,6 +85,7 @@ impl Runtime {
                     post,
                     metrics: metrics::global().buyer(&b.id),
                     integration: buyer::for_buyer(b),
+                    cap,
                 }),
                 (ping, post) => errors.extend(ping.err().into_iter().chain(post.err())),
             }
@@ -80,7 +106,7 @@ impl Runtime {
 pub struct Exchange {
     runtime: ArcSwap<Runtime>,
     pub store: Store,
-    pub caps: caps::CapBook,
+    caps: caps::CapBook,
     /// Pings (by id) whose post is running.
     pub posting: claims::Claims<String>,
     /// Direct posts (by publisher and idempotency key) running.
@@ -93,18 +119,22 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    pub fn new(runtime: Runtime, store: Store) -> Exchange {
-        Exchange {
+    /// Builds the first runtime from `config` (blocking, see
+    /// `Runtime::build`) and the exchange around it.
+    pub fn new(config: Config, store: Store) -> Result<Exchange, Vec<ConfigError>> {
+        let caps = caps::CapBook::default();
+        let runtime = Runtime::build(config, &caps, &store)?;
+        Ok(Exchange {
             runtime: ArcSwap::from_pointee(runtime),
             store,
-            caps: caps::CapBook::default(),
+            caps,
             posting: claims::Claims::default(),
             idempotency: claims::Claims::default(),
             selling: claims::Claims::default(),
             pings: pings::PingCache::default(),
             draining: AtomicBool::new(false),
             ready: AtomicBool::new(false),
-        }
+        })
     }
 
     /// The config a request runs on, from start to finish.
@@ -112,8 +142,13 @@ impl Exchange {
         self.runtime.load_full()
     }
 
-    pub fn swap_runtime(&self, rt: Runtime) {
+    /// Builds a runtime from `config` and swaps it in; requests already
+    /// running finish on the one they started with. Blocking: call it from a
+    /// plain thread (see `daemon::reload_from`).
+    pub fn reload(&self, config: Config) -> Result<(), Vec<ConfigError>> {
+        let rt = Runtime::build(config, &self.caps, &self.store)?;
         self.runtime.store(Arc::new(rt));
+        Ok(())
     }
 
     pub fn set_ready(&self, ready: bool) {
@@ -130,22 +165,5 @@ impl Exchange {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
-    }
-
-    /// The cap counter of a buyer, loaded from the store on first use.
-    pub fn cap_counter(&self, buyer: &str, day: u32) -> Arc<caps::CapCounter> {
-        self.caps.counter(buyer, day, || {
-            let prefix = crate::records::keys::cap_day(buyer, day);
-            match self.store.count_prefix(crate::store::Tree::Caps, &prefix) {
-                Ok(n) => n as u32,
-                Err(e) => {
-                    // Failing closed would stop a buyer forever; failing open
-                    // could oversell. The store failing here means it fails for
-                    // the sale too, so nothing will be sold regardless.
-                    log::error!(target: "leadx::caps", "counting sales failed buyer={buyer} error=\"{e}\"");
-                    0
-                }
-            }
-        })
     }
 }

@@ -81,7 +81,7 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
     let mut intent = Batch::default();
     add_links(input, &rec, &mut intent);
     ex.store.write_durable(intent)?;
-    let sale = offer(ex, rt, input, &mut rec);
+    let sale = offer(rt, input, &mut rec);
     let dedupe: &[Vec<u8>] = match (&sale, &dedupe_keys) {
         (Some(_), Some((keys, _))) => keys,
         _ => &[],
@@ -91,7 +91,11 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
 }
 
 /// Walks the bids; returns the accepting bid and its cap reservation day.
-fn offer(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>, rec: &mut LeadRecord) -> Option<(StoredBid, u32)> {
+fn offer(
+    rt: &Arc<Runtime>,
+    input: &PostInput<'_>,
+    rec: &mut LeadRecord,
+) -> Option<(StoredBid, u32)> {
     let ping = input.ping;
     let deadline = input.started + Duration::from_millis(rt.config.auction.post_timeout_ms);
     let day = caps::utc_day(ids::now_ms());
@@ -107,9 +111,11 @@ fn offer(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>, rec: &mut Lead
             continue;
         };
         let buyer = &rt.config.buyers[i];
-        let cap = buyer.caps.daily.filter(|_| !ping.test).map(|cap| (ex.cap_counter(&buyer.id, day), cap));
-        if let Some((counter, cap)) = &cap {
-            if !counter.reserve(day, *cap) {
+        // Every live sale takes a unit, capped buyer or not, so that a cap
+        // a reload adds starts from the true count.
+        let counter = (!ping.test).then(|| &rt.buyers[i].cap);
+        if let Some(counter) = counter {
+            if !counter.reserve(day, buyer.caps.daily.unwrap_or(u32::MAX)) {
                 rec.post_calls.push(skip(&bid.buyer, "cap_reached"));
                 continue;
             }
@@ -119,7 +125,7 @@ fn offer(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>, rec: &mut Lead
             rec.buyer_lead_id = buyer_lead_id;
             return Some((bid.clone(), day));
         }
-        if let Some((counter, _)) = &cap {
+        if let Some(counter) = counter {
             counter.release(day);
         }
     }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use crate::limits;
 
@@ -220,6 +220,7 @@ fn into_may_listener(listener: std::net::TcpListener) -> may::net::TcpListener {
 
 fn accept_loop<H: Handler>(listener: may::net::TcpListener, shared: Arc<Shared>, handler: Arc<H>) {
     loop {
+        crate::sync::will_park("accept");
         let accepted = listener.accept();
         if shared.draining.load(Ordering::SeqCst) {
             // Includes the wake-up error from the drain's shutdown(2).
@@ -252,7 +253,7 @@ fn accept_failed(e: &std::io::Error) {
     let exhausted = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM));
     if exhausted {
         log::warn!("http server: accept: {e}; pausing");
-        may::coroutine::sleep(Duration::from_millis(limits::SERVER_ACCEPT_BACKOFF_MS));
+        crate::sync::sleep(Duration::from_millis(limits::SERVER_ACCEPT_BACKOFF_MS));
     } else {
         log::debug!("http server: accept: {e}");
     }
@@ -306,7 +307,7 @@ impl ServerHandle {
                 return false;
             }
             let poll = Duration::from_millis(limits::SERVER_WAIT_IDLE_POLL_MS);
-            may::coroutine::sleep(poll.min(deadline - now));
+            crate::sync::sleep(poll.min(deadline - now));
         }
     }
 }

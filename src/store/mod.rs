@@ -25,8 +25,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::sync::{MappedReadGuard, Mutex, ReadGuard, RwLock};
 use crossbeam::channel::Sender;
-use parking_lot::{Mutex, RwLock};
 
 use crate::limits;
 pub use keys::Tree;
@@ -323,7 +323,8 @@ impl Store {
         };
         // The writer has answered (or died): joining only reaps the thread,
         // which also drops its `Db` handle so the directory can be reopened.
-        if let Some(thread) = self.inner.thread.lock().take() {
+        let thread = self.inner.thread.lock().take();
+        if let Some(thread) = thread {
             if thread.join().is_err() {
                 log::error!("store: writer thread panicked");
             }
@@ -333,8 +334,8 @@ impl Store {
     }
 
     /// The open database, or `Closed`.
-    fn db(&self) -> Result<parking_lot::MappedRwLockReadGuard<'_, sled::Db>, StoreError> {
-        parking_lot::RwLockReadGuard::try_map(self.inner.db.read(), Option::as_ref).map_err(|_| StoreError::Closed)
+    fn db(&self) -> Result<MappedReadGuard<'_, sled::Db>, StoreError> {
+        ReadGuard::try_map(self.inner.db.read(), Option::as_ref).ok_or(StoreError::Closed)
     }
 
     /// Scans (admin listings, start-up counts) read after the writer has
@@ -365,6 +366,8 @@ impl Store {
 /// Waits for the writer's answer. A dropped sender means the writer
 /// stopped without answering (it panicked): report the store as closed.
 fn wait(done: may::sync::mpsc::Receiver<Result<(), StoreError>>) -> Result<(), StoreError> {
+    crate::sync::will_wait_for_store("a store wait");
+    crate::sync::will_park("a store wait");
     done.recv().unwrap_or(Err(StoreError::Closed))
 }
 
@@ -401,8 +404,11 @@ fn open_sled(dir: &Path, opts: &StoreOptions) -> Result<sled::Db, StoreError> {
     loop {
         match config.open() {
             // sled reports a held lock as ErrorKind::Other with this text.
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < give_up => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < give_up =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10)); // own thread: start-up
             }
             other => return Ok(other?),
         }

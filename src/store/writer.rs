@@ -84,6 +84,7 @@ impl Writer {
     pub fn run(self) {
         let mut dirty = false;
         loop {
+            // own thread: the writer
             let first = match self.rx.recv() {
                 Ok(msg) => msg,
                 Err(_) => {

@@ -85,7 +85,8 @@ fn a_stalled_target_shows_in_latency_from_intended_send_time() {
     assert_eq!(p.count, 100);
     assert!(p.max_us >= 290_000, "{p:?}");
     assert!(r.stats.first.quantile_us(0.85) >= 100_000, "{p:?}");
-    assert!(p.p50_us < 100_000, "{p:?}");
+    // Relative, not absolute: on a loaded machine every request is slower.
+    assert!(p.p50_us < p.max_us / 2, "{p:?}");
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use crate::http::url::{Scheme, Url};
 use crate::limits;
@@ -235,6 +235,7 @@ impl BuyerClient {
             if left.is_zero() {
                 return Err(CallError::PoolExhausted);
             }
+            crate::sync::will_park("a wait for a buyer connection slot");
             if self.slots.wait_timeout(transport::may_timeout(left)) {
                 return Ok(SlotGuard(&self.slots));
             }

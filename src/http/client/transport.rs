@@ -46,6 +46,7 @@ impl DeadlineTcp {
             } else {
                 self.tcp.set_write_timeout(Some(left))?;
             }
+            crate::sync::will_park("a buyer socket read or write");
             match op(&mut self.tcp) {
                 Err(e) if is_timeout(&e) && Instant::now() < self.deadline => continue,
                 other => return other,
@@ -175,6 +176,7 @@ fn connect_tcp(addrs: &[SocketAddr], deadline: Instant) -> Result<TcpStream, Cal
         if left.is_zero() {
             return Err(CallError::Timeout);
         }
+        crate::sync::will_park("a buyer connect");
         match TcpStream::connect_timeout(addr, may_timeout(left)) {
             Ok(tcp) => return Ok(tcp),
             Err(e) if is_timeout(&e) => last = CallError::Timeout,

@@ -218,6 +218,7 @@ impl Conn {
             }
         };
         let _ = self.stream.set_read_timeout(Some(timeout));
+        crate::sync::will_park("a server socket read");
         let read = self.stream.read(&mut self.buf[self.end..]);
         if idle {
             self.set_idle(false);
@@ -295,6 +296,7 @@ impl Conn {
                 break false;
             };
             let _ = self.stream.set_write_timeout(Some(left));
+            crate::sync::will_park("a server socket write");
             match self.stream.write(&self.wbuf[written..]) {
                 Ok(0) | Err(_) => break false,
                 Ok(n) => written += n,
@@ -329,6 +331,7 @@ impl Conn {
                 return;
             };
             let _ = self.stream.set_read_timeout(Some(left));
+            crate::sync::will_park("a server socket read");
             match self.stream.read(&mut self.buf) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => drained += n,

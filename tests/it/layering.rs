@@ -1,0 +1,113 @@
+//! Source-level guards for ARCHITECTURE.md's invariants that the compiler
+//! cannot check: they read `src/` and name the line that breaks a rule.
+
+use std::path::{Path, PathBuf};
+
+fn sources() -> Vec<(PathBuf, String)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path, text));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut out);
+    assert!(out.len() > 40, "found the sources");
+    out
+}
+
+/// Lines outside `#[cfg(test)]` modules (a test module opens at a
+/// `#[cfg(test)]` line and runs to the end of the file, as in leadx).
+fn production_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .take_while(|(_, l)| l.trim() != "#[cfg(test)]")
+        .map(|(i, l)| (i + 1, l))
+}
+
+fn is_comment(line: &str) -> bool {
+    let t = line.trim_start();
+    t.starts_with("//")
+}
+
+/// Every lock is `sync::Mutex`/`sync::RwLock` (whose guards the debug
+/// check counts), and every call that can park a coroutine or block a
+/// thread is announced to `sync::will_park` on one of the three lines
+/// before it — or stands on a plain thread of its own, said in a
+/// `// own thread` comment on the line or the line before.
+#[test]
+fn locks_and_parks_go_through_sync() {
+    let mut bad = Vec::new();
+    for (path, text) in sources() {
+        let name = path
+            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+            .unwrap()
+            .display()
+            .to_string();
+        if !name.ends_with("src/sync.rs") {
+            bad.extend(lock_and_park_violations(&name, &text));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+fn lock_and_park_violations(name: &str, text: &str) -> Vec<String> {
+    let forbidden_locks = [
+        "parking_lot::",
+        "std::sync::Mutex",
+        "std::sync::RwLock",
+        "sync::{Mutex",
+        "Condvar",
+    ];
+    let parks = [
+        ".recv()",
+        ".recv_timeout(",
+        ".wait_timeout(",
+        ".accept()",
+        "TcpStream::connect_timeout(",
+        "TcpStream::connect(",
+        "thread::sleep(",
+        "coroutine::sleep(",
+    ];
+    let mut bad = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (n, line) in production_lines(text) {
+        if is_comment(line) {
+            continue;
+        }
+        if let Some(f) = forbidden_locks.iter().find(|f| line.contains(*f)) {
+            bad.push(format!(
+                "{name}:{n}: uses {f}; use crate::sync::{{Mutex, RwLock}}"
+            ));
+        }
+        if let Some(p) = parks.iter().find(|p| line.contains(*p)) {
+            let before = &lines[n.saturating_sub(4)..n - 1];
+            let announced = before
+                .iter()
+                .any(|l| l.contains("will_park") || l.contains("will_wait_for_store"));
+            let own_thread = line.contains("// own thread")
+                || before.last().is_some_and(|l| l.contains("// own thread"));
+            if !announced && !own_thread {
+                bad.push(format!("{name}:{n}: `{p}` can park: call crate::sync::will_park first (or say `// own thread`)"));
+            }
+        }
+    }
+    bad
+}
+
+/// The guard must catch what it is for, and let through what it allows.
+#[test]
+fn the_lock_and_park_guard_sees_a_bare_lock_and_a_bare_park() {
+    let sample = "use parking_lot::Mutex;\nfn f() {\n    rx.recv();\n    crate::sync::will_park(\"x\");\n    rx.recv();\n    std::thread::sleep(d); // own thread\n}\n#[cfg(test)]\nmod tests { use parking_lot::Mutex; }\n";
+    let bad = lock_and_park_violations("x.rs", sample);
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert!(
+        bad[0].starts_with("x.rs:1: uses parking_lot::") && bad[1].starts_with("x.rs:3: `.recv()`"),
+        "{bad:?}"
+    );
+}
