@@ -185,3 +185,9 @@ const _: () = assert!(STORE_BATCH_OPS_MAX >= 1);
 const _: () = assert!(STORE_QUEUE_MAX >= STORE_BATCH_OPS_MAX);
 const _: () = assert!(CONSENT_TEXT_BYTES_MAX < BODY_BYTES_MAX_DEFAULT);
 const _: () = assert!(LEAD_AGE_MIN <= LEAD_AGE_MAX);
+
+/// Log lines queued for the logger thread; more are dropped and counted
+/// (see `logging`). At ~200 bytes a line, about 3 MiB at most.
+pub const LOG_LINES_QUEUED_MAX: usize = 16 * 1024;
+/// Error lines have a lane of their own that other lines cannot fill.
+pub const LOG_ERROR_LINES_QUEUED_MAX: usize = 1024;

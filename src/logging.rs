@@ -10,6 +10,13 @@
 //! PRIORITY (so `journalctl -p warning` works). Elsewhere each line starts
 //! with `ts=` and an RFC 3339 UTC time.
 //!
+//! Lines are written by a logger thread of their own, never by the code
+//! that logs: a stalled stderr (journald slow, a pipe nobody reads) must not
+//! block a may worker, which would stall every request on it. The queue is
+//! bounded; when it is full a line is dropped and counted, and the thread
+//! reports the count once stderr moves again. Errors have a lane of their
+//! own that other lines cannot fill.
+//!
 //! The level comes from `LEADX_LOG` (`error`, `warn`, `info`, `debug`,
 //! `trace`; default `info`).
 //!
@@ -22,7 +29,7 @@
 //! with `:%` for anything that implements Display: `log::warn!(error:% = e; "…")`.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::io::Write;
 use std::sync::OnceLock;
 
 use log::kv::{Key, Value, VisitSource};
@@ -37,16 +44,116 @@ pub const LEVEL_ENV: &str = "LEADX_LOG";
 const TIMESTAMP: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
-/// The process logger: filters by level, formats, writes one line at once.
+/// The process logger: filters by level, formats, queues the line for the
+/// logger thread (started with the first line).
 #[derive(Debug)]
 pub struct Logger {
     level: LevelFilter,
     journald: bool,
+    lanes: OnceLock<Lanes>,
 }
 
 impl Logger {
     pub fn new(level: LevelFilter, journald: bool) -> Self {
-        Logger { level, journald }
+        Logger { level, journald, lanes: OnceLock::new() }
+    }
+
+    fn lanes(&self) -> &Lanes {
+        self.lanes.get_or_init(|| Lanes::start(Box::new(std::io::stderr())))
+    }
+}
+
+/// What the logger thread receives.
+enum Msg {
+    Line(String),
+    /// Answer once every line queued before it is written.
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+/// The two bounded queues to the logger thread and the count of lines
+/// dropped because they were full.
+#[derive(Debug)]
+struct Lanes {
+    errors: crossbeam::channel::Sender<Msg>,
+    rest: crossbeam::channel::Sender<Msg>,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Msg::Line(_) => "Line",
+            Msg::Flush(_) => "Flush",
+        })
+    }
+}
+
+impl Lanes {
+    /// Starts the logger thread writing to `out`.
+    fn start(mut out: Box<dyn std::io::Write + Send>) -> Lanes {
+        use crossbeam::channel::bounded;
+        let (errors, error_rx) = bounded::<Msg>(crate::limits::LOG_ERROR_LINES_QUEUED_MAX);
+        let (rest, rest_rx) = bounded::<Msg>(crate::limits::LOG_LINES_QUEUED_MAX);
+        let dropped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let lost = dropped.clone();
+        let spawned = std::thread::Builder::new().name("leadx-log".into()).spawn(move || {
+            let mut buf = Vec::with_capacity(64 * 1024);
+            loop {
+                // own thread: the logger's; errors first when both wait.
+                let first = crossbeam::select! {
+                    recv(error_rx) -> m => m,
+                    recv(rest_rx) -> m => m,
+                };
+                let Ok(first) = first else { return };
+                let mut flushes = Vec::new();
+                let mut take = |m: Msg, buf: &mut Vec<u8>| match m {
+                    Msg::Line(l) => buf.extend_from_slice(l.as_bytes()),
+                    Msg::Flush(done) => flushes.push(done),
+                };
+                take(first, &mut buf);
+                while buf.len() < 60 * 1024 {
+                    match error_rx.try_recv().or_else(|_| rest_rx.try_recv()) {
+                        Ok(m) => take(m, &mut buf),
+                        Err(_) => break,
+                    }
+                }
+                let n = lost.swap(0, std::sync::atomic::Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        buf,
+                        "level=warn target=leadx::logging msg=\"log lines dropped: stderr did not keep up\" dropped={n}"
+                    );
+                }
+                // One write for many lines; if it fails there is nowhere
+                // left to report it.
+                let _ = out.write_all(&buf).and_then(|()| out.flush());
+                buf.clear();
+                for done in flushes {
+                    let _ = done.send(());
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            // Without the thread every line is dropped and counted.
+            eprintln!("leadx: cannot start the logger thread: {e}");
+        }
+        Lanes { errors, rest, dropped }
+    }
+
+    /// Queues a line without ever waiting.
+    fn send(&self, level: Level, line: String) {
+        let lane = if level == Level::Error { &self.errors } else { &self.rest };
+        if lane.try_send(Msg::Line(line)).is_err() {
+            self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Waits (bounded) until the lines queued so far are written: for the
+    /// process's last words, on a plain thread.
+    fn flush(&self, timeout: std::time::Duration) -> bool {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        // own thread: called at exit, never on a worker.
+        self.errors.send_timeout(Msg::Flush(tx), timeout).is_ok() && rx.recv_timeout(timeout).is_ok()
     }
 }
 
@@ -123,14 +230,14 @@ impl Log for Logger {
             format_line(&mut line, record, Some(OffsetDateTime::now_utc()));
         }
         line.push('\n');
-        // One write of the whole line, so concurrent events never interleave.
-        // stderr is a pipe to journald or a terminal: a short write, and if
-        // it fails there is nowhere left to report it.
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        self.lanes().send(record.level(), line);
     }
 
+    /// Bounded: a stderr that does not move cannot hold up the exit.
     fn flush(&self) {
-        let _ = std::io::stderr().flush();
+        if let Some(lanes) = self.lanes.get() {
+            lanes.flush(std::time::Duration::from_secs(2));
+        }
     }
 }
 
@@ -369,5 +476,54 @@ mod tests {
         assert!(logger.enabled(&meta(Level::Warn, "may::io::sys::select")));
         assert!(logger.enabled(&meta(Level::Info, "leadx::daemon")));
         assert!(logger.enabled(&meta(Level::Info, "mayhem")), "only may's own targets");
+    }
+}
+
+#[cfg(test)]
+mod lane_tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    /// A stderr that blocks until `open` is set, then collects.
+    struct Stuck {
+        open: Arc<std::sync::atomic::AtomicBool>,
+        got: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl std::io::Write for Stuck {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            while !self.open.load(std::sync::atomic::Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1)); // own thread: the test's
+            }
+            self.got.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stuck_stderr_never_blocks_the_caller_and_errors_keep_their_lane() {
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let lanes = Lanes::start(Box::new(Stuck { open: open.clone(), got: got.clone() }));
+        let t0 = Instant::now();
+        let n = 3 * crate::limits::LOG_LINES_QUEUED_MAX;
+        for i in 0..n {
+            lanes.send(Level::Info, format!("info {i}\n"));
+        }
+        lanes.send(Level::Error, "the error\n".into());
+        // Not a speed limit: a blocking send would never get here at all.
+        eprintln!("{n} lines queued or dropped in {:?}", t0.elapsed());
+        assert!(lanes.dropped.load(std::sync::atomic::Ordering::Relaxed) > 0);
+        assert!(!lanes.flush(Duration::from_millis(50)), "flush is bounded");
+        open.store(true, std::sync::atomic::Ordering::Release);
+        assert!(lanes.flush(Duration::from_secs(10)));
+        let text = String::from_utf8(got.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("the error\n"), "the error line was not dropped");
+        assert!(text.contains("msg=\"log lines dropped: stderr did not keep up\" dropped="), "drop reported");
+        assert!(text.contains("info 0\n"));
     }
 }

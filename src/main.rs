@@ -77,7 +77,9 @@ fn serve(args: &[String]) -> ExitCode {
         Ok(v) => v,
         Err(code) => return code,
     };
-    match leadx::daemon::run(config, path) {
+    let result = leadx::daemon::run(config, path);
+    log::logger().flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ leadx::daemon::StartError::Config(_)) => {
             eprint!("{e}");
@@ -97,7 +99,9 @@ fn demo(args: &[String]) -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     let Ok(listen) = listen.parse::<SocketAddr>() else { return usage_error(&format!("--listen: not an address: {listen:?}")) };
-    match leadx::demo::run(listen) {
+    let result = leadx::demo::run(listen);
+    log::logger().flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("leadx: {e}");

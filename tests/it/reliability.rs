@@ -196,3 +196,79 @@ fn a_cap_counts_sales_made_before_a_restart_and_before_the_cap_was_added() {
         "still capped after the restart"
     );
 }
+
+/// Sends `n` copies of `raw` (one request) on one keep-alive connection and
+/// returns the status of each answer; a read time-out panics.
+fn keep_alive_statuses(addr: SocketAddr, raw: &[u8], n: usize) -> Vec<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = Vec::new();
+    let mut statuses = Vec::with_capacity(n);
+    for _ in 0..n {
+        s.write_all(raw).unwrap();
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
+                if buf.len() >= end + 4 + len {
+                    statuses.push(head[9..12].parse().unwrap());
+                    buf.drain(..end + 4 + len);
+                    break;
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let got = s.read(&mut chunk).expect("an answer within 10 s");
+            assert!(got > 0, "connection closed after {} answers", statuses.len());
+            buf.extend_from_slice(&chunk[..got]);
+        }
+    }
+    statuses
+}
+
+/// A stderr nobody reads (journald stalled) fills its pipe after a few
+/// hundred lines. Lines are written by the logger thread, so the requests
+/// that log go on being answered; before, the worker writing the line
+/// blocked and took every request on it down.
+#[test]
+fn a_stderr_nobody_reads_never_blocks_requests() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "127.0.0.1:0", "", "");
+    let mut child = crate::cli::leadx_cmd()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("LEADX_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let _child = Kill(child);
+    // Read up to the address, then never again.
+    let mut line = String::new();
+    let addr: SocketAddr = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "leadx exited");
+        if let Some(a) = line.split_whitespace().find_map(|w| w.strip_prefix("addr=")) {
+            break a.trim_matches('"').parse().unwrap();
+        }
+    };
+    // Each refused request logs a warning line (~150 bytes): 4 × 2,500
+    // lines is ~1.5 MB, far past a 64 KiB pipe.
+    let raw = b"POST /v1/ping HTTP/1.1\r\nHost: l\r\nAuthorization: Bearer wrong\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+    let threads: Vec<_> = (0..4).map(|_| std::thread::spawn(move || keep_alive_statuses(addr, raw, 2_500))).collect();
+    for t in threads {
+        let statuses = t.join().expect("every request answered");
+        assert!(statuses.iter().all(|s| *s == 401), "{:?}", &statuses[..5]);
+    }
+    assert_eq!(request(addr, "GET", "/healthz", &[], b"").status, 200);
+    drop(stderr);
+}
