@@ -30,8 +30,8 @@ fn admin_get(addr: SocketAddr, path: &str) -> Reply {
 }
 
 /// One burst: 64 pings, 8 direct posts, and 4 each of `/metrics`,
-/// `/v1/admin/stats` and `/v1/admin/transactions`, all at once, each on its
-/// own connection. Returns (what, status, seconds) per request.
+/// `/v1/admin/stats`, `/v1/admin/transactions` and `/v1/admin/reload`, all
+/// at once, each on its own connection. Returns (what, status, seconds) per request.
 fn burst(addr: SocketAddr, tag: &str) -> Vec<(String, u16, f64)> {
     let mut threads = Vec::new();
     let spawn = |what: String, f: Box<dyn FnOnce() -> Reply + Send>| {
@@ -75,6 +75,13 @@ fn burst(addr: SocketAddr, tag: &str) -> Vec<(String, u16, f64)> {
         threads.push(spawn(
             format!("transactions {i}"),
             Box::new(move || admin_get(addr, "/v1/admin/transactions?limit=5")),
+        ));
+        threads.push(spawn(
+            format!("admin reload {i}"),
+            Box::new(move || {
+                let auth = format!("Bearer {ADMIN}");
+                request(addr, "POST", "/v1/admin/reload", &[("Authorization", &auth)], b"")
+            }),
         ));
     }
     threads
