@@ -70,6 +70,22 @@ impl ApiError {
     }
 }
 
+/// A refused body or lead (contract §8): 400 when it is not JSON at all,
+/// 422 with the field otherwise.
+impl From<crate::lead::Invalid> for ApiError {
+    fn from(e: crate::lead::Invalid) -> ApiError {
+        use crate::lead::InvalidKind;
+        let (status, code) = match e.kind {
+            InvalidKind::Malformed => (400, "malformed_json"),
+            InvalidKind::Missing => (422, "missing_field"),
+            InvalidKind::Unknown => (422, "unknown_field"),
+            InvalidKind::Invalid => (422, "invalid_field"),
+            InvalidKind::PiiInPing => (422, "pii_in_ping"),
+        };
+        ApiError { status, code, message: e.message, field: e.field }
+    }
+}
+
 /// `{"error": {"code": …, "message": …, "field": …}}` — used by the HTTP
 /// layer too, for the errors it answers before a handler runs.
 pub fn error_body(code: &str, message: &str, field: Option<&str>) -> Vec<u8> {

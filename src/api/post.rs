@@ -101,7 +101,7 @@ fn pinged_lead(ping: &PingRecord) -> Result<Lead, ApiError> {
     let mut buffers = simd_json::Buffers::with_max_depth(bytes.len(), crate::limits::JSON_DEPTH_MAX);
     let value = simd_json::borrowed::to_value_with_buffers(&mut bytes, &mut buffers).map_err(|_| ApiError::internal())?;
     lead::lead_from_value(&value, Stage::Ping, "lead").map_err(|e| {
-        log::error!(target: "leadx::store", "stored ping lead invalid ping_id={} code={}", ping.ping_id, e.code);
+        log::error!(target: "leadx::store", "stored ping lead invalid ping_id={} kind={:?}", ping.ping_id, e.kind);
         ApiError::internal()
     })
 }

@@ -8,12 +8,14 @@
 //! pinged. Writers produce the JSON buyers receive (contract §5).
 
 mod check;
+mod invalid;
 mod parse;
 pub(crate) mod value;
 mod write;
 
 use sha2::{Digest, Sha256};
 
+pub use invalid::{Invalid, InvalidKind};
 pub use check::{normalize_phone, parse_rfc3339, valid_email, valid_ip, valid_page_url};
 pub use parse::{consent_from_value, lead_from_value};
 

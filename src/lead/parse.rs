@@ -13,7 +13,7 @@ use simd_json::StaticNode;
 
 use super::value::{self, is_null, Loc};
 use super::{check, Attr, Consent, Credit, Lead, Stage};
-use crate::api::error::ApiError;
+use crate::lead::Invalid;
 use crate::{limits, usps};
 
 /// The keys a lead may carry.
@@ -65,19 +65,17 @@ impl Key {
 
 /// Validates `v` as a lead sent at `stage`; `path` (`"lead"`) prefixes
 /// every error's field.
-pub fn lead_from_value(v: &Value<'_>, stage: Stage, path: &str) -> Result<Lead, ApiError> {
+pub fn lead_from_value(v: &Value<'_>, stage: Stage, path: &str) -> Result<Lead, Invalid> {
     let obj = match v {
         Value::Object(o) => o,
-        _ => return Err(ApiError::invalid(path, "must be an object")),
+        _ => return Err(Invalid::bad_value(path, "must be an object")),
     };
     let mut lead = Lead::default();
     for (k, v) in obj.iter() {
         let at = Loc::new(path, k);
         let key = Key::of(k).ok_or_else(|| at.unknown())?;
         if stage == Stage::Ping && key.is_pii() {
-            let field = at.path();
-            let message = format!("{field} is personal data and is only accepted at the post");
-            return Err(ApiError::field(422, "pii_in_ping", field, message));
+            return Err(Invalid::pii_in_ping(at.path()));
         }
         if is_null(v) {
             clear(&mut lead, key);
@@ -89,7 +87,7 @@ pub fn lead_from_value(v: &Value<'_>, stage: Stage, path: &str) -> Result<Lead, 
     Ok(lead)
 }
 
-fn set(lead: &mut Lead, key: Key, v: &Value<'_>, at: Loc<'_>) -> Result<(), ApiError> {
+fn set(lead: &mut Lead, key: Key, v: &Value<'_>, at: Loc<'_>) -> Result<(), Invalid> {
     let short = limits::LEAD_SHORT_STRING_BYTES_MAX;
     let long = limits::LEAD_STRING_BYTES_MAX;
     match key {
@@ -136,7 +134,7 @@ fn clear(lead: &mut Lead, key: Key) {
     }
 }
 
-fn require(lead: &Lead, stage: Stage, path: &str) -> Result<(), ApiError> {
+fn require(lead: &Lead, stage: Stage, path: &str) -> Result<(), Invalid> {
     let missing = |key: &str| Err(Loc::new(path, key).missing());
     if lead.zip.is_empty() {
         return missing("zip");
@@ -158,7 +156,7 @@ fn require(lead: &Lead, stage: Stage, path: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn zip(v: &Value<'_>, at: Loc<'_>) -> Result<String, ApiError> {
+fn zip(v: &Value<'_>, at: Loc<'_>) -> Result<String, Invalid> {
     match v {
         Value::String(s) if s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(s.to_string()),
         _ => Err(at.invalid("must be a string of 5 digits")),
@@ -167,7 +165,7 @@ fn zip(v: &Value<'_>, at: Loc<'_>) -> Result<String, ApiError> {
 
 /// Upper-cased before the check: `"ca"` is an obvious `"CA"`, and storing
 /// one spelling keeps buyer filters byte-for-byte comparisons.
-fn state(v: &Value<'_>, at: Loc<'_>) -> Result<String, ApiError> {
+fn state(v: &Value<'_>, at: Loc<'_>) -> Result<String, Invalid> {
     if let Value::String(s) = v {
         if s.len() == 2 {
             let upper = s.to_ascii_uppercase();
@@ -179,7 +177,7 @@ fn state(v: &Value<'_>, at: Loc<'_>) -> Result<String, ApiError> {
     Err(at.invalid("must be a two-letter USPS state code"))
 }
 
-fn credit(v: &Value<'_>, at: Loc<'_>) -> Result<Credit, ApiError> {
+fn credit(v: &Value<'_>, at: Loc<'_>) -> Result<Credit, Invalid> {
     match v {
         Value::String(s) => Credit::parse(s),
         _ => None,
@@ -187,7 +185,7 @@ fn credit(v: &Value<'_>, at: Loc<'_>) -> Result<Credit, ApiError> {
     .ok_or_else(|| at.invalid("must be one of excellent, good, fair, poor"))
 }
 
-fn time(v: &Value<'_>, at: Loc<'_>) -> Result<String, ApiError> {
+fn time(v: &Value<'_>, at: Loc<'_>) -> Result<String, Invalid> {
     match v {
         // The bound keeps a hostile string away from the time parser.
         Value::String(s) if s.len() <= limits::TIME_BYTES_MAX && check::parse_rfc3339(s) => Ok(s.to_string()),
@@ -195,7 +193,7 @@ fn time(v: &Value<'_>, at: Loc<'_>) -> Result<String, ApiError> {
     }
 }
 
-fn phone(v: &Value<'_>, at: Loc<'_>) -> Result<String, ApiError> {
+fn phone(v: &Value<'_>, at: Loc<'_>) -> Result<String, Invalid> {
     match v {
         Value::String(s) => check::normalize_phone(s),
         _ => None,
@@ -203,7 +201,7 @@ fn phone(v: &Value<'_>, at: Loc<'_>) -> Result<String, ApiError> {
     .ok_or_else(|| at.invalid("must be a US phone number"))
 }
 
-fn email(v: &Value<'_>, at: Loc<'_>) -> Result<String, ApiError> {
+fn email(v: &Value<'_>, at: Loc<'_>) -> Result<String, Invalid> {
     match v {
         Value::String(s) if check::valid_email(s) => Ok(s.to_string()),
         _ => Err(at.invalid("must be an email address")),
@@ -212,7 +210,7 @@ fn email(v: &Value<'_>, at: Loc<'_>) -> Result<String, ApiError> {
 
 /// A flat object of strings, numbers and booleans, returned sorted by key
 /// with the last of any repeated key kept.
-fn attributes(v: &Value<'_>, at: Loc<'_>) -> Result<Vec<(String, Attr)>, ApiError> {
+fn attributes(v: &Value<'_>, at: Loc<'_>) -> Result<Vec<(String, Attr)>, Invalid> {
     let obj = value::object(v, at)?;
     if obj.len() > limits::LEAD_ATTRIBUTES_MAX {
         return Err(at.invalid(format!("must have at most {} keys", limits::LEAD_ATTRIBUTES_MAX)));
@@ -240,7 +238,7 @@ fn attributes(v: &Value<'_>, at: Loc<'_>) -> Result<Vec<(String, Attr)>, ApiErro
     Ok(out)
 }
 
-fn attr(v: &Value<'_>, at: Loc<'_>) -> Result<Attr, ApiError> {
+fn attr(v: &Value<'_>, at: Loc<'_>) -> Result<Attr, Invalid> {
     match v {
         Value::String(_) => Ok(Attr::Str(value::string(v, at, limits::LEAD_ATTRIBUTE_VALUE_BYTES_MAX)?.to_string())),
         Value::Static(StaticNode::Bool(b)) => Ok(Attr::Bool(*b)),
@@ -281,10 +279,10 @@ impl CKey {
 
 /// Validates `v` as a consent object; `path` (`"consent"`) prefixes every
 /// error's field. The caller treats `"consent": null` as absent.
-pub fn consent_from_value(v: &Value<'_>, path: &str) -> Result<Consent, ApiError> {
+pub fn consent_from_value(v: &Value<'_>, path: &str) -> Result<Consent, Invalid> {
     let obj = match v {
         Value::Object(o) => o,
-        _ => return Err(ApiError::invalid(path, "must be an object")),
+        _ => return Err(Invalid::bad_value(path, "must be an object")),
     };
     let mut c = Consent::default();
     for (k, v) in obj.iter() {
@@ -321,7 +319,7 @@ fn clear_consent(c: &mut Consent, key: CKey) {
     }
 }
 
-fn set_consent(c: &mut Consent, key: CKey, v: &Value<'_>, at: Loc<'_>) -> Result<(), ApiError> {
+fn set_consent(c: &mut Consent, key: CKey, v: &Value<'_>, at: Loc<'_>) -> Result<(), Invalid> {
     let long = limits::LEAD_STRING_BYTES_MAX;
     match key {
         CKey::Text => c.text = value::nonempty(v, at, limits::CONSENT_TEXT_BYTES_MAX)?.to_string(),
@@ -350,6 +348,7 @@ fn set_consent(c: &mut Consent, key: CKey, v: &Value<'_>, at: Loc<'_>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lead::InvalidKind;
 
     fn value(json: &str) -> Value<'static> {
         let mut bytes = json.as_bytes().to_vec();
@@ -362,7 +361,7 @@ mod tests {
         let e = lead_from_value(&v, Stage::Ping, "leads[0]").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("leads[0].age"));
         let e = consent_from_value(&value(r#"{"y":1}"#), "c").unwrap_err();
-        assert_eq!((e.code, e.field.as_deref()), ("unknown_field", Some("c.y")));
+        assert_eq!((e.kind, e.field.as_deref()), (InvalidKind::Unknown, Some("c.y")));
     }
 
     #[test]
@@ -373,7 +372,7 @@ mod tests {
         let lead = lead_from_value(&v, Stage::Post, "lead").unwrap();
         assert_eq!(lead.phone.as_deref(), Some("+15552345678"));
         let e = lead_from_value(&v, Stage::Ping, "lead").unwrap_err();
-        assert_eq!((e.status, e.code, e.field.as_deref()), (422, "pii_in_ping", Some("lead.first_name")));
+        assert_eq!((e.kind, e.field.as_deref()), (InvalidKind::PiiInPing, Some("lead.first_name")));
     }
 
     #[test]

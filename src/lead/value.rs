@@ -8,7 +8,7 @@
 use simd_json::borrowed::{Object, Value};
 use simd_json::StaticNode;
 
-use crate::api::error::ApiError;
+use crate::lead::Invalid;
 use crate::limits;
 
 /// Where a value sits: its parent's path (`"lead"`, or `""` at the top) and
@@ -35,14 +35,14 @@ impl<'a> Loc<'a> {
         }
     }
 
-    pub fn invalid(&self, message: impl Into<String>) -> ApiError {
-        ApiError::invalid(self.path(), message)
+    pub fn invalid(&self, message: impl Into<String>) -> Invalid {
+        Invalid::bad_value(self.path(), message)
     }
-    pub fn missing(&self) -> ApiError {
-        ApiError::missing(self.path())
+    pub fn missing(&self) -> Invalid {
+        Invalid::missing(self.path())
     }
-    pub fn unknown(&self) -> ApiError {
-        ApiError::unknown(self.path())
+    pub fn unknown(&self) -> Invalid {
+        Invalid::unknown(self.path())
     }
 }
 
@@ -59,7 +59,7 @@ pub(crate) fn truncate(s: &str, bytes_max: usize) -> &str {
     &s[..end]
 }
 
-pub(crate) fn object<'a, 'v>(v: &'a Value<'v>, at: Loc<'_>) -> Result<&'a Object<'v>, ApiError> {
+pub(crate) fn object<'a, 'v>(v: &'a Value<'v>, at: Loc<'_>) -> Result<&'a Object<'v>, Invalid> {
     match v {
         Value::Object(o) => Ok(o),
         _ => Err(at.invalid("must be an object")),
@@ -67,7 +67,7 @@ pub(crate) fn object<'a, 'v>(v: &'a Value<'v>, at: Loc<'_>) -> Result<&'a Object
 }
 
 /// A string of at most `bytes_max` bytes (empty allowed).
-pub(crate) fn string<'a>(v: &'a Value<'_>, at: Loc<'_>, bytes_max: usize) -> Result<&'a str, ApiError> {
+pub(crate) fn string<'a>(v: &'a Value<'_>, at: Loc<'_>, bytes_max: usize) -> Result<&'a str, Invalid> {
     match v {
         Value::String(s) if s.len() <= bytes_max => Ok(s),
         Value::String(_) => Err(at.invalid(format!("must be at most {bytes_max} bytes"))),
@@ -76,7 +76,7 @@ pub(crate) fn string<'a>(v: &'a Value<'_>, at: Loc<'_>, bytes_max: usize) -> Res
 }
 
 /// A non-empty string of at most `bytes_max` bytes.
-pub(crate) fn nonempty<'a>(v: &'a Value<'_>, at: Loc<'_>, bytes_max: usize) -> Result<&'a str, ApiError> {
+pub(crate) fn nonempty<'a>(v: &'a Value<'_>, at: Loc<'_>, bytes_max: usize) -> Result<&'a str, Invalid> {
     let s = string(v, at, bytes_max)?;
     if s.is_empty() {
         return Err(at.invalid("must not be empty"));
@@ -85,7 +85,7 @@ pub(crate) fn nonempty<'a>(v: &'a Value<'_>, at: Loc<'_>, bytes_max: usize) -> R
 }
 
 /// A JSON integer (no fraction, no exponent) within `min..=max`.
-pub(crate) fn integer(v: &Value<'_>, at: Loc<'_>, min: i64, max: i64) -> Result<i64, ApiError> {
+pub(crate) fn integer(v: &Value<'_>, at: Loc<'_>, min: i64, max: i64) -> Result<i64, Invalid> {
     let n = match v {
         Value::Static(StaticNode::I64(n)) => Some(*n),
         Value::Static(StaticNode::U64(n)) => i64::try_from(*n).ok(),
@@ -97,7 +97,7 @@ pub(crate) fn integer(v: &Value<'_>, at: Loc<'_>, min: i64, max: i64) -> Result<
     }
 }
 
-pub(crate) fn boolean(v: &Value<'_>, at: Loc<'_>) -> Result<bool, ApiError> {
+pub(crate) fn boolean(v: &Value<'_>, at: Loc<'_>) -> Result<bool, Invalid> {
     match v {
         Value::Static(StaticNode::Bool(b)) => Ok(*b),
         _ => Err(at.invalid("must be true or false")),

@@ -5,7 +5,7 @@
 //! while strings are unescaped) under a nesting limit, so a hostile body is
 //! refused by the parser's own depth check before anything recurses on a
 //! small coroutine stack. The tree is then walked into typed requests; the
-//! first problem comes back as an [`ApiError`] naming its field.
+//! first problem comes back as an [`Invalid`] naming its field.
 
 mod answer;
 
@@ -14,7 +14,7 @@ pub use answer::{parse_bid_answer, parse_post_answer, BidAnswer, PostAnswer};
 use simd_json::borrowed::{Object, Value};
 use simd_json::{Buffers, ErrorType};
 
-use crate::api::error::ApiError;
+use crate::lead::Invalid;
 use crate::lead::value::{self, is_null, Loc};
 use crate::lead::{consent_from_value, lead_from_value, Consent, Lead, Stage};
 use crate::limits;
@@ -56,19 +56,19 @@ pub(crate) fn parse_json(body: &mut [u8]) -> Result<Value<'_>, simd_json::Error>
 }
 
 /// The body as a JSON object, or 400 `malformed_json`.
-fn body_object<'a, 'v>(v: &'a Value<'v>) -> Result<&'a Object<'v>, ApiError> {
+fn body_object<'a, 'v>(v: &'a Value<'v>) -> Result<&'a Object<'v>, Invalid> {
     match v {
         Value::Object(o) => Ok(o),
-        _ => Err(ApiError::malformed_json("the body must be a JSON object")),
+        _ => Err(Invalid::malformed("the body must be a JSON object")),
     }
 }
 
-fn malformed(e: simd_json::Error) -> ApiError {
+fn malformed(e: simd_json::Error) -> Invalid {
     match e.error() {
         ErrorType::DepthLimitExceeded => {
-            ApiError::malformed_json(format!("JSON nested deeper than {} levels", limits::JSON_DEPTH_MAX))
+            Invalid::malformed(format!("JSON nested deeper than {} levels", limits::JSON_DEPTH_MAX))
         }
-        _ => ApiError::malformed_json("the body is not valid JSON"),
+        _ => Invalid::malformed("the body is not valid JSON"),
     }
 }
 
@@ -100,7 +100,7 @@ impl Fields {
 
 /// Walks the top-level object: `allowed` keys only, each validated as met
 /// (`null` is absent); the lead at `stage`.
-fn fields(body: &mut [u8], allowed: &[&str], stage: Stage) -> Result<Fields, ApiError> {
+fn fields(body: &mut [u8], allowed: &[&str], stage: Stage) -> Result<Fields, Invalid> {
     let v = parse_json(body).map_err(malformed)?;
     let obj = body_object(&v)?;
     let mut f = Fields::default();
@@ -127,18 +127,18 @@ fn fields(body: &mut [u8], allowed: &[&str], stage: Stage) -> Result<Fields, Api
     Ok(f)
 }
 
-fn floor(v: &Value<'_>, at: Loc<'_>) -> Result<Cents, ApiError> {
+fn floor(v: &Value<'_>, at: Loc<'_>) -> Result<Cents, Invalid> {
     value::number(v)
         .and_then(money::cents_from_f64)
         .ok_or_else(|| at.invalid("must be a non-negative amount in USD with at most 2 decimals"))
 }
 
-fn required<T>(v: Option<T>, key: &str) -> Result<T, ApiError> {
-    v.ok_or_else(|| ApiError::missing(key))
+fn required<T>(v: Option<T>, key: &str) -> Result<T, Invalid> {
+    v.ok_or_else(|| Invalid::missing(key))
 }
 
 /// `{"vertical", "lead", "test"?, "floor"?}`; the lead without PII.
-pub fn parse_ping(body: &mut [u8]) -> Result<PingRequest, ApiError> {
+pub fn parse_ping(body: &mut [u8]) -> Result<PingRequest, Invalid> {
     let f = fields(body, &["vertical", "lead", "test", "floor"], Stage::Ping)?;
     Ok(PingRequest {
         vertical: required(f.vertical, "vertical")?,
@@ -149,13 +149,13 @@ pub fn parse_ping(body: &mut [u8]) -> Result<PingRequest, ApiError> {
 }
 
 /// `{"ping_id", "lead", "consent"?}`; the full lead.
-pub fn parse_post(body: &mut [u8]) -> Result<PostRequest, ApiError> {
+pub fn parse_post(body: &mut [u8]) -> Result<PostRequest, Invalid> {
     let f = fields(body, &["ping_id", "lead", "consent"], Stage::Post)?;
     Ok(PostRequest { ping_id: required(f.ping_id, "ping_id")?, lead: required(f.lead, "lead")?, consent: f.consent })
 }
 
 /// `{"vertical", "lead", "consent"?, "test"?}`; the full lead.
-pub fn parse_direct(body: &mut [u8]) -> Result<DirectRequest, ApiError> {
+pub fn parse_direct(body: &mut [u8]) -> Result<DirectRequest, Invalid> {
     let f = fields(body, &["vertical", "lead", "consent", "test"], Stage::Post)?;
     Ok(DirectRequest {
         vertical: required(f.vertical, "vertical")?,
