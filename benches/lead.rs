@@ -20,7 +20,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched_ref(|| PING.to_vec(), |body| wire::parse_ping(body).unwrap(), BatchSize::SmallInput)
     });
     c.bench_function("parse_bid_answer", |b| {
-        b.iter_batched_ref(|| BID.to_vec(), |body| wire::parse_bid_answer(body), BatchSize::SmallInput)
+        b.iter_batched_ref(|| BID.to_vec(), |body| leadx::buyer::native::parse_bid_answer(body), BatchSize::SmallInput)
     });
     let lead: Lead = wire::parse_post(&mut POST.to_vec()).unwrap().lead;
     let mut out = Vec::with_capacity(1024);

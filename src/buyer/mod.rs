@@ -11,7 +11,32 @@ pub mod native;
 
 use crate::lead::{Consent, Lead};
 use crate::money::Cents;
-pub use crate::wire::{BidAnswer, PostAnswer};
+
+/// A buyer's answer to a ping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BidAnswer {
+    /// `price` is the buyer's bid; `buyer_ref` is echoed in the post.
+    Bid {
+        price: Cents,
+        buyer_ref: Option<String>,
+    },
+    NoBid,
+    /// Not a usable answer; counts as no bid, recorded with this reason.
+    Invalid(&'static str),
+}
+
+/// A buyer's answer to a post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostAnswer {
+    Accepted {
+        buyer_lead_id: Option<String>,
+    },
+    Rejected {
+        reason: String,
+    },
+    /// Not a usable answer: a failed post, the lead goes to the next bidder.
+    Invalid(&'static str),
+}
 
 /// What a ping to one buyer is built from.
 pub struct PingCtx<'a> {

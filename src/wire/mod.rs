@@ -1,15 +1,12 @@
-//! Request bodies and buyer answers: the only place that knows JSON on the
-//! way in.
+//! Publishers' request bodies, and the JSON parser every inbound JSON goes
+//! through (`parse_json`: simd-json under the depth limit; buyers' answers
+//! are read in their format's home under `buyer`).
 //!
 //! Bodies are parsed with simd-json (in place — the body slice is rewritten
 //! while strings are unescaped) under a nesting limit, so a hostile body is
 //! refused by the parser's own depth check before anything recurses on a
 //! small coroutine stack. The tree is then walked into typed requests; the
 //! first problem comes back as an [`Invalid`] naming its field.
-
-mod answer;
-
-pub use answer::{parse_bid_answer, parse_post_answer, BidAnswer, PostAnswer};
 
 use simd_json::borrowed::{Object, Value};
 use simd_json::{Buffers, ErrorType};

@@ -1,4 +1,9 @@
-//! The native JSON buyer protocol of contract §5.
+//! The native JSON buyer protocol of contract §5: the bodies it sends here,
+//! the answers it reads in `answer` — one format, one home.
+
+mod answer;
+
+pub use answer::{parse_bid_answer, parse_post_answer};
 
 use super::{BidAnswer, Integration, PingCtx, PostAnswer, PostCtx};
 use crate::money::write_cents;
@@ -27,7 +32,7 @@ impl Integration for Native {
         if status != 200 {
             return BidAnswer::Invalid("http_status");
         }
-        crate::wire::parse_bid_answer(body)
+        parse_bid_answer(body)
     }
 
     fn build_post(&self, ctx: &PostCtx<'_>, out: &mut Vec<u8>) -> &'static str {
@@ -57,7 +62,7 @@ impl Integration for Native {
         if status != 200 {
             return PostAnswer::Invalid("http_status");
         }
-        crate::wire::parse_post_answer(body)
+        parse_post_answer(body)
     }
 }
 

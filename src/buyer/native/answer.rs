@@ -1,41 +1,16 @@
-//! Buyers' answers to a ping and to a post (contract §5), as pure functions
-//! from bytes to a value. Anything a buyer gets wrong is a value too
+//! Native buyers' answers to a ping and to a post (contract §5), as pure
+//! functions from bytes to a value. Anything a buyer gets wrong is a value too
 //! (`Invalid` with a short reason for the record), never an error: a bad
 //! answer is an expected outcome of calling other people's servers.
 
 use simd_json::borrowed::{Object, Value};
 use simd_json::StaticNode;
 
-use super::parse_json;
+use crate::buyer::{BidAnswer, PostAnswer};
+use crate::wire::parse_json;
 use crate::lead::value::{is_null, number, truncate};
 use crate::limits;
-use crate::money::{self, Cents};
-
-/// A buyer's answer to a ping.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BidAnswer {
-    /// `price` is the buyer's bid; `buyer_ref` is echoed in the post.
-    Bid {
-        price: Cents,
-        buyer_ref: Option<String>,
-    },
-    NoBid,
-    /// Not a usable answer; counts as no bid, recorded with this reason.
-    Invalid(&'static str),
-}
-
-/// A buyer's answer to a post.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PostAnswer {
-    Accepted {
-        buyer_lead_id: Option<String>,
-    },
-    Rejected {
-        reason: String,
-    },
-    /// Not a usable answer: a failed post, the lead goes to the next bidder.
-    Invalid(&'static str),
-}
+use crate::money;
 
 /// The answer's object and its `status` string, or the reason it has none.
 fn status<'a, 'v>(v: &'a Value<'v>) -> Result<(&'a Object<'v>, &'a str), &'static str> {
