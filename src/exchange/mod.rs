@@ -94,6 +94,7 @@ pub struct Exchange {
 
 impl Exchange {
     pub fn new(runtime: Runtime, store: Store) -> Exchange {
+        let ping_cache_bytes = runtime.config.server.ping_cache_bytes;
         Exchange {
             runtime: ArcSwap::from_pointee(runtime),
             store,
@@ -101,7 +102,7 @@ impl Exchange {
             posting: claims::Claims::default(),
             idempotency: claims::Claims::default(),
             selling: claims::Claims::default(),
-            pings: pings::PingCache::default(),
+            pings: pings::PingCache::new(ping_cache_bytes),
             draining: AtomicBool::new(false),
             ready: AtomicBool::new(false),
         }
@@ -113,6 +114,7 @@ impl Exchange {
     }
 
     pub fn swap_runtime(&self, rt: Runtime) {
+        self.pings.set_bytes_max(rt.config.server.ping_cache_bytes);
         self.runtime.store(Arc::new(rt));
     }
 

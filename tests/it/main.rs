@@ -9,6 +9,7 @@ mod client;
 mod config;
 mod crash;
 mod errors;
+mod memory;
 mod ops;
 mod post;
 mod server;
