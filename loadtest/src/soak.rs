@@ -303,12 +303,14 @@ pub fn svg(samples: &[Sample], title: &str, rss_goal_mib: Option<f64>) -> String
     out
 }
 
-/// The summary written next to the CSV.
+/// The summary written next to the CSV. `hwm_kib` is leadx's VmHWM (its
+/// true peak) read just before it was stopped.
 pub fn summary(
     spec: &SoakSpec,
     samples: &[Sample],
     result: &driver::RunResult,
     date: &str,
+    hwm_kib: Option<u64>,
 ) -> String {
     let peak = samples.iter().map(|s| s.rss_kib).max().unwrap_or(0);
     let first_min = samples
@@ -331,10 +333,11 @@ pub fn summary(
     );
     let _ = writeln!(
         out,
-        "- leadx RSS: after 60 s {:.1} MiB, at the end {:.1} MiB, peak {:.1} MiB",
+        "- leadx RSS: after 60 s {:.1} MiB, at the end {:.1} MiB, peak sampled {:.1} MiB, VmHWM {}",
         mib(first_min),
         mib(last),
-        mib(peak)
+        mib(peak),
+        hwm_kib.map_or("unknown".to_string(), |k| format!("{:.1} MiB", mib(k)))
     );
     let _ = writeln!(
         out,
@@ -427,6 +430,7 @@ pub fn soak(spec: &SoakSpec) -> Result<Vec<Sample>, Error> {
         eprintln!("[{:>5.0}s] rss {:>6.1} MiB  {:>6.0} answers/s  p50 {:>7.2} ms  p99 {:>8.2} ms  errors {}", s.t_s, mib(s.rss_kib), s.answers_per_s, ms(s.p50_us), ms(s.p99_us), s.errors);
         samples.push(s);
     })?;
+    let hwm_kib = procstat::sample(&pid).map(|s| s.rss_peak_kib);
     eprintln!("{}", leadx.stop());
     eprintln!("{}", fleet.stop());
     let date = bench::today();
@@ -443,7 +447,7 @@ pub fn soak(spec: &SoakSpec) -> Result<Vec<Sample>, Error> {
     )?;
     write(
         &spec.out.join("soak.md"),
-        &summary(spec, &samples, &result, &date),
+        &summary(spec, &samples, &result, &date, hwm_kib),
     )?;
     Ok(samples)
 }
