@@ -194,3 +194,23 @@ fn the_watchdog_probe_succeeds_while_idle_clients_fill_connections_max() {
     drop(idle);
     running.shutdown().unwrap();
 }
+
+/// A request that arrived whole is shown to the same head check (every
+/// request passes one gate whatever its packets looked like); its body is
+/// already consumed, so the connection stays open for the next one.
+#[test]
+fn a_whole_request_refused_on_its_head_keeps_the_connection() {
+    let l = support::start("", "", "");
+    let mut s = TcpStream::connect(l.addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nxGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let statuses: Vec<&str> = text
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &text[i..i + 12])
+        .collect();
+    assert_eq!(statuses, ["HTTP/1.1 413", "HTTP/1.1 200"], "{text}");
+}
