@@ -58,12 +58,14 @@ pub fn start(config: Config, path: Option<PathBuf>) -> Result<Running, StartErro
     crate::rt::configure(config.server.workers);
     let listen = config.server.listen;
     let listener = server::bind(listen).map_err(|e| StartError::Bind(listen, e))?;
-    let store = Store::open(&config.server.data_dir, StoreOptions::default()).map_err(|e| StartError::Store(e.to_string()))?;
+    let store_opts = StoreOptions { cache_bytes: config.server.store_cache_bytes, ..StoreOptions::default() };
+    let store = Store::open(&config.server.data_dir, store_opts).map_err(|e| StartError::Store(e.to_string()))?;
     let opts = ServerOptions {
         body_bytes_max: config.server.body_bytes_max,
         idle_timeout_ms: config.server.idle_timeout_ms,
         request_timeout_ms: config.server.request_timeout_ms,
         connections_max: config.server.connections_max,
+        probe_listener: true,
         ..ServerOptions::default()
     };
     let drain_timeout = Duration::from_millis(config.server.drain_timeout_ms);
@@ -123,6 +125,12 @@ impl Running {
         &self.server
     }
 
+    /// Where the watchdog asks `/healthz`: the loopback probe listener,
+    /// which `server.connections_max` does not cover.
+    pub fn watchdog_addr(&self) -> SocketAddr {
+        self.server.probe_addr().unwrap_or_else(|| self.local_addr())
+    }
+
     /// Drains and stops: `/readyz` and new requests answer 503 at once, the
     /// listener closes, in-flight requests finish (bounded by the drain
     /// time-out), then the store is flushed and closed.
@@ -172,7 +180,7 @@ pub fn run(config: Config, path: PathBuf) -> Result<(), StartError> {
     let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM]).expect("registering signal handlers");
     let running = start(config, Some(path.clone()))?;
     notify::ready();
-    crate::watchdog::spawn(running.local_addr());
+    crate::watchdog::spawn(running.watchdog_addr());
     for sig in signals.forever() {
         match sig {
             SIGHUP => {

@@ -64,8 +64,12 @@ pub const SERVER_REQUEST_TIMEOUT_MS: u64 = 10_000;
 pub const SERVER_WRITE_TIMEOUT_MS: u64 = 10_000;
 /// Listen backlog passed explicitly to listen(2).
 pub const SERVER_LISTEN_BACKLOG: i32 = 1024;
-/// Initial per-connection read buffer; grows for larger requests, then shrinks back.
+/// Initial per-connection read buffer; grows for larger requests, then shrinks
+/// back to this as soon as it is empty.
 pub const SERVER_READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Write-buffer capacity a connection keeps between answers; a larger
+/// one (a big answer) is freed once written.
+pub const SERVER_WRITE_BUFFER_KEEP_BYTES: usize = 4 * 1024;
 /// Longest chunk-size line (size plus extensions) in a chunked request body.
 pub const CHUNK_LINE_BYTES_MAX: usize = 256;
 /// Framing bytes (size lines, CRLFs, trailers) a chunked body may add on top
@@ -76,6 +80,9 @@ pub const CHUNKED_OVERHEAD_BYTES_MAX: usize = 16 * 1024;
 pub const SERVER_LINGER_MS: u64 = 500;
 /// Most bytes drained during that linger.
 pub const SERVER_LINGER_BYTES_MAX: usize = 256 * 1024;
+/// Connections served at once on the loopback probe listener (the systemd
+/// watchdog's `/healthz`), outside `server.connections_max`.
+pub const PROBE_CONNECTIONS_MAX: usize = 4;
 /// Pause after an accept error that signals exhaustion (EMFILE, ENOBUFS).
 pub const SERVER_ACCEPT_BACKOFF_MS: u64 = 10;
 /// Poll period of `ServerHandle::wait_idle`.
@@ -116,9 +123,16 @@ const _: () = assert!(BODY_BYTES_MAX_DEFAULT <= BODY_BYTES_MAX_CEILING);
 const _: () = assert!(JSON_DEPTH_MAX >= 3);
 const _: () = assert!(HEADER_BYTES_MAX >= 1024);
 
-/// Pings kept in memory for their post (the store has them all; the cache
-/// is what makes a post right after its ping independent of write lag).
-pub const PINGS_CACHED_MAX: usize = 200_000;
+/// Default for `server.ping_cache_bytes`: what the in-memory ping cache may
+/// hold (the store has every ping; the cache is what makes a post right
+/// after its ping independent of write lag). A ping with 8 buyers holds
+/// about 3 KiB, so this keeps ~10,000 pings, several seconds of traffic at
+/// the 2-core box's maximum — the store's writer lags by milliseconds.
+pub const PING_CACHE_BYTES_DEFAULT: usize = 32 * 1024 * 1024;
+/// Smallest `server.ping_cache_bytes`: room for a few hundred pings.
+pub const PING_CACHE_BYTES_MIN: usize = 1024 * 1024;
+/// Ceiling for `server.ping_cache_bytes`.
+pub const PING_CACHE_BYTES_CEILING: usize = 4 * 1024 * 1024 * 1024;
 /// Time kept back from the auction deadline to rank and answer.
 pub const RESPONSE_MARGIN_MS: u64 = 2;
 /// Longest `Idempotency-Key` accepted.
@@ -168,9 +182,15 @@ const _: () = assert!(AGE_YEARS_MIN <= AGE_YEARS_MAX);
 const _: () = assert!(CHUNK_LINE_BYTES_MAX < HEADER_BYTES_MAX);
 const _: () = assert!(SERVER_REQUEST_TIMEOUT_MS <= SERVER_IDLE_TIMEOUT_MS);
 const _: () = assert!(BUYER_IDLE_CONNECTIONS_MAX <= BUYER_CONNECTIONS_MAX);
-/// Default sled page-cache size for the store. Hot keys (caps, dedupe,
-/// idempotency) must stay in memory so reads on coroutines rarely touch disk.
-pub const STORE_CACHE_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
+/// Default sled page-cache size for the store (`server.store_cache_bytes`).
+/// Hot keys (caps, dedupe, idempotency) must stay in memory so reads on
+/// coroutines rarely touch disk; they are small. The pings tree is written
+/// far more than read, and a larger cache mostly keeps cold pings resident
+/// (sled's real use runs above this figure: see docs/ops.md).
+pub const STORE_CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Bounds of `server.store_cache_bytes`.
+pub const STORE_CACHE_BYTES_MIN: u64 = 1024 * 1024;
+pub const STORE_CACHE_BYTES_CEILING: u64 = 64 * 1024 * 1024 * 1024;
 /// Most operations the store's writer applies before one flush (group
 /// commit). Bounds how long a waiter can be held behind other writes.
 pub const STORE_BATCH_OPS_MAX: usize = 8 * 1024;
@@ -182,6 +202,8 @@ pub const STORE_BATCH_OPS_MAX: usize = 8 * 1024;
 pub const STORE_WRITE_DEFER_MS: u64 = 20;
 
 const _: () = assert!(STORE_BATCH_OPS_MAX >= 1);
+const _: () = assert!(PING_CACHE_BYTES_MIN <= PING_CACHE_BYTES_DEFAULT && PING_CACHE_BYTES_DEFAULT <= PING_CACHE_BYTES_CEILING);
+const _: () = assert!(STORE_CACHE_BYTES_MIN <= STORE_CACHE_BYTES_DEFAULT && STORE_CACHE_BYTES_DEFAULT <= STORE_CACHE_BYTES_CEILING);
 const _: () = assert!(STORE_QUEUE_MAX >= STORE_BATCH_OPS_MAX);
 const _: () = assert!(CONSENT_TEXT_BYTES_MAX < BODY_BYTES_MAX_DEFAULT);
 const _: () = assert!(LEAD_AGE_MIN <= LEAD_AGE_MAX);

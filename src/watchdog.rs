@@ -2,6 +2,11 @@
 //! server's own `/healthz` over loopback and pings systemd only when the
 //! answer comes back. A wedged coroutine scheduler stops the pings and
 //! systemd restarts the service; a merely busy one still answers.
+//!
+//! It asks on the server's probe listener (`ServerOptions::probe_listener`,
+//! an ephemeral 127.0.0.1 port with connections of its own), not on
+//! `server.listen`: there a flood of clients filling `connections_max`
+//! would get the probe refused and systemd would kill leadx mid-post.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

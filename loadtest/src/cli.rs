@@ -28,6 +28,8 @@ pub enum Command {
     Run(RunArgs),
     /// Start buyers and leadx, sweep rates, write the report.
     Bench(BenchArgs),
+    /// Start buyers and leadx, hold one rate for minutes, sample RSS and latency.
+    Soak(SoakArgs),
     /// A stand-in for `leadx serve` used by the tester's own tests.
     #[command(hide = true)]
     FakeLeadx { mode: String, #[arg(long)] config: PathBuf },
@@ -143,12 +145,44 @@ pub struct BenchArgs {
     pub ready_timeout_s: u64,
 }
 
+#[derive(Args, Debug)]
+pub struct SoakArgs {
+    #[arg(long, default_value = "target/release/leadx")]
+    pub leadx_bin: PathBuf,
+    /// Offered ping-post cycles per second, open loop.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    #[arg(long, default_value_t = 5)]
+    pub minutes: u64,
+    #[arg(long, default_value_t = 5)]
+    pub sample_s: u64,
+    #[arg(long, default_value_t = 5)]
+    pub buyers: usize,
+    /// Default: loadtest/runs/<date>-<machine>-soak/
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub machine: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, default_value_t = limits::CONNECTIONS_DEFAULT)]
+    pub connections: usize,
+    #[arg(long, default_value_t = limits::THINK_MS_DEFAULT)]
+    pub think_ms: u64,
+    #[arg(long, default_value_t = limits::REQUEST_TIMEOUT_MS_DEFAULT)]
+    pub timeout_ms: u64,
+    /// Dashed line on the RSS plot, MiB (issue #7's goal: 256).
+    #[arg(long, default_value_t = 256.0)]
+    pub rss_goal_mib: f64,
+}
+
 /// Runs the parsed command.
 pub fn main_with(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Buyers(a) => run_buyers(a),
         Command::Run(a) => run_driver(a),
         Command::Bench(a) => run_bench(a),
+        Command::Soak(a) => run_soak(a),
         Command::FakeLeadx { mode, config } if mode == "serve" => fake_leadx::serve(&config),
         Command::FakeLeadx { mode, .. } => Err(Error::Usage(format!("fake-leadx: unknown mode {mode:?}"))),
     }
@@ -249,5 +283,23 @@ fn run_bench(a: BenchArgs) -> Result<(), Error> {
     let report = bench::bench(&spec)?;
     print!("{}", report::table(&report.scenarios));
     println!("report written to {}", out.display());
+    Ok(())
+}
+
+fn run_soak(a: SoakArgs) -> Result<(), Error> {
+    let machine = a.machine.unwrap_or_else(machine_name);
+    let out = a.out.unwrap_or_else(|| PathBuf::from(format!("loadtest/runs/{}-{machine}-soak", bench::today())));
+    if a.minutes == 0 || a.minutes * 60 > limits::DURATION_S_MAX || a.sample_s == 0 || a.sample_s > 600 {
+        return Err(Error::Usage(format!("--minutes must be 1..={} and --sample-s 1..=600", limits::DURATION_S_MAX / 60)));
+    }
+    let spec = crate::soak::SoakSpec {
+        leadx_bin: a.leadx_bin, self_exe: std::env::current_exe().map_err(|e| Error::io("locating this program", e))?,
+        rate_per_s: a.rate, duration: Duration::from_secs(a.minutes * 60), sample_every: Duration::from_secs(a.sample_s),
+        buyers: a.buyers, out: out.clone(), machine, seed: a.seed, connections: a.connections,
+        think: Duration::from_millis(a.think_ms), timeout: Duration::from_millis(a.timeout_ms),
+        ready_wait: Duration::from_millis(limits::READY_WAIT_MS), rss_goal_mib: Some(a.rss_goal_mib),
+    };
+    let samples = crate::soak::soak(&spec)?;
+    println!("{} samples; results in {}", samples.len(), out.display());
     Ok(())
 }

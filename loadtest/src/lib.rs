@@ -21,6 +21,7 @@ pub mod report;
 pub mod rng;
 pub mod rt;
 pub mod schedule;
+pub mod soak;
 pub mod stats;
 pub mod target;
 

@@ -43,6 +43,12 @@ pub fn parse_status_field(status: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// Resident set now (VmRSS, KiB) of process `pid`; `None` when it is gone.
+pub fn rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_status_field(&status, "VmRSS")
+}
+
 /// Samples process `pid` ("self" for this process). `None` when it is gone.
 pub fn sample(pid: &str) -> Option<ProcSample> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

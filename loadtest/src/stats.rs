@@ -53,6 +53,15 @@ impl Latency {
         self.hist.add(&other.hist).expect("same bounds on both sides");
     }
 
+    /// What was recorded after `earlier`, a snapshot of this same
+    /// histogram (cumulative snapshots → one window).
+    pub fn since(&self, earlier: &Latency) -> Latency {
+        let mut hist = self.hist.clone();
+        // A later snapshot holds every count of an earlier one.
+        hist.subtract(&earlier.hist).expect("an earlier snapshot of the same histogram");
+        Latency { hist }
+    }
+
     pub fn count(&self) -> u64 {
         self.hist.len()
     }
@@ -174,6 +183,22 @@ mod tests {
         }
         a.merge(&b);
         assert_eq!(a.percentiles(), all.percentiles());
+    }
+
+    #[test]
+    fn since_keeps_only_what_came_after_the_snapshot() {
+        let mut l = Latency::new();
+        for v in 1..=100 {
+            l.record_us(v);
+        }
+        let snapshot = l.clone();
+        for _ in 0..10 {
+            l.record_us(5_000);
+        }
+        let w = l.since(&snapshot);
+        assert_eq!(w.count(), 10);
+        assert!((4_995..=5_005).contains(&w.quantile_us(0.5)), "{}", w.quantile_us(0.5));
+        assert_eq!(l.since(&l.clone()).count(), 0);
     }
 
     #[test]

@@ -2,13 +2,28 @@
 //! with PII, recent transactions without, reload, stats, and the
 //! reconciliation export.
 
-use super::{bearer, json, load_lead, rfc3339, store_error, Api, ApiError, Obj};
+use super::{bearer, bearer_token, json, load_lead, rfc3339, store_error, Api, ApiError, Obj};
 use crate::exchange::{caps, Exchange};
-use crate::http::server::{Request, Response};
+use crate::http::server::{Head, Request, Response};
 use crate::limits;
 use crate::metrics::{LatencySummary, PartyStats};
 use crate::records::{LeadRecord, PingRecord};
 use crate::store::Tree;
+
+/// The head check of an admin request (`Api::screen`): the admin token,
+/// then whether the route takes a body at all — none does today.
+pub fn screen(api: &Api, head: &Head<'_>) -> Result<(), ApiError> {
+    let rt = api.ex.runtime();
+    let token = head.header("authorization").and_then(bearer_token).ok_or_else(ApiError::unauthorized)?;
+    let hash = rt.config.admin.token_sha256.ok_or_else(ApiError::unauthorized)?;
+    if !crate::config::verify_key(token.as_bytes(), &hash) {
+        return Err(ApiError::unauthorized());
+    }
+    if head.has_body() {
+        return Err(super::no_body_here());
+    }
+    Ok(())
+}
 
 pub fn route(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     let rt = api.ex.runtime();
@@ -293,6 +308,8 @@ pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
     let s = ex.store.stats();
     write_gauge(out, "leadx_store_queue_depth", "Writes waiting for the store's writer thread.", &[], s.queue_depth as f64);
     write_gauge(out, "leadx_pings_cached", "Pings held in memory awaiting their post.", &[], ex.pings.len() as f64);
+    let help = "Bytes the ping cache holds (bounded by server.ping_cache_bytes).";
+    write_gauge(out, "leadx_pings_cached_bytes", help, &[], ex.pings.bytes() as f64);
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::config::{ConfigError, Publisher};
 use crate::exchange::{Exchange, Runtime};
-use crate::http::server::{Handler, Request, Response};
+use crate::http::server::{Handler, Head, Request, Response};
 use crate::metrics::{self, Endpoint};
 use crate::records::LeadRecord;
 use crate::store::StoreError;
@@ -39,23 +39,17 @@ impl Api {
     fn route(&self, req: &mut Request<'_>) -> (Endpoint, Result<Response, ApiError>) {
         let ex = &*self.ex;
         let method = req.method;
-        let path = req.path;
-        let (endpoint, allowed): (Endpoint, &[&str]) = match path {
-            "/healthz" => (Endpoint::Health, &["GET"]),
-            "/readyz" => (Endpoint::Ready, &["GET"]),
-            "/metrics" => (Endpoint::Metrics, &["GET"]),
-            "/v1/ping" => (Endpoint::Ping, &["POST"]),
-            "/v1/post" => (Endpoint::Post, &["POST"]),
-            "/v1/leads" => (Endpoint::Leads, &["POST"]),
-            p if p.starts_with("/v1/leads/") => (Endpoint::LeadGet, &["GET"]),
-            p if p.starts_with("/v1/admin/") => return (Endpoint::Admin, admin::route(self, req)),
-            _ => return (Endpoint::Other, Err(ApiError::not_found())),
-        };
+        let (endpoint, allowed) = endpoint_of(req.path);
+        if endpoint == Endpoint::Admin {
+            return (endpoint, admin::route(self, req));
+        }
+        if endpoint == Endpoint::Other {
+            return (endpoint, Err(ApiError::not_found()));
+        }
         if !allowed.contains(&method) {
             return (endpoint, Err(ApiError::method_not_allowed()));
         }
-        let publisher_call = !matches!(endpoint, Endpoint::Health | Endpoint::Ready | Endpoint::Metrics);
-        if publisher_call && ex.is_draining() {
+        if is_publisher_call(endpoint) && ex.is_draining() {
             return (endpoint, Err(ApiError::draining()));
         }
         let result = match endpoint {
@@ -70,14 +64,32 @@ impl Api {
         (endpoint, result)
     }
 
+    /// The gate in front of every body (`Handler::check_head`): route,
+    /// method, draining, credentials, allow-list and media type, all from
+    /// the head. A client that fails any of these never makes leadx buffer
+    /// its body. The rate limit stays in `publisher` (once per request).
+    fn screen(&self, head: &Head<'_>) -> (Endpoint, Result<(), ApiError>) {
+        let (endpoint, allowed) = endpoint_of(head.path);
+        let result = match endpoint {
+            Endpoint::Other => Err(ApiError::not_found()),
+            Endpoint::Admin => admin::screen(self, head),
+            _ if !allowed.contains(&head.method) => Err(ApiError::method_not_allowed()),
+            _ if head.method != "POST" && head.has_body() => Err(no_body_here()),
+            _ if !is_publisher_call(endpoint) => Ok(()),
+            _ if self.ex.is_draining() => Err(ApiError::draining()),
+            _ => {
+                let rt = self.ex.runtime();
+                let known = authenticate(&rt, head.header("authorization"), head.peer).map(drop);
+                known.and_then(|()| if head.method == "POST" { require_json_type(head.header("content-type")) } else { Ok(()) })
+            }
+        };
+        (endpoint, result)
+    }
+
     /// The publisher a request speaks for: bearer key, then IP allow-list,
     /// then rate limit.
     pub(crate) fn publisher<'r>(&self, rt: &'r Runtime, req: &Request<'_>) -> Result<&'r Publisher, ApiError> {
-        let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
-        let publisher = rt.config.publisher_by_key(token.as_bytes()).ok_or_else(ApiError::unauthorized)?;
-        if !publisher.allowed_ips.is_empty() && !publisher.allowed_ips.iter().any(|n| n.contains(req.peer.ip())) {
-            return Err(ApiError::forbidden("this address may not call for this publisher"));
-        }
+        let publisher = authenticate(rt, req.header("authorization"), req.peer)?;
         if let Some(rps) = publisher.rate_limit_rps {
             if !self.limits.allow(&publisher.id, rps) {
                 return Err(ApiError::new(429, "rate_limited", "rate limit exceeded, retry after the Retry-After delay"));
@@ -88,17 +100,65 @@ impl Api {
 }
 
 impl Handler for Api {
+    fn check_head(&self, head: &Head<'_>) -> Result<(), Response> {
+        let (endpoint, result) = self.screen(head);
+        result.map_err(|e| {
+            let resp = refused(endpoint, e);
+            metrics::global().http_request(endpoint, resp.status, head.received_at.elapsed().as_micros() as u64);
+            resp
+        })
+    }
+
     fn handle(&self, req: &mut Request<'_>) -> Response {
         let (endpoint, result) = self.route(req);
-        let resp = result.unwrap_or_else(|e| {
-            // Code and field path only: the message may quote the input.
-            log::warn!(target: "leadx::api", endpoint = endpoint.label(), status = e.status, code = e.code, field = e.field.as_deref().unwrap_or(""); "request refused");
-            error_response(e)
-        });
+        let resp = result.unwrap_or_else(|e| refused(endpoint, e));
         let latency_us = req.received_at.elapsed().as_micros() as u64;
         metrics::global().http_request(endpoint, resp.status, latency_us);
         resp
     }
+}
+
+/// Logs a refusal and turns it into its answer.
+fn refused(endpoint: Endpoint, e: ApiError) -> Response {
+    // Code and field path only: the message may quote the input.
+    log::warn!(target: "leadx::api", endpoint = endpoint.label(), status = e.status, code = e.code, field = e.field.as_deref().unwrap_or(""); "request refused");
+    error_response(e)
+}
+
+/// The endpoint a path names and the methods it takes (admin paths route
+/// further in `admin`).
+fn endpoint_of(path: &str) -> (Endpoint, &'static [&'static str]) {
+    match path {
+        "/healthz" => (Endpoint::Health, &["GET"]),
+        "/readyz" => (Endpoint::Ready, &["GET"]),
+        "/metrics" => (Endpoint::Metrics, &["GET"]),
+        "/v1/ping" => (Endpoint::Ping, &["POST"]),
+        "/v1/post" => (Endpoint::Post, &["POST"]),
+        "/v1/leads" => (Endpoint::Leads, &["POST"]),
+        p if p.starts_with("/v1/leads/") => (Endpoint::LeadGet, &["GET"]),
+        p if p.starts_with("/v1/admin/") => (Endpoint::Admin, &[]),
+        _ => (Endpoint::Other, &[]),
+    }
+}
+
+fn is_publisher_call(endpoint: Endpoint) -> bool {
+    !matches!(endpoint, Endpoint::Health | Endpoint::Ready | Endpoint::Metrics)
+}
+
+/// A body sent where none is taken: refused on the head, never buffered.
+pub(crate) fn no_body_here() -> ApiError {
+    ApiError::new(413, "body_too_large", "this endpoint takes no request body")
+}
+
+/// The publisher whose key `authorization` carries, if `peer` may call
+/// for it: 401 for no or an unknown key, 403 outside its allow-list.
+fn authenticate<'r>(rt: &'r Runtime, authorization: Option<&str>, peer: std::net::SocketAddr) -> Result<&'r Publisher, ApiError> {
+    let token = authorization.and_then(bearer_token).ok_or_else(ApiError::unauthorized)?;
+    let publisher = rt.config.publisher_by_key(token.as_bytes()).ok_or_else(ApiError::unauthorized)?;
+    if !publisher.allowed_ips.is_empty() && !publisher.allowed_ips.iter().any(|n| n.contains(peer.ip())) {
+        return Err(ApiError::forbidden("this address may not call for this publisher"));
+    }
+    Ok(publisher)
 }
 
 pub(crate) fn error_response(e: ApiError) -> Response {
@@ -115,15 +175,23 @@ pub(crate) fn json(status: u16, body: Vec<u8>) -> Response {
 
 /// `Authorization: Bearer <token>`, the scheme case-insensitive.
 pub(crate) fn bearer<'a>(req: &Request<'a>) -> Option<&'a str> {
-    let v = req.header("authorization")?.trim();
-    let (scheme, token) = v.split_once(' ')?;
+    bearer_token(req.header("authorization")?)
+}
+
+/// The token of an `Authorization` value `Bearer <token>`.
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// POST bodies must be JSON (`application/json`, parameters allowed).
 pub(crate) fn require_json(req: &Request<'_>) -> Result<(), ApiError> {
-    let ct = req.header("content-type").unwrap_or("");
+    require_json_type(req.header("content-type"))
+}
+
+fn require_json_type(content_type: Option<&str>) -> Result<(), ApiError> {
+    let ct = content_type.unwrap_or("");
     let media = ct.split(';').next().unwrap_or("").trim();
     if media.eq_ignore_ascii_case("application/json") {
         Ok(())

@@ -81,6 +81,12 @@ pub struct Server {
     pub drain_timeout_ms: u64,
     /// Extension; default [`limits::CONNECTIONS_MAX`].
     pub connections_max: usize,
+    /// Extension; default [`limits::PING_CACHE_BYTES_DEFAULT`]. What the
+    /// in-memory ping cache may hold, counted as its entries really use.
+    pub ping_cache_bytes: usize,
+    /// Extension; default [`limits::STORE_CACHE_BYTES_DEFAULT`]. sled's
+    /// page cache (read at start only).
+    pub store_cache_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,6 +22,8 @@ const SERVER_KEYS: &[&str] = &[
     "request_timeout_ms",
     "drain_timeout_ms",
     "connections_max",
+    "ping_cache_bytes",
+    "store_cache_bytes",
 ];
 
 /// `[server]`: required, with `listen` and `data_dir`.
@@ -53,6 +55,8 @@ pub(super) fn server(w: &mut Walker, top: &Section) -> Option<Server> {
     let request = s.int_or(w, "request_timeout_ms", server_ms.clone(), 10_000);
     let drain = s.int_or(w, "drain_timeout_ms", server_ms, 10_000);
     let conns = s.int_or(w, "connections_max", 1..=CONNECTIONS_CEILING, limits::CONNECTIONS_MAX as i64);
+    let ping_cache = s.int_or(w, "ping_cache_bytes", PING_CACHE_RANGE, limits::PING_CACHE_BYTES_DEFAULT as i64);
+    let store_cache = s.int_or(w, "store_cache_bytes", STORE_CACHE_RANGE, limits::STORE_CACHE_BYTES_DEFAULT as i64);
     Some(Server {
         listen: listen?,
         data_dir: data_dir?,
@@ -62,11 +66,17 @@ pub(super) fn server(w: &mut Walker, top: &Section) -> Option<Server> {
         request_timeout_ms: request? as u64,
         drain_timeout_ms: drain? as u64,
         connections_max: conns? as usize,
+        ping_cache_bytes: ping_cache? as usize,
+        store_cache_bytes: store_cache? as u64,
     })
 }
 
 const BODY_CEILING: i64 = limits::BODY_BYTES_MAX_CEILING as i64;
 const CONNECTIONS_CEILING: i64 = limits::CONNECTIONS_MAX_CEILING as i64;
+const PING_CACHE_RANGE: std::ops::RangeInclusive<i64> =
+    limits::PING_CACHE_BYTES_MIN as i64..=limits::PING_CACHE_BYTES_CEILING as i64;
+const STORE_CACHE_RANGE: std::ops::RangeInclusive<i64> =
+    limits::STORE_CACHE_BYTES_MIN as i64..=limits::STORE_CACHE_BYTES_CEILING as i64;
 
 /// `[admin]`: optional; without `token_sha256` the admin API is closed.
 pub(super) fn admin(w: &mut Walker, top: &Section) -> Option<Admin> {

@@ -140,6 +140,8 @@ fn buyer_debug_hides_header_values() {
 fn defaults_fill_a_minimal_config() {
     let c = parse(MINIMAL, &no_secrets).unwrap();
     assert_eq!(c.server.body_bytes_max, limits::BODY_BYTES_MAX_DEFAULT);
+    assert_eq!(c.server.ping_cache_bytes, limits::PING_CACHE_BYTES_DEFAULT);
+    assert_eq!(c.server.store_cache_bytes, limits::STORE_CACHE_BYTES_DEFAULT);
     assert_eq!(c.admin.token_sha256, None);
     assert_eq!(c.auction, Auction::default());
     assert!(c.verticals.is_empty() && c.publishers.is_empty() && c.buyers.is_empty());
@@ -328,6 +330,13 @@ fn server_rules() {
             ],
         ),
         ("[server]\nlisten = 8080\ndata_dir = [\"/x\"]", &["server.listen: expected a string", "server.data_dir: expected a string"]),
+        (
+            "[server]\nlisten = \"127.0.0.1:1\"\ndata_dir = \"/d\"\nping_cache_bytes = 1000\nstore_cache_bytes = 0",
+            &[
+                "server.ping_cache_bytes: must be between 1048576 and 4294967296",
+                "server.store_cache_bytes: must be between 1048576 and 68719476736",
+            ],
+        ),
     ];
     for (text, want) in cases {
         assert_eq!(lines_for(text), *want, "for:\n{text}");

@@ -124,6 +124,7 @@ impl Exchange {
     pub fn new(config: Config, store: Store) -> Result<Exchange, Vec<ConfigError>> {
         let caps = caps::CapBook::default();
         let runtime = Runtime::build(config, &caps, &store)?;
+        let ping_cache_bytes = runtime.config.server.ping_cache_bytes;
         Ok(Exchange {
             runtime: ArcSwap::from_pointee(runtime),
             store,
@@ -131,7 +132,7 @@ impl Exchange {
             posting: claims::Claims::default(),
             idempotency: claims::Claims::default(),
             selling: claims::Claims::default(),
-            pings: pings::PingCache::default(),
+            pings: pings::PingCache::new(ping_cache_bytes),
             draining: AtomicBool::new(false),
             ready: AtomicBool::new(false),
         })
@@ -147,6 +148,7 @@ impl Exchange {
     /// plain thread (see `daemon::reload_from`).
     pub fn reload(&self, config: Config) -> Result<(), Vec<ConfigError>> {
         let rt = Runtime::build(config, &self.caps, &self.store)?;
+        self.pings.set_bytes_max(rt.config.server.ping_cache_bytes);
         self.runtime.store(Arc::new(rt));
         Ok(())
     }

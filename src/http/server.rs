@@ -24,7 +24,7 @@ use crate::sync::Mutex;
 use crate::limits;
 
 #[doc(hidden)]
-pub use codec::{decode, encode, Decoded, HttpError, Limits, Parsed, Pending};
+pub use codec::{decode, decode_head, encode, Decoded, HeadOnly, HttpError, Limits, Parsed, Pending};
 
 /// One request, borrowing the connection's read buffer.
 pub struct Request<'a> {
@@ -45,8 +45,54 @@ impl<'a> Request<'a> {
     /// The first header called `name` (case-insensitive); None if absent or
     /// not UTF-8.
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        let h = self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name))?;
-        std::str::from_utf8(h.value).ok()
+        find_header(self.headers, name)
+    }
+
+    /// This request's head, as `Handler::check_head` sees it.
+    pub fn head(&self) -> Head<'a> {
+        Head {
+            method: self.method,
+            path: self.path,
+            query: self.query,
+            headers: self.headers,
+            body_bytes: Some(self.body.len()),
+            peer: self.peer,
+            received_at: self.received_at,
+        }
+    }
+}
+
+fn find_header<'a>(headers: &'a [httparse::Header<'a>], name: &str) -> Option<&'a str> {
+    let h = headers.iter().find(|h| h.name.eq_ignore_ascii_case(name))?;
+    std::str::from_utf8(h.value).ok()
+}
+
+/// A request's head, shown to the handler before the server reads (or
+/// waits for) a single byte of its body.
+#[derive(Clone, Copy)]
+pub struct Head<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: &'a [httparse::Header<'a>],
+    /// The body's size as declared (Content-Length, 0 when absent), or as
+    /// received when it is already all here; None for a chunked body not
+    /// yet received.
+    pub body_bytes: Option<usize>,
+    pub peer: SocketAddr,
+    pub received_at: Instant,
+}
+
+impl<'a> Head<'a> {
+    /// The first header called `name` (case-insensitive); None if absent or
+    /// not UTF-8.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        find_header(self.headers, name)
+    }
+
+    /// A body is declared or may follow (chunked).
+    pub fn has_body(&self) -> bool {
+        self.body_bytes != Some(0)
     }
 }
 
@@ -70,6 +116,16 @@ impl Response {
 /// The application. Runs in the connection's coroutine: it may block that
 /// coroutine (coroutine-aware waits only), never the OS thread.
 pub trait Handler: Send + Sync + 'static {
+    /// Called once per request as soon as its head is complete, before any
+    /// body byte is read or waited for: an `Err` is the answer, the body is
+    /// never buffered, and the connection closes unless the body had
+    /// already arrived whole. It must not wait for anything (it runs
+    /// before a slow client has sent its body). `handle` still runs its
+    /// own checks: a head that passes here is not trusted further.
+    fn check_head(&self, _head: &Head<'_>) -> Result<(), Response> {
+        Ok(())
+    }
+
     fn handle(&self, req: &mut Request<'_>) -> Response;
 }
 
@@ -86,6 +142,11 @@ pub struct ServerOptions {
     pub request_timeout_ms: u64,
     pub write_timeout_ms: u64,
     pub connections_max: usize,
+    /// Also listen on an ephemeral 127.0.0.1 port for health probes (the
+    /// systemd watchdog), with its own `limits::PROBE_CONNECTIONS_MAX`
+    /// connections outside `connections_max`: a flood of clients filling
+    /// the main port must not make systemd kill a working exchange.
+    pub probe_listener: bool,
 }
 
 impl Default for ServerOptions {
@@ -98,6 +159,7 @@ impl Default for ServerOptions {
             request_timeout_ms: limits::SERVER_REQUEST_TIMEOUT_MS,
             write_timeout_ms: limits::SERVER_WRITE_TIMEOUT_MS,
             connections_max: limits::CONNECTIONS_MAX,
+            probe_listener: false,
         }
     }
 }
@@ -130,10 +192,15 @@ pub struct ServerStats {
     pub connections_total: AtomicU64,
     /// Closed at accept because `connections_max` were open.
     pub connections_rejected_total: AtomicU64,
+    /// Connections open on the probe listener (not in `connections_open`).
+    pub probe_connections_open: AtomicU64,
     /// Requests answered by the handler.
     pub requests_total: AtomicU64,
     /// Requests refused with 400/413/431.
     pub protocol_errors_total: AtomicU64,
+    /// Requests the handler refused on their head while their body had not
+    /// all arrived (answered, then the connection closed unread).
+    pub refused_on_head_total: AtomicU64,
     /// Requests not complete within `request_timeout_ms`.
     pub timeouts_total: AtomicU64,
 }
@@ -175,9 +242,18 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 #[must_use = "dropping the handle stops the server accepting"]
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    probe_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
-    /// A duplicate of the listening socket, shut down to stop accepting.
-    listener: Mutex<Option<std::net::TcpListener>>,
+    /// Duplicates of the listening sockets, shut down to stop accepting.
+    listeners: Mutex<Vec<std::net::TcpListener>>,
+}
+
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Port {
+    Main,
+    /// The loopback probe listener (`ServerOptions::probe_listener`).
+    Probe,
 }
 
 /// Starts serving `listener` with `handler`. Callable from a plain thread:
@@ -192,8 +268,15 @@ pub fn start<H: Handler>(
     // pool from the config at that moment: configure it first.
     crate::rt::configure(crate::rt::default_workers());
     let local_addr = listener.local_addr()?;
-    let dup = listener.try_clone()?;
+    let mut dups = vec![listener.try_clone()?];
     let listener = into_may_listener(listener);
+    let probe = if opts.probe_listener {
+        let probe = bind(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)))?;
+        dups.push(probe.try_clone()?);
+        Some((probe.local_addr()?, into_may_listener(probe)))
+    } else {
+        None
+    };
     let shared = Arc::new(Shared {
         opts,
         stats: ServerStats::default(),
@@ -202,9 +285,14 @@ pub fn start<H: Handler>(
         next_conn_id: AtomicU64::new(0),
         conns: Mutex::new(std::collections::HashMap::new()),
     });
+    let probe_addr = probe.as_ref().map(|(addr, _)| *addr);
+    if let Some((_, probe)) = probe {
+        let (shared, handler) = (shared.clone(), handler.clone());
+        crate::rt::spawn(move || accept_loop(probe, Port::Probe, shared, handler));
+    }
     let accept_shared = shared.clone();
-    crate::rt::spawn(move || accept_loop(listener, accept_shared, handler));
-    Ok(ServerHandle { local_addr, shared, listener: Mutex::new(Some(dup)) })
+    crate::rt::spawn(move || accept_loop(listener, Port::Main, accept_shared, handler));
+    Ok(ServerHandle { local_addr, probe_addr, shared, listeners: Mutex::new(dups) })
 }
 
 fn into_may_listener(listener: std::net::TcpListener) -> may::net::TcpListener {
@@ -218,7 +306,7 @@ fn into_may_listener(listener: std::net::TcpListener) -> may::net::TcpListener {
     }
 }
 
-fn accept_loop<H: Handler>(listener: may::net::TcpListener, shared: Arc<Shared>, handler: Arc<H>) {
+fn accept_loop<H: Handler>(listener: may::net::TcpListener, port: Port, shared: Arc<Shared>, handler: Arc<H>) {
     loop {
         crate::sync::will_park("accept");
         let accepted = listener.accept();
@@ -227,24 +315,28 @@ fn accept_loop<H: Handler>(listener: may::net::TcpListener, shared: Arc<Shared>,
             break;
         }
         match accepted {
-            Ok((stream, peer)) => admit(stream, peer, &shared, &handler),
+            Ok((stream, peer)) => admit(stream, peer, port, &shared, &handler),
             Err(e) => accept_failed(&e),
         }
     }
-    log::info!("http server: stopped accepting");
+    log::info!("http server: stopped accepting port={port:?}");
 }
 
-fn admit<H: Handler>(stream: may::net::TcpStream, peer: SocketAddr, shared: &Arc<Shared>, handler: &Arc<H>) {
+fn admit<H: Handler>(stream: may::net::TcpStream, peer: SocketAddr, port: Port, shared: &Arc<Shared>, handler: &Arc<H>) {
     let stats = &shared.stats;
-    if stats.connections_open.load(Ordering::Relaxed) >= shared.opts.connections_max as u64 {
+    let (open, max) = match port {
+        Port::Main => (&stats.connections_open, shared.opts.connections_max as u64),
+        Port::Probe => (&stats.probe_connections_open, limits::PROBE_CONNECTIONS_MAX as u64),
+    };
+    if open.load(Ordering::Relaxed) >= max {
         stats.connections_rejected_total.fetch_add(1, Ordering::Relaxed);
         conn::refuse_overloaded(stream);
         return;
     }
-    stats.connections_open.fetch_add(1, Ordering::Relaxed);
+    open.fetch_add(1, Ordering::Relaxed);
     stats.connections_total.fetch_add(1, Ordering::Relaxed);
     let (shared, handler) = (shared.clone(), handler.clone());
-    crate::rt::spawn(move || conn::serve(stream, peer, shared, handler));
+    crate::rt::spawn(move || conn::serve(stream, peer, port, shared, handler));
 }
 
 fn accept_failed(e: &std::io::Error) {
@@ -264,6 +356,11 @@ impl ServerHandle {
         self.local_addr
     }
 
+    /// The loopback probe listener's address, when it was asked for.
+    pub fn probe_addr(&self) -> Option<SocketAddr> {
+        self.probe_addr
+    }
+
     pub fn stats(&self) -> &ServerStats {
         &self.shared.stats
     }
@@ -275,7 +372,7 @@ impl ServerHandle {
         if self.shared.draining.swap(true, Ordering::SeqCst) {
             return;
         }
-        if let Some(listener) = self.listener.lock().take() {
+        for listener in std::mem::take(&mut *self.listeners.lock()) {
             // On Linux shutdown(2) of a listening socket resets its queue,
             // refuses new connections and wakes the blocked accept.
             if let Err(e) = socket2::SockRef::from(&listener).shutdown(std::net::Shutdown::Both) {

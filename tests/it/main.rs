@@ -10,6 +10,7 @@ mod config;
 mod crash;
 mod errors;
 mod layering;
+mod memory;
 mod ops;
 mod post;
 mod reliability;

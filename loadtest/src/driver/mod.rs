@@ -96,6 +96,16 @@ pub fn check_reachable(target: Target, timeout: Duration) -> Result<(), Error> {
 
 /// Runs the traffic described by `spec` and returns what it measured.
 pub fn run(spec: &RunSpec) -> Result<RunResult, Error> {
+    run_sampled(spec, Duration::from_secs(1), &mut |_, _| {})
+}
+
+/// Called every sampling period while a run goes on, with the time since
+/// the run's start and the statistics so far (cumulative).
+pub type Sampler<'a> = dyn FnMut(Duration, &Stats) + 'a;
+
+/// `run`, calling `sampler` about every `every` (at least a second apart;
+/// the soak scenario samples memory and latency this way).
+pub fn run_sampled(spec: &RunSpec, every: Duration, sampler: &mut Sampler<'_>) -> Result<RunResult, Error> {
     validate(spec)?;
     check_reachable(spec.target, spec.timeout)?;
     rt::configure(1);
@@ -130,7 +140,7 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, Error> {
         }
         let _ = done_tx.send(Instant::now());
     });
-    let finished = wait_with_progress(&done_rx, &stats, start, spec.progress);
+    let finished = wait_with_progress(&done_rx, &stats, start, spec.progress, (every, sampler));
     let mut stats = stats.lock().expect("stats lock").clone();
     let cycles = shared.started.load(Ordering::Relaxed);
     if let Plan::Open(s) = plan {
@@ -139,10 +149,25 @@ pub fn run(spec: &RunSpec) -> Result<RunResult, Error> {
     Ok(RunResult { stats, elapsed: finished.saturating_duration_since(start), cycles })
 }
 
-/// Waits for the workers, printing a progress line to stderr each second.
-fn wait_with_progress(done: &mpsc::Receiver<Instant>, stats: &Mutex<Stats>, start: Instant, progress: bool) -> Instant {
+/// Waits for the workers, printing a progress line to stderr each second
+/// and handing the statistics to the sampler every sampling period.
+fn wait_with_progress(
+    done: &mpsc::Receiver<Instant>,
+    stats: &Mutex<Stats>,
+    start: Instant,
+    progress: bool,
+    (every, sampler): (Duration, &mut Sampler<'_>),
+) -> Instant {
     let mut last = (Instant::now(), 0u64);
+    let every = every.max(Duration::from_secs(1));
+    let mut next_sample = start + every;
     loop {
+        if Instant::now() >= next_sample {
+            // Clone under the lock, sample outside it.
+            let snapshot = stats.lock().expect("stats lock").clone();
+            sampler(Instant::now().saturating_duration_since(start), &snapshot);
+            next_sample += every;
+        }
         match done.recv_timeout(Duration::from_secs(1)) {
             Ok(t) => return t,
             Err(mpsc::RecvTimeoutError::Disconnected) => return Instant::now(),

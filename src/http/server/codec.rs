@@ -153,21 +153,7 @@ pub fn decode<'a>(
         return Ok(Decoded::Partial(Pending::default()));
     };
     let (head, rest) = buf.split_at_mut(head_len);
-    let head: &'a [u8] = head;
-    let mut req = httparse::Request::new(headers);
-    match req.parse(head) {
-        Ok(httparse::Status::Complete(n)) if n == head_len => {}
-        Ok(_) => return Err(HttpError::BadRequest("malformed request head")),
-        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
-        Err(_) => return Err(HttpError::BadRequest("malformed request line or header")),
-    }
-    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
-        return Err(HttpError::BadRequest("malformed request line"));
-    };
-    let (path, query) = split_target(target)?;
-    let headers: &'a [httparse::Header<'a>] = req.headers;
-    let http10 = version == 0;
-    let f = framing(headers)?;
+    let HeadParts { method, path, query, headers, http10, framing: f } = parse_head(head, headers)?;
     let keep_alive = if http10 { f.keep_alive && !f.close } else { !f.close };
     let body_slot = |body: &'a mut [u8], raw_len: usize| Parsed {
         method,
@@ -191,6 +177,61 @@ pub fn decode<'a>(
         return Ok(Decoded::Partial(Pending { head_done: true, expect_continue, len_hint: head_len + cl }));
     }
     Ok(Decoded::Complete(body_slot(&mut rest[..cl], cl)))
+}
+
+/// A complete head, parsed.
+struct HeadParts<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    headers: &'a [httparse::Header<'a>],
+    http10: bool,
+    framing: Framing,
+}
+
+/// Parses `head`, which ends with its empty line.
+fn parse_head<'a>(head: &'a [u8], headers: &'a mut [httparse::Header<'a>]) -> Result<HeadParts<'a>, HttpError> {
+    let mut req = httparse::Request::new(headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
+        Ok(_) => return Err(HttpError::BadRequest("malformed request head")),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
+        Err(_) => return Err(HttpError::BadRequest("malformed request line or header")),
+    }
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(HttpError::BadRequest("malformed request line"));
+    };
+    let (path, query) = split_target(target)?;
+    let headers: &'a [httparse::Header<'a>] = req.headers;
+    let framing = framing(headers)?;
+    Ok(HeadParts { method, path, query, headers, http10: version == 0, framing })
+}
+
+/// The head of a request whose body has not all arrived, as the handler's
+/// `check_head` sees it.
+pub struct HeadOnly<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: &'a [httparse::Header<'a>],
+    /// Content-Length (0 when absent); None for a chunked body.
+    pub body_bytes: Option<usize>,
+}
+
+/// The head at the start of `buf` when it is complete (what `decode`
+/// reported as `Pending { head_done: true, .. }`), parsed again without
+/// touching the body bytes after it. None if the head is not complete.
+pub fn decode_head<'a>(
+    buf: &'a [u8],
+    lim: &Limits,
+    headers: &'a mut [httparse::Header<'a>],
+) -> Result<Option<HeadOnly<'a>>, HttpError> {
+    let Some(head_len) = head_end(buf, lim.header_bytes_max)? else {
+        return Ok(None);
+    };
+    let HeadParts { method, path, query, headers, framing, .. } = parse_head(&buf[..head_len], headers)?;
+    let body_bytes = if framing.chunked { None } else { Some(framing.content_length.unwrap_or(0)) };
+    Ok(Some(HeadOnly { method, path, query, headers, body_bytes }))
 }
 
 fn decode_chunked<'a>(

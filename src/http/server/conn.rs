@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::codec::{self, Decoded, HttpError, Limits, Parsed, Pending};
-use super::{ConnSlot, Handler, Request, Response, Shared};
+use super::{ConnSlot, Handler, Head, Port, Request, Response, Shared};
 use crate::limits;
 
-/// Write buffers above this are freed after use rather than kept per connection.
-const WRITE_BUFFER_KEEP_BYTES: usize = 64 * 1024;
+/// Answers piling up past this are written before more are encoded.
+const WRITE_BUFFER_FLUSH_BYTES: usize = 64 * 1024;
 
 /// What to do after answering what is buffered.
 enum Step {
@@ -28,7 +28,7 @@ enum Step {
     Close,
     /// Answered with an error; the rest of the input is not trusted.
     Fail,
-    /// Answers piled up past `WRITE_BUFFER_KEEP_BYTES`: write them, then go on
+    /// Answers piled up past `WRITE_BUFFER_FLUSH_BYTES`: write them, then go on
     /// answering what is buffered (a pipelining client cannot grow `wbuf`).
     Flush,
 }
@@ -59,12 +59,20 @@ struct Conn {
     read_at: Instant,
     head_at: Option<Instant>,
     continue_sent: bool,
+    /// The handler has passed the current request's head (`check_head`).
+    head_checked: bool,
 }
 
 /// Serves one accepted connection until it closes.
-pub(super) fn serve<H: Handler>(stream: may::net::TcpStream, peer: SocketAddr, shared: Arc<Shared>, handler: Arc<H>) {
+pub(super) fn serve<H: Handler>(
+    stream: may::net::TcpStream,
+    peer: SocketAddr,
+    port: Port,
+    shared: Arc<Shared>,
+    handler: Arc<H>,
+) {
     let slot = register(&stream, &shared);
-    let _registered = Registered { shared: shared.clone(), id: slot.as_ref().map(|s| s.0) };
+    let _registered = Registered { shared: shared.clone(), id: slot.as_ref().map(|s| s.0), port };
     let lim = shared.opts.limits();
     let mut conn = Conn {
         stream,
@@ -81,6 +89,7 @@ pub(super) fn serve<H: Handler>(stream: may::net::TcpStream, peer: SocketAddr, s
         read_at: Instant::now(),
         head_at: None,
         continue_sent: false,
+        head_checked: false,
     };
     conn.run(&*handler);
 }
@@ -105,6 +114,7 @@ fn register(stream: &may::net::TcpStream, shared: &Shared) -> Option<(u64, Arc<C
 struct Registered {
     shared: Arc<Shared>,
     id: Option<u64>,
+    port: Port,
 }
 
 impl Drop for Registered {
@@ -112,7 +122,9 @@ impl Drop for Registered {
         if let Some(id) = self.id {
             self.shared.conns.lock().remove(&id);
         }
-        self.shared.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+        let stats = &self.shared.stats;
+        let open = if self.port == Port::Probe { &stats.probe_connections_open } else { &stats.connections_open };
+        open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -161,6 +173,12 @@ impl Conn {
             let parsed = match codec::decode(&mut self.buf[self.start..self.end], &self.lim, headers) {
                 Ok(Decoded::Complete(parsed)) => parsed,
                 Ok(Decoded::Partial(pending)) => {
+                    if pending.head_done && !self.head_checked {
+                        self.head_checked = true;
+                        if !self.check_partial_head(handler) {
+                            return Step::Fail;
+                        }
+                    }
                     self.note_pending(pending);
                     return Step::Read;
                 }
@@ -171,7 +189,9 @@ impl Conn {
                 }
             };
             let received_at = self.head_at.take().unwrap_or(self.read_at);
-            let (len, keep_alive) = answer(handler, &self.shared, parsed, self.peer, received_at, &mut self.wbuf);
+            let head_checked = std::mem::take(&mut self.head_checked);
+            let ctx = AnswerCtx { shared: &self.shared, peer: self.peer, received_at, head_checked };
+            let (len, keep_alive) = answer(handler, &ctx, parsed, &mut self.wbuf);
             self.start += len;
             self.want = 0;
             self.deadline = None;
@@ -179,11 +199,40 @@ impl Conn {
             if !keep_alive {
                 return Step::Close;
             }
-            if self.wbuf.len() > WRITE_BUFFER_KEEP_BYTES {
+            if self.wbuf.len() > WRITE_BUFFER_FLUSH_BYTES {
                 return Step::Flush;
             }
         }
         Step::Read
+    }
+
+    /// Shows the handler the head of a request whose body is still to come
+    /// (before `100 Continue`, before any wait for the body). False: it was
+    /// refused, the refusal is in `wbuf` and the connection must close — the
+    /// body stays unread.
+    fn check_partial_head<H: Handler>(&mut self, handler: &H) -> bool {
+        let received_at = *self.head_at.get_or_insert(self.read_at);
+        let mut storage = [httparse::EMPTY_HEADER; limits::HEADERS_MAX];
+        let headers = &mut storage[..self.lim.headers_max];
+        let Ok(Some(h)) = codec::decode_head(&self.buf[self.start..self.end], &self.lim, headers) else {
+            // `decode` has just parsed this head; nothing to check otherwise.
+            return true;
+        };
+        let head = Head {
+            method: h.method,
+            path: h.path,
+            query: h.query,
+            headers: h.headers,
+            body_bytes: h.body_bytes,
+            peer: self.peer,
+            received_at,
+        };
+        let Err(refusal) = check_head(handler, &head) else { return true };
+        let stats = &self.shared.stats;
+        stats.requests_total.fetch_add(1, Ordering::Relaxed);
+        stats.refused_on_head_total.fetch_add(1, Ordering::Relaxed);
+        codec::encode(&refusal, false, false, head.method == "HEAD", &mut self.wbuf);
+        false
     }
 
     fn note_pending(&mut self, pending: Pending) {
@@ -251,9 +300,7 @@ impl Conn {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
-            if self.buf.len() > 4 * limits::SERVER_READ_BUFFER_BYTES {
-                self.buf = vec![0; limits::SERVER_READ_BUFFER_BYTES];
-            }
+            shrink_read_buffer(&mut self.buf);
         }
         let need = self.want.max(self.end - self.start + 1);
         if self.start > 0 && self.start + need > self.buf.len() {
@@ -302,10 +349,7 @@ impl Conn {
                 Ok(n) => written += n,
             }
         };
-        self.wbuf.clear();
-        if self.wbuf.capacity() > WRITE_BUFFER_KEEP_BYTES {
-            self.wbuf = Vec::new();
-        }
+        shrink_write_buffer(&mut self.wbuf);
         ok
     }
 
@@ -340,20 +384,24 @@ impl Conn {
     }
 }
 
-/// Runs the handler on one request and encodes its answer; returns the bytes
-/// the request used and whether the connection stays open.
-fn answer<H: Handler>(
-    handler: &H,
-    shared: &Shared,
-    parsed: Parsed<'_>,
+/// What `answer` needs from the connection besides the request.
+struct AnswerCtx<'a> {
+    shared: &'a Shared,
     peer: SocketAddr,
     received_at: Instant,
-    wbuf: &mut Vec<u8>,
-) -> (usize, bool) {
+    /// `check_head` already passed this request while its body was read.
+    head_checked: bool,
+}
+
+/// Runs the handler on one request and encodes its answer; returns the bytes
+/// the request used and whether the connection stays open.
+fn answer<H: Handler>(handler: &H, ctx: &AnswerCtx<'_>, parsed: Parsed<'_>, wbuf: &mut Vec<u8>) -> (usize, bool) {
     let Parsed { method, path, query, headers, body, len, keep_alive, http10 } = parsed;
+    let shared = ctx.shared;
     let head_only = method == "HEAD";
+    let (peer, received_at) = (ctx.peer, ctx.received_at);
     let mut req = Request { method, path, query, headers, body, peer, received_at };
-    let result = call_handler(handler, shared, &mut req);
+    let result = call_handler(handler, shared, &mut req, ctx.head_checked);
     shared.stats.requests_total.fetch_add(1, Ordering::Relaxed);
     // Checked after the handler: a drain that began meanwhile closes this one.
     let keep_alive = keep_alive && result.is_ok() && !shared.draining.load(Ordering::SeqCst);
@@ -363,13 +411,33 @@ fn answer<H: Handler>(
 }
 
 /// Counts the call in flight and turns a handler panic into a 500, so one
-/// bad request cannot take its connection's counters or peers with it.
-fn call_handler<H: Handler>(handler: &H, shared: &Shared, req: &mut Request<'_>) -> Result<Response, HttpError> {
+/// bad request cannot take its connection's counters or peers with it. A
+/// request that arrived whole is shown to `check_head` here, so every
+/// request passes the same gate whatever its packets looked like.
+fn call_handler<H: Handler>(
+    handler: &H,
+    shared: &Shared,
+    req: &mut Request<'_>,
+    head_checked: bool,
+) -> Result<Response, HttpError> {
     shared.in_flight.fetch_add(1, Ordering::SeqCst);
     let _in_flight = InFlight(&shared.in_flight);
+    if !head_checked {
+        if let Err(refusal) = check_head(handler, &req.head()) {
+            return Ok(refusal);
+        }
+    }
     catch_unwind(AssertUnwindSafe(|| handler.handle(req))).map_err(|_| {
         log::error!("http server: handler panicked on {} {}", req.method, req.path);
         HttpError::Internal
+    })
+}
+
+/// `Handler::check_head`, with a panic turned into a 500.
+fn check_head<H: Handler>(handler: &H, head: &Head<'_>) -> Result<(), Response> {
+    catch_unwind(AssertUnwindSafe(|| handler.check_head(head))).unwrap_or_else(|_| {
+        log::error!("http server: check_head panicked on {} {}", head.method, head.path);
+        Err(HttpError::Internal.response())
     })
 }
 
@@ -381,6 +449,51 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// An empty read buffer that a large request grew goes back to its initial
+/// size: an idle keep-alive connection holds `SERVER_READ_BUFFER_BYTES`, not
+/// its largest request (16,384 idle connections × 1 MiB would be 16 GiB).
+fn shrink_read_buffer(buf: &mut Vec<u8>) {
+    if buf.len() > limits::SERVER_READ_BUFFER_BYTES {
+        *buf = vec![0; limits::SERVER_READ_BUFFER_BYTES];
+    }
+}
+
+/// Empties the write buffer once written, keeping at most
+/// `SERVER_WRITE_BUFFER_KEEP_BYTES` of capacity for the next answers.
+fn shrink_write_buffer(wbuf: &mut Vec<u8>) {
+    wbuf.clear();
+    if wbuf.capacity() > limits::SERVER_WRITE_BUFFER_KEEP_BYTES {
+        *wbuf = Vec::new();
+    }
+}
+
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue #7 point 4: an idle connection used to keep a read buffer of up
+    /// to 16 KiB and a write buffer of up to 64 KiB after a large request.
+    #[test]
+    fn idle_buffers_shrink_back_after_a_large_request() {
+        let mut buf = vec![0u8; 4 * limits::SERVER_READ_BUFFER_BYTES];
+        shrink_read_buffer(&mut buf);
+        assert_eq!(buf.len(), limits::SERVER_READ_BUFFER_BYTES);
+        let mut small = vec![0u8; limits::SERVER_READ_BUFFER_BYTES];
+        let ptr = small.as_ptr();
+        shrink_read_buffer(&mut small);
+        assert_eq!(small.as_ptr(), ptr, "a buffer of the initial size is kept as is");
+
+        let mut wbuf = Vec::with_capacity(60 * 1024);
+        wbuf.extend_from_slice(&[1; 50 * 1024]);
+        shrink_write_buffer(&mut wbuf);
+        assert!(wbuf.is_empty() && wbuf.capacity() <= limits::SERVER_WRITE_BUFFER_KEEP_BYTES);
+        let mut wsmall = Vec::with_capacity(1024);
+        wsmall.push(1);
+        shrink_write_buffer(&mut wsmall);
+        assert!(wsmall.is_empty() && wsmall.capacity() >= 1024, "small buffers are reused");
+    }
 }
