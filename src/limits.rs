@@ -116,6 +116,39 @@ const _: () = assert!(BODY_BYTES_MAX_DEFAULT <= BODY_BYTES_MAX_CEILING);
 const _: () = assert!(JSON_DEPTH_MAX >= 3);
 const _: () = assert!(HEADER_BYTES_MAX >= 1024);
 
+/// Default for `server.auctions_in_flight_max`: ping auctions (and the
+/// auction stage of direct posts) running at once; more are shed with 503
+/// `overloaded`. Sized in docs/performance.md ("Overload (issue #7)"): at
+/// the 2-core maximum (~1,700 cycles/s, ~50 ms per auction) about 90 run at
+/// once; 256 leaves room for slower buyers while keeping a full queue's
+/// auctions well inside a 300 ms deadline.
+pub const AUCTIONS_IN_FLIGHT_MAX_DEFAULT: usize = 256;
+/// Ceiling for `server.auctions_in_flight_max`.
+pub const AUCTIONS_IN_FLIGHT_MAX_CEILING: usize = 1024 * 1024;
+/// Default for `server.buyer_calls_in_flight_max`: buyer calls (ping and
+/// post) running at once. A quarter of it is kept for posts (pings may use
+/// the rest), so pings cannot starve sales.
+pub const BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT: usize = 4096;
+/// Ceiling for `server.buyer_calls_in_flight_max`.
+pub const BUYER_CALLS_IN_FLIGHT_MAX_CEILING: usize = 1024 * 1024;
+/// The part of `server.buyer_calls_in_flight_max` only posts may use:
+/// one `1 / BUYER_CALLS_POST_RESERVE_DIVISOR` of it, at least one call.
+pub const BUYER_CALLS_POST_RESERVE_DIVISOR: usize = 4;
+/// A ping that reaches its auction with less than this share of its
+/// deadline left (per cent of `auction.ping_timeout_ms`) is shed at once:
+/// its buyers would mostly time out, and the work would only delay the
+/// pings behind it.
+pub const SHED_DEADLINE_LEFT_PCT_MIN: u64 = 50;
+
+const _: () = assert!(AUCTIONS_IN_FLIGHT_MAX_DEFAULT <= AUCTIONS_IN_FLIGHT_MAX_CEILING);
+const _: () = assert!(BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT <= BUYER_CALLS_IN_FLIGHT_MAX_CEILING);
+const _: () = assert!(BUYER_CALLS_POST_RESERVE_DIVISOR >= 2);
+// The default budget fits an auction that calls every buyer a config may hold.
+const _: () = assert!(
+    BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT - BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT / BUYER_CALLS_POST_RESERVE_DIVISOR >= BUYERS_MAX
+);
+const _: () = assert!(SHED_DEADLINE_LEFT_PCT_MIN < 100);
+
 /// Pings kept in memory for their post (the store has them all; the cache
 /// is what makes a post right after its ping independent of write lag).
 pub const PINGS_CACHED_MAX: usize = 200_000;

@@ -71,6 +71,7 @@ pub(crate) fn settle(result: Result<crate::records::LeadRecord, SaleError>, star
             metrics::global().post_outcome(PostOutcome::Duplicate, latency_us);
             Err(ApiError::new(409, "duplicate_lead", "this consumer was already sold in this vertical"))
         }
+        Err(SaleError::Overloaded) => Err(ApiError::overloaded()),
         Err(SaleError::Store(e)) => Err(store_error(e)),
     }
 }

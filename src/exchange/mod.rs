@@ -1,5 +1,6 @@
 //! The exchange's live state and its two I/O stages: the ping auction
-//! (`fanout`) and the post with failover that makes a sale durable (`sale`).
+//! (`fanout`) and the post with failover that makes a sale durable (`sale`),
+//! both under the permits of `admission`.
 //!
 //! `Runtime` is one immutable config with everything built from it (buyer
 //! connection pools, metric handles); a reload builds a new one and swaps it
@@ -7,6 +8,7 @@
 //! with. State that must outlive a reload (cap counters, claims, the ping
 //! cache) lives in `Exchange`.
 
+pub mod admission;
 pub mod caps;
 pub mod claims;
 pub mod fanout;
@@ -88,6 +90,8 @@ pub struct Exchange {
     /// Dedupe keys (vertical + contact hash) of leads being sold.
     pub selling: claims::Claims<Vec<u8>>,
     pub pings: pings::PingCache,
+    /// Permits for auctions and buyer calls (overload is shed, not queued).
+    pub admission: Arc<admission::Admission>,
     draining: AtomicBool,
     ready: AtomicBool,
 }
@@ -102,6 +106,7 @@ impl Exchange {
             idempotency: claims::Claims::default(),
             selling: claims::Claims::default(),
             pings: pings::PingCache::default(),
+            admission: admission::Admission::new(),
             draining: AtomicBool::new(false),
             ready: AtomicBool::new(false),
         }
