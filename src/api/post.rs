@@ -41,7 +41,11 @@ pub fn handle(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     let started = Instant::now();
     let input = PostInput { ping: &ping, lead: &p.lead, consent: p.consent.as_ref(), started, with_outcome: &|_, _| {} };
     let result = sale::run(ex, &rt, &input);
-    ex.pings.remove(&ping.ping_id);
+    // A post shed for load (503) is retried: its ping stays cached, as the
+    // store may not have applied the ping's unwaited write yet.
+    if !matches!(result, Err(SaleError::Overloaded)) {
+        ex.pings.remove(&ping.ping_id);
+    }
     settle(result, started)
 }
 

@@ -10,6 +10,7 @@ mod config;
 mod crash;
 mod errors;
 mod ops;
+mod overload;
 mod post;
 mod server;
 mod store;
