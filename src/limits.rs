@@ -128,7 +128,7 @@ pub const AUCTIONS_IN_FLIGHT_MAX_CEILING: usize = 1024 * 1024;
 /// Default for `server.buyer_calls_in_flight_max`: buyer calls (ping and
 /// post) running at once. A quarter of it is kept for posts (pings may use
 /// the rest), so pings cannot starve sales.
-pub const BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT: usize = 4096;
+pub const BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT: usize = 2048;
 /// Ceiling for `server.buyer_calls_in_flight_max`.
 pub const BUYER_CALLS_IN_FLIGHT_MAX_CEILING: usize = 1024 * 1024;
 /// The part of `server.buyer_calls_in_flight_max` only posts may use:
