@@ -99,27 +99,56 @@ pub fn ok_per_s(r: &RunResult) -> f64 {
 impl Overload {
     /// Judges the open-loop run `over` (offered `offered_per_s`) against
     /// the closed-loop maximum `max`, for a ping deadline of `deadline_ms`.
-    pub fn judge(deadline_ms: u64, max: &RunResult, offered_per_s: u64, over: &RunResult) -> Overload {
+    pub fn judge(
+        deadline_ms: u64,
+        max: &RunResult,
+        offered_per_s: u64,
+        over: &RunResult,
+    ) -> Overload {
         let max_per_s = ok_per_s(max);
         let goodput_per_s = ok_per_s(over);
-        let goodput_pct_of_max = if max_per_s > 0.0 { 100.0 * goodput_per_s / max_per_s } else { 0.0 };
+        let goodput_pct_of_max = if max_per_s > 0.0 {
+            100.0 * goodput_per_s / max_per_s
+        } else {
+            0.0
+        };
         let answered = over.stats.first_ok.percentiles();
         let shed = over.stats.first_shed.percentiles();
         let first = first_endpoint(over);
-        let outcome = |what: &str| over.stats.outcomes.get(&format!("{first}:{what}")).copied().unwrap_or(0);
+        let outcome = |what: &str| {
+            over.stats
+                .outcomes
+                .get(&format!("{first}:{what}"))
+                .copied()
+                .unwrap_or(0)
+        };
         let timeouts = outcome("timeout");
-        let failures: u64 = ["closed", "reset", "io_error", "malformed"].iter().map(|w| outcome(w)).sum();
+        let failures: u64 = ["closed", "reset", "io_error", "malformed"]
+            .iter()
+            .map(|w| outcome(w))
+            .sum();
         let first_answered = over.stats.first.count();
         let other_statuses = first_answered.saturating_sub(answered.count + shed.count);
         let goals = Goals {
             goodput: goodput_pct_of_max >= GOODPUT_PCT_GOAL,
             // No answered ping at all is not a pass.
-            answered_p99: answered.count > 0 && answered.p99_us <= (deadline_ms + ANSWERED_P99_SLACK_MS) * 1000,
+            answered_p99: answered.count > 0
+                && answered.p99_us <= (deadline_ms + ANSWERED_P99_SLACK_MS) * 1000,
             shed_p99: shed.p99_us <= SHED_P99_GOAL_MS * 1000,
         };
         Overload {
-            deadline_ms, max_per_s, offered_per_s, goodput_per_s, goodput_pct_of_max, answered, shed, timeouts,
-            other_failures: failures, other_statuses, not_sent: over.stats.not_sent, goals,
+            deadline_ms,
+            max_per_s,
+            offered_per_s,
+            goodput_per_s,
+            goodput_pct_of_max,
+            answered,
+            shed,
+            timeouts,
+            other_failures: failures,
+            other_statuses,
+            not_sent: over.stats.not_sent,
+            goals,
         }
     }
 
@@ -128,18 +157,28 @@ impl Overload {
         let ms = |us: u64| us as f64 / 1000.0;
         let ok = |b: bool| if b { "met" } else { "MISSED" };
         let mut t = String::new();
-        let _ = writeln!(t, "max (closed loop): {:.0} pings answered 200/s", self.max_per_s);
+        let _ = writeln!(
+            t,
+            "max (closed loop): {:.0} pings answered 200/s",
+            self.max_per_s
+        );
         let _ = writeln!(t, "offered (open loop): {}/s", self.offered_per_s);
         let _ = writeln!(
             t,
             "goodput: {:.0}/s = {:.1} % of max (goal >= {GOODPUT_PCT_GOAL} %: {})",
-            self.goodput_per_s, self.goodput_pct_of_max, ok(self.goals.goodput)
+            self.goodput_per_s,
+            self.goodput_pct_of_max,
+            ok(self.goals.goodput)
         );
         let _ = writeln!(
             t,
             "answered 200: {}  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms (goal p99 <= {} ms: {})",
-            self.answered.count, ms(self.answered.p50_us), ms(self.answered.p99_us), ms(self.answered.max_us),
-            self.deadline_ms + ANSWERED_P99_SLACK_MS, ok(self.goals.answered_p99)
+            self.answered.count,
+            ms(self.answered.p50_us),
+            ms(self.answered.p99_us),
+            ms(self.answered.max_us),
+            self.deadline_ms + ANSWERED_P99_SLACK_MS,
+            ok(self.goals.answered_p99)
         );
         let _ = writeln!(
             t,
@@ -170,27 +209,45 @@ fn first_endpoint(r: &RunResult) -> &'static str {
 /// writes `overload.json` and `overload.md` into `spec.out`.
 pub fn run(spec: &OverloadSpec) -> Result<Overload, Error> {
     if !spec.leadx_bin.is_file() {
-        return Err(Error::Child(format!("leadx binary not found at {} (build it first: cargo build --release)", spec.leadx_bin.display())));
+        return Err(Error::Child(format!(
+            "leadx binary not found at {} (build it first: cargo build --release)",
+            spec.leadx_bin.display()
+        )));
     }
     if !(1.0..=10.0).contains(&spec.factor) {
         return Err(Error::Usage("--factor must be 1..=10".into()));
     }
-    std::fs::create_dir_all(&spec.out).map_err(|e| Error::io(format!("creating {}", spec.out.display()), e))?;
+    std::fs::create_dir_all(&spec.out)
+        .map_err(|e| Error::io(format!("creating {}", spec.out.display()), e))?;
     let work = tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
     let fleet_path = work.path().join("fleet.json");
     let fleet = bench::fleet_spec(spec.buyers, spec.seed);
-    write(&fleet_path, &serde_json::to_string_pretty(&fleet).expect("spec serializes"))?;
+    write(
+        &fleet_path,
+        &serde_json::to_string_pretty(&fleet).expect("spec serializes"),
+    )?;
     let lifetime_s = (2 * (spec.duration.as_secs() + 20) + 120).min(limits::BUYERS_LIFETIME_S_MAX);
     let (mut fleet_child, ports) = child::start_fleet(&spec.self_exe, &fleet_path, lifetime_s)?;
-    let (direct, pings) = ports.buyers.split_last().ok_or_else(|| Error::Child("buyer fleet has no buyers".into()))?;
+    let (direct, pings) = ports
+        .buyers
+        .split_last()
+        .ok_or_else(|| Error::Child("buyer fleet has no buyers".into()))?;
     let port = bench::free_port()?;
     let (api_key, admin_token) = bench::secrets(spec.seed);
     let data_dir = work.path().join("data");
     let text = config::leadx_config(&config::ConfigParams {
-        listen_port: port, data_dir: &data_dir, api_key: &api_key, admin_token: &admin_token,
-        ping_buyers: pings, direct_buyer: Some(direct),
+        listen_port: port,
+        data_dir: &data_dir,
+        api_key: &api_key,
+        admin_token: &admin_token,
+        ping_buyers: pings,
+        direct_buyer: Some(direct),
     });
-    let text = text.replacen("[server]\n", &format!("[server]\n{}\n", spec.server_toml), 1);
+    let text = text.replacen(
+        "[server]\n",
+        &format!("[server]\n{}\n", spec.server_toml),
+        1,
+    );
     let config_path = spec.out.join("leadx.toml");
     write(&config_path, &text)?;
     let log = work.path().join("leadx.log");
@@ -208,23 +265,57 @@ pub fn run(spec: &OverloadSpec) -> Result<Overload, Error> {
 
 /// The closed-loop maximum, then the open loop at `factor` × it.
 fn phases(spec: &OverloadSpec, target: Target, api_key: &str) -> Result<Overload, Error> {
-    let vertical = if spec.mix == Mix::Direct { config::DIRECT_VERTICAL } else { config::VERTICAL };
+    let vertical = if spec.mix == Mix::Direct {
+        config::DIRECT_VERTICAL
+    } else {
+        config::VERTICAL
+    };
     let run_spec = |mode, lead_offset| RunSpec {
-        target, api_key: api_key.to_string(), vertical: vertical.to_string(), mix: spec.mix, mode,
-        duration: spec.duration, connections: spec.connections, think: spec.think, timeout: spec.timeout,
-        seed: spec.seed, lead_offset, progress: true,
+        target,
+        api_key: api_key.to_string(),
+        vertical: vertical.to_string(),
+        mix: spec.mix,
+        mode,
+        duration: spec.duration,
+        connections: spec.connections,
+        think: spec.think,
+        timeout: spec.timeout,
+        seed: spec.seed,
+        lead_offset,
+        progress: true,
     };
     eprintln!("== max: closed loop, concurrency {}", spec.max_concurrency);
-    let max = driver::run(&run_spec(Mode::Closed { concurrency: spec.max_concurrency }, 0))?;
+    let max = driver::run(&run_spec(
+        Mode::Closed {
+            concurrency: spec.max_concurrency,
+        },
+        0,
+    ))?;
     let offered = ((ok_per_s(&max) * spec.factor).round() as u64).clamp(1, limits::RATE_PER_S_MAX);
-    eprintln!("== max {:.0}/s; offering {offered}/s open loop", ok_per_s(&max));
+    eprintln!(
+        "== max {:.0}/s; offering {offered}/s open loop",
+        ok_per_s(&max)
+    );
     let d0 = procstat::sample("self");
-    let over = driver::run(&run_spec(Mode::Open { rate_per_s: offered }, max.cycles + 1))?;
+    let over = driver::run(&run_spec(
+        Mode::Open {
+            rate_per_s: offered,
+        },
+        max.cycles + 1,
+    ))?;
     let d1 = procstat::sample("self");
     if let Some((a, b)) = d0.zip(d1) {
-        eprintln!("driver CPU during the open loop: {:.0} ms", b.cpu_us.saturating_sub(a.cpu_us) as f64 / 1000.0);
+        eprintln!(
+            "driver CPU during the open loop: {:.0} ms",
+            b.cpu_us.saturating_sub(a.cpu_us) as f64 / 1000.0
+        );
     }
-    Ok(Overload::judge(config::PING_TIMEOUT_MS, &max, offered, &over))
+    Ok(Overload::judge(
+        config::PING_TIMEOUT_MS,
+        &max,
+        offered,
+        &over,
+    ))
 }
 
 fn write(path: &std::path::Path, text: &str) -> Result<(), Error> {
@@ -256,7 +347,11 @@ mod tests {
         s.errors = timeouts;
         s.answered = (ok_us.len() + shed_us.len()) as u64;
         let cycles = (ok_us.len() + shed_us.len()) as u64 + timeouts;
-        RunResult { stats: s, elapsed: Duration::from_secs(secs), cycles }
+        RunResult {
+            stats: s,
+            elapsed: Duration::from_secs(secs),
+            cycles,
+        }
     }
 
     #[test]
@@ -269,7 +364,10 @@ mod tests {
         assert_eq!((v.answered.count, v.shed.count, v.timeouts), (950, 1050, 0));
         assert!(v.goals.all(), "{v:?}");
         let text = v.summary();
-        assert!(text.contains("goodput: 950/s = 95.0 % of max (goal >= 90 %: met)"), "{text}");
+        assert!(
+            text.contains("goodput: 950/s = 95.0 % of max (goal >= 90 %: met)"),
+            "{text}"
+        );
         assert!(text.contains("shed 503: 1050"), "{text}");
     }
 
@@ -281,15 +379,29 @@ mod tests {
         let v = Overload::judge(300, &max, 2000, &over);
         assert!(!v.goals.answered_p99 && v.goals.goodput);
         assert_eq!(v.timeouts, 400);
-        assert!(v.summary().contains("(goal p99 <= 350 ms: MISSED)"), "{}", v.summary());
+        assert!(
+            v.summary().contains("(goal p99 <= 350 ms: MISSED)"),
+            "{}",
+            v.summary()
+        );
     }
 
     #[test]
     fn slow_503s_or_low_goodput_miss_their_goals() {
         let max = run_of(1, &vec![40_000; 1000], &[], 0);
-        let v = Overload::judge(300, &max, 2000, &run_of(1, &vec![100_000; 950], &vec![50_000; 1000], 0));
+        let v = Overload::judge(
+            300,
+            &max,
+            2000,
+            &run_of(1, &vec![100_000; 950], &vec![50_000; 1000], 0),
+        );
         assert!(!v.goals.shed_p99 && v.goals.goodput && v.goals.answered_p99);
-        let v = Overload::judge(300, &max, 2000, &run_of(1, &vec![100_000; 500], &vec![500; 1500], 0));
+        let v = Overload::judge(
+            300,
+            &max,
+            2000,
+            &run_of(1, &vec![100_000; 500], &vec![500; 1500], 0),
+        );
         assert!(!v.goals.goodput && v.goals.shed_p99);
         assert!((v.goodput_pct_of_max - 50.0).abs() < 1e-9);
     }
@@ -311,7 +423,17 @@ mod tests {
         let max = run_of(1, &[1_000], &[], 0);
         let v = Overload::judge(300, &max, 2, &run_of(1, &[1_000], &[500], 0));
         let j: serde_json::Value = serde_json::to_value(&v).unwrap();
-        for k in ["deadline_ms", "max_per_s", "offered_per_s", "goodput_per_s", "goodput_pct_of_max", "answered", "shed", "timeouts", "goals"] {
+        for k in [
+            "deadline_ms",
+            "max_per_s",
+            "offered_per_s",
+            "goodput_per_s",
+            "goodput_pct_of_max",
+            "answered",
+            "shed",
+            "timeouts",
+            "goals",
+        ] {
             assert!(j.get(k).is_some(), "missing {k}");
         }
         assert_eq!(j["shed"]["count"], 1);

@@ -41,9 +41,10 @@ pub fn handle(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     let started = Instant::now();
     let input = PostInput { ping: &ping, lead: &p.lead, consent: p.consent.as_ref(), started, with_outcome: &|_, _| {} };
     let result = sale::run(ex, &rt, &input);
-    // A post shed for load (503) is retried: its ping stays cached, as the
-    // store may not have applied the ping's unwaited write yet.
-    if !matches!(result, Err(SaleError::Overloaded)) {
+    // A post shed for load (503) or failed on the store leaves the ping as
+    // it was; its record may not have reached the store yet, so the cache
+    // keeps it for the publisher's retry.
+    if !matches!(result, Err(SaleError::Overloaded | SaleError::Store(_))) {
         ex.pings.remove(&ping.ping_id);
     }
     settle(result, started)

@@ -89,10 +89,12 @@ fn take(count: &AtomicUsize, n: usize, limit: usize) -> bool {
     let mut cur = count.load(Ordering::Relaxed);
     loop {
         match cur.checked_add(n) {
-            Some(next) if next <= limit => match count.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => return true,
-                Err(seen) => cur = seen,
-            },
+            Some(next) if next <= limit => {
+                match count.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed) {
+                    Ok(_) => return true,
+                    Err(seen) => cur = seen,
+                }
+            }
             _ => return false,
         }
     }
@@ -115,7 +117,12 @@ impl Admission {
     /// Admits a ping auction that started (its request arrived) at
     /// `started`: refused when its deadline is mostly gone or
     /// `budgets.auctions` auctions are running.
-    pub fn auction(self: &Arc<Self>, budgets: &Budgets, started: Instant, ping_timeout_ms: u64) -> Result<Permit, ShedReason> {
+    pub fn auction(
+        self: &Arc<Self>,
+        budgets: &Budgets,
+        started: Instant,
+        ping_timeout_ms: u64,
+    ) -> Result<Permit, ShedReason> {
         if deadline_mostly_gone(started, ping_timeout_ms, Instant::now()) {
             return Err(shed(ShedReason::Deadline));
         }
@@ -126,7 +133,11 @@ impl Admission {
     }
 
     /// One permit per buyer a ping calls, all of them or none.
-    pub fn ping_calls(self: &Arc<Self>, budgets: &Budgets, n: usize) -> Result<Vec<Permit>, ShedReason> {
+    pub fn ping_calls(
+        self: &Arc<Self>,
+        budgets: &Budgets,
+        n: usize,
+    ) -> Result<Vec<Permit>, ShedReason> {
         if n == 0 {
             return Ok(Vec::new());
         }
@@ -162,7 +173,10 @@ impl Admission {
     /// Wraps a unit already taken from its count.
     fn permit(self: &Arc<Self>, kind: Kind) -> Permit {
         gauge(kind).fetch_add(1, Ordering::Relaxed);
-        Permit { adm: Arc::clone(self), kind }
+        Permit {
+            adm: Arc::clone(self),
+            kind,
+        }
     }
 
     fn give_back(&self, kind: Kind, n: usize) {
@@ -201,7 +215,11 @@ mod tests {
     use super::*;
 
     fn budgets(auctions: usize, buyer_calls: usize, ping_calls: usize) -> Budgets {
-        Budgets { auctions, buyer_calls, ping_calls }
+        Budgets {
+            auctions,
+            buyer_calls,
+            ping_calls,
+        }
     }
 
     #[test]
@@ -217,7 +235,10 @@ mod tests {
         assert_eq!(adm.auctions_in_flight(), 2);
         drop(p1);
         assert_eq!(adm.auctions_in_flight(), 1);
-        assert!(adm.auction(&b, now, 300).is_ok(), "a returned permit is usable again");
+        assert!(
+            adm.auction(&b, now, 300).is_ok(),
+            "a returned permit is usable again"
+        );
     }
 
     #[test]
@@ -227,7 +248,11 @@ mod tests {
         let four = adm.ping_calls(&b, 4).unwrap();
         assert_eq!(adm.buyer_calls_in_flight(), 4);
         assert_eq!(adm.ping_calls(&b, 3).unwrap_err(), ShedReason::PingCalls);
-        assert_eq!(adm.buyer_calls_in_flight(), 4, "a refused ping takes nothing");
+        assert_eq!(
+            adm.buyer_calls_in_flight(),
+            4,
+            "a refused ping takes nothing"
+        );
         let two = adm.ping_calls(&b, 2).unwrap();
         assert_eq!(adm.buyer_calls_in_flight(), 6);
         drop(four);
@@ -249,19 +274,34 @@ mod tests {
         assert_eq!(adm.post_calls_in_flight(), 2);
         assert_eq!(adm.post_call(&b).unwrap_err(), ShedReason::PostCalls);
         drop(p1);
-        assert_eq!((adm.post_calls_in_flight(), adm.buyer_calls_in_flight()), (1, 7));
+        assert_eq!(
+            (adm.post_calls_in_flight(), adm.buyer_calls_in_flight()),
+            (1, 7)
+        );
     }
 
     #[test]
     fn a_ping_with_its_deadline_mostly_gone_is_shed_before_taking_a_permit() {
         let t0 = Instant::now();
         assert!(!deadline_mostly_gone(t0, 300, t0));
-        assert!(!deadline_mostly_gone(t0, 300, t0 + Duration::from_millis(150)), "exactly half left still runs");
-        assert!(deadline_mostly_gone(t0, 300, t0 + Duration::from_millis(151)));
+        assert!(
+            !deadline_mostly_gone(t0, 300, t0 + Duration::from_millis(150)),
+            "exactly half left still runs"
+        );
+        assert!(deadline_mostly_gone(
+            t0,
+            300,
+            t0 + Duration::from_millis(151)
+        ));
         assert!(deadline_mostly_gone(t0, 300, t0 + Duration::from_secs(5)));
         let adm = Admission::new();
-        let stale = Instant::now().checked_sub(Duration::from_millis(250)).expect("the clock is past 250 ms");
-        assert_eq!(adm.auction(&budgets(4, 8, 6), stale, 300).unwrap_err(), ShedReason::Deadline);
+        let stale = Instant::now()
+            .checked_sub(Duration::from_millis(250))
+            .expect("the clock is past 250 ms");
+        assert_eq!(
+            adm.auction(&budgets(4, 8, 6), stale, 300).unwrap_err(),
+            ShedReason::Deadline
+        );
         assert_eq!(adm.auctions_in_flight(), 0);
     }
 
@@ -276,7 +316,10 @@ mod tests {
             panic!("a buyer call blew up");
         }));
         assert!(r.is_err());
-        assert_eq!((adm.buyer_calls_in_flight(), adm.post_calls_in_flight()), (0, 0));
+        assert_eq!(
+            (adm.buyer_calls_in_flight(), adm.post_calls_in_flight()),
+            (0, 0)
+        );
     }
 
     /// The permits of a ping's calls live in the calls' coroutines; one
