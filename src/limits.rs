@@ -140,6 +140,10 @@ pub const BUYER_CALLS_POST_RESERVE_DIVISOR: usize = 4;
 /// pings behind it.
 pub const SHED_DEADLINE_LEFT_PCT_MIN: u64 = 50;
 
+/// Period of the scheduling-lag probe (`exchange::admission`): how often
+/// leadx checks how late a ready coroutine gets to run.
+pub const SCHED_LAG_PROBE_MS: u64 = 5;
+
 const _: () = assert!(AUCTIONS_IN_FLIGHT_MAX_DEFAULT <= AUCTIONS_IN_FLIGHT_MAX_CEILING);
 const _: () = assert!(BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT <= BUYER_CALLS_IN_FLIGHT_MAX_CEILING);
 const _: () = assert!(BUYER_CALLS_POST_RESERVE_DIVISOR >= 2);

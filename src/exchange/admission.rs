@@ -5,7 +5,11 @@
 //! request that finds none left is answered 503 `overloaded` with
 //! `Retry-After` at once, instead of joining a queue whose every member then
 //! misses its deadline. A ping whose deadline is mostly gone before its
-//! auction can start is shed the same way.
+//! auction can start is shed the same way. Part of a request's wait is
+//! invisible to its `received_at`: with the CPU saturated, its bytes sit in
+//! the socket and its coroutine in may's run queue before it is read. A
+//! probe coroutine measures that scheduling lag (how late a coroutine runs
+//! after its timer fired), and the deadline check counts it as waited.
 //!
 //! Two budgets, both from `[server]` and read per request (a reload applies
 //! at once; permits taken under the old limits are returned as usual):
@@ -24,7 +28,7 @@
 //! The in-flight counts here are per `Exchange` (tests read them); the same
 //! moves are mirrored on the process-wide gauges of `/metrics`.
 
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,6 +52,8 @@ pub struct Admission {
     buyer_calls: AtomicUsize,
     /// The post calls among them (for the gauge and tests).
     post_calls: AtomicUsize,
+    /// Recent scheduling lag of the may workers, µs (see `note_lag`).
+    sched_lag_us: AtomicU64,
 }
 
 /// The two budgets, as the running config gives them.
@@ -123,7 +129,12 @@ impl Admission {
         started: Instant,
         ping_timeout_ms: u64,
     ) -> Result<Permit, ShedReason> {
-        if deadline_mostly_gone(started, ping_timeout_ms, Instant::now()) {
+        // What a request waited before leadx read it (in socket buffers and
+        // may's run queue while the CPU was saturated) is invisible to
+        // `started`; the recent scheduling lag stands in for it.
+        let lag = Duration::from_micros(self.sched_lag_us.load(Ordering::Relaxed));
+        let seen_at = started.checked_sub(lag).unwrap_or(started);
+        if deadline_mostly_gone(seen_at, ping_timeout_ms, Instant::now()) {
             return Err(shed(ShedReason::Deadline));
         }
         if !take(&self.auctions, 1, budgets.auctions) {
@@ -155,6 +166,24 @@ impl Admission {
         }
         self.post_calls.fetch_add(1, Ordering::Relaxed);
         Ok(self.permit(Kind::PostCall))
+    }
+
+    /// Records one scheduling-lag sample: how much later than asked a
+    /// coroutine ran. The estimate rises at once to a larger sample and
+    /// decays by an eighth per sample, so a saturated CPU is seen within
+    /// one probe period and a recovered one within a few dozen.
+    pub fn note_lag(&self, sample: Duration) {
+        let us = u64::try_from(sample.as_micros()).unwrap_or(u64::MAX);
+        let _ = self
+            .sched_lag_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(us.max(old - old / 8))
+            });
+    }
+
+    /// The current scheduling-lag estimate.
+    pub fn sched_lag(&self) -> Duration {
+        Duration::from_micros(self.sched_lag_us.load(Ordering::Relaxed))
     }
 
     pub fn auctions_in_flight(&self) -> usize {
@@ -194,6 +223,23 @@ impl Admission {
         assert!(before >= n, "admission: more permits returned than taken");
         gauge(kind).fetch_sub(n as i64, Ordering::Relaxed);
     }
+}
+
+/// Starts the coroutine that measures scheduling lag for `adm`: it sleeps
+/// `limits::SCHED_LAG_PROBE_MS` at a time and notes how late it woke. It
+/// ends when the admission (its exchange) is gone.
+pub fn spawn_lag_probe(adm: &Arc<Admission>) {
+    let weak = Arc::downgrade(adm);
+    let period = Duration::from_millis(limits::SCHED_LAG_PROBE_MS);
+    crate::rt::spawn(move || loop {
+        let t0 = Instant::now();
+        may::coroutine::sleep(period);
+        let late = t0.elapsed().saturating_sub(period);
+        match weak.upgrade() {
+            Some(adm) => adm.note_lag(late),
+            None => return,
+        }
+    });
 }
 
 fn gauge(kind: Kind) -> &'static AtomicI64 {
@@ -303,6 +349,48 @@ mod tests {
             ShedReason::Deadline
         );
         assert_eq!(adm.auctions_in_flight(), 0);
+    }
+
+    /// A request that waited unseen (the CPU saturated before leadx read
+    /// it) is shed on the scheduling-lag estimate, which decays once the
+    /// lag is gone.
+    #[test]
+    fn a_saturated_scheduler_counts_against_the_deadline() {
+        let adm = Admission::new();
+        let b = budgets(4, 8, 6);
+        adm.note_lag(Duration::from_millis(200));
+        assert_eq!(adm.sched_lag(), Duration::from_millis(200));
+        assert_eq!(
+            adm.auction(&b, Instant::now(), 300).unwrap_err(),
+            ShedReason::Deadline
+        );
+        adm.note_lag(Duration::from_millis(1));
+        assert_eq!(
+            adm.sched_lag(),
+            Duration::from_millis(175),
+            "decays by an eighth"
+        );
+        for _ in 0..40 {
+            adm.note_lag(Duration::ZERO);
+        }
+        assert!(adm.sched_lag() < Duration::from_millis(1));
+        assert!(adm.auction(&b, Instant::now(), 300).is_ok());
+    }
+
+    #[test]
+    fn the_lag_probe_runs_and_stops_with_its_admission() {
+        let adm = Admission::new();
+        spawn_lag_probe(&adm);
+        let weak = Arc::downgrade(&adm);
+        std::thread::sleep(Duration::from_millis(30));
+        drop(adm);
+        // The probe holds only a weak reference between samples: nothing
+        // keeps the admission alive once its exchange is gone.
+        let t0 = Instant::now();
+        while weak.upgrade().is_some() && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(weak.upgrade().is_none());
     }
 
     #[test]

@@ -98,6 +98,8 @@ pub struct Exchange {
 
 impl Exchange {
     pub fn new(runtime: Runtime, store: Store) -> Exchange {
+        let admission = admission::Admission::new();
+        admission::spawn_lag_probe(&admission);
         Exchange {
             runtime: ArcSwap::from_pointee(runtime),
             store,
@@ -106,7 +108,7 @@ impl Exchange {
             idempotency: claims::Claims::default(),
             selling: claims::Claims::default(),
             pings: pings::PingCache::default(),
-            admission: admission::Admission::new(),
+            admission,
             draining: AtomicBool::new(false),
             ready: AtomicBool::new(false),
         }
