@@ -118,11 +118,12 @@ const _: () = assert!(HEADER_BYTES_MAX >= 1024);
 
 /// Default for `server.auctions_in_flight_max`: ping auctions (and the
 /// auction stage of direct posts) running at once; more are shed with 503
-/// `overloaded`. Sized in docs/performance.md ("Overload (issue #7)"): at
-/// the 2-core maximum (~1,700 cycles/s, ~50 ms per auction) about 90 run at
-/// once; 256 leaves room for slower buyers while keeping a full queue's
-/// auctions well inside a 300 ms deadline.
-pub const AUCTIONS_IN_FLIGHT_MAX_DEFAULT: usize = 256;
+/// `overloaded`. Sized in docs/performance.md ("Overload (issue #7)"): on
+/// the 2-core box 256 let the CPU saturate before the limit bit (answered
+/// p99 1.2 s at 2× max), 128 and 64 kept the same goodput with p99 0.58 s
+/// and 0.49 s; by Little's law 64 would cap a quiet 2-core box (~1,700
+/// cycles/s × ~60 ms auctions ≈ 100 in flight) below its maximum, 128 not.
+pub const AUCTIONS_IN_FLIGHT_MAX_DEFAULT: usize = 128;
 /// Ceiling for `server.auctions_in_flight_max`.
 pub const AUCTIONS_IN_FLIGHT_MAX_CEILING: usize = 1024 * 1024;
 /// Default for `server.buyer_calls_in_flight_max`: buyer calls (ping and
