@@ -76,6 +76,9 @@ pub struct Overload {
     pub other_statuses: u64,
     pub not_sent: u64,
     pub goals: Goals,
+    /// leadx's own `leadx_shed_total` by reason, scraped after the run
+    /// (empty when the scrape failed).
+    pub leadx_shed: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -149,6 +152,7 @@ impl Overload {
             other_statuses,
             not_sent: over.stats.not_sent,
             goals,
+            leadx_shed: Default::default(),
         }
     }
 
@@ -190,6 +194,14 @@ impl Overload {
             "time-outs: {}  other failures: {}  other statuses: {}  not sent: {}",
             self.timeouts, self.other_failures, self.other_statuses, self.not_sent
         );
+        if !self.leadx_shed.is_empty() {
+            let by: Vec<String> = self
+                .leadx_shed
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let _ = writeln!(t, "leadx shed by reason (whole run): {}", by.join(" "));
+        }
         let _ = writeln!(t, "caveat: {CAVEAT}");
         t
     }
@@ -253,7 +265,10 @@ pub fn run(spec: &OverloadSpec) -> Result<Overload, Error> {
     let log = work.path().join("leadx.log");
     let mut leadx = child::start_leadx(&spec.leadx_bin, &config_path, &log)?;
     child::wait_ready(&mut leadx, port, spec.ready_wait, &log)?;
-    let result = phases(spec, Target::local(port), &api_key);
+    let result = phases(spec, Target::local(port), &api_key).map(|mut v| {
+        v.leadx_shed = shed_counts(&scrape_metrics(port).unwrap_or_default());
+        v
+    });
     eprintln!("{}", leadx.stop());
     eprintln!("{}", fleet_child.stop());
     let verdict = result?;
@@ -316,6 +331,31 @@ fn phases(spec: &OverloadSpec, target: Target, api_key: &str) -> Result<Overload
         offered,
         &over,
     ))
+}
+
+/// `GET /metrics` of the leadx under test, as text (plain blocking
+/// socket: this runs on the main thread, not in a coroutine).
+fn scrape_metrics(port: u16) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: leadx\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.take(limits::BODY_BYTES_MAX as u64)
+        .read_to_end(&mut raw)?;
+    Ok(String::from_utf8_lossy(&raw).into_owned())
+}
+
+/// `leadx_shed_total{reason="…"} N` lines, by reason.
+pub fn shed_counts(metrics: &str) -> std::collections::BTreeMap<String, u64> {
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("leadx_shed_total{reason=\""))
+        .filter_map(|rest| {
+            let (reason, value) = rest.split_once("\"} ")?;
+            Some((reason.to_string(), value.trim().parse::<f64>().ok()? as u64))
+        })
+        .collect()
 }
 
 fn write(path: &std::path::Path, text: &str) -> Result<(), Error> {
@@ -416,6 +456,14 @@ mod tests {
         over.stats.first.record_us(2_000); // a 422, say
         let v = Overload::judge(300, &max, 1, &over);
         assert_eq!(v.other_statuses, 1);
+    }
+
+    #[test]
+    fn shed_counts_are_read_from_the_exposition() {
+        let text = "# TYPE leadx_shed_total counter\nleadx_shed_total{reason=\"deadline\"} 12\nleadx_shed_total{reason=\"auctions\"} 3\nleadx_shed_totals 9\n";
+        let c = shed_counts(text);
+        assert_eq!(c.len(), 2);
+        assert_eq!((c["deadline"], c["auctions"]), (12, 3));
     }
 
     #[test]
