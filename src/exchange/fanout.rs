@@ -7,11 +7,13 @@
 //!
 //! The answers gather on a shared board, and the auction's coroutine parks
 //! ONCE: until the last call has answered or the deadline, whichever comes
-//! first. Each call holds one of the ping's buyer-call permits
-//! (`admission`) until it ends, answered or not, so the calls a late buyer
-//! keeps open count against the budget. A timed wait per answer cost a may timer-thread wake-up each
+//! first. A timed wait per answer cost a may timer-thread wake-up each
 //! (may wakes its timer thread on every timer cancelled early), which was
 //! the largest single cost of a ping after the HTTP exchanges themselves.
+//!
+//! Each call holds one of the ping's buyer-call permits (`admission`) until
+//! it ends, answered or not, so the calls a late buyer keeps open count
+//! against the budget; without a permit for every call, nobody is called.
 
 use std::sync::Arc;
 
