@@ -133,6 +133,44 @@ pub const PING_CACHE_BYTES_DEFAULT: usize = 32 * 1024 * 1024;
 pub const PING_CACHE_BYTES_MIN: usize = 1024 * 1024;
 /// Ceiling for `server.ping_cache_bytes`.
 pub const PING_CACHE_BYTES_CEILING: usize = 4 * 1024 * 1024 * 1024;
+/// Default for `server.auctions_in_flight_max`: ping auctions (and the
+/// auction stage of direct posts) running at once; more are shed with 503
+/// `overloaded`. Sized in docs/performance.md ("Overload (issue #7)"): on
+/// the 2-core box 256 let the CPU saturate before the limit bit (answered
+/// p99 1.2 s at 2× max), 128 and 64 kept the same goodput with p99 0.58 s
+/// and 0.49 s; by Little's law 64 would cap a quiet 2-core box (~1,700
+/// cycles/s × ~60 ms auctions ≈ 100 in flight) below its maximum, 128 not.
+pub const AUCTIONS_IN_FLIGHT_MAX_DEFAULT: usize = 128;
+/// Ceiling for `server.auctions_in_flight_max`.
+pub const AUCTIONS_IN_FLIGHT_MAX_CEILING: usize = 1024 * 1024;
+/// Default for `server.buyer_calls_in_flight_max`: buyer calls (ping and
+/// post) running at once. A quarter of it is kept for posts (pings may use
+/// the rest), so pings cannot starve sales.
+pub const BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT: usize = 2048;
+/// Ceiling for `server.buyer_calls_in_flight_max`.
+pub const BUYER_CALLS_IN_FLIGHT_MAX_CEILING: usize = 1024 * 1024;
+/// The part of `server.buyer_calls_in_flight_max` only posts may use:
+/// one `1 / BUYER_CALLS_POST_RESERVE_DIVISOR` of it, at least one call.
+pub const BUYER_CALLS_POST_RESERVE_DIVISOR: usize = 4;
+/// A ping that reaches its auction with less than this share of its
+/// deadline left (per cent of `auction.ping_timeout_ms`) is shed at once:
+/// its buyers would mostly time out, and the work would only delay the
+/// pings behind it.
+pub const SHED_DEADLINE_LEFT_PCT_MIN: u64 = 50;
+
+/// Period of the scheduling-lag probe (`exchange::admission`): how often
+/// leadx checks how late a ready coroutine gets to run.
+pub const SCHED_LAG_PROBE_MS: u64 = 5;
+
+const _: () = assert!(AUCTIONS_IN_FLIGHT_MAX_DEFAULT <= AUCTIONS_IN_FLIGHT_MAX_CEILING);
+const _: () = assert!(BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT <= BUYER_CALLS_IN_FLIGHT_MAX_CEILING);
+const _: () = assert!(BUYER_CALLS_POST_RESERVE_DIVISOR >= 2);
+// The default budget fits an auction that calls every buyer a config may hold.
+const _: () = assert!(
+    BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT - BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT / BUYER_CALLS_POST_RESERVE_DIVISOR >= BUYERS_MAX
+);
+const _: () = assert!(SHED_DEADLINE_LEFT_PCT_MIN < 100);
+
 /// Time kept back from the auction deadline to rank and answer.
 pub const RESPONSE_MARGIN_MS: u64 = 2;
 /// Longest `Idempotency-Key` accepted.

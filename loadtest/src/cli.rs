@@ -30,6 +30,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Start buyers and leadx, hold one rate for minutes, sample RSS and latency.
     Soak(SoakArgs),
+    /// Find the max (closed loop), offer 2x it open-loop, judge the shedding.
+    Overload(OverloadArgs),
     /// A stand-in for `leadx serve` used by the tester's own tests.
     #[command(hide = true)]
     FakeLeadx { mode: String, #[arg(long)] config: PathBuf },
@@ -176,6 +178,42 @@ pub struct SoakArgs {
     pub rss_goal_mib: f64,
 }
 
+#[derive(Args, Debug)]
+pub struct OverloadArgs {
+    #[arg(long, default_value = "target/release/leadx")]
+    pub leadx_bin: PathBuf,
+    /// ping | ping-post | direct
+    #[arg(long, default_value = "ping-post")]
+    pub mix: String,
+    /// Closed-loop concurrency of the maximum-finding phase.
+    #[arg(long, default_value_t = 256)]
+    pub max_concurrency: usize,
+    /// Offered rate = factor × the maximum.
+    #[arg(long, default_value_t = 2.0)]
+    pub factor: f64,
+    #[arg(long, default_value_t = 20)]
+    pub duration_s: u64,
+    #[arg(long, default_value_t = 5)]
+    pub buyers: usize,
+    /// Open-loop connections: enough for 2× the maximum of ping-post cycles.
+    #[arg(long, default_value_t = 2048)]
+    pub connections: usize,
+    #[arg(long, default_value_t = limits::THINK_MS_DEFAULT)]
+    pub think_ms: u64,
+    #[arg(long, default_value_t = limits::REQUEST_TIMEOUT_MS_DEFAULT)]
+    pub timeout_ms: u64,
+    /// Extra `[server]` lines for leadx, e.g. "auctions_in_flight_max = 128".
+    #[arg(long, default_value = "")]
+    pub server_toml: String,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Default: loadtest/runs/<date>-<machine>-overload/
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value_t = limits::READY_WAIT_MS / 1000)]
+    pub ready_timeout_s: u64,
+}
+
 /// Runs the parsed command.
 pub fn main_with(cli: Cli) -> Result<(), Error> {
     match cli.command {
@@ -183,6 +221,7 @@ pub fn main_with(cli: Cli) -> Result<(), Error> {
         Command::Run(a) => run_driver(a),
         Command::Bench(a) => run_bench(a),
         Command::Soak(a) => run_soak(a),
+        Command::Overload(a) => run_overload(a),
         Command::FakeLeadx { mode, config } if mode == "serve" => fake_leadx::serve(&config),
         Command::FakeLeadx { mode, .. } => Err(Error::Usage(format!("fake-leadx: unknown mode {mode:?}"))),
     }
@@ -283,6 +322,25 @@ fn run_bench(a: BenchArgs) -> Result<(), Error> {
     let report = bench::bench(&spec)?;
     print!("{}", report::table(&report.scenarios));
     println!("report written to {}", out.display());
+    Ok(())
+}
+
+fn run_overload(a: OverloadArgs) -> Result<(), Error> {
+    let mix = Mix::parse(&a.mix).filter(|m| *m != Mix::Healthz).ok_or_else(|| Error::Usage(format!("--mix {:?}: expected ping, ping-post or direct", a.mix)))?;
+    if a.ready_timeout_s == 0 || a.ready_timeout_s > 120 {
+        return Err(Error::Usage("--ready-timeout-s must be 1..=120".into()));
+    }
+    let out = a.out.unwrap_or_else(|| PathBuf::from(format!("loadtest/runs/{}-{}-overload", bench::today(), machine_name())));
+    let spec = crate::overload::OverloadSpec {
+        leadx_bin: a.leadx_bin, self_exe: std::env::current_exe().map_err(|e| Error::io("locating this program", e))?,
+        out: out.clone(), seed: a.seed, buyers: a.buyers, mix, max_concurrency: a.max_concurrency,
+        duration: Duration::from_secs(a.duration_s), factor: a.factor, connections: a.connections,
+        think: Duration::from_millis(a.think_ms), timeout: Duration::from_millis(a.timeout_ms),
+        ready_wait: Duration::from_secs(a.ready_timeout_s), server_toml: a.server_toml,
+    };
+    let verdict = crate::overload::run(&spec)?;
+    print!("{}", verdict.summary());
+    println!("written to {}", out.display());
     Ok(())
 }
 

@@ -16,6 +16,7 @@ pub mod fake_leadx;
 pub mod http;
 pub mod lead;
 pub mod limits;
+pub mod overload;
 pub mod procstat;
 pub mod report;
 pub mod rng;

@@ -94,6 +94,10 @@ pub struct Stats {
     pub post: Latency,
     /// Ping sent (intended) → post answered.
     pub cycle: Latency,
+    /// The first requests answered 200, and those answered 503 (shed by an
+    /// overloaded leadx), apart: the `overload` scenario reports each.
+    pub first_ok: Latency,
+    pub first_shed: Latency,
     /// Outcome counts keyed `endpoint:outcome`, e.g. `ping:200`, `post:sold`,
     /// `ping:timeout`.
     pub outcomes: BTreeMap<String, u64>,
@@ -124,6 +128,8 @@ impl Stats {
         self.first.merge(&o.first);
         self.post.merge(&o.post);
         self.cycle.merge(&o.cycle);
+        self.first_ok.merge(&o.first_ok);
+        self.first_shed.merge(&o.first_shed);
         for (k, v) in &o.outcomes {
             *self.outcomes.entry(k.clone()).or_default() += v;
         }

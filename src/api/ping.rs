@@ -6,11 +6,12 @@ use std::sync::Arc;
 use super::{json, require_json, store_error, Api, ApiError, Obj};
 use crate::config::{Config, Publisher};
 use crate::exchange::fanout::{self, AuctionInput, AuctionResult};
+use crate::exchange::admission::Budgets;
 use crate::exchange::{Exchange, Runtime};
 use crate::http::server::{Request, Response};
 use crate::ids;
 use crate::lead::Lead;
-use crate::metrics::{self, AuctionOutcome};
+use crate::metrics::{self, AuctionOutcome, ShedReason};
 use crate::records::{self, PingRecord, StoredBid};
 use crate::store::{Batch, Tree};
 
@@ -53,13 +54,14 @@ pub(crate) fn check_vertical(config: &Config, publisher: &Publisher, vertical: &
 /// Runs the auction and records it (store and ping cache). The ping record
 /// is written without waiting for a flush: losing a ping to a crash costs a
 /// `unknown_ping` on its post, never a sale.
-pub(crate) fn auction(
-    ex: &Exchange,
-    rt: &Arc<Runtime>,
-    input: &AuctionInput<'_>,
-    direct: bool,
-) -> Result<Arc<PingRecord>, ApiError> {
-    let AuctionResult { bids, calls } = fanout::run(rt, input);
+///
+/// Overload is shed here, before any buyer is called: a ping whose deadline
+/// is mostly gone, or that finds no auction or buyer-call permit, answers
+/// 503 `overloaded` (with `Retry-After`) at once (`exchange::admission`).
+pub(crate) fn auction(ex: &Exchange, rt: &Arc<Runtime>, input: &AuctionInput<'_>, direct: bool) -> Result<Arc<PingRecord>, ApiError> {
+    let budgets = Budgets::of(&rt.config.server);
+    let _auction = ex.admission.auction(&budgets, input.started, rt.config.auction.ping_timeout_ms).map_err(shed)?;
+    let AuctionResult { bids, calls } = fanout::run(ex, rt, input).map_err(shed)?;
     let now = ids::now_ms();
     let ping = Arc::new(PingRecord {
         v: records::RECORD_VERSION,
@@ -93,6 +95,10 @@ pub(crate) fn auction(
         ex.pings.insert(ping.clone(), now);
     }
     Ok(ping)
+}
+
+fn shed(_: ShedReason) -> ApiError {
+    ApiError::overloaded()
 }
 
 fn ping_fields_json(lead: &Lead) -> String {

@@ -41,7 +41,12 @@ pub fn handle(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     let started = Instant::now();
     let input = PostInput { ping: &ping, lead: &p.lead, consent: p.consent.as_ref(), started, with_outcome: &|_, _| {} };
     let result = sale::run(ex, &rt, &input);
-    ex.pings.remove(&ping.ping_id);
+    // A post shed for load (503) or failed on the store leaves the ping as
+    // it was; its record may not have reached the store yet, so the cache
+    // keeps it for the publisher's retry.
+    if !matches!(result, Err(SaleError::Overloaded | SaleError::Store(_))) {
+        ex.pings.remove(&ping.ping_id);
+    }
     settle(result, started)
 }
 
@@ -71,6 +76,7 @@ pub(crate) fn settle(result: Result<crate::records::LeadRecord, SaleError>, star
             metrics::global().post_outcome(PostOutcome::Duplicate, latency_us);
             Err(ApiError::new(409, "duplicate_lead", "this consumer was already sold in this vertical"))
         }
+        Err(SaleError::Overloaded) => Err(ApiError::overloaded()),
         Err(SaleError::Store(e)) => Err(store_error(e)),
     }
 }

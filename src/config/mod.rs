@@ -87,6 +87,19 @@ pub struct Server {
     /// Extension; default [`limits::STORE_CACHE_BYTES_DEFAULT`]. sled's
     /// page cache (read at start only).
     pub store_cache_bytes: u64,
+    /// Extension; default [`limits::AUCTIONS_IN_FLIGHT_MAX_DEFAULT`].
+    pub auctions_in_flight_max: usize,
+    /// Extension; default [`limits::BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT`].
+    pub buyer_calls_in_flight_max: usize,
+}
+
+impl Server {
+    /// Buyer calls the pings may hold at once: the budget less the part
+    /// kept for posts (`limits::BUYER_CALLS_POST_RESERVE_DIVISOR`).
+    pub fn ping_calls_in_flight_max(&self) -> usize {
+        let reserve = (self.buyer_calls_in_flight_max / limits::BUYER_CALLS_POST_RESERVE_DIVISOR).max(1);
+        self.buyer_calls_in_flight_max.saturating_sub(reserve)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,6 +254,9 @@ pub fn parse(text: &str, secrets: &dyn Fn(&str) -> Option<String>) -> Result<Con
     let (verticals, known) = sections::verticals(&mut w, &top);
     let publishers = sections::publishers(&mut w, &top, &known);
     let buyers = buyer::buyers(&mut w, &top, &known, auction.as_ref().unwrap_or(&Auction::default()));
+    if let (Some(server), Some(buyers)) = (&server, &buyers) {
+        sections::check_call_budget(&mut w, server, buyers);
+    }
     match (server, admin, auction, verticals, publishers, buyers) {
         (Some(server), Some(admin), Some(auction), Some(verticals), Some(publishers), Some(buyers))
             if w.errors.is_empty() =>

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use super::ipnet::IpNet;
 use super::secrets::parse_sha256_hex;
 use super::walk::{Section, Text, Walker};
-use super::{Admin, Auction, Publisher, Server, Vertical};
+use super::{Admin, Auction, Buyer, Publisher, Server, Vertical};
 use crate::limits;
 use crate::money::share_from_f64;
 
@@ -24,6 +24,8 @@ const SERVER_KEYS: &[&str] = &[
     "connections_max",
     "ping_cache_bytes",
     "store_cache_bytes",
+    "auctions_in_flight_max",
+    "buyer_calls_in_flight_max",
 ];
 
 /// `[server]`: required, with `listen` and `data_dir`.
@@ -57,6 +59,9 @@ pub(super) fn server(w: &mut Walker, top: &Section) -> Option<Server> {
     let conns = s.int_or(w, "connections_max", 1..=CONNECTIONS_CEILING, limits::CONNECTIONS_MAX as i64);
     let ping_cache = s.int_or(w, "ping_cache_bytes", PING_CACHE_RANGE, limits::PING_CACHE_BYTES_DEFAULT as i64);
     let store_cache = s.int_or(w, "store_cache_bytes", STORE_CACHE_RANGE, limits::STORE_CACHE_BYTES_DEFAULT as i64);
+    let auctions = s.int_or(w, "auctions_in_flight_max", 1..=AUCTIONS_CEILING, limits::AUCTIONS_IN_FLIGHT_MAX_DEFAULT as i64);
+    // At least 2: one call for pings, one kept for posts.
+    let calls = s.int_or(w, "buyer_calls_in_flight_max", 2..=CALLS_CEILING, limits::BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT as i64);
     Some(Server {
         listen: listen?,
         data_dir: data_dir?,
@@ -68,6 +73,8 @@ pub(super) fn server(w: &mut Walker, top: &Section) -> Option<Server> {
         connections_max: conns? as usize,
         ping_cache_bytes: ping_cache? as usize,
         store_cache_bytes: store_cache? as u64,
+        auctions_in_flight_max: auctions? as usize,
+        buyer_calls_in_flight_max: calls? as usize,
     })
 }
 
@@ -77,6 +84,38 @@ const PING_CACHE_RANGE: std::ops::RangeInclusive<i64> =
     limits::PING_CACHE_BYTES_MIN as i64..=limits::PING_CACHE_BYTES_CEILING as i64;
 const STORE_CACHE_RANGE: std::ops::RangeInclusive<i64> =
     limits::STORE_CACHE_BYTES_MIN as i64..=limits::STORE_CACHE_BYTES_CEILING as i64;
+const AUCTIONS_CEILING: i64 = limits::AUCTIONS_IN_FLIGHT_MAX_CEILING as i64;
+const CALLS_CEILING: i64 = limits::BUYER_CALLS_IN_FLIGHT_MAX_CEILING as i64;
+
+/// `server.buyer_calls_in_flight_max` must fit one whole auction: a ping
+/// calls every eligible ping buyer of its vertical at once and takes all
+/// their permits or none, so a vertical with more ping buyers than the
+/// pings' share of the budget could never be auctioned.
+pub(super) fn check_call_budget(w: &mut Walker, server: &Server, buyers: &[Buyer]) {
+    let share = server.ping_calls_in_flight_max();
+    let mut per_vertical: HashMap<&str, usize> = HashMap::new();
+    for b in buyers.iter().filter(|b| b.ping_url.is_some()) {
+        for v in &b.verticals {
+            *per_vertical.entry(v.as_str()).or_default() += 1;
+        }
+    }
+    let widest = per_vertical.into_iter().max_by_key(|&(v, n)| (n, std::cmp::Reverse(v)));
+    if let Some((vertical, n)) = widest.filter(|&(_, n)| n > share) {
+        w.error(
+            "server.buyer_calls_in_flight_max".to_string(),
+            format!(
+                "too small: vertical {vertical:?} has {n} ping buyers, but pings may hold only {share} calls (the rest is kept for posts); use at least {}",
+                calls_for_auction_of(n)
+            ),
+        );
+    }
+}
+
+/// The smallest budget whose ping share fits an auction of `n` calls.
+fn calls_for_auction_of(n: usize) -> usize {
+    let d = limits::BUYER_CALLS_POST_RESERVE_DIVISOR;
+    (n + 1..).find(|&b| b - (b / d).max(1) >= n).expect("some budget fits")
+}
 
 /// `[admin]`: optional; without `token_sha256` the admin API is closed.
 pub(super) fn admin(w: &mut Walker, top: &Section) -> Option<Admin> {

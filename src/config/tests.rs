@@ -83,6 +83,10 @@ fn the_contract_example_parses_to_its_values() {
         (30_000, 10_000, 10_000)
     );
     assert_eq!(c.server.connections_max, limits::CONNECTIONS_MAX);
+    assert_eq!(
+        (c.server.auctions_in_flight_max, c.server.buyer_calls_in_flight_max),
+        (limits::AUCTIONS_IN_FLIGHT_MAX_DEFAULT, limits::BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT)
+    );
     assert_eq!(c.admin.token_sha256, Some(hash(ADMIN_HASH)));
     assert_eq!(c.auction, Auction { ping_timeout_ms: 300, post_timeout_ms: 3000, bid_ttl_s: 120 });
     assert_eq!(c.verticals, [Vertical { id: "auto_insurance".into(), require_consent: true, dedupe_window_days: 30 }]);
@@ -319,7 +323,7 @@ fn server_rules() {
         ("", &["server: required"]),
         ("[server]\n", &["server.listen: required", "server.data_dir: required"]),
         (
-            "[server]\nlisten = \"localhost\"\ndata_dir = \"\"\nbody_bytes_max = 0\nworkers = 0\nidle_timeout_ms = 0\nconnections_max = 0",
+            "[server]\nlisten = \"localhost\"\ndata_dir = \"\"\nbody_bytes_max = 0\nworkers = 0\nidle_timeout_ms = 0\nconnections_max = 0\nauctions_in_flight_max = 0\nbuyer_calls_in_flight_max = 1",
             &[
                 "server.listen: not a socket address (like 127.0.0.1:8080 or [::]:8080)",
                 "server.data_dir: must not be empty",
@@ -327,6 +331,8 @@ fn server_rules() {
                 "server.workers: must be between 1 and 256",
                 "server.idle_timeout_ms: must be between 1 and 3600000",
                 "server.connections_max: must be between 1 and 1048576",
+                "server.auctions_in_flight_max: must be between 1 and 1048576",
+                "server.buyer_calls_in_flight_max: must be between 2 and 1048576",
             ],
         ),
         ("[server]\nlisten = 8080\ndata_dir = [\"/x\"]", &["server.listen: expected a string", "server.data_dir: expected a string"]),
@@ -341,6 +347,23 @@ fn server_rules() {
     for (text, want) in cases {
         assert_eq!(lines_for(text), *want, "for:\n{text}");
     }
+}
+
+/// Issue #7: a ping takes a permit for every buyer it calls or none, so a
+/// budget whose ping share cannot hold one whole auction would shed every
+/// ping of that vertical; check-config names the key instead.
+#[test]
+fn buyer_call_budget_must_fit_one_whole_auction() {
+    let buyer = |id: &str| format!("[[buyer]]\nid = \"{id}\"\nverticals = [\"auto\"]\nping_url = \"http://127.0.0.1:9/p\"\npost_url = \"http://127.0.0.1:9/q\"\n");
+    let three: String = ["a", "b", "c"].iter().map(|id| buyer(id)).collect();
+    let with = |calls: u32| format!("{MINIMAL}buyer_calls_in_flight_max = {calls}\n[[vertical]]\nid = \"auto\"\n{three}");
+    // 4 keeps 1 for posts: 3 for pings fits three buyers.
+    let c = parse(&with(4), &|_| None).unwrap();
+    assert_eq!(c.server.ping_calls_in_flight_max(), 3);
+    assert_eq!(
+        lines_for(&with(3)),
+        ["server.buyer_calls_in_flight_max: too small: vertical \"auto\" has 3 ping buyers, but pings may hold only 2 calls (the rest is kept for posts); use at least 4"]
+    );
 }
 
 #[test]

@@ -10,6 +10,10 @@
 //! first. A timed wait per answer cost a may timer-thread wake-up each
 //! (may wakes its timer thread on every timer cancelled early), which was
 //! the largest single cost of a ping after the HTTP exchanges themselves.
+//!
+//! Each call holds one of the ping's buyer-call permits (`admission`) until
+//! it ends, answered or not, so the calls a late buyer keeps open count
+//! against the budget; without a permit for every call, nobody is called.
 
 use std::sync::Arc;
 
@@ -19,10 +23,11 @@ use std::time::{Duration, Instant};
 use crate::auction::{self, Bid, Skip};
 use crate::buyer::{BidAnswer, PingCtx};
 use crate::config::Publisher;
-use crate::exchange::{caps, Runtime};
+use crate::exchange::admission::{Budgets, Permit};
+use crate::exchange::{caps, Exchange, Runtime};
 use crate::lead::Lead;
 use crate::limits;
-use crate::metrics::{self, PingResult};
+use crate::metrics::{self, PingResult, ShedReason};
 use crate::money::Cents;
 use crate::records::CallRecord;
 
@@ -96,7 +101,9 @@ impl Board {
     }
 }
 
-pub fn run(rt: &Arc<Runtime>, input: &AuctionInput<'_>) -> AuctionResult {
+/// Runs the auction; `Err` (nothing called) when the buyer-call budget has
+/// no room for every buyer it would call.
+pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &AuctionInput<'_>) -> Result<AuctionResult, ShedReason> {
     let deadline = input.started + Duration::from_millis(rt.config.auction.ping_timeout_ms);
     let answer_by = deadline - Duration::from_millis(limits::RESPONSE_MARGIN_MS);
     let day = caps::utc_day(crate::ids::now_ms());
@@ -117,12 +124,13 @@ pub fn run(rt: &Arc<Runtime>, input: &AuctionInput<'_>) -> AuctionResult {
         }
         to_call.push(i);
     }
+    let permits = ex.admission.ping_calls(&Budgets::of(&rt.config.server), to_call.len())?;
     let board = Board::new(to_call.len());
     let (done_tx, done_rx) = may::sync::mpsc::channel::<()>();
     let mut ping_body: Option<(usize, Arc<Vec<u8>>, &'static str)> = None;
-    for &i in &to_call {
+    for (&i, permit) in to_call.iter().zip(permits) {
         let body = shared_ping_body(&mut ping_body, rt, i, input);
-        spawn_call(rt.clone(), i, body, (input.started, answer_by, input.test), (board.clone(), done_tx.clone()));
+        spawn_call(rt.clone(), i, body, (input.started, answer_by, input.test), (board.clone(), done_tx.clone()), permit);
     }
     drop(done_tx);
     if !to_call.is_empty() {
@@ -130,7 +138,7 @@ pub fn run(rt: &Arc<Runtime>, input: &AuctionInput<'_>) -> AuctionResult {
     }
     let (replies, pending) = board.close();
     record(rt, replies, pending, input, &mut bids, &mut calls);
-    AuctionResult { bids: auction::rank(bids, input.floor), calls }
+    Ok(AuctionResult { bids: auction::rank(bids, input.floor), calls })
 }
 
 /// Eligibility, plus caps for live traffic (test mode neither checks nor
@@ -167,8 +175,10 @@ fn shared_ping_body(cache: &mut Option<(usize, Arc<Vec<u8>>, &'static str)>, rt:
     (body, ct)
 }
 
-fn spawn_call(rt: Arc<Runtime>, i: usize, (body, content_type): (Arc<Vec<u8>>, &'static str), (started, answer_by, test): (Instant, Instant, bool), (board, done): (Arc<Board>, may::sync::mpsc::Sender<()>)) {
+fn spawn_call(rt: Arc<Runtime>, i: usize, (body, content_type): (Arc<Vec<u8>>, &'static str), (started, answer_by, test): (Instant, Instant, bool), (board, done): (Arc<Board>, may::sync::mpsc::Sender<()>), permit: Permit) {
     crate::rt::spawn(move || {
+        // Given back when this coroutine ends, however it ends.
+        let _permit = permit;
         let buyer = &rt.config.buyers[i];
         let brt = &rt.buyers[i];
         let t0 = Instant::now();

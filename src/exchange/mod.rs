@@ -1,5 +1,6 @@
 //! The exchange's live state and its two I/O stages: the ping auction
-//! (`fanout`) and the post with failover that makes a sale durable (`sale`).
+//! (`fanout`) and the post with failover that makes a sale durable (`sale`),
+//! both under the permits of `admission`.
 //!
 //! `Runtime` is one immutable config with everything built from it (buyer
 //! connection pools, metric handles); a reload builds a new one and swaps it
@@ -7,6 +8,7 @@
 //! with. State that must outlive a reload (cap counters, claims, the ping
 //! cache) lives in `Exchange`.
 
+pub mod admission;
 pub mod caps;
 pub mod claims;
 pub mod fanout;
@@ -114,6 +116,8 @@ pub struct Exchange {
     /// Dedupe keys (vertical + contact hash) of leads being sold.
     pub selling: claims::Claims<Vec<u8>>,
     pub pings: pings::PingCache,
+    /// Permits for auctions and buyer calls (overload is shed, not queued).
+    pub admission: Arc<admission::Admission>,
     draining: AtomicBool,
     ready: AtomicBool,
 }
@@ -125,6 +129,8 @@ impl Exchange {
         let caps = caps::CapBook::default();
         let runtime = Runtime::build(config, &caps, &store)?;
         let ping_cache_bytes = runtime.config.server.ping_cache_bytes;
+        let admission = admission::Admission::new();
+        admission::spawn_lag_probe(&admission);
         Ok(Exchange {
             runtime: ArcSwap::from_pointee(runtime),
             store,
@@ -133,6 +139,7 @@ impl Exchange {
             idempotency: claims::Claims::default(),
             selling: claims::Claims::default(),
             pings: pings::PingCache::new(ping_cache_bytes),
+            admission,
             draining: AtomicBool::new(false),
             ready: AtomicBool::new(false),
         })

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::buyer::{PostAnswer, PostCtx};
+use crate::exchange::admission::Budgets;
 use crate::exchange::{caps, Exchange, Runtime};
 use crate::ids;
 use crate::lead::{Consent, Lead};
@@ -31,6 +32,9 @@ pub enum SaleError {
     /// The same phone or email was sold (or is being sold) in this vertical
     /// within its dedupe window.
     Duplicate,
+    /// No buyer-call permit was free (`admission`): nothing was offered or
+    /// stored, so a retry can still sell the lead. Answered 503.
+    Overloaded,
     Store(StoreError),
 }
 
@@ -47,6 +51,14 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
     let _selling = match &dedupe_keys {
         Some((keys, window_ms)) => Some(claim_unsold(ex, keys, *window_ms)?),
         None => None,
+    };
+    // Taken before anything is durable, held through the whole failover:
+    // a post refused for load must stay sellable, never be walked to a
+    // lower bidder or settled unsold.
+    let _call = if ping.bids.is_empty() {
+        None
+    } else {
+        Some(ex.admission.post_call(&Budgets::of(&rt.config.server)).map_err(|_| SaleError::Overloaded)?)
     };
     let now = ids::now_ms();
     let mut rec = LeadRecord {

@@ -110,10 +110,34 @@ pub enum PostOutcome {
 }
 pub const POST_OUTCOMES: [&str; 3] = ["sold", "unsold", "duplicate"];
 
+/// Why a request was shed (answered 503 `overloaded` at once) instead of
+/// queued; the `reason` label of `leadx_shed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShedReason {
+    /// The ping had waited so long that most of its deadline was gone.
+    Deadline,
+    /// `server.auctions_in_flight_max` auctions were running.
+    Auctions,
+    /// No buyer-call permits left for a ping's calls.
+    PingCalls,
+    /// No buyer-call permit left for a post.
+    PostCalls,
+}
+pub const SHED_REASONS: [&str; 4] = ["deadline", "auctions", "ping_calls", "post_calls"];
+
+impl ShedReason {
+    pub fn label(self) -> &'static str {
+        SHED_REASONS[self as usize]
+    }
+}
+
 /// Gauges the server moves up and down itself.
 #[derive(Debug, Default)]
 pub struct Gauges {
     pub auctions_in_flight: AtomicI64,
+    /// Buyer calls holding a permit, by stage (`exchange::admission`).
+    pub ping_calls_in_flight: AtomicI64,
+    pub post_calls_in_flight: AtomicI64,
     pub posts_in_flight: AtomicI64,
     pub connections_open: AtomicI64,
 }
@@ -153,6 +177,7 @@ pub struct Registry {
     store_flush_latency: Latency,
     store_flush_ops: AtomicU64,
     late_answers: AtomicU64,
+    shed: [AtomicU64; SHED_REASONS.len()],
     /// Only touched at config load, render and snapshot — never per request.
     buyers: Mutex<BTreeMap<String, Arc<BuyerMetrics>>>,
     other_buyer: Arc<BuyerMetrics>,
@@ -186,6 +211,7 @@ impl Registry {
             store_flush_latency: histogram::latency(),
             store_flush_ops: AtomicU64::new(0),
             late_answers: AtomicU64::new(0),
+            shed: Default::default(),
             buyers: Mutex::new(BTreeMap::new()),
             other_buyer: Arc::new(BuyerMetrics::default()),
             other_buyer_used: AtomicBool::new(false),
@@ -254,6 +280,16 @@ impl Registry {
     /// Counts one buyer answer that arrived after its auction's deadline.
     pub fn late_answers(&self) {
         self.late_answers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one request shed for overload.
+    pub fn shed(&self, reason: ShedReason) {
+        self.shed[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests shed so far for `reason`.
+    pub fn shed_count(&self, reason: ShedReason) -> u64 {
+        self.shed[reason as usize].load(Ordering::Relaxed)
     }
 
     /// The buyers to report, sorted by id, `_other` last when handed out.

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::buyer::{BuyerReading, ERROR_KINDS, PING_RESULTS, POST_RESULTS};
 use super::histogram::{HistogramSnapshot, CENTS_PER_USD, LATENCY_LE, PRICE_LE, US_PER_S};
 use super::text::{regroup, write_header, write_histogram, write_sample};
-use super::{Endpoint, Registry, AUCTION_OUTCOMES, POST_OUTCOMES, STATUS_LABELS};
+use super::{Endpoint, Registry, AUCTION_OUTCOMES, POST_OUTCOMES, SHED_REASONS, STATUS_LABELS};
 
 impl Registry {
     /// Writes the whole exposition to `out`, then lets `extra` append
@@ -136,6 +136,24 @@ impl Registry {
             write_header(out, name, help, "gauge");
             write_sample(out, name, &[], value.load(Ordering::Relaxed));
         }
+        let name = "leadx_buyer_calls_in_flight";
+        write_header(
+            out,
+            name,
+            "Buyer calls holding a permit now, by stage.",
+            "gauge",
+        );
+        for (stage, value) in [("ping", &g.ping_calls_in_flight), ("post", &g.post_calls_in_flight)] {
+            write_sample(out, name, &[("stage", stage)], value.load(Ordering::Relaxed));
+        }
+        write_counters(
+            out,
+            "leadx_shed_total",
+            "Requests answered 503 overloaded at once instead of queued, by reason.",
+            "reason",
+            &SHED_REASONS,
+            &self.shed,
+        );
     }
 
     fn render_store(&self, out: &mut Vec<u8>) {
@@ -272,7 +290,13 @@ mod tests {
         r.late_answers();
         r.store_flush(2_500, 7);
         r.gauges().connections_open.store(3, Ordering::Relaxed);
+        r.gauges().ping_calls_in_flight.store(5, Ordering::Relaxed);
+        r.shed(ShedReason::PostCalls);
         let t = render(&r);
+        assert!(t.contains("leadx_buyer_calls_in_flight{stage=\"ping\"} 5\n"), "{t}");
+        assert!(t.contains("leadx_buyer_calls_in_flight{stage=\"post\"} 0\n"));
+        assert!(t.contains("leadx_shed_total{reason=\"post_calls\"} 1\n"));
+        assert!(t.contains("leadx_shed_total{reason=\"deadline\"} 0\n"));
         assert!(
             t.contains("leadx_http_requests_total{endpoint=\"ping\",status=\"200\"} 1\n"),
             "{t}"

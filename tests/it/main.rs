@@ -12,6 +12,7 @@ mod errors;
 mod layering;
 mod memory;
 mod ops;
+mod overload;
 mod post;
 mod reliability;
 mod server;

@@ -169,14 +169,14 @@ fn sample(m: &Managed) -> Option<ProcSample> {
 /// A free loopback port for leadx. Another process could take it between
 /// this probe and leadx's bind; leadx then fails to start and the bench
 /// says so, which is acceptable for a benchmark tool.
-pub(crate) fn free_port() -> Result<u16, Error> {
+pub fn free_port() -> Result<u16, Error> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("probing for a free port", e))?;
     l.local_addr().map(|a| a.port()).map_err(|e| Error::io("probing for a free port", e))
 }
 
 /// A publisher API key and an admin token for this run only; leadx gets
 /// their hashes.
-pub(crate) fn secrets(seed: u64) -> (String, String) {
+pub fn secrets(seed: u64) -> (String, String) {
     let salt = format!("{seed}-{}-{:?}", std::process::id(), std::time::SystemTime::now());
     let h = config::sha256_hex(&salt);
     (format!("lt_pub_{}", &h[..32]), format!("lt_admin_{}", &h[32..]))

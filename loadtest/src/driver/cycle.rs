@@ -182,6 +182,13 @@ fn record(
         Ok(r) => {
             s.answered += 1;
             hist(&mut s, us);
+            if endpoint != "post" {
+                match r.status {
+                    200 => s.first_ok.record_us(us),
+                    503 => s.first_shed.record_us(us),
+                    _ => {}
+                }
+            }
             if !(200..300).contains(&r.status) {
                 s.non_2xx += 1;
             }

@@ -103,3 +103,14 @@ fn bench_end_to_end_against_a_stand_in_leadx() {
     assert!(std::fs::read_to_string(out.join("latency.svg")).unwrap().starts_with("<svg"));
     assert!(String::from_utf8_lossy(&o.stdout).contains("p99.9"));
 }
+
+#[test]
+fn overload_refuses_a_bad_mix_and_names_a_missing_leadx_binary() {
+    let o = run(&["overload", "--mix", "healthz", "--leadx-bin", "/nonexistent/leadx"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--mix \"healthz\": expected ping, ping-post or direct"), "{}", stderr(&o));
+    let out = tempfile::tempdir().unwrap();
+    let o = run(&["overload", "--leadx-bin", "/nonexistent/leadx", "--out", out.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("leadx binary not found at /nonexistent/leadx"), "{}", stderr(&o));
+}
