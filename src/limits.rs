@@ -52,8 +52,8 @@ pub const STORE_QUEUE_MAX: usize = 64 * 1024;
 pub const STORE_LOCK_WAIT_MS: u64 = 20_000;
 /// Most rows returned by one admin listing.
 pub const ADMIN_LIST_MAX: usize = 1000;
-/// Most sold leads in one reconciliation export (narrow `from`/`to` for
-/// more); about 20 MB of CSV.
+/// Most sold leads in one page of the reconciliation export (about 20 MB
+/// of CSV); a `Link` header names the next page.
 pub const EXPORT_ROWS_MAX: usize = 100_000;
 
 /// Keep-alive connection idle between requests before the server closes it.
