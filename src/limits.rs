@@ -80,6 +80,9 @@ pub const SERVER_LINGER_BYTES_MAX: usize = 256 * 1024;
 pub const SERVER_ACCEPT_BACKOFF_MS: u64 = 10;
 /// Poll period of `ServerHandle::wait_idle`.
 pub const SERVER_WAIT_IDLE_POLL_MS: u64 = 5;
+/// Period of the info-level traffic summary in the log (`logging::events`):
+/// per-lead events are debug, so journald's rate limit is never reached.
+pub const LOG_SUMMARY_INTERVAL_MS: u64 = 10_000;
 /// Youngest and oldest `lead.age` accepted (contract §3, inclusive).
 pub const LEAD_AGE_MIN: i64 = 18;
 pub const LEAD_AGE_MAX: i64 = 120;
