@@ -56,6 +56,8 @@ struct Conn {
     wbuf: Vec<u8>,
     /// When the request that has begun must be complete.
     deadline: Option<Instant>,
+    /// When the buffered input was last read — or, for a pipelined request
+    /// behind one just answered, when that answer was ready.
     read_at: Instant,
     head_at: Option<Instant>,
     continue_sent: bool,
@@ -172,6 +174,10 @@ impl Conn {
             };
             let received_at = self.head_at.take().unwrap_or(self.read_at);
             let (len, keep_alive) = answer(handler, &self.shared, parsed, self.peer, received_at, &mut self.wbuf);
+            // What is still buffered is a pipelined request the server only
+            // turns to now: its time (and a ping's deadline) starts here, not
+            // when its bytes came in with the one just answered.
+            self.read_at = Instant::now();
             self.start += len;
             self.want = 0;
             self.deadline = None;
