@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::codec::{self, Decoded, HttpError, Limits, Parsed, Pending};
+use super::codec::{self, Decoded, HttpError, Limits, Parsed, Pending, Progress};
 use super::{ConnSlot, Handler, Request, Response, Shared};
 use crate::limits;
 
@@ -53,6 +53,8 @@ struct Conn {
     end: usize,
     /// Bytes the current request needs in the buffer, when known.
     want: usize,
+    /// How far decoding the current (incomplete) request got.
+    progress: Progress,
     wbuf: Vec<u8>,
     /// When the request that has begun must be complete.
     deadline: Option<Instant>,
@@ -78,6 +80,7 @@ pub(super) fn serve<H: Handler>(stream: may::net::TcpStream, peer: SocketAddr, s
         start: 0,
         end: 0,
         want: 0,
+        progress: Progress::default(),
         wbuf: Vec::new(),
         deadline: None,
         read_at: Instant::now(),
@@ -160,7 +163,8 @@ impl Conn {
         while self.start < self.end {
             let mut storage = [httparse::EMPTY_HEADER; limits::HEADERS_MAX];
             let headers = &mut storage[..self.lim.headers_max];
-            let parsed = match codec::decode(&mut self.buf[self.start..self.end], &self.lim, headers) {
+            let input = &mut self.buf[self.start..self.end];
+            let parsed = match codec::decode_resume(input, &self.lim, headers, &mut self.progress) {
                 Ok(Decoded::Complete(parsed)) => parsed,
                 Ok(Decoded::Partial(pending)) => {
                     self.note_pending(pending);
@@ -180,6 +184,7 @@ impl Conn {
             self.read_at = Instant::now();
             self.start += len;
             self.want = 0;
+            self.progress = Progress::default();
             self.deadline = None;
             self.continue_sent = false;
             if !keep_alive {
