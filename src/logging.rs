@@ -479,14 +479,18 @@ mod tests {
         assert_eq!(syslog_prefix(Level::Warn), "<4>");
     }
 
-    /// Records every event of this test binary (the only logger it has).
+    /// Records the exchange events of this test binary (the only logger it
+    /// has; other targets are dropped).
     struct Capture(parking_lot::Mutex<Vec<(Level, String)>>);
 
     impl Log for Capture {
-        fn enabled(&self, _: &Metadata) -> bool {
-            true
+        fn enabled(&self, m: &Metadata) -> bool {
+            m.target() == "leadx::exchange"
         }
         fn log(&self, record: &Record) {
+            if !self.enabled(record.metadata()) {
+                return;
+            }
             let mut line = String::new();
             format_line(&mut line, record, None);
             self.0.lock().push((record.level(), line));
