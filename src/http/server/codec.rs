@@ -160,6 +160,29 @@ pub struct Progress {
     checked_len: usize,
     /// Where the chunked body scan stopped.
     chunks: chunked::Resume,
+    /// The head, once complete while its body is not: the body is awaited
+    /// without parsing the head again on every read.
+    known: Option<KnownHead>,
+}
+
+/// What a complete head said about the body still arriving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KnownHead {
+    head_len: usize,
+    chunked: bool,
+    pending: Pending,
+}
+
+impl KnownHead {
+    /// Whether the body may be complete now (then the request is decoded in
+    /// full); a chunked body's scan resumes where it stopped.
+    fn body_arrived(&self, buf: &mut [u8], lim: &Limits, chunks: &mut chunked::Resume) -> Result<bool, HttpError> {
+        if !self.chunked {
+            return Ok(buf.len() >= self.pending.len_hint);
+        }
+        let scan = chunked::scan_resume(&mut buf[self.head_len..], &lim.chunks(), chunks)?;
+        Ok(scan != Scan::Partial)
+    }
 }
 
 /// Decodes the request at the start of `buf`. `headers.len()` is the most
@@ -180,6 +203,11 @@ pub fn decode_resume<'a>(
     headers: &'a mut [httparse::Header<'a>],
     progress: &mut Progress,
 ) -> Result<Decoded<'a>, HttpError> {
+    if let Some(known) = progress.known {
+        if !known.body_arrived(buf, lim, &mut progress.chunks)? {
+            return Ok(Decoded::Partial(known.pending));
+        }
+    }
     let Some(head_len) = head_end(buf, lim.header_bytes_max, progress)? else {
         // Checked again on each new line, or once the buffer has doubled:
         // garbage is refused early at O(lines + log n) parses in all.
@@ -218,16 +246,22 @@ pub fn decode_resume<'a>(
         keep_alive,
         http10,
     };
+    let expect_continue = f.expect_continue && !http10;
     if f.chunked {
-        return decode_chunked(rest, lim, f.expect_continue && !http10, &mut progress.chunks, body_slot);
+        let decoded = decode_chunked(rest, lim, expect_continue, &mut progress.chunks, body_slot)?;
+        if let Decoded::Partial(pending) = decoded {
+            progress.known = Some(KnownHead { head_len, chunked: true, pending });
+        }
+        return Ok(decoded);
     }
     let cl = f.content_length.unwrap_or(0);
     if cl > lim.body_bytes_max {
         return Err(HttpError::BodyTooLarge);
     }
     if rest.len() < cl {
-        let expect_continue = f.expect_continue && !http10;
-        return Ok(Decoded::Partial(Pending { head_done: true, expect_continue, len_hint: head_len + cl }));
+        let pending = Pending { head_done: true, expect_continue, len_hint: head_len + cl };
+        progress.known = Some(KnownHead { head_len, chunked: false, pending });
+        return Ok(Decoded::Partial(pending));
     }
     Ok(Decoded::Complete(body_slot(&mut rest[..cl], cl)))
 }

@@ -108,6 +108,37 @@ fn a_trickled_head_is_scanned_incrementally() {
     assert!(scanned <= 4 * input.len(), "{scanned} bytes scanned for {}", input.len());
 }
 
+/// A body trickled in after a big head does not re-parse the head per read.
+#[test]
+fn a_trickled_body_does_not_reparse_its_head() {
+    let lim = Limits { body_bytes_max: 2_000, header_bytes_max: 16 * 1024, headers_max: 64 };
+    let head = format!("POST /p HTTP/1.1\r\nX-Pad: {}\r\n", "a".repeat(10_000));
+    let length = format!("{head}Content-Length: 1000\r\n\r\n{}", "b".repeat(1_000));
+    let chunks = format!("{head}Transfer-Encoding: chunked\r\n\r\n{}0\r\n\r\n", "1\r\nc\r\n".repeat(300));
+    for (input, body_len) in [(length.as_bytes(), 1_000), (chunks.as_bytes(), 300)] {
+        let head_len = input.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let mut progress = Progress::default();
+        let mut buf = input[..head_len].to_vec();
+        let mut hdrs = [httparse::EMPTY_HEADER; 64];
+        assert!(matches!(decode_resume(&mut buf, &lim, &mut hdrs, &mut progress), Ok(Decoded::Partial(p)) if p.head_done));
+        hook::PARSES.with(|c| c.set(0));
+        for cut in head_len + 1..input.len() {
+            let mut buf = input[..cut].to_vec();
+            let mut hdrs = [httparse::EMPTY_HEADER; 64];
+            match decode_resume(&mut buf, &lim, &mut hdrs, &mut progress) {
+                Ok(Decoded::Partial(p)) => assert!(p.head_done, "cut {cut}"),
+                Ok(Decoded::Complete(_)) => panic!("complete at {cut}"),
+                Err(e) => panic!("cut {cut}: {e}"),
+            }
+        }
+        let mut buf = input.to_vec();
+        let mut hdrs = [httparse::EMPTY_HEADER; 64];
+        let Ok(Decoded::Complete(r)) = decode_resume(&mut buf, &lim, &mut hdrs, &mut progress) else { panic!("not complete") };
+        assert_eq!((r.body.len(), r.len), (body_len, input.len()));
+        assert_eq!(hook::PARSES.with(|c| c.get()), 1, "the head is parsed again only once the body is complete");
+    }
+}
+
 #[test]
 fn progress_keeps_garbage_and_split_empty_lines_right() {
     // Leading empty lines arriving a byte at a time are still skipped.
