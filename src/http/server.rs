@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use crate::limits;
 
 #[doc(hidden)]
-pub use codec::{decode, encode, Decoded, HttpError, Limits, Parsed, Pending};
+pub use codec::{decode, decode_resume, encode, Decoded, HttpError, Limits, Parsed, Pending, Progress};
 
 /// One request, borrowing the connection's read buffer.
 pub struct Request<'a> {
