@@ -2,7 +2,7 @@
 //! server's codec, without sockets: the per-request CPU floor of the server.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use leadx::http::server::{decode, encode, Decoded, Limits, Response};
+use leadx::http::server::{decode, decode_resume, encode, Decoded, Limits, Progress, Response};
 
 /// A ~600-byte `POST /v1/ping` as a publisher's HTTP client sends it.
 fn ping_request() -> Vec<u8> {
@@ -43,5 +43,37 @@ fn bench_codec(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_codec);
+/// A 15 KB head arriving a byte per read (slowloris, or a pathological
+/// client): decoding every prefix afresh (what the server did before issue
+/// #7 point 8) against resuming with `Progress` (what it does now).
+fn bench_trickled_head(c: &mut Criterion) {
+    let lim = Limits { body_bytes_max: 64 * 1024, header_bytes_max: 16 * 1024, headers_max: 64 };
+    let mut input = b"GET /v1/leads HTTP/1.1\r\n".to_vec();
+    for i in 0..10 {
+        input.extend_from_slice(format!("X-Pad-{i}: {}\r\n", "a".repeat(1_500)).as_bytes());
+    }
+    input.extend_from_slice(b"\r\n");
+    let mut buf = input.clone();
+    let mut group = c.benchmark_group("http_server");
+    group.sample_size(10);
+    for resumed in [false, true] {
+        let name = format!("{} B head a byte per read, {}", input.len(), if resumed { "resumed" } else { "afresh" });
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut progress = Progress::default();
+                for cut in 1..=buf.len() {
+                    let mut headers = [httparse::EMPTY_HEADER; 64];
+                    if !resumed {
+                        progress = Progress::default();
+                    }
+                    let done = matches!(decode_resume(&mut buf[..cut], &lim, &mut headers, &mut progress), Ok(Decoded::Complete(_)));
+                    black_box(done);
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_codec, bench_trickled_head);
 criterion_main!(benches);

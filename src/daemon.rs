@@ -145,6 +145,7 @@ impl Running {
             log::warn!(target: "leadx::daemon", "drain time-out; connections still open={}", open_connections(&self.server));
         }
         self.ex.store.close().map_err(|e| e.to_string())?;
+        crate::logging::events::flush_summary();
         log::info!(target: "leadx::daemon", "stopped; store closed");
         Ok(())
     }

@@ -52,8 +52,8 @@ pub const STORE_QUEUE_MAX: usize = 64 * 1024;
 pub const STORE_LOCK_WAIT_MS: u64 = 20_000;
 /// Most rows returned by one admin listing.
 pub const ADMIN_LIST_MAX: usize = 1000;
-/// Most sold leads in one reconciliation export (narrow `from`/`to` for
-/// more); about 20 MB of CSV.
+/// Most sold leads in one page of the reconciliation export (about 20 MB
+/// of CSV); a `Link` header names the next page.
 pub const EXPORT_ROWS_MAX: usize = 100_000;
 
 /// Keep-alive connection idle between requests before the server closes it.
@@ -87,6 +87,9 @@ pub const PROBE_CONNECTIONS_MAX: usize = 4;
 pub const SERVER_ACCEPT_BACKOFF_MS: u64 = 10;
 /// Poll period of `ServerHandle::wait_idle`.
 pub const SERVER_WAIT_IDLE_POLL_MS: u64 = 5;
+/// Period of the info-level traffic summary in the log (`logging::events`):
+/// per-lead events are debug, so journald's rate limit is never reached.
+pub const LOG_SUMMARY_INTERVAL_MS: u64 = 10_000;
 /// Youngest and oldest `lead.age` accepted (contract §3, inclusive).
 pub const LEAD_AGE_MIN: i64 = 18;
 pub const LEAD_AGE_MAX: i64 = 120;

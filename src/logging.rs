@@ -340,42 +340,160 @@ pub fn write_quoted(out: &mut String, value: &str) {
 /// A buyer's free-text rejection reason is *not* logged: a buyer may echo
 /// lead data in it (it stays in the lead's call records, behind the admin
 /// token).
+///
+/// Per-lead and per-call events are `debug`: at a few thousand sales a
+/// second one info line each would hit journald's rate limit (and lose
+/// lines that matter); every lead is in the store and counted in the
+/// metrics anyway. `info` gets one `traffic summary` line per
+/// `limits::LOG_SUMMARY_INTERVAL_MS` with the auctions, sales, unsold posts,
+/// buyer errors and time-outs of that interval, test traffic included. It is
+/// written by the first event after the interval ends (no timer thread), so
+/// a quiet exchange writes none; `events::flush_summary` writes what is left
+/// at shutdown.
 pub mod events {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use crate::limits;
     use crate::records::{LeadRecord, PingRecord, STATUS_SOLD};
 
     const TARGET: &str = "leadx::exchange";
 
-    /// An auction is over: debug for the auction, info for each buyer call
-    /// that failed (debug for a time-out, which is routine in ping-post).
+    /// One interval's counts.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct Counts {
+        pub pings: u64,
+        pub sold: u64,
+        pub unsold: u64,
+        /// Buyer calls that failed (error, invalid answer, failed post).
+        pub buyer_errors: u64,
+        pub buyer_timeouts: u64,
+    }
+
+    /// Counters of the current interval; lock-free, shared by every worker.
+    #[derive(Debug)]
+    pub struct Summary {
+        pub(super) pings: AtomicU64,
+        pub(super) sold: AtomicU64,
+        pub(super) unsold: AtomicU64,
+        pub(super) buyer_errors: AtomicU64,
+        pub(super) buyer_timeouts: AtomicU64,
+        /// When the current interval began (ms since the epoch; 0: not yet).
+        since_ms: AtomicU64,
+    }
+
+    impl Default for Summary {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl Summary {
+        pub const fn new() -> Self {
+            Summary {
+                pings: AtomicU64::new(0),
+                sold: AtomicU64::new(0),
+                unsold: AtomicU64::new(0),
+                buyer_errors: AtomicU64::new(0),
+                buyer_timeouts: AtomicU64::new(0),
+                since_ms: AtomicU64::new(0),
+            }
+        }
+
+        pub(super) fn add(counter: &AtomicU64, n: u64) {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+
+        /// The interval's counts, reset, if `interval_ms` has passed since it
+        /// began at `now_ms` (one caller wins a given interval); the first
+        /// call starts the first interval.
+        pub fn take_due(&self, now_ms: u64, interval_ms: u64) -> Option<(Counts, u64)> {
+            let since = self.since_ms.load(Ordering::Relaxed);
+            if since == 0 {
+                let _ = self.since_ms.compare_exchange(0, now_ms, Ordering::Relaxed, Ordering::Relaxed);
+                return None;
+            }
+            if now_ms.saturating_sub(since) < interval_ms {
+                return None;
+            }
+            self.since_ms.compare_exchange(since, now_ms, Ordering::Relaxed, Ordering::Relaxed).ok()?;
+            Some((self.take(), now_ms - since))
+        }
+
+        /// The counts so far, reset.
+        pub fn take(&self) -> Counts {
+            let take = |c: &AtomicU64| c.swap(0, Ordering::Relaxed);
+            Counts {
+                pings: take(&self.pings),
+                sold: take(&self.sold),
+                unsold: take(&self.unsold),
+                buyer_errors: take(&self.buyer_errors),
+                buyer_timeouts: take(&self.buyer_timeouts),
+            }
+        }
+    }
+
+    static SUMMARY: Summary = Summary::new();
+
+    fn log_summary(c: Counts, interval_ms: u64) {
+        if c == Counts::default() {
+            return;
+        }
+        log::info!(target: TARGET, interval_ms = interval_ms, pings = c.pings, sold = c.sold, unsold = c.unsold,
+            buyer_errors = c.buyer_errors, buyer_timeouts = c.buyer_timeouts; "traffic summary");
+    }
+
+    fn maybe_summarise() {
+        if let Some((c, interval_ms)) = SUMMARY.take_due(crate::ids::now_ms(), limits::LOG_SUMMARY_INTERVAL_MS) {
+            log_summary(c, interval_ms);
+        }
+    }
+
+    /// Writes the counts of the interval in progress (at shutdown).
+    pub fn flush_summary() {
+        let since = SUMMARY.since_ms.swap(0, Ordering::Relaxed);
+        let interval_ms = if since == 0 { 0 } else { crate::ids::now_ms().saturating_sub(since) };
+        log_summary(SUMMARY.take(), interval_ms);
+    }
+
+    /// An auction is over: debug for the auction and for each buyer call
+    /// that failed; counted in the summary.
     pub fn auction(ping: &PingRecord) {
         let best = ping.bids.first().map(|b| b.price).unwrap_or(0);
         log::debug!(target: TARGET, ping_id = ping.ping_id.as_str(), publisher = ping.publisher.as_str(), vertical = ping.vertical.as_str(),
             bids = ping.bids.len(), best_price_cents = best, auction_us = ping.auction_us, test = ping.test; "auction done");
+        Summary::add(&SUMMARY.pings, 1);
         for c in ping.calls.iter().filter(|c| matches!(c.outcome.as_str(), "error" | "invalid" | "timeout")) {
             let reason = c.reason.as_deref().unwrap_or("");
-            let level = if c.outcome == "timeout" { log::Level::Debug } else { log::Level::Info };
-            log::log!(target: TARGET, level, ping_id = ping.ping_id.as_str(), buyer = c.buyer.as_str(), outcome = c.outcome.as_str(),
+            let counter = if c.outcome == "timeout" { &SUMMARY.buyer_timeouts } else { &SUMMARY.buyer_errors };
+            Summary::add(counter, 1);
+            log::debug!(target: TARGET, ping_id = ping.ping_id.as_str(), buyer = c.buyer.as_str(), outcome = c.outcome.as_str(),
                 reason = reason, latency_us = c.latency_us; "buyer ping failed");
         }
+        maybe_summarise();
     }
 
-    /// A post is settled (and durable): info with the outcome, warn for each
-    /// buyer post that failed.
+    /// A post is settled (and durable): debug with the outcome and for each
+    /// buyer post that failed; counted in the summary.
     pub fn post(rec: &LeadRecord) {
         for c in rec.post_calls.iter().filter(|c| c.outcome == "failed") {
+            let timeout = c.reason.as_deref() == Some("timeout");
+            Summary::add(if timeout { &SUMMARY.buyer_timeouts } else { &SUMMARY.buyer_errors }, 1);
             // Failure reasons are leadx's own (client and parser reasons).
-            log::warn!(target: TARGET, lead_id = rec.lead_id.as_str(), buyer = c.buyer.as_str(), reason = c.reason.as_deref().unwrap_or(""),
+            log::debug!(target: TARGET, lead_id = rec.lead_id.as_str(), buyer = c.buyer.as_str(), reason = c.reason.as_deref().unwrap_or(""),
                 latency_us = c.latency_us; "buyer post failed");
         }
         let rejected = rec.post_calls.iter().filter(|c| c.outcome == "rejected").count();
         if rec.status == STATUS_SOLD {
-            log::info!(target: TARGET, lead_id = rec.lead_id.as_str(), ping_id = rec.ping_id.as_str(), publisher = rec.publisher.as_str(),
+            Summary::add(&SUMMARY.sold, 1);
+            log::debug!(target: TARGET, lead_id = rec.lead_id.as_str(), ping_id = rec.ping_id.as_str(), publisher = rec.publisher.as_str(),
                 buyer = rec.buyer.as_deref().unwrap_or(""), price_cents = rec.price.unwrap_or(0), payout_cents = rec.payout.unwrap_or(0),
                 rejected = rejected, test = rec.test; "lead sold");
         } else {
-            log::info!(target: TARGET, lead_id = rec.lead_id.as_str(), ping_id = rec.ping_id.as_str(), publisher = rec.publisher.as_str(),
+            Summary::add(&SUMMARY.unsold, 1);
+            log::debug!(target: TARGET, lead_id = rec.lead_id.as_str(), ping_id = rec.ping_id.as_str(), publisher = rec.publisher.as_str(),
                 reason = rec.reason.as_deref().unwrap_or("unsold"), rejected = rejected, test = rec.test; "lead unsold");
         }
+        maybe_summarise();
     }
 }
 
@@ -466,6 +584,87 @@ mod tests {
         assert!(logger.enabled(&meta(Level::Warn)));
         assert!(!logger.enabled(&meta(Level::Info)));
         assert_eq!(syslog_prefix(Level::Warn), "<4>");
+    }
+
+    /// Records the exchange events of this test binary (the only logger it
+    /// has; other targets are dropped).
+    struct Capture(parking_lot::Mutex<Vec<(Level, String)>>);
+
+    impl Log for Capture {
+        fn enabled(&self, m: &Metadata) -> bool {
+            m.target() == "leadx::exchange"
+        }
+        fn log(&self, record: &Record) {
+            if !self.enabled(record.metadata()) {
+                return;
+            }
+            let mut line = String::new();
+            format_line(&mut line, record, None);
+            self.0.lock().push((record.level(), line));
+        }
+        fn flush(&self) {}
+    }
+
+    fn capture() -> &'static Capture {
+        static CAPTURE: OnceLock<Capture> = OnceLock::new();
+        let c = CAPTURE.get_or_init(|| Capture(parking_lot::Mutex::new(Vec::new())));
+        if log::set_logger(c).is_ok() {
+            log::set_max_level(LevelFilter::Trace);
+        }
+        c
+    }
+
+    /// Issue #7 point 8: no info line per lead (journald's rate limit);
+    /// the lead still shows at debug.
+    #[test]
+    fn per_lead_events_are_debug_only() {
+        let cap = capture();
+        let lead_id = "ev0000000000000000000000000000ff";
+        let rec = crate::records::LeadRecord {
+            v: crate::records::RECORD_VERSION,
+            lead_id: lead_id.into(),
+            ping_id: "p".into(),
+            publisher: "pub1".into(),
+            vertical: "auto".into(),
+            test: false,
+            created_ms: 0,
+            status: crate::records::STATUS_SOLD.into(),
+            reason: None,
+            price: Some(1_000),
+            payout: Some(800),
+            buyer: Some("b1".into()),
+            buyer_lead_id: None,
+            sold_ms: None,
+            post_calls: vec![crate::records::CallRecord {
+                buyer: "b0".into(),
+                stage: "post".into(),
+                outcome: "failed".into(),
+                reason: Some("status_500".into()),
+                latency_us: 1,
+                price: None,
+            }],
+            pii_json: String::new(),
+        };
+        events::post(&rec);
+        let mine: Vec<(Level, String)> = cap.0.lock().iter().filter(|(_, l)| l.contains(lead_id)).cloned().collect();
+        assert_eq!(mine.len(), 2, "{mine:?}");
+        assert!(mine.iter().all(|(level, _)| *level == Level::Debug), "{mine:?}");
+    }
+
+    #[test]
+    fn the_summary_covers_one_interval_then_starts_again() {
+        use events::{Counts, Summary};
+        let s = Summary::new();
+        assert_eq!(s.take_due(1_000, 10_000), None, "the first call starts the interval");
+        Summary::add(&s.pings, 3);
+        Summary::add(&s.sold, 2);
+        Summary::add(&s.buyer_timeouts, 1);
+        assert_eq!(s.take_due(10_999, 10_000), None, "not yet");
+        let want = Counts { pings: 3, sold: 2, unsold: 0, buyer_errors: 0, buyer_timeouts: 1 };
+        assert_eq!(s.take_due(11_000, 10_000), Some((want, 10_000)));
+        assert_eq!(s.take_due(11_001, 10_000), None, "a new interval began at 11 000");
+        Summary::add(&s.unsold, 1);
+        assert_eq!(s.take_due(21_500, 10_000), Some((Counts { unsold: 1, ..Counts::default() }, 10_500)));
     }
 
     #[test]

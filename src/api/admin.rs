@@ -91,11 +91,18 @@ fn transactions(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
     };
     let rows = ex.store.scan_range_rev(Tree::Pings, b"", b"g", limit).map_err(store_error)?;
     let mut out = b"{\"transactions\":[".to_vec();
-    for (i, (_, bytes)) in rows.iter().enumerate() {
-        let Ok(ping) = serde_json::from_slice::<PingRecord>(bytes) else { continue };
-        if i > 0 {
+    let mut first = true;
+    for (key, bytes) in &rows {
+        let Ok(ping) = serde_json::from_slice::<PingRecord>(bytes) else {
+            log::warn!(target: "leadx::store", "ping record unreadable, left out of transactions ping_id={}", String::from_utf8_lossy(key));
+            continue;
+        };
+        // The separator follows the rows actually written, not the scan index
+        // (a first row that does not decode must not leave `[,`).
+        if !first {
             out.push(b',');
         }
+        first = false;
         out.extend_from_slice(&transaction(ex, &ping)?);
     }
     out.extend_from_slice(b"]}");
@@ -128,9 +135,12 @@ fn transaction(ex: &Exchange, ping: &PingRecord) -> Result<Vec<u8>, ApiError> {
     Ok(o.finish())
 }
 
-/// `GET /v1/admin/leads?from=…&to=…&format=csv`: sold leads for
-/// reconciliation, no PII. Times are RFC 3339; `from` inclusive, `to`
-/// exclusive.
+/// `GET /v1/admin/leads?from=…&to=…&format=csv[&limit=N][&after=ID]`: sold
+/// leads for reconciliation, oldest first, no PII. Times are RFC 3339;
+/// `from` inclusive, `to` exclusive. A page holds at most `limit` rows
+/// (default and most `limits::EXPORT_ROWS_MAX`); when more remain, a
+/// `Link: <…&after=ID>; rel="next"` header names the next page (`after` is
+/// the last lead id of this page, exclusive) instead of cutting silently.
 fn export(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
     let time = |name: &str| -> Result<Option<u64>, ApiError> {
         let Some(v) = query_param(query, name) else { return Ok(None) };
@@ -144,15 +154,45 @@ fn export(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
         None | Some("csv") => {}
         Some(_) => return Err(ApiError::field(400, "bad_request", "format", "format must be csv")),
     }
-    let lo = crate::ids::hex(&from.to_be_bytes()[2..]);
+    let limit = match query_param(query, "limit") {
+        None => limits::EXPORT_ROWS_MAX,
+        Some(v) => v.parse::<usize>().ok().filter(|n| (1..=limits::EXPORT_ROWS_MAX).contains(n)).ok_or_else(|| {
+            ApiError::field(400, "bad_request", "limit", format!("limit must be 1 to {}", limits::EXPORT_ROWS_MAX))
+        })?,
+    };
+    let mut lo = crate::ids::hex(&from.to_be_bytes()[2..]).into_bytes();
+    if let Some(after) = query_param(query, "after") {
+        if !crate::ids::looks_like_id(after) {
+            return Err(ApiError::field(400, "bad_request", "after", "after must be a lead id from a Link header"));
+        }
+        // The smallest key above `after`.
+        let mut above = after.as_bytes().to_vec();
+        above.push(0);
+        lo = lo.max(above);
+    }
     let hi = crate::ids::hex(&to.min(0xffff_ffff_ffff).to_be_bytes()[2..]);
-    let rows = ex.store.scan_range_rev(Tree::Sales, lo.as_bytes(), hi.as_bytes(), limits::EXPORT_ROWS_MAX).map_err(store_error)?;
+    let mut rows = ex.store.scan_range(Tree::Sales, &lo, hi.as_bytes(), limit + 1).map_err(store_error)?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
     let mut out = b"lead_id,publisher,vertical,buyer,price,payout,buyer_lead_id,created_at,sold_at\n".to_vec();
-    for (key, _) in rows.iter().rev() {
+    for (key, _) in &rows {
         let Some(rec) = load_lead(ex, &String::from_utf8_lossy(key))? else { continue };
         csv_row(&mut out, &rec);
     }
-    Ok(Response { status: 200, content_type: "text/csv; charset=utf-8", headers: Vec::new(), body: out })
+    let mut headers = Vec::new();
+    if let Some((last, _)) = rows.last().filter(|_| more) {
+        headers.push(("Link", next_page_link(query, &String::from_utf8_lossy(last))));
+    }
+    Ok(Response { status: 200, content_type: "text/csv; charset=utf-8", headers, body: out })
+}
+
+/// `</v1/admin/leads?…&after=ID>; rel="next"`: this page's query with its
+/// `after` replaced.
+fn next_page_link(query: &str, after: &str) -> String {
+    let mut q: Vec<&str> = query.split('&').filter(|kv| !kv.is_empty() && !kv.starts_with("after=") && *kv != "after").collect();
+    let after = format!("after={after}");
+    q.push(&after);
+    format!("</v1/admin/leads?{}>; rel=\"next\"", q.join("&"))
 }
 
 fn csv_row(out: &mut Vec<u8>, rec: &LeadRecord) {
@@ -172,15 +212,30 @@ fn csv_row(out: &mut Vec<u8>, rec: &LeadRecord) {
         if i > 0 {
             out.push(b',');
         }
-        if f.contains([',', '"', '\n', '\r']) {
-            out.push(b'"');
-            out.extend_from_slice(f.replace('"', "\"\"").as_bytes());
-            out.push(b'"');
-        } else {
-            out.extend_from_slice(f.as_bytes());
-        }
+        csv_cell(out, f);
     }
     out.push(b'\n');
+}
+
+/// One CSV cell. A cell a spreadsheet would read as a formula (starting
+/// with `=`, `+`, `-`, `@`, tab or CR — OWASP's "CSV injection" list) gets a
+/// leading `'`, so a buyer's lead id such as `=HYPERLINK(…)` shows as text;
+/// no cell leadx itself writes (ids, prices, times) starts with one of them.
+fn csv_cell(out: &mut Vec<u8>, f: &str) {
+    let formula = f.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let quote = f.contains([',', '"', '\n', '\r']);
+    if quote {
+        out.push(b'"');
+    }
+    if formula {
+        out.push(b'\'');
+    }
+    if quote {
+        out.extend_from_slice(f.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(f.as_bytes());
+    }
 }
 
 fn reload(api: &Api) -> Result<Response, ApiError> {
@@ -263,8 +318,8 @@ fn signed_usd(cents: i64) -> Vec<u8> {
     out
 }
 
-/// `{"count","mean","p50","p95","p99"}` in milliseconds; quantiles are
-/// estimated from histogram buckets (`metrics::snapshot`), `null` when empty.
+/// `{"count","mean","p50","p95","p99"}` in milliseconds; quantiles come
+/// from an HDR histogram (`metrics::quantiles`), `null` when empty.
 fn latency_ms(l: &LatencySummary) -> Vec<u8> {
     let ms = |us: u64| format!("{}.{:03}", us / 1000, us % 1000).into_bytes();
     let q = |v: Option<u64>| v.map_or_else(|| b"null".to_vec(), ms);
@@ -315,6 +370,34 @@ pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cell(f: &str) -> String {
+        let mut out = Vec::new();
+        csv_cell(&mut out, f);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Issue #7 point 8: buyer-supplied text cannot become a formula.
+    #[test]
+    fn csv_cells_that_look_like_formulas_are_neutralised() {
+        assert_eq!(cell("=HYPERLINK(\"http://x\",\"y\")"), "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"");
+        assert_eq!(cell("=1+1"), "'=1+1");
+        for f in ["+1", "-2", "@SUM(A1)", "\tx"] {
+            assert_eq!(cell(f), format!("'{f}"), "{f:?}");
+        }
+        assert_eq!(cell("\rx"), "\"'\rx\"");
+        assert_eq!(cell("BL-1=2"), "BL-1=2", "only a leading character counts");
+        assert_eq!(cell("a,b"), "\"a,b\"");
+        assert_eq!(cell("12.50"), "12.50");
+    }
+
+    #[test]
+    fn the_next_page_link_replaces_after() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert_eq!(next_page_link("from=x&limit=2", id), format!("</v1/admin/leads?from=x&limit=2&after={id}>; rel=\"next\""));
+        assert_eq!(next_page_link("after=zz&limit=2", id), format!("</v1/admin/leads?limit=2&after={id}>; rel=\"next\""));
+        assert_eq!(next_page_link("", id), format!("</v1/admin/leads?after={id}>; rel=\"next\""));
+    }
 
     #[test]
     fn stats_numbers_are_json_with_nulls_for_the_unknown() {

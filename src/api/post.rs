@@ -35,8 +35,8 @@ pub fn handle(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
         return Err(ApiError::field(410, "ping_expired", "ping_id", "the ping's bids have expired"));
     }
     require_consent(&rt.config, &ping.vertical, p.consent.is_some())?;
-    if !pinged_lead(&ping)?.same_ping_fields(&p.lead) {
-        return Err(ApiError::field(422, "ping_mismatch", "lead", "the lead's ping fields differ from the ping's"));
+    if let Some(at) = pinged_lead(&ping)?.ping_field_mismatch(&p.lead) {
+        return Err(ApiError::field(422, "ping_mismatch", format!("lead.{at}"), format!("lead.{at} differs from the ping's")));
     }
     let started = Instant::now();
     let input = PostInput { ping: &ping, lead: &p.lead, consent: p.consent.as_ref(), started, with_outcome: &|_, _| {} };

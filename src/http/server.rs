@@ -24,7 +24,7 @@ use crate::sync::Mutex;
 use crate::limits;
 
 #[doc(hidden)]
-pub use codec::{decode, decode_head, encode, Decoded, HeadOnly, HttpError, Limits, Parsed, Pending};
+pub use codec::{decode, decode_head, decode_resume, encode, Decoded, HeadOnly, HttpError, Limits, Parsed, Pending, Progress};
 
 /// One request, borrowing the connection's read buffer.
 pub struct Request<'a> {

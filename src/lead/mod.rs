@@ -95,16 +95,31 @@ impl Lead {
     /// True when every ping field (all but the PII ones) equals `other`'s —
     /// the post's `ping_mismatch` check.
     pub fn same_ping_fields(&self, other: &Lead) -> bool {
-        self.zip == other.zip
-            && self.state == other.state
-            && self.city == other.city
-            && self.age == other.age
-            && self.income == other.income
-            && self.credit == other.credit
-            && self.homeowner == other.homeowner
-            && self.sub_id == other.sub_id
-            && self.attributes == other.attributes
-            && self.captured_at == other.captured_at
+        self.ping_field_mismatch(other).is_none()
+    }
+
+    /// The first ping field (in contract order) that differs from `other`'s,
+    /// as a path below the lead (`zip`, `attributes.color`), for the
+    /// `ping_mismatch` error's `field` (contract §8: the field at fault).
+    pub fn ping_field_mismatch(&self, other: &Lead) -> Option<String> {
+        let checks: [(&str, bool); 9] = [
+            ("zip", self.zip == other.zip),
+            ("state", self.state == other.state),
+            ("city", self.city == other.city),
+            ("age", self.age == other.age),
+            ("income", self.income == other.income),
+            ("credit", self.credit == other.credit),
+            ("homeowner", self.homeowner == other.homeowner),
+            ("sub_id", self.sub_id == other.sub_id),
+            ("captured_at", self.captured_at == other.captured_at),
+        ];
+        if let Some((name, _)) = checks.iter().find(|(_, same)| !same) {
+            return Some((*name).to_owned());
+        }
+        if self.attributes == other.attributes {
+            return None;
+        }
+        Some(first_attribute_difference(&self.attributes, &other.attributes))
     }
 
     /// Writes the lead as a JSON object: ping fields only, or all fields.
@@ -121,6 +136,26 @@ impl Lead {
         let email = self.email.as_deref().map(|e| sha256(e.to_lowercase().as_bytes()));
         [phone, email]
     }
+}
+
+/// `attributes.<key>` for the first key (in sorted order) whose value
+/// differs or that only one side has; both lists are sorted by key.
+fn first_attribute_difference(a: &[(String, Attr)], b: &[(String, Attr)]) -> String {
+    let (mut i, mut j) = (0, 0);
+    let key = loop {
+        match (a.get(i), b.get(j)) {
+            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
+                std::cmp::Ordering::Less => break ka,
+                std::cmp::Ordering::Greater => break kb,
+                std::cmp::Ordering::Equal if va != vb => break ka,
+                std::cmp::Ordering::Equal => (i, j) = (i + 1, j + 1),
+            },
+            (Some((k, _)), None) | (None, Some((k, _))) => break k,
+            // Equal lists are handled by the caller.
+            (None, None) => return "attributes".to_owned(),
+        }
+    };
+    format!("attributes.{key}")
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -180,6 +215,31 @@ mod tests {
         let mut e = a.clone();
         e.captured_at = Some("2024-05-01T12:00:00Z".into());
         assert!(!a.same_ping_fields(&e));
+    }
+
+    /// Issue #7 point 8: `ping_mismatch` names the field at fault.
+    #[test]
+    fn ping_field_mismatch_names_the_first_differing_field() {
+        let a = Lead { zip: "90210".into(), state: "CA".into(), age: Some(30), ..Lead::default() };
+        let mut b = a.clone();
+        b.email = Some("a@b.co".into());
+        assert_eq!(a.ping_field_mismatch(&b), None, "PII is not a ping field");
+        b.zip = "10001".into();
+        assert_eq!(a.ping_field_mismatch(&b).as_deref(), Some("zip"));
+        b.age = Some(31);
+        assert_eq!(a.ping_field_mismatch(&b).as_deref(), Some("zip"), "the first in contract order");
+        let mut c = a.clone();
+        c.age = None;
+        assert_eq!(a.ping_field_mismatch(&c).as_deref(), Some("age"));
+        let mut d = a.clone();
+        d.attributes = vec![("color".into(), Attr::Str("red".into())), ("size".into(), Attr::Int(2))];
+        let mut e = d.clone();
+        e.attributes[1].1 = Attr::Int(3);
+        assert_eq!(d.ping_field_mismatch(&e).as_deref(), Some("attributes.size"));
+        e.attributes.insert(0, ("ber".into(), Attr::Bool(true)));
+        assert_eq!(d.ping_field_mismatch(&e).as_deref(), Some("attributes.ber"));
+        assert_eq!(a.ping_field_mismatch(&d).as_deref(), Some("attributes.color"));
+        assert_eq!(d.ping_field_mismatch(&a).as_deref(), Some("attributes.color"));
     }
 
     #[test]

@@ -11,8 +11,9 @@
 //! settled — so the counting needs no hook inside the auction or the sale,
 //! and a count can never disagree with what was stored. Recording takes one
 //! shared read lock per event (a map lookup per party, never held across a
-//! yield) and relaxed atomic adds; a party seen for the first time takes the
-//! write lock once. Every map is bounded: past its limit new ids share one
+//! yield), relaxed atomic adds and a short mutex per latency histogram
+//! (`metrics::quantiles`); a party seen for the first time takes the write
+//! lock once. Every map is bounded: past its limit new ids share one
 //! `_other` entry, as buyer metrics do.
 //!
 //! Definitions (every ratio is `None` while its denominator is 0):
@@ -40,7 +41,7 @@ use std::sync::Arc;
 
 use crate::sync::RwLock;
 
-use super::histogram::{self, Latency};
+use super::quantiles::Quantiles;
 use super::snapshot::LatencySummary;
 use crate::money::Cents;
 use crate::records::{LeadRecord, PingRecord, STATUS_SOLD};
@@ -58,8 +59,8 @@ struct Counters {
     sold: AtomicU64,
     revenue_cents: AtomicU64,
     payout_cents: AtomicU64,
-    ping_latency: Latency,
-    post_latency: Latency,
+    ping_latency: Quantiles,
+    post_latency: Quantiles,
 }
 
 impl Default for Counters {
@@ -72,8 +73,8 @@ impl Default for Counters {
             sold: AtomicU64::new(0),
             revenue_cents: AtomicU64::new(0),
             payout_cents: AtomicU64::new(0),
-            ping_latency: histogram::latency(),
-            post_latency: histogram::latency(),
+            ping_latency: Quantiles::default(),
+            post_latency: Quantiles::default(),
         }
     }
 }
@@ -163,8 +164,8 @@ impl Parties {
             timeouts: load(&c.timeouts),
             revenue_cents: load(&c.revenue_cents),
             payout_cents: load(&c.payout_cents),
-            ping_latency: LatencySummary::of(&c.ping_latency.snapshot()),
-            post_latency: LatencySummary::of(&c.post_latency.snapshot()),
+            ping_latency: c.ping_latency.summary(),
+            post_latency: c.post_latency.summary(),
         }
     }
 }

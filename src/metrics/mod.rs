@@ -15,6 +15,7 @@
 mod buyer;
 pub mod histogram;
 mod live;
+mod quantiles;
 mod render;
 mod snapshot;
 mod text;

@@ -279,6 +279,16 @@ impl Store {
         collect(db.range((std::ops::Bound::Included(lo), hi)).rev(), limit)
     }
 
+    /// Up to `limit` pairs with keys in `[from, to)`, smallest key first; an
+    /// empty `to` as in `scan_range_rev`.
+    pub fn scan_range(&self, tree: Tree, from: &[u8], to: &[u8], limit: usize) -> Result<KeyValues, StoreError> {
+        let Some((lo, hi)) = keys::range(tree, from, to) else {
+            return Ok(Vec::new());
+        };
+        self.settle();
+        collect(self.db()?.range((std::ops::Bound::Included(lo), hi)), limit)
+    }
+
     /// How many keys start with `prefix`. Walks them: O(matches).
     pub fn count_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<u64, StoreError> {
         self.settle();

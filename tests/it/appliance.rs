@@ -92,9 +92,14 @@ fn stats_count_live_traffic_per_publisher_and_buyer() {
 
 /// Three sales with PII, one unsold; returns the sold lead ids, oldest first.
 fn sell_three(l: &Leadx, buyer: &Mock) -> Vec<String> {
+    sell_three_as(l, buyer, "BL")
+}
+
+/// `sell_three` with the buyer answering `buyer_lead_id` for each sale.
+fn sell_three_as(l: &Leadx, buyer: &Mock, buyer_lead_id: &'static str) -> Vec<String> {
     let mut sold = Vec::new();
     for i in 0..4 {
-        buyer.buyer.set_post(if i == 2 { Act::Reject } else { Act::Accept("BL") });
+        buyer.buyer.set_post(if i == 2 { Act::Reject } else { Act::Accept(buyer_lead_id) });
         let r = post_json(l.addr, "/v1/ping", KEY, &json!({"vertical": "auto", "lead": ping_lead()}));
         let ping_id = r.json()["ping_id"].as_str().unwrap().to_string();
         let mut lead = pii_lead();
@@ -130,6 +135,24 @@ fn transactions_are_newest_first_bounded_and_free_of_pii() {
     }
 }
 
+/// Issue #7 point 8: a newest ping record that does not decode is left out
+/// and the listing stays JSON (it used to start `[,`).
+#[test]
+fn transactions_skip_an_undecodable_first_row_and_stay_json() {
+    let b = mock(Act::Bid(10.0), Act::Accept("BL"));
+    let l = start("", "", &buyer_toml("b1", &b, ""));
+    let ping_id = ping(&l)["ping_id"].as_str().unwrap().to_string();
+    let mut batch = leadx::store::Batch::default();
+    // Sorts after every real id, so the scan (newest first) meets it first.
+    batch.insert(leadx::store::Tree::Pings, "f".repeat(32), &b"{not a ping record"[..]);
+    l.ex().store.write_durable(batch).unwrap();
+    let r = admin_get(&l, "/v1/admin/transactions");
+    assert_eq!(r.status, 200);
+    let list = r.json()["transactions"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["ping_id"], ping_id.as_str());
+}
+
 #[test]
 fn export_lists_sold_leads_in_the_window_without_pii() {
     let b = mock(Act::Bid(10.0), Act::Accept("BL"));
@@ -155,6 +178,36 @@ fn export_lists_sold_leads_in_the_window_without_pii() {
     let earlier = admin_get(&l, &format!("/v1/admin/leads?to={}", fmt(before)));
     assert_eq!(earlier.body.iter().filter(|&&c| c == b'\n').count(), 1, "header only");
     for q in ["from=yesterday", "to=2026-13-01T00:00:00Z", "format=xml"] {
+        let r = admin_get(&l, &format!("/v1/admin/leads?{q}"));
+        assert_eq!((r.status, r.code()), (400, "bad_request".into()), "{q}");
+    }
+}
+
+/// Issue #7 point 8: the export pages (a `Link` to the next page, never a
+/// silent cut) and a buyer's lead id cannot be a spreadsheet formula.
+#[test]
+fn export_pages_with_a_link_and_neutralises_formulas() {
+    let b = mock(Act::Bid(10.0), Act::Accept("=HYPERLINK(1)"));
+    let l = start("", "", &buyer_toml("b1", &b, ""));
+    let sold = sell_three_as(&l, &b, "=HYPERLINK(1)");
+    let ids = |r: &Reply| -> Vec<String> {
+        let text = String::from_utf8(r.body.clone()).unwrap();
+        text.lines().skip(1).map(|l| l.split(',').next().unwrap().to_string()).collect()
+    };
+    let first = admin_get(&l, "/v1/admin/leads?format=csv&limit=2");
+    assert_eq!(first.status, 200);
+    assert_eq!(ids(&first), sold[..2], "oldest first, two rows");
+    let text = String::from_utf8(first.body.clone()).unwrap();
+    assert!(text.lines().nth(1).unwrap().contains(",'=HYPERLINK(1),"), "{text}");
+    let link = first.header("link").unwrap_or_else(|| panic!("no Link header: {:?}", first.headers));
+    let next = link.strip_prefix('<').and_then(|l| l.strip_suffix(">; rel=\"next\"")).unwrap_or_else(|| panic!("{link}"));
+    assert!(next.contains(&format!("after={}", sold[1])) && next.contains("limit=2"), "{next}");
+    let second = admin_get(&l, next);
+    assert_eq!(ids(&second), sold[2..], "the rest");
+    assert_eq!(second.header("link"), None, "the last page has no next");
+    let all = admin_get(&l, "/v1/admin/leads");
+    assert_eq!((ids(&all), all.header("link")), (sold.clone(), None));
+    for q in ["limit=0", "limit=100001", "after=zz"] {
         let r = admin_get(&l, &format!("/v1/admin/leads?{q}"));
         assert_eq!((r.status, r.code()), (400, "bad_request".into()), "{q}");
     }

@@ -113,7 +113,8 @@ fn a_post_must_match_its_ping_and_belong_to_its_publisher() {
     let mut lead = full_lead("5552345678", "a@b.co");
     lead["zip"] = "10001".into();
     let r = post_json(l.addr, "/v1/post", KEY, &json!({"ping_id": id, "lead": lead, "consent": consent()}));
-    assert_eq!((r.status, r.code()), (422, "ping_mismatch".into()));
+    // Issue #7 point 8: the field at fault, not just "lead" (contract §8).
+    assert_eq!((r.status, r.code(), r.field()), (422, "ping_mismatch".into(), "lead.zip".into()));
     let r = post_json(l.addr, "/v1/post", KEY2, &json!({"ping_id": id, "lead": full_lead("5552345678", "a@b.co"), "consent": consent()}));
     assert_eq!((r.status, r.code()), (404, "unknown_ping".into()), "another publisher's ping does not exist for pub2");
     let r = post(&l, "0123456789abcdef0123456789abcdef", "5552345678");

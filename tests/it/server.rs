@@ -24,8 +24,19 @@ impl Handler for Echo {
             panic!("test handler panics on purpose");
         }
         let text = format!("{} {} {} {}", req.method, req.path, req.query, req.body.len());
-        Response { status: 200, content_type: "text/plain", headers: vec![("X-Echo", "1".into())], body: text.into_bytes() }
+        let headers = vec![
+            ("X-Echo", "1".into()),
+            ("X-Received-Us", since_epoch_us(req.received_at).to_string()),
+            ("X-Done-Us", since_epoch_us(Instant::now()).to_string()),
+        ];
+        Response { status: 200, content_type: "text/plain", headers, body: text.into_bytes() }
     }
+}
+
+/// A process-wide origin for the times the echo handler reports.
+fn since_epoch_us(t: Instant) -> u128 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    t.saturating_duration_since(*EPOCH.get_or_init(Instant::now)).as_micros()
 }
 
 fn opts() -> ServerOptions {
@@ -151,6 +162,27 @@ fn pipelined_requests_are_answered_in_order_and_keep_alive_is_default() {
     let r = read_response(&mut s, &mut pending).unwrap();
     assert_eq!((r.text().as_str(), r.header("connection")), ("GET /4  0", Some("close")));
     assert!(closed(&mut s));
+}
+
+/// Issue #7 point 8: a pipelined request is received when the one before
+/// it is answered, not when the bytes of both were read, or a ping queued
+/// behind a slow one would start with its deadline spent.
+#[test]
+fn each_pipelined_request_gets_its_own_received_time() {
+    since_epoch_us(Instant::now());
+    let h = serve(opts());
+    let mut s = connect(h.local_addr());
+    s.write_all(b"GET /sleep?ms=150 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n").unwrap();
+    let mut pending = Vec::new();
+    let first = read_response(&mut s, &mut pending).unwrap();
+    let second = read_response(&mut s, &mut pending).unwrap();
+    let us = |r: &Resp, h: &str| -> u128 { r.header(h).unwrap().parse().unwrap() };
+    assert!(
+        us(&second, "x-received-us") >= us(&first, "x-done-us"),
+        "second received at {} µs, before the first was done at {} µs",
+        us(&second, "x-received-us"),
+        us(&first, "x-done-us")
+    );
 }
 
 #[test]

@@ -30,28 +30,48 @@ pub(super) enum Scan {
     Complete { raw_len: usize, decoded_len: usize },
 }
 
+/// Where a scan of an incomplete body stopped: at a chunk boundary (or at
+/// a trailer line), with what it had counted. `Default` is the start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Resume {
+    pos: usize,
+    decoded: usize,
+    /// Start of the trailer section once the last chunk was seen.
+    trailers_at: Option<usize>,
+}
+
 /// Checks a chunked body starting at `buf[0]` without changing it.
+#[cfg(test)]
 pub(super) fn scan(buf: &mut [u8], lim: &ChunkLimits) -> Result<Scan, HttpError> {
-    walk(buf, lim, false)
+    scan_resume(buf, lim, &mut Resume::default())
+}
+
+/// `scan`, resuming where the last scan of this body (a prefix of `buf`)
+/// stopped, so a body trickled in costs linear time.
+pub(super) fn scan_resume(buf: &mut [u8], lim: &ChunkLimits, resume: &mut Resume) -> Result<Scan, HttpError> {
+    walk(buf, lim, false, resume)
 }
 
 /// Decodes a body that `scan` found complete, in place; returns the decoded
 /// length (the data is then `buf[..len]`).
 pub(super) fn decode_in_place(buf: &mut [u8], lim: &ChunkLimits) -> Result<usize, HttpError> {
-    match walk(buf, lim, true)? {
+    match walk(buf, lim, true, &mut Resume::default())? {
         Scan::Complete { decoded_len, .. } => Ok(decoded_len),
         // `scan` said complete; a second walk over the same bytes agrees.
         Scan::Partial => Err(HttpError::BadRequest("incomplete chunked body")),
     }
 }
 
-/// One pass over the chunks. With `compact`, each chunk's data is moved down
-/// to follow the previous one; that only writes behind the read cursor, so
-/// parsing ahead is unaffected.
-fn walk(buf: &mut [u8], lim: &ChunkLimits, compact: bool) -> Result<Scan, HttpError> {
-    let mut pos = 0;
-    let mut decoded = 0usize;
+/// One pass over the chunks, from `resume`. With `compact` (always from the
+/// start), each chunk's data is moved down to follow the previous one; that
+/// only writes behind the read cursor, so parsing ahead is unaffected.
+fn walk(buf: &mut [u8], lim: &ChunkLimits, compact: bool, resume: &mut Resume) -> Result<Scan, HttpError> {
+    let Resume { mut pos, mut decoded, trailers_at } = *resume;
+    if let Some(at) = trailers_at {
+        return end_of_body(buf, lim, at, pos, decoded, resume);
+    }
     loop {
+        *resume = Resume { pos, decoded, trailers_at: None };
         let Some((size, line_len)) = size_line(&buf[pos..], lim)? else {
             return Ok(Scan::Partial);
         };
@@ -66,14 +86,7 @@ fn walk(buf: &mut [u8], lim: &ChunkLimits, compact: bool) -> Result<Scan, HttpEr
             return Err(HttpError::BodyTooLarge);
         }
         if size == 0 {
-            let Some(trailer_len) = trailers(&buf[pos..], lim)? else {
-                return Ok(Scan::Partial);
-            };
-            let raw_len = pos + trailer_len;
-            if raw_len - decoded > lim.overhead_bytes_max {
-                return Err(HttpError::BodyTooLarge);
-            }
-            return Ok(Scan::Complete { raw_len, decoded_len: decoded });
+            return end_of_body(buf, lim, pos, pos, decoded, resume);
         }
         // The data plus its CRLF must be here before the chunk counts.
         let data_end = pos + size;
@@ -90,9 +103,35 @@ fn walk(buf: &mut [u8], lim: &ChunkLimits, compact: bool) -> Result<Scan, HttpEr
     }
 }
 
+/// The trailer section from `at`, checked from its line at `line_at`; on
+/// `Partial`, `resume` points at the incomplete trailer line.
+fn end_of_body(
+    buf: &[u8],
+    lim: &ChunkLimits,
+    at: usize,
+    line_at: usize,
+    decoded: usize,
+    resume: &mut Resume,
+) -> Result<Scan, HttpError> {
+    let trailer_len = match trailers(&buf[at..], line_at - at, lim)? {
+        Ok(len) => len,
+        Err(next_line) => {
+            *resume = Resume { pos: at + next_line, decoded, trailers_at: Some(at) };
+            return Ok(Scan::Partial);
+        }
+    };
+    let raw_len = at + trailer_len;
+    if raw_len - decoded > lim.overhead_bytes_max {
+        return Err(HttpError::BodyTooLarge);
+    }
+    Ok(Scan::Complete { raw_len, decoded_len: decoded })
+}
+
 /// Parses `1*HEXDIG [ ";" ext ] CRLF`: Some((size, line length)) or None if
 /// the line is not complete yet.
 fn size_line(buf: &[u8], lim: &ChunkLimits) -> Result<Option<(usize, usize)>, HttpError> {
+    #[cfg(test)]
+    tests::LINES.with(|c| c.set(c.get() + 1));
     let window = &buf[..buf.len().min(lim.line_bytes_max)];
     let Some(lf) = window.iter().position(|&b| b == b'\n') else {
         if buf.len() >= lim.line_bytes_max {
@@ -127,25 +166,27 @@ fn size_line(buf: &[u8], lim: &ChunkLimits) -> Result<Option<(usize, usize)>, Ht
     Ok(Some((size, lf + 1)))
 }
 
-/// Skips the trailer section (`*( field-line CRLF ) CRLF`); trailers are not
-/// passed on. Some(length) or None if not complete yet.
-fn trailers(buf: &[u8], lim: &ChunkLimits) -> Result<Option<usize>, HttpError> {
-    let mut pos = 0;
+/// Skips the trailer section (`*( field-line CRLF ) CRLF`), checking lines
+/// from `pos` (the ones before were checked); trailers are not passed on.
+/// Ok(length), or Err(start of the incomplete line) if not complete yet.
+fn trailers(buf: &[u8], mut pos: usize, lim: &ChunkLimits) -> Result<Result<usize, usize>, HttpError> {
     loop {
+        #[cfg(test)]
+        tests::LINES.with(|c| c.set(c.get() + 1));
         let rest = &buf[pos..];
         let window = &rest[..rest.len().min(lim.line_bytes_max)];
         let Some(lf) = window.iter().position(|&b| b == b'\n') else {
             if rest.len() >= lim.line_bytes_max {
                 return Err(HttpError::HeadersTooLarge);
             }
-            return Ok(None);
+            return Ok(Err(pos));
         };
         if lf == 0 || rest[lf - 1] != b'\r' {
             return Err(HttpError::BadRequest("trailer line must end in CRLF"));
         }
         pos += lf + 1;
         if lf == 1 {
-            return Ok(Some(pos));
+            return Ok(Ok(pos));
         }
         if pos > lim.overhead_bytes_max {
             return Err(HttpError::HeadersTooLarge);
@@ -156,6 +197,11 @@ fn trailers(buf: &[u8], lim: &ChunkLimits) -> Result<Option<usize>, HttpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// Size and trailer lines looked at (a test hook for linear scans).
+        pub static LINES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
 
     const LIM: ChunkLimits = ChunkLimits { body_bytes_max: 100, line_bytes_max: 32, overhead_bytes_max: 200 };
 
@@ -210,6 +256,30 @@ mod tests {
             tiny.extend_from_slice(b"1;aaaaaaaa\r\nx\r\n"); // 15 bytes of framing per byte
         }
         assert_eq!(scan(&mut tiny, &LIM), Err(HttpError::BodyTooLarge));
+    }
+
+    /// Issue #7 point 8: a body trickled in byte by byte is scanned once,
+    /// not from its start on every read.
+    #[test]
+    fn a_trickled_body_is_scanned_incrementally() {
+        let lim = ChunkLimits { body_bytes_max: 10_000, line_bytes_max: 32, overhead_bytes_max: 10_000 };
+        let mut input = Vec::new();
+        for _ in 0..300 {
+            input.extend_from_slice(b"1\r\nx\r\n");
+        }
+        input.extend_from_slice(b"0\r\nA: 1\r\nB: 2\r\n\r\n");
+        let mut resume = Resume::default();
+        LINES.with(|c| c.set(0));
+        for cut in 1..input.len() {
+            let mut buf = input[..cut].to_vec();
+            assert_eq!(scan_resume(&mut buf, &lim, &mut resume), Ok(Scan::Partial), "cut {cut}");
+        }
+        let mut buf = input.clone();
+        let done = scan_resume(&mut buf, &lim, &mut resume);
+        assert_eq!(done, Ok(Scan::Complete { raw_len: input.len(), decoded_len: 300 }));
+        let lines = LINES.with(|c| c.get());
+        assert!(lines <= 2 * input.len(), "{lines} lines looked at for {} bytes", input.len());
+        assert_eq!(scan(&mut input.clone(), &lim), done, "the same answer as a scan from the start");
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! a typed protocol error), and a response → bytes. No I/O, so every rule is
 //! unit-tested with plain byte strings and benchmarked without sockets.
 //!
-//! The connection loop calls `decode` on the unread part of its buffer as
-//! often as bytes arrive; `decode` keeps no state, which keeps pipelining and
-//! partial reads simple at the cost of re-parsing a partial head (bounded by
-//! `header_bytes_max`).
+//! The connection loop calls `decode_resume` on the unread part of its
+//! buffer as often as bytes arrive, with a `Progress` it keeps per request:
+//! where the search for the end of the head stopped, when the incomplete
+//! head was last checked for garbage, and where the chunked body scan
+//! stopped. So a head or a chunked body trickled byte by byte costs linear
+//! time, not a re-scan from the start on every read (issue #7 point 8).
+//! `decode` is the same without saved progress.
 
 use std::fmt;
 
@@ -141,6 +144,47 @@ struct Framing {
     expect_continue: bool,
 }
 
+/// How far the decoding of one incomplete request got; `Default` for a new
+/// request. Only valid while the bytes already seen stay as they were (more
+/// may be appended).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// End of the leading empty lines skipped so far.
+    skip: usize,
+    /// The search for the end of the head resumes here.
+    scanned: usize,
+    /// Just past the last LF seen in the head.
+    last_lf: usize,
+    /// `last_lf` and the buffer length at the last garbage check.
+    checked_lf: usize,
+    checked_len: usize,
+    /// Where the chunked body scan stopped.
+    chunks: chunked::Resume,
+    /// The head, once complete while its body is not: the body is awaited
+    /// without parsing the head again on every read.
+    known: Option<KnownHead>,
+}
+
+/// What a complete head said about the body still arriving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KnownHead {
+    head_len: usize,
+    chunked: bool,
+    pending: Pending,
+}
+
+impl KnownHead {
+    /// Whether the body may be complete now (then the request is decoded in
+    /// full); a chunked body's scan resumes where it stopped.
+    fn body_arrived(&self, buf: &mut [u8], lim: &Limits, chunks: &mut chunked::Resume) -> Result<bool, HttpError> {
+        if !self.chunked {
+            return Ok(buf.len() >= self.pending.len_hint);
+        }
+        let scan = chunked::scan_resume(&mut buf[self.head_len..], &lim.chunks(), chunks)?;
+        Ok(scan != Scan::Partial)
+    }
+}
+
 /// Decodes the request at the start of `buf`. `headers.len()` is the most
 /// headers accepted.
 pub fn decode<'a>(
@@ -148,8 +192,30 @@ pub fn decode<'a>(
     lim: &Limits,
     headers: &'a mut [httparse::Header<'a>],
 ) -> Result<Decoded<'a>, HttpError> {
-    let Some(head_len) = head_end(buf, lim.header_bytes_max)? else {
-        reject_bad_prefix(buf, lim.headers_max.min(limits::HEADERS_MAX))?;
+    decode_resume(buf, lim, headers, &mut Progress::default())
+}
+
+/// `decode`, resuming from (and updating) `progress`, which belongs to the
+/// request at the start of `buf`.
+pub fn decode_resume<'a>(
+    buf: &'a mut [u8],
+    lim: &Limits,
+    headers: &'a mut [httparse::Header<'a>],
+    progress: &mut Progress,
+) -> Result<Decoded<'a>, HttpError> {
+    if let Some(known) = progress.known {
+        if !known.body_arrived(buf, lim, &mut progress.chunks)? {
+            return Ok(Decoded::Partial(known.pending));
+        }
+    }
+    let Some(head_len) = head_end(buf, lim.header_bytes_max, progress)? else {
+        // Checked again on each new line, or once the buffer has doubled:
+        // garbage is refused early at O(lines + log n) parses in all.
+        let p = &mut *progress;
+        if p.checked_len == 0 || p.last_lf > p.checked_lf || buf.len() >= 2 * p.checked_len {
+            (p.checked_len, p.checked_lf) = (buf.len(), p.last_lf);
+            reject_bad_prefix(buf, lim.headers_max.min(limits::HEADERS_MAX))?;
+        }
         return Ok(Decoded::Partial(Pending::default()));
     };
     let (head, rest) = buf.split_at_mut(head_len);
@@ -165,16 +231,22 @@ pub fn decode<'a>(
         keep_alive,
         http10,
     };
+    let expect_continue = f.expect_continue && !http10;
     if f.chunked {
-        return decode_chunked(rest, lim, f.expect_continue && !http10, body_slot);
+        let decoded = decode_chunked(rest, lim, expect_continue, &mut progress.chunks, body_slot)?;
+        if let Decoded::Partial(pending) = decoded {
+            progress.known = Some(KnownHead { head_len, chunked: true, pending });
+        }
+        return Ok(decoded);
     }
     let cl = f.content_length.unwrap_or(0);
     if cl > lim.body_bytes_max {
         return Err(HttpError::BodyTooLarge);
     }
     if rest.len() < cl {
-        let expect_continue = f.expect_continue && !http10;
-        return Ok(Decoded::Partial(Pending { head_done: true, expect_continue, len_hint: head_len + cl }));
+        let pending = Pending { head_done: true, expect_continue, len_hint: head_len + cl };
+        progress.known = Some(KnownHead { head_len, chunked: false, pending });
+        return Ok(Decoded::Partial(pending));
     }
     Ok(Decoded::Complete(body_slot(&mut rest[..cl], cl)))
 }
@@ -192,6 +264,7 @@ struct HeadParts<'a> {
 /// Parses `head`, which ends with its empty line.
 fn parse_head<'a>(head: &'a [u8], headers: &'a mut [httparse::Header<'a>]) -> Result<HeadParts<'a>, HttpError> {
     let mut req = httparse::Request::new(headers);
+    hook::parsed();
     match req.parse(head) {
         Ok(httparse::Status::Complete(n)) if n == head.len() => {}
         Ok(_) => return Err(HttpError::BadRequest("malformed request head")),
@@ -226,7 +299,7 @@ pub fn decode_head<'a>(
     lim: &Limits,
     headers: &'a mut [httparse::Header<'a>],
 ) -> Result<Option<HeadOnly<'a>>, HttpError> {
-    let Some(head_len) = head_end(buf, lim.header_bytes_max)? else {
+    let Some(head_len) = head_end(buf, lim.header_bytes_max, &mut Progress::default())? else {
         return Ok(None);
     };
     let HeadParts { method, path, query, headers, framing, .. } = parse_head(&buf[..head_len], headers)?;
@@ -238,10 +311,11 @@ fn decode_chunked<'a>(
     rest: &'a mut [u8],
     lim: &Limits,
     expect_continue: bool,
+    resume: &mut chunked::Resume,
     body_slot: impl FnOnce(&'a mut [u8], usize) -> Parsed<'a>,
 ) -> Result<Decoded<'a>, HttpError> {
     let chunk_lim = lim.chunks();
-    match chunked::scan(rest, &chunk_lim)? {
+    match chunked::scan_resume(rest, &chunk_lim, resume)? {
         Scan::Partial => Ok(Decoded::Partial(Pending { head_done: true, expect_continue, len_hint: 0 })),
         Scan::Complete { raw_len, .. } => {
             let decoded = chunked::decode_in_place(&mut rest[..raw_len], &chunk_lim)?;
@@ -252,28 +326,40 @@ fn decode_chunked<'a>(
 
 /// Length of the head (through the empty line), None if it has not all
 /// arrived. Leading empty lines (allowed before a request line) are skipped.
-fn head_end(buf: &[u8], header_bytes_max: usize) -> Result<Option<usize>, HttpError> {
+/// Resumes where `p` says the last call stopped.
+fn head_end(buf: &[u8], header_bytes_max: usize, p: &mut Progress) -> Result<Option<usize>, HttpError> {
     let window = &buf[..buf.len().min(header_bytes_max)];
-    let mut from = 0;
+    let mut from = p.skip;
     // Skip the empty lines httparse skips too, so they don't end the head.
     while from < window.len() && (window[from] == b'\n' || window[from..].starts_with(b"\r\n")) {
         from += if window[from] == b'\n' { 1 } else { 2 };
     }
-    while let Some(i) = window[from..].iter().position(|&b| b == b'\n') {
-        let lf = from + i;
-        let next = &buf[lf + 1..];
-        let end = if next.starts_with(b"\n") {
-            lf + 2
-        } else if next.starts_with(b"\r\n") {
-            lf + 3
-        } else {
-            from = lf + 1;
-            continue;
-        };
-        if end > header_bytes_max {
-            return Err(HttpError::HeadersTooLarge);
+    p.skip = from;
+    // Until a line has begun (not just a lone CR that may become an empty
+    // line), there is nothing to search.
+    let begun = from < window.len() && !(window[from] == b'\r' && from + 1 == window.len());
+    if begun {
+        let mut at = from.max(p.scanned);
+        hook::scanned(window.len() - at);
+        while let Some(i) = window[at..].iter().position(|&b| b == b'\n') {
+            let lf = at + i;
+            p.last_lf = lf + 1;
+            let next = &buf[lf + 1..];
+            let end = if next.starts_with(b"\n") {
+                lf + 2
+            } else if next.starts_with(b"\r\n") {
+                lf + 3
+            } else {
+                at = lf + 1;
+                continue;
+            };
+            if end > header_bytes_max {
+                return Err(HttpError::HeadersTooLarge);
+            }
+            return Ok(Some(end));
         }
-        return Ok(Some(end));
+        // An LF in the last two bytes may still begin the empty line.
+        p.scanned = window.len().saturating_sub(2).max(from);
     }
     if buf.len() >= header_bytes_max {
         return Err(HttpError::HeadersTooLarge);
@@ -285,6 +371,7 @@ fn head_end(buf: &[u8], header_bytes_max: usize) -> Result<Option<usize>, HttpEr
 /// after the client has filled `header_bytes_max` with garbage.
 #[inline(never)]
 fn reject_bad_prefix(buf: &[u8], headers_max: usize) -> Result<(), HttpError> {
+    hook::parsed();
     let mut scratch = [httparse::EMPTY_HEADER; limits::HEADERS_MAX];
     match httparse::Request::new(&mut scratch[..headers_max]).parse(buf) {
         Ok(_) => Ok(()),
@@ -459,6 +546,28 @@ fn push_decimal(mut n: u64, out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(&digits[i..]);
+}
+
+/// Test hook: per-thread counts of head parses and head bytes scanned, so a
+/// test can check that a trickled request costs linear work.
+pub(super) mod hook {
+    #[cfg(test)]
+    thread_local! {
+        pub static PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        pub static SCANNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    #[inline]
+    pub fn parsed() {
+        #[cfg(test)]
+        PARSES.with(|c| c.set(c.get() + 1));
+    }
+
+    #[inline]
+    pub fn scanned(_bytes: usize) {
+        #[cfg(test)]
+        SCANNED.with(|c| c.set(c.get() + _bytes));
+    }
 }
 
 #[cfg(test)]

@@ -74,6 +74,98 @@ fn every_prefix_is_partial_and_head_done_is_reported() {
     }
 }
 
+/// Issue #7 point 8: a 15 KB head trickled in byte by byte is parsed a
+/// bounded number of times and scanned about once (it was re-parsed and
+/// re-scanned from its start on every read: quadratic).
+#[test]
+fn a_trickled_head_is_scanned_incrementally() {
+    let lim = Limits { body_bytes_max: 100, header_bytes_max: 16 * 1024, headers_max: 64 };
+    let mut input = b"\r\nGET /slow HTTP/1.1\r\n".to_vec();
+    for i in 0..10 {
+        input.extend_from_slice(format!("X-Pad-{i}: {}\r\n", "a".repeat(1_500)).as_bytes());
+    }
+    input.extend_from_slice(b"\r\n");
+    assert!(input.len() > 15_000);
+    hook::PARSES.with(|c| c.set(0));
+    hook::SCANNED.with(|c| c.set(0));
+    let mut progress = Progress::default();
+    for cut in 1..input.len() {
+        let mut buf = input[..cut].to_vec();
+        let mut hdrs = [httparse::EMPTY_HEADER; 64];
+        match decode_resume(&mut buf, &lim, &mut hdrs, &mut progress) {
+            Ok(Decoded::Partial(p)) => assert!(!p.head_done, "cut {cut}"),
+            Ok(Decoded::Complete(_)) => panic!("complete at {cut}"),
+            Err(e) => panic!("cut {cut}: {e}"),
+        }
+    }
+    let mut buf = input.clone();
+    let mut hdrs = [httparse::EMPTY_HEADER; 64];
+    let Ok(Decoded::Complete(r)) = decode_resume(&mut buf, &lim, &mut hdrs, &mut progress) else { panic!("not complete") };
+    assert_eq!((r.path, r.headers.len(), r.len), ("/slow", 10, input.len()));
+    let (parses, scanned) = (hook::PARSES.with(|c| c.get()), hook::SCANNED.with(|c| c.get()));
+    // One per line, one per doubling of the buffer, and the final parse.
+    assert!(parses <= 12 + 15 + 1, "{parses} parses");
+    assert!(scanned <= 4 * input.len(), "{scanned} bytes scanned for {}", input.len());
+}
+
+/// A body trickled in after a big head does not re-parse the head per read.
+#[test]
+fn a_trickled_body_does_not_reparse_its_head() {
+    let lim = Limits { body_bytes_max: 2_000, header_bytes_max: 16 * 1024, headers_max: 64 };
+    let head = format!("POST /p HTTP/1.1\r\nX-Pad: {}\r\n", "a".repeat(10_000));
+    let length = format!("{head}Content-Length: 1000\r\n\r\n{}", "b".repeat(1_000));
+    let chunks = format!("{head}Transfer-Encoding: chunked\r\n\r\n{}0\r\n\r\n", "1\r\nc\r\n".repeat(300));
+    for (input, body_len) in [(length.as_bytes(), 1_000), (chunks.as_bytes(), 300)] {
+        let head_len = input.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let mut progress = Progress::default();
+        let mut buf = input[..head_len].to_vec();
+        let mut hdrs = [httparse::EMPTY_HEADER; 64];
+        assert!(matches!(decode_resume(&mut buf, &lim, &mut hdrs, &mut progress), Ok(Decoded::Partial(p)) if p.head_done));
+        hook::PARSES.with(|c| c.set(0));
+        for cut in head_len + 1..input.len() {
+            let mut buf = input[..cut].to_vec();
+            let mut hdrs = [httparse::EMPTY_HEADER; 64];
+            match decode_resume(&mut buf, &lim, &mut hdrs, &mut progress) {
+                Ok(Decoded::Partial(p)) => assert!(p.head_done, "cut {cut}"),
+                Ok(Decoded::Complete(_)) => panic!("complete at {cut}"),
+                Err(e) => panic!("cut {cut}: {e}"),
+            }
+        }
+        let mut buf = input.to_vec();
+        let mut hdrs = [httparse::EMPTY_HEADER; 64];
+        let Ok(Decoded::Complete(r)) = decode_resume(&mut buf, &lim, &mut hdrs, &mut progress) else { panic!("not complete") };
+        assert_eq!((r.body.len(), r.len), (body_len, input.len()));
+        assert_eq!(hook::PARSES.with(|c| c.get()), 1, "the head is parsed again only once the body is complete");
+    }
+}
+
+#[test]
+fn progress_keeps_garbage_and_split_empty_lines_right() {
+    // Leading empty lines arriving a byte at a time are still skipped.
+    let input = b"\r\n\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut progress = Progress::default();
+    for cut in 1..input.len() {
+        let mut buf = input[..cut].to_vec();
+        let mut hdrs = [httparse::EMPTY_HEADER; 8];
+        assert!(matches!(decode_resume(&mut buf, &LIM, &mut hdrs, &mut progress), Ok(Decoded::Partial(_))), "cut {cut}");
+    }
+    let mut buf = input.to_vec();
+    let mut hdrs = [httparse::EMPTY_HEADER; 8];
+    assert!(matches!(decode_resume(&mut buf, &LIM, &mut hdrs, &mut progress), Ok(Decoded::Complete(r)) if r.path == "/"));
+    // Garbage trickled in is still refused before the head is complete: at
+    // the latest once the buffer has doubled since it arrived.
+    let mut input = b"GET / HTTP/1.1\r\nX\x01Y: ".to_vec();
+    let garbage_at = 18;
+    input.resize(100, b'z');
+    let mut progress = Progress::default();
+    let refused = (1..=input.len()).find(|&cut| {
+        let mut buf = input[..cut].to_vec();
+        let mut hdrs = [httparse::EMPTY_HEADER; 8];
+        decode_resume(&mut buf, &LIM, &mut hdrs, &mut progress).is_err()
+    });
+    assert!(refused.is_some_and(|cut| cut <= 2 * garbage_at), "garbage refused at {refused:?}");
+}
+
 #[test]
 fn connection_rules_for_http10_and_11() {
     assert!(!req(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").5);

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::codec::{self, Decoded, HttpError, Limits, Parsed, Pending};
+use super::codec::{self, Decoded, HttpError, Limits, Parsed, Pending, Progress};
 use super::{ConnSlot, Handler, Head, Port, Request, Response, Shared};
 use crate::limits;
 
@@ -53,9 +53,13 @@ struct Conn {
     end: usize,
     /// Bytes the current request needs in the buffer, when known.
     want: usize,
+    /// How far decoding the current (incomplete) request got.
+    progress: Progress,
     wbuf: Vec<u8>,
     /// When the request that has begun must be complete.
     deadline: Option<Instant>,
+    /// When the buffered input was last read — or, for a pipelined request
+    /// behind one just answered, when that answer was ready.
     read_at: Instant,
     head_at: Option<Instant>,
     continue_sent: bool,
@@ -84,6 +88,7 @@ pub(super) fn serve<H: Handler>(
         start: 0,
         end: 0,
         want: 0,
+        progress: Progress::default(),
         wbuf: Vec::new(),
         deadline: None,
         read_at: Instant::now(),
@@ -170,7 +175,8 @@ impl Conn {
         while self.start < self.end {
             let mut storage = [httparse::EMPTY_HEADER; limits::HEADERS_MAX];
             let headers = &mut storage[..self.lim.headers_max];
-            let parsed = match codec::decode(&mut self.buf[self.start..self.end], &self.lim, headers) {
+            let input = &mut self.buf[self.start..self.end];
+            let parsed = match codec::decode_resume(input, &self.lim, headers, &mut self.progress) {
                 Ok(Decoded::Complete(parsed)) => parsed,
                 Ok(Decoded::Partial(pending)) => {
                     if pending.head_done && !self.head_checked {
@@ -192,8 +198,13 @@ impl Conn {
             let head_checked = std::mem::take(&mut self.head_checked);
             let ctx = AnswerCtx { shared: &self.shared, peer: self.peer, received_at, head_checked };
             let (len, keep_alive) = answer(handler, &ctx, parsed, &mut self.wbuf);
+            // What is still buffered is a pipelined request the server only
+            // turns to now: its time (and a ping's deadline) starts here, not
+            // when its bytes came in with the one just answered.
+            self.read_at = Instant::now();
             self.start += len;
             self.want = 0;
+            self.progress = Progress::default();
             self.deadline = None;
             self.continue_sent = false;
             if !keep_alive {
