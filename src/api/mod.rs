@@ -58,6 +58,11 @@ impl Api {
         if publisher_call && ex.is_draining() {
             return (endpoint, Err(ApiError::draining()));
         }
+        // A store that cannot write refuses work at once, before any buyer
+        // is called (a lead read would be refused by the store too).
+        if publisher_call && !ex.store.is_writable() {
+            return (endpoint, Err(ApiError::overloaded()));
+        }
         let result = match endpoint {
             Endpoint::Health => Ok(health::healthz()),
             Endpoint::Ready => Ok(health::readyz(ex)),
@@ -136,7 +141,8 @@ pub(crate) fn require_json(req: &Request<'_>) -> Result<(), ApiError> {
 /// internal (and logged here, the only place its text goes).
 pub(crate) fn store_error(e: StoreError) -> ApiError {
     match e {
-        StoreError::Overloaded => ApiError::overloaded(),
+        // Unwritable was logged once, by the store's writer.
+        StoreError::Overloaded | StoreError::Unwritable => ApiError::overloaded(),
         StoreError::Closed => ApiError::draining(),
         other => {
             log::error!(target: "leadx::store", "store failed error=\"{other}\"");

@@ -1,4 +1,5 @@
-//! The store's one writer OS thread: group commit.
+//! The store's one writer OS thread: group commit, and recovery from a
+//! failed write.
 //!
 //! Why one thread: sled 0.34 only makes data durable on `flush`, which blocks
 //! an OS thread (so it must not run on a may worker), and concurrent
@@ -10,18 +11,27 @@
 //! writes, which is what makes thousands of durable writes per second
 //! possible on one disk.
 //!
-//! Errors never panic the process: a failed apply or flush is reported to
-//! every waiter of the group, and the
-//! writer keeps going (sled itself latches a fatal I/O error, so later
-//! operations then fail too and the operator sees them all).
+//! Errors never panic the process. A failed apply or flush (a full disk, an
+//! I/O error) is reported to every waiter of the group and marks the store
+//! *unwritable*: one error is logged, later writes are refused at enqueue
+//! (503 `overloaded` at once) and reads too, since sled's memory may then
+//! hold writes that never reached the disk. sled latches its first I/O error
+//! for good, so the writer recovers by reopening sled: every
+//! `limits::STORE_PROBE_MS`, whatever the traffic, it drops every handle,
+//! opens the directory again (what is on disk is exactly what was flushed)
+//! and writes, flushes and removes a probe. When that works the store is
+//! writable again.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::Receiver;
+use crossbeam::channel::{Receiver, RecvTimeoutError};
+use parking_lot::RwLock;
 
-use super::{Batch, StoreError};
+use super::{keys, Batch, Fault, StoreError, StoreOptions, Tree};
+use crate::limits;
 
 /// Where a writer answers one waiter. may's mpsc wakes a coroutine or a
 /// plain thread alike, so either can wait for durability.
@@ -40,7 +50,7 @@ pub(crate) enum Msg {
     Close(Waiter),
 }
 
-/// Counters the writer updates and `Store::stats` reads.
+/// Counters and flags the writer updates and `Store` reads.
 #[derive(Default)]
 pub(crate) struct Counters {
     pub flushes_total: AtomicU64,
@@ -49,15 +59,35 @@ pub(crate) struct Counters {
     pub last_batch_ops: AtomicU64,
     pub ops_total: AtomicU64,
     /// Messages enqueued and not yet taken by the writer (bounded by
-    /// `queue_max` at enqueue).
+    /// `queue_max` at enqueue for unwaited writes).
     pub queue_depth: AtomicUsize,
+    /// A write failed and no probe has succeeded since.
+    pub unwritable: AtomicBool,
+    /// Times the store became unwritable.
+    pub unwritable_total: AtomicU64,
+    /// The injected `Fault` (tests), as its `u8`.
+    pub fault: AtomicU8,
 }
+
+impl Counters {
+    fn fault(&self) -> Fault {
+        Fault::from_u8(self.fault.load(Ordering::Acquire))
+    }
+}
+
+/// The sled handle readers use; the writer empties it to reopen sled.
+pub(crate) type DbSlot = Arc<RwLock<Option<sled::Db>>>;
 
 /// What the writer thread owns.
 pub(crate) struct Writer {
-    pub db: sled::Db,
+    /// `None` between a failed probe and the next.
+    pub db: Option<sled::Db>,
     /// sled's log file, opened again only to `sync_data` it (see `flush`).
-    pub log_file: std::fs::File,
+    pub log_file: Option<std::fs::File>,
+    /// The readers' handle, replaced on a reopen.
+    pub slot: DbSlot,
+    pub dir: PathBuf,
+    pub opts: StoreOptions,
     pub rx: Receiver<Msg>,
     pub counters: Arc<Counters>,
     pub batch_ops_max: usize,
@@ -75,45 +105,89 @@ struct Group {
     /// Waiters of writes and syncs (all answered with the group's result).
     waiters: Vec<Waiter>,
     ops: u64,
-    close: bool,
+    /// The `Close` waiter, when the group ends with it.
+    close: Option<Waiter>,
 }
 
 impl Writer {
     /// Runs until `Close` arrives or every sender is gone (all `Store`
     /// handles dropped), flushing whatever was applied before stopping.
-    pub fn run(self) {
+    pub fn run(mut self) {
         let mut dirty = false;
         loop {
-            let first = match self.rx.recv() {
-                Ok(msg) => msg,
-                Err(_) => {
-                    // Last handle dropped without `close`: still leave the
-                    // data durable.
-                    // No one is left to tell; `flush` logs a failure.
-                    if dirty {
-                        let _ = self.flush();
-                    }
-                    return;
+            let Some(first) = self.next_msg() else {
+                // Last handle dropped without `close`: still leave the data
+                // durable. No one is left to tell; a failure is logged.
+                if dirty {
+                    let _ = self.flush();
                 }
+                return;
             };
+            self.stall();
             let group = self.gather(first);
             let ops = group.ops;
-            let applied = self.apply(group.merged, ops);
-            dirty |= applied.is_ok() && ops > 0;
-            let flushed = match applied {
-                Err(e) => Err(e),
-                Ok(()) if dirty || group.close => self.flush(),
-                Ok(()) => Ok(()),
+            let result = if self.unwritable() {
+                Err(StoreError::Unwritable)
+            } else {
+                let applied = self.apply(group.merged, ops);
+                dirty |= applied.is_ok() && ops > 0;
+                let flushed = match applied {
+                    Err(e) => Err(e),
+                    Ok(()) if dirty || group.close.is_some() => self.flush(),
+                    Ok(()) => Ok(()),
+                };
+                match &flushed {
+                    Ok(()) => dirty = false,
+                    Err(e) => {
+                        self.mark_unwritable(e);
+                        dirty = false;
+                    }
+                }
+                flushed
             };
-            if flushed.is_ok() {
-                dirty = false;
-            }
             self.counters.last_batch_ops.store(ops, Ordering::Relaxed);
             self.counters.ops_total.fetch_add(ops, Ordering::Relaxed);
-            answer(group.waiters, &flushed);
-            if group.close {
+            answer(group.waiters, &result);
+            if let Some(waiter) = group.close {
+                // Nothing left to make durable is a clean close, even on a
+                // store that cannot be written right now.
+                let closed = if ops == 0 && self.unwritable() { Ok(()) } else { result };
+                let _ = waiter.send(closed);
                 return;
             }
+        }
+    }
+
+    fn unwritable(&self) -> bool {
+        self.counters.unwritable.load(Ordering::Acquire)
+    }
+
+    /// The next message; while unwritable, probes every
+    /// `STORE_PROBE_MS` whether or not messages arrive. `None`: every
+    /// sender is gone.
+    fn next_msg(&mut self) -> Option<Msg> {
+        let probe_every = Duration::from_millis(limits::STORE_PROBE_MS);
+        let mut next_probe = Instant::now() + probe_every;
+        loop {
+            if !self.unwritable() {
+                return self.rx.recv().ok();
+            }
+            match self.rx.recv_deadline(next_probe) {
+                Ok(msg) => return Some(msg),
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.probe();
+                    next_probe = Instant::now() + probe_every;
+                }
+            }
+        }
+    }
+
+    /// `Fault::Stall` (tests): hold everything taken so far, and every
+    /// message behind it, until the fault is lifted.
+    fn stall(&self) {
+        while self.counters.fault() == Fault::Stall {
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -128,7 +202,7 @@ impl Writer {
         while let Some(msg) = next.take() {
             self.counters.queue_depth.fetch_sub(1, Ordering::AcqRel);
             take(msg, &mut group);
-            if group.close || group.ops >= self.batch_ops_max as u64 {
+            if group.close.is_some() || group.ops >= self.batch_ops_max as u64 {
                 break;
             }
             next = match self.rx.try_recv() {
@@ -144,11 +218,11 @@ impl Writer {
         if ops == 0 {
             return Ok(());
         }
-        let applied = self.db.apply_batch(merged).map_err(StoreError::from);
-        if let Err(e) = &applied {
-            log::error!("store: applying a batch failed: {e}");
+        if self.counters.fault() == Fault::FailWrites {
+            return Err(injected());
         }
-        applied
+        let db = self.db.as_ref().ok_or(StoreError::Unwritable)?;
+        db.apply_batch(merged).map_err(StoreError::from)
     }
 
     /// One flush covering everything applied so far, timed.
@@ -160,21 +234,75 @@ impl Writer {
     /// closes that gap; it costs one more syscall per group, not per write.
     fn flush(&self) -> Result<(), StoreError> {
         let start = Instant::now();
-        let result = self.db.flush().map_err(StoreError::from).and_then(|_| {
-            self.log_file
-                .sync_data()
-                .map_err(|e| StoreError::Io(format!("fdatasync: {e}")))
-        });
+        let result = self.flush_untimed();
         let us = start.elapsed().as_micros().min(u64::MAX as u128) as u64;
         let c = &self.counters;
         c.flushes_total.fetch_add(1, Ordering::Relaxed);
         c.flush_us_total.fetch_add(us, Ordering::Relaxed);
         c.flush_us_max.fetch_max(us, Ordering::Relaxed);
-        if let Err(e) = &result {
-            log::error!("store: flush failed: {e}");
-        }
         result
     }
+
+    fn flush_untimed(&self) -> Result<(), StoreError> {
+        if self.counters.fault() == Fault::FailWrites {
+            return Err(injected());
+        }
+        let (Some(db), Some(log_file)) = (&self.db, &self.log_file) else {
+            return Err(StoreError::Unwritable);
+        };
+        db.flush()?;
+        log_file
+            .sync_data()
+            .map_err(|e| StoreError::Io(format!("fdatasync: {e}")))
+    }
+
+    /// The one log line of an outage; the flag makes every later write
+    /// fail at enqueue, so no request logs it again.
+    fn mark_unwritable(&self, e: &StoreError) {
+        if !self.counters.unwritable.swap(true, Ordering::AcqRel) {
+            self.counters.unwritable_total.fetch_add(1, Ordering::Relaxed);
+            log::error!(target: "leadx::store", "store write failed; refusing writes and reads until a probe succeeds probe_every_ms={} error=\"{e}\"", limits::STORE_PROBE_MS);
+        }
+    }
+
+    /// Reopens sled and tries a real write. On success the readers get
+    /// the new handle first, then the flag clears.
+    fn probe(&mut self) {
+        self.slot.write().take();
+        self.db.take();
+        self.log_file.take();
+        match self.reopen() {
+            Ok((db, log_file)) => {
+                *self.slot.write() = Some(db.clone());
+                self.db = Some(db);
+                self.log_file = Some(log_file);
+                self.counters.unwritable.store(false, Ordering::Release);
+                log::info!(target: "leadx::store", "store writable again");
+            }
+            Err(e) => log::debug!(target: "leadx::store", "store probe failed error=\"{e}\""),
+        }
+    }
+
+    fn reopen(&self) -> Result<(sled::Db, std::fs::File), StoreError> {
+        let db = super::open_sled(&self.dir, &self.opts)?;
+        let log_file = super::open_log_file(&self.dir)?;
+        if self.counters.fault() == Fault::FailWrites {
+            return Err(injected());
+        }
+        let key = keys::encode(Tree::Meta, b"probe");
+        db.insert(&key, vec![0u8; limits::STORE_PROBE_BYTES])?;
+        db.flush()?;
+        db.remove(&key)?;
+        db.flush()?;
+        log_file
+            .sync_data()
+            .map_err(|e| StoreError::Io(format!("fdatasync: {e}")))?;
+        Ok((db, log_file))
+    }
+}
+
+fn injected() -> StoreError {
+    StoreError::Io("injected fault: writes fail".into())
 }
 
 fn take(msg: Msg, group: &mut Group) {
@@ -185,10 +313,7 @@ fn take(msg: Msg, group: &mut Group) {
             group.waiters.extend(waiter);
         }
         Msg::Sync(w) => group.waiters.push(w),
-        Msg::Close(w) => {
-            group.waiters.push(w);
-            group.close = true;
-        }
+        Msg::Close(w) => group.close = Some(w),
     }
 }
 
