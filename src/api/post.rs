@@ -41,7 +41,12 @@ pub fn handle(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     let started = Instant::now();
     let input = PostInput { ping: &ping, lead: &p.lead, consent: p.consent.as_ref(), started, with_outcome: &|_, _| {} };
     let result = sale::run(ex, &rt, &input);
-    ex.pings.remove(&ping.ping_id);
+    // A store failure before the outcome leaves the ping as it was; its
+    // record may not have reached the disk, so the cache must keep it for
+    // the publisher's retry.
+    if !matches!(result, Err(SaleError::Store(_))) {
+        ex.pings.remove(&ping.ping_id);
+    }
     settle(result, started)
 }
 

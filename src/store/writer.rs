@@ -12,8 +12,8 @@
 //! possible on one disk.
 //!
 //! Errors never panic the process. A failed apply or flush (a full disk, an
-//! I/O error) is reported to every waiter of the group and marks the store
-//! *unwritable*: one error is logged, later writes are refused at enqueue
+//! I/O error) marks the store *unwritable* and every waiter of the group
+//! gets `StoreError::Unwritable`: one error is logged, later writes are refused at enqueue
 //! (503 `overloaded` at once) and reads too, since sled's memory may then
 //! hold writes that never reached the disk. sled latches its first I/O error
 //! for good, so the writer recovers by reopening sled: every
@@ -136,14 +136,12 @@ impl Writer {
                     Ok(()) if dirty || group.close.is_some() => self.flush(),
                     Ok(()) => Ok(()),
                 };
-                match &flushed {
-                    Ok(()) => dirty = false,
-                    Err(e) => {
-                        self.mark_unwritable(e);
-                        dirty = false;
-                    }
-                }
-                flushed
+                // Either way nothing applied is pending any more: flushed,
+                // or lost with the reopen that recovery does.
+                dirty = false;
+                // Callers learn that the store cannot write (503); the cause
+                // goes to the log, once.
+                flushed.inspect_err(|e| self.mark_unwritable(e)).map_err(|_| StoreError::Unwritable)
             };
             self.counters.last_batch_ops.store(ops, Ordering::Relaxed);
             self.counters.ops_total.fetch_add(ops, Ordering::Relaxed);
