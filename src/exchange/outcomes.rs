@@ -47,7 +47,9 @@ pub struct KeptSales {
 impl KeptSales {
     /// Keeps a sale whose outcome write failed with `error`.
     pub fn keep(&self, sale: KeptSale, error: &StoreError) {
-        log_sale(&sale.rec, "sale kept: buyer accepted, outcome not durable yet; retrying", Some(error));
+        // The store logged the cause once; this names what is at stake.
+        let msg = format!("sale kept: buyer accepted, outcome not durable yet ({error}); retrying");
+        log_sale(&sale.rec, &msg, log::Level::Error);
         self.by_lead.lock().insert(sale.rec.lead_id.clone(), Arc::new(sale));
     }
 
@@ -84,14 +86,21 @@ impl KeptSales {
     /// process, and the log is what reconciles them).
     pub fn log_left(&self) {
         for sale in self.by_lead.lock().values() {
-            log_sale(&sale.rec, "kept sale NOT recorded at shutdown; reconcile it with the buyer", None);
+            log_sale(&sale.rec, "kept sale NOT recorded at shutdown; reconcile it with the buyer", log::Level::Error);
         }
     }
 
     fn write(&self, store: &Store, sale: &Arc<KeptSale>) -> Result<(), StoreError> {
         store.write_durable(sale.batch.clone())?;
         if self.by_lead.lock().remove(&sale.rec.lead_id).is_some() {
-            log_sale(&sale.rec, "kept sale recorded", None);
+            log_sale(&sale.rec, "kept sale recorded", log::Level::Info);
+            // Counted now that it is a sale: its latency is the time until
+            // the publisher could have been told `sold`.
+            let latency_us = crate::ids::now_ms().saturating_sub(sale.rec.created_ms) * 1000;
+            if !sale.rec.test {
+                crate::metrics::global().post_outcome(crate::metrics::PostOutcome::Sold, latency_us);
+            }
+            crate::metrics::global().live().post(&sale.rec, latency_us);
         }
         Ok(())
     }
@@ -99,12 +108,9 @@ impl KeptSales {
 
 /// Ids and money only: the buyer's lead id is the buyer's reference for
 /// the sale, and no lead data is in the record fields logged here.
-fn log_sale(rec: &LeadRecord, msg: &str, error: Option<&StoreError>) {
-    let level = if error.is_some() || msg.contains("NOT") { log::Level::Error } else { log::Level::Info };
-    let error = error.map(ToString::to_string).unwrap_or_default();
+fn log_sale(rec: &LeadRecord, msg: &str, level: log::Level) {
     log::log!(target: "leadx::sale", level, lead_id = rec.lead_id.as_str(), ping_id = rec.ping_id.as_str(), buyer = rec.buyer.as_deref().unwrap_or(""),
-        buyer_lead_id = rec.buyer_lead_id.as_deref().unwrap_or(""), price_cents = rec.price.unwrap_or(0), payout_cents = rec.payout.unwrap_or(0),
-        error = error.as_str(); "{msg}");
+        buyer_lead_id = rec.buyer_lead_id.as_deref().unwrap_or(""), price_cents = rec.price.unwrap_or(0), payout_cents = rec.payout.unwrap_or(0); "{msg}");
 }
 
 /// Starts the background retry thread. It holds the exchange weakly and

@@ -17,10 +17,11 @@
 //! (503 `overloaded` at once) and reads too, since sled's memory may then
 //! hold writes that never reached the disk. sled latches its first I/O error
 //! for good, so the writer recovers by reopening sled: every
-//! `limits::STORE_PROBE_MS`, whatever the traffic, it drops every handle,
-//! opens the directory again (what is on disk is exactly what was flushed)
-//! and writes, flushes and removes a probe. When that works the store is
-//! writable again.
+//! `limits::STORE_PROBE_MS`, whatever the traffic, it writes and syncs a
+//! plain probe file in the data directory and, when that works, drops every
+//! sled handle, opens the directory again (what is on disk is exactly what
+//! was flushed) and writes, flushes and removes a probe key. When that works
+//! the store is writable again.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -259,13 +260,19 @@ impl Writer {
     fn mark_unwritable(&self, e: &StoreError) {
         if !self.counters.unwritable.swap(true, Ordering::AcqRel) {
             self.counters.unwritable_total.fetch_add(1, Ordering::Relaxed);
-            log::error!(target: "leadx::store", "store write failed; refusing writes and reads until a probe succeeds probe_every_ms={} error=\"{e}\"", limits::STORE_PROBE_MS);
+            log::error!(target: "leadx::store", probe_every_ms = limits::STORE_PROBE_MS, error:% = e; "store write failed; refusing writes and reads until a probe succeeds");
         }
     }
 
     /// Reopens sled and tries a real write. On success the readers get
-    /// the new handle first, then the flag clears.
+    /// the new handle first, then the flag clears. A plain file is written
+    /// first: while the disk is still full that fails without touching
+    /// sled, whose reopen and drop would each log and cost more.
     fn probe(&mut self) {
+        if let Err(e) = self.probe_file() {
+            log::debug!(target: "leadx::store", error:% = e; "store probe failed");
+            return;
+        }
         self.slot.write().take();
         self.db.take();
         self.log_file.take();
@@ -277,8 +284,21 @@ impl Writer {
                 self.counters.unwritable.store(false, Ordering::Release);
                 log::info!(target: "leadx::store", "store writable again");
             }
-            Err(e) => log::debug!(target: "leadx::store", "store probe failed error=\"{e}\""),
+            Err(e) => log::debug!(target: "leadx::store", error:% = e; "store probe failed"),
         }
+    }
+
+    fn probe_file(&self) -> Result<(), StoreError> {
+        if self.counters.fault() == Fault::FailWrites {
+            return Err(injected());
+        }
+        let path = self.dir.join("leadx-probe.tmp");
+        let written = std::fs::File::create(&path).and_then(|mut f| {
+            std::io::Write::write_all(&mut f, &vec![0u8; limits::STORE_PROBE_BYTES])?;
+            f.sync_all()
+        });
+        let _ = std::fs::remove_file(&path);
+        written.map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))
     }
 
     fn reopen(&self) -> Result<(sled::Db, std::fs::File), StoreError> {
@@ -315,9 +335,9 @@ fn take(msg: Msg, group: &mut Group) {
     }
 }
 
-/// Wakes every waiter of a group with its outcome: the merged apply's error
-/// if it failed (the whole group is one atomic sled batch, so none of it was
-/// applied), else the flush's. A waiter that gave up (dropped its receiver)
+/// Wakes every waiter of a group with its outcome: `Unwritable` if the
+/// merged apply or the flush failed (the group is one atomic sled batch,
+/// durable together or not at all), else `Ok`. A waiter that gave up (dropped its receiver)
 /// is fine to ignore.
 fn answer(waiters: Vec<Waiter>, result: &Result<(), StoreError>) {
     for waiter in waiters {
