@@ -183,19 +183,28 @@ impl Exchange {
 
     /// The cap counter of a buyer, loaded from the store on first use.
     pub fn cap_counter(&self, buyer: &str, day: u32) -> Arc<caps::CapCounter> {
-        self.caps.counter(buyer, day, || {
+        let mut unread = false;
+        let counter = self.caps.counter(buyer, day, || {
             let prefix = crate::records::keys::cap_day(buyer, day);
             match self.store.count_prefix(crate::store::Tree::Caps, &prefix) {
                 Ok(n) => n as u32,
                 Err(e) => {
-                    // Failing closed would stop a buyer forever; failing open
-                    // could oversell. The store failing here means it fails for
-                    // the sale too, so nothing will be sold regardless.
-                    log::error!(target: "leadx::caps", "counting sales failed buyer={buyer} error=\"{e}\"");
-                    0
+                    // Failing open (0) would oversell once the store is back;
+                    // so this counter says "full" for this one use and is
+                    // dropped, and the next use reads the store again. An
+                    // unwritable store was logged once already.
+                    if e != crate::store::StoreError::Unwritable {
+                        log::error!(target: "leadx::caps", "counting sales failed buyer={buyer} error=\"{e}\"");
+                    }
+                    unread = true;
+                    u32::MAX
                 }
             }
-        })
+        });
+        if unread {
+            self.caps.forget(buyer);
+        }
+        counter
     }
 }
 

@@ -186,3 +186,37 @@ fn an_unwritable_store_refuses_at_once_and_recovers_by_itself() {
     assert_eq!(post_at(l.addr, &ping_id(&l)).json()["status"], "sold");
     assert_eq!(gauge(l.addr, "leadx_store_writable"), 1.0);
 }
+
+/// A cap counter first read while the store is unwritable (here by a
+/// `/metrics` scrape) must not be taken as "nothing sold today": after
+/// recovery the buyer with `daily = 3` and 2 sales takes exactly 1 more.
+#[test]
+fn a_cap_counter_read_during_an_outage_is_not_counted_as_zero() {
+    let a = mock(Act::Bid(10.0), Act::Accept("A-1"));
+    let mut l = start("", "", &buyer_toml("a", &a, "[buyer.caps]\ndaily = 3"));
+    for phone in ["5552345601", "5552345602"] {
+        let id = ping_id(&l);
+        assert_eq!(post(&l, &id, phone).json()["status"], "sold");
+    }
+    l.restart();
+    l.ex().store.inject_fault(Fault::FailWrites);
+    // pub2's `home` vertical has no buyer: the ping loads no cap counter,
+    // and its record's failed write makes the store unwritable.
+    let r = post_json(l.addr, "/v1/ping", KEY2, &json!({"vertical": "home", "lead": ping_lead()}));
+    assert_eq!(r.status, 200);
+    assert!(eventually(|| !l.ex().store.is_writable()));
+    let _ = request(l.addr, "GET", "/metrics", &[], b"");
+    l.ex().store.inject_fault(Fault::None);
+    assert!(eventually(|| l.ex().store.is_writable()));
+    let sold: Vec<String> = ["5552345603", "5552345604", "5552345605"]
+        .iter()
+        .map(|phone| {
+            let p = ping(&l);
+            match p["ping_id"].as_str() {
+                Some(id) if p["status"] == "bid" => post(&l, id, phone).json()["status"].as_str().unwrap_or("").to_string(),
+                _ => "no_bid".to_string(),
+            }
+        })
+        .collect();
+    assert_eq!(sold, ["sold", "no_bid", "no_bid"], "the daily cap of 3 holds across the outage");
+}
