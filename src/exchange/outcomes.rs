@@ -50,7 +50,9 @@ impl KeptSales {
         // The store logged the cause once; this names what is at stake.
         let msg = format!("sale kept: buyer accepted, outcome not durable yet ({error}); retrying");
         log_sale(&sale.rec, &msg, log::Level::Error);
-        self.by_lead.lock().insert(sale.rec.lead_id.clone(), Arc::new(sale));
+        self.by_lead
+            .lock()
+            .insert(sale.rec.lead_id.clone(), Arc::new(sale));
     }
 
     pub fn len(&self) -> usize {
@@ -63,9 +65,15 @@ impl KeptSales {
 
     /// Tries to make the kept sale of `lead_id` durable now. `Ok(None)`:
     /// it is not kept (never was, or is durable already).
-    pub fn retry_one(&self, store: &Store, lead_id: &str) -> Result<Option<LeadRecord>, StoreError> {
+    pub fn retry_one(
+        &self,
+        store: &Store,
+        lead_id: &str,
+    ) -> Result<Option<LeadRecord>, StoreError> {
         // The lock guards the lookup only; the write waits without it.
-        let Some(sale) = self.by_lead.lock().get(lead_id).cloned() else { return Ok(None) };
+        let Some(sale) = self.by_lead.lock().get(lead_id).cloned() else {
+            return Ok(None);
+        };
         self.write(store, &sale)?;
         Ok(Some(sale.rec.clone()))
     }
@@ -86,7 +94,11 @@ impl KeptSales {
     /// process, and the log is what reconciles them).
     pub fn log_left(&self) {
         for sale in self.by_lead.lock().values() {
-            log_sale(&sale.rec, "kept sale NOT recorded at shutdown; reconcile it with the buyer", log::Level::Error);
+            log_sale(
+                &sale.rec,
+                "kept sale NOT recorded at shutdown; reconcile it with the buyer",
+                log::Level::Error,
+            );
         }
     }
 
@@ -98,7 +110,8 @@ impl KeptSales {
             // the publisher could have been told `sold`.
             let latency_us = crate::ids::now_ms().saturating_sub(sale.rec.created_ms) * 1000;
             if !sale.rec.test {
-                crate::metrics::global().post_outcome(crate::metrics::PostOutcome::Sold, latency_us);
+                crate::metrics::global()
+                    .post_outcome(crate::metrics::PostOutcome::Sold, latency_us);
             }
             crate::metrics::global().live().post(&sale.rec, latency_us);
         }
@@ -118,16 +131,18 @@ fn log_sale(rec: &LeadRecord, msg: &str, level: log::Level) {
 /// gives kept sales their last try itself).
 pub fn spawn_retrier(ex: &Arc<Exchange>) {
     let weak: Weak<Exchange> = Arc::downgrade(ex);
-    let spawned = std::thread::Builder::new().name("leadx-kept-sales".into()).spawn(move || loop {
-        std::thread::sleep(Duration::from_millis(limits::KEPT_SALE_RETRY_MS));
-        let Some(ex) = weak.upgrade() else { return };
-        if ex.posts_closed() {
-            return;
-        }
-        if !ex.kept.is_empty() {
-            ex.kept.retry_all(&ex.store);
-        }
-    });
+    let spawned = std::thread::Builder::new()
+        .name("leadx-kept-sales".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(limits::KEPT_SALE_RETRY_MS));
+            let Some(ex) = weak.upgrade() else { return };
+            if ex.posts_closed() {
+                return;
+            }
+            if !ex.kept.is_empty() {
+                ex.kept.retry_all(&ex.store);
+            }
+        });
     if let Err(e) = spawned {
         log::error!(target: "leadx::sale", "cannot start the kept-sales retry thread; kept sales retry on the publisher's retry only error=\"{e}\"");
     }

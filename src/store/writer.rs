@@ -142,7 +142,9 @@ impl Writer {
                 dirty = false;
                 // Callers learn that the store cannot write (503); the cause
                 // goes to the log, once.
-                flushed.inspect_err(|e| self.mark_unwritable(e)).map_err(|_| StoreError::Unwritable)
+                flushed
+                    .inspect_err(|e| self.mark_unwritable(e))
+                    .map_err(|_| StoreError::Unwritable)
             };
             self.counters.last_batch_ops.store(ops, Ordering::Relaxed);
             self.counters.ops_total.fetch_add(ops, Ordering::Relaxed);
@@ -150,7 +152,11 @@ impl Writer {
             if let Some(waiter) = group.close {
                 // Nothing left to make durable is a clean close, even on a
                 // store that cannot be written right now.
-                let closed = if ops == 0 && self.unwritable() { Ok(()) } else { result };
+                let closed = if ops == 0 && self.unwritable() {
+                    Ok(())
+                } else {
+                    result
+                };
                 let _ = waiter.send(closed);
                 return;
             }
@@ -259,7 +265,9 @@ impl Writer {
     /// fail at enqueue, so no request logs it again.
     fn mark_unwritable(&self, e: &StoreError) {
         if !self.counters.unwritable.swap(true, Ordering::AcqRel) {
-            self.counters.unwritable_total.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .unwritable_total
+                .fetch_add(1, Ordering::Relaxed);
             log::error!(target: "leadx::store", probe_every_ms = limits::STORE_PROBE_MS, error:% = e; "store write failed; refusing writes and reads until a probe succeeds");
         }
     }

@@ -31,7 +31,10 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         // Lazy: detaches even if something still has a file open.
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -43,15 +46,23 @@ fn mount_small_tmpfs() -> Option<Tmpfs> {
         eprintln!("skipped disk_full_on_a_small_tmpfs: {why}");
         None
     };
-    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX);
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX);
     if uid != 0 {
         return skip(format!("mounting a tmpfs needs root (uid {uid})"));
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new("mount").args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"]).arg(dir.path()).output();
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(dir.path())
+        .output();
     match out {
         Ok(o) if o.status.success() => Some(Tmpfs { dir }),
-        Ok(o) => skip(format!("mount failed: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Ok(o) => skip(format!(
+            "mount failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
         Err(e) => skip(format!("cannot run mount: {e}")),
     }
 }
@@ -81,21 +92,37 @@ fn start_on(data_dir: PathBuf, buyers: &str) -> Leadx {
     let config = leadx::config::parse(&text, &|_| None).unwrap();
     let running = leadx::daemon::start(config, Some(config_path.clone())).unwrap();
     let addr = running.local_addr();
-    Leadx { running: Some(running), addr, dir, config_path }
+    Leadx {
+        running: Some(running),
+        addr,
+        dir,
+        config_path,
+    }
 }
 
 fn post_ping(l: &Leadx, ping_id: &str) -> Reply {
-    post_json(l.addr, "/v1/post", KEY, &json!({"ping_id": ping_id, "lead": full_lead("5552345678", "ann@example.com"), "consent": consent()}))
+    post_json(
+        l.addr,
+        "/v1/post",
+        KEY,
+        &json!({"ping_id": ping_id, "lead": full_lead("5552345678", "ann@example.com"), "consent": consent()}),
+    )
 }
 
 fn assert_sold(l: &Leadx, lead_id: &str) {
     let r = get(l.addr, &format!("/v1/leads/{lead_id}"), KEY);
-    assert_eq!((r.status, r.json()["status"].as_str()), (200, Some("sold")), "acknowledged sale {lead_id} lost");
+    assert_eq!(
+        (r.status, r.json()["status"].as_str()),
+        (200, Some("sold")),
+        "acknowledged sale {lead_id} lost"
+    );
 }
 
 #[test]
 fn disk_full_on_a_small_tmpfs_refuses_writes_and_recovers_by_itself() {
-    let Some(fs) = mount_small_tmpfs() else { return };
+    let Some(fs) = mount_small_tmpfs() else {
+        return;
+    };
     let a = mock(Act::Bid(10.0), Act::Accept("A-1"));
     let mut l = start_on(fs.path().join("data"), &buyer_toml("a", &a, ""));
     let mut acknowledged = Vec::new();
@@ -107,7 +134,8 @@ fn disk_full_on_a_small_tmpfs_refuses_writes_and_recovers_by_itself() {
     // The disk fills while a buyer holds a post: the buyer accepts, and
     // the outcome write meets the full disk (should it still fit, it is
     // simply acknowledged and the loop below finds the full disk).
-    a.buyer.set_post(Act::Delay(300, Box::new(Act::Accept("A-1"))));
+    a.buyer
+        .set_post(Act::Delay(300, Box::new(Act::Accept("A-1"))));
     let held = ping(&l)["ping_id"].as_str().unwrap().to_string();
     let addr = l.addr;
     let poster = std::thread::spawn({
@@ -115,7 +143,14 @@ fn disk_full_on_a_small_tmpfs_refuses_writes_and_recovers_by_itself() {
         // 12 KB of consent text: the outcome needs pages the log lacks.
         let mut consent = consent();
         consent["text"] = "I agree. ".repeat(1400).into();
-        move || post_json(addr, "/v1/post", KEY, &json!({"ping_id": held, "lead": full_lead("5552345678", "ann@example.com"), "consent": consent}))
+        move || {
+            post_json(
+                addr,
+                "/v1/post",
+                KEY,
+                &json!({"ping_id": held, "lead": full_lead("5552345678", "ann@example.com"), "consent": consent}),
+            )
+        }
     });
     let end = Instant::now() + Duration::from_secs(10);
     while a.buyer.posts() < acknowledged.len() + 1 {
@@ -131,11 +166,17 @@ fn disk_full_on_a_small_tmpfs_refuses_writes_and_recovers_by_itself() {
     match r.status {
         200 => acknowledged.push(r.json()["lead_id"].as_str().unwrap().to_string()),
         503 => {
-            assert_eq!((r.code().as_str(), r.header("Retry-After")), ("overloaded", Some("1")));
+            assert_eq!(
+                (r.code().as_str(), r.header("Retry-After")),
+                ("overloaded", Some("1"))
+            );
             refused_posts.push(held);
             refused = true;
         }
-        s => panic!("held post answered {s}: {}", String::from_utf8_lossy(&r.body)),
+        s => panic!(
+            "held post answered {s}: {}",
+            String::from_utf8_lossy(&r.body)
+        ),
     }
     // Sell until the store notices the full disk: posts answered 200 are
     // acknowledged; a 503 post is retried later.
@@ -143,7 +184,12 @@ fn disk_full_on_a_small_tmpfs_refuses_writes_and_recovers_by_itself() {
         if refused {
             break;
         }
-        let p = post_json(l.addr, "/v1/ping", KEY, &json!({"vertical": "auto", "lead": ping_lead()}));
+        let p = post_json(
+            l.addr,
+            "/v1/ping",
+            KEY,
+            &json!({"vertical": "auto", "lead": ping_lead()}),
+        );
         if p.status == 503 {
             assert_eq!(p.code(), "overloaded");
             refused = true;
@@ -154,7 +200,10 @@ fn disk_full_on_a_small_tmpfs_refuses_writes_and_recovers_by_itself() {
         match r.status {
             200 => acknowledged.push(r.json()["lead_id"].as_str().unwrap().to_string()),
             503 => {
-                assert_eq!((r.code().as_str(), r.header("Retry-After")), ("overloaded", Some("1")));
+                assert_eq!(
+                    (r.code().as_str(), r.header("Retry-After")),
+                    ("overloaded", Some("1"))
+                );
                 refused_posts.push(id);
                 refused = true;
                 break;
@@ -162,18 +211,40 @@ fn disk_full_on_a_small_tmpfs_refuses_writes_and_recovers_by_itself() {
             s => panic!("post answered {s}: {}", String::from_utf8_lossy(&r.body)),
         }
     }
-    assert!(refused, "500 sales on a full 16 MiB tmpfs and no write failed");
-    eprintln!("disk full: {} sales acknowledged, refused posts {}, sales kept {}", acknowledged.len(), refused_posts.len(), l.ex().kept.len());
+    assert!(
+        refused,
+        "500 sales on a full 16 MiB tmpfs and no write failed"
+    );
+    eprintln!(
+        "disk full: {} sales acknowledged, refused posts {}, sales kept {}",
+        acknowledged.len(),
+        refused_posts.len(),
+        l.ex().kept.len()
+    );
     let ready = request(l.addr, "GET", "/readyz", &[], b"");
-    assert_eq!((ready.status, ready.code().as_str()), (503, "store_unwritable"));
+    assert_eq!(
+        (ready.status, ready.code().as_str()),
+        (503, "store_unwritable")
+    );
     assert_eq!(request(l.addr, "GET", "/healthz", &[], b"").status, 200);
-    let refused_ping = post_json(l.addr, "/v1/ping", KEY, &json!({"vertical": "auto", "lead": ping_lead()}));
-    assert_eq!((refused_ping.status, refused_ping.code().as_str()), (503, "overloaded"));
+    let refused_ping = post_json(
+        l.addr,
+        "/v1/ping",
+        KEY,
+        &json!({"vertical": "auto", "lead": ping_lead()}),
+    );
+    assert_eq!(
+        (refused_ping.status, refused_ping.code().as_str()),
+        (503, "overloaded")
+    );
     // Space returns; nobody sends anything; leadx must notice by itself.
     std::fs::remove_file(&filler).unwrap();
     let end = Instant::now() + Duration::from_secs(20);
     while request(l.addr, "GET", "/readyz", &[], b"").status != 200 {
-        assert!(Instant::now() < end, "no recovery within 20 s of freeing space");
+        assert!(
+            Instant::now() < end,
+            "no recovery within 20 s of freeing space"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     eprintln!("disk full: ready again after freeing space");
@@ -194,9 +265,16 @@ fn disk_full_on_a_small_tmpfs_refuses_writes_and_recovers_by_itself() {
             _ => panic!("refused post settled as {v}"),
         }
     }
-    assert_eq!(a.buyer.posts(), acknowledged.len(), "each sold lead was posted to the buyer once, no other post");
+    assert_eq!(
+        a.buyer.posts(),
+        acknowledged.len(),
+        "each sold lead was posted to the buyer once, no other post"
+    );
     let p = ping(&l);
-    assert_eq!(post_ping(&l, p["ping_id"].as_str().unwrap()).json()["status"], "sold");
+    assert_eq!(
+        post_ping(&l, p["ping_id"].as_str().unwrap()).json()["status"],
+        "sold"
+    );
     l.restart();
     for id in &acknowledged {
         assert_sold(&l, id);

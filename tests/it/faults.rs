@@ -30,13 +30,21 @@ fn ping_id(l: &Leadx) -> String {
 }
 
 fn post_at(addr: SocketAddr, ping_id: &str) -> Reply {
-    post_json(addr, "/v1/post", KEY, &json!({"ping_id": ping_id, "lead": full_lead("5552345678", "ann@example.com"), "consent": consent()}))
+    post_json(
+        addr,
+        "/v1/post",
+        KEY,
+        &json!({"ping_id": ping_id, "lead": full_lead("5552345678", "ann@example.com"), "consent": consent()}),
+    )
 }
 
 /// The value of an unlabelled gauge on `/metrics`.
 fn gauge(addr: SocketAddr, name: &str) -> f64 {
     let text = String::from_utf8(request(addr, "GET", "/metrics", &[], b"").body).unwrap();
-    let line = text.lines().find(|l| l.split(' ').next() == Some(name)).unwrap_or_else(|| panic!("no {name} in /metrics"));
+    let line = text
+        .lines()
+        .find(|l| l.split(' ').next() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in /metrics"));
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
@@ -44,15 +52,27 @@ fn gauge(addr: SocketAddr, name: &str) -> f64 {
 /// `data_dir` (else in the test's temporary directory).
 fn start_with(server_extra: &str, buyers: &str, data_dir: Option<&std::path::Path>) -> Leadx {
     let dir = tempfile::tempdir().unwrap();
-    let data = data_dir.map(|d| d.to_path_buf()).unwrap_or_else(|| dir.path().join("data"));
-    let base = base_toml(&data, "", "").replacen("workers = 2\n", &format!("workers = 2\n{server_extra}\n"), 1);
+    let data = data_dir
+        .map(|d| d.to_path_buf())
+        .unwrap_or_else(|| dir.path().join("data"));
+    let base = base_toml(&data, "", "").replacen(
+        "workers = 2\n",
+        &format!("workers = 2\n{server_extra}\n"),
+        1,
+    );
     let text = format!("{base}\n{buyers}");
     let config_path = dir.path().join("leadx.toml");
     std::fs::write(&config_path, &text).unwrap();
-    let config = leadx::config::parse(&text, &|_| None).unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
+    let config = leadx::config::parse(&text, &|_| None)
+        .unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
     let running = leadx::daemon::start(config, Some(config_path.clone())).unwrap();
     let addr = running.local_addr();
-    Leadx { running: Some(running), addr, dir, config_path }
+    Leadx {
+        running: Some(running),
+        addr,
+        dir,
+        config_path,
+    }
 }
 
 /// Issue #7 point 2: the store fails while the buyer holds the post. The
@@ -62,7 +82,10 @@ fn start_with(server_extra: &str, buyers: &str, data_dir: Option<&std::path::Pat
 /// lead `interrupted` and the sale is gone.
 #[test]
 fn an_accepted_sale_whose_outcome_write_fails_is_kept_and_recorded_later() {
-    let a = mock(Act::Bid(10.0), Act::Delay(600, Box::new(Act::Accept("B-77"))));
+    let a = mock(
+        Act::Bid(10.0),
+        Act::Delay(600, Box::new(Act::Accept("B-77"))),
+    );
     let mut l = start("", "", &buyer_toml("a", &a, ""));
     let id = ping_id(&l);
     let addr = l.addr;
@@ -70,25 +93,53 @@ fn an_accepted_sale_whose_outcome_write_fails_is_kept_and_recorded_later() {
         let id = id.clone();
         move || post_at(addr, &id)
     });
-    assert!(eventually(|| a.buyer.posts() == 1), "the buyer never got the post");
+    assert!(
+        eventually(|| a.buyer.posts() == 1),
+        "the buyer never got the post"
+    );
     l.ex().store.inject_fault(Fault::FailWrites);
     let r = poster.join().unwrap();
-    assert_eq!((r.status, r.code().as_str(), r.header("Retry-After")), (503, "overloaded", Some("1")));
+    assert_eq!(
+        (r.status, r.code().as_str(), r.header("Retry-After")),
+        (503, "overloaded", Some("1"))
+    );
     assert_eq!(l.ex().kept.len(), 1);
     assert_eq!(gauge(addr, "leadx_sales_kept"), 1.0);
     let again = post_at(addr, &id);
-    assert_eq!((again.status, again.code().as_str()), (503, "overloaded"), "not durable yet");
+    assert_eq!(
+        (again.status, again.code().as_str()),
+        (503, "overloaded"),
+        "not durable yet"
+    );
     l.ex().store.inject_fault(Fault::None);
     // The store's probe, then the background retry (about a second).
-    assert!(eventually(|| l.ex().kept.is_empty()), "the kept sale was never recorded");
+    assert!(
+        eventually(|| l.ex().kept.is_empty()),
+        "the kept sale was never recorded"
+    );
     let sold = post_at(addr, &id);
     assert_eq!(sold.status, 200, "{}", String::from_utf8_lossy(&sold.body));
     let sold = sold.json();
-    assert_eq!((sold["status"].as_str(), sold["price"].as_f64()), (Some("sold"), Some(8.0)));
+    assert_eq!(
+        (sold["status"].as_str(), sold["price"].as_f64()),
+        (Some("sold"), Some(8.0))
+    );
     l.restart();
-    assert_eq!(post_at(l.addr, &id).json(), sold, "same outcome and lead id after a restart");
-    let lead = get(l.addr, &format!("/v1/admin/leads/{}", sold["lead_id"].as_str().unwrap()), ADMIN).json();
-    assert_eq!((lead["status"].as_str(), lead["buyer_lead_id"].as_str()), (Some("sold"), Some("B-77")));
+    assert_eq!(
+        post_at(l.addr, &id).json(),
+        sold,
+        "same outcome and lead id after a restart"
+    );
+    let lead = get(
+        l.addr,
+        &format!("/v1/admin/leads/{}", sold["lead_id"].as_str().unwrap()),
+        ADMIN,
+    )
+    .json();
+    assert_eq!(
+        (lead["status"].as_str(), lead["buyer_lead_id"].as_str()),
+        (Some("sold"), Some("B-77"))
+    );
     assert_eq!(a.buyer.posts(), 1, "the buyer is posted once");
 }
 
@@ -103,7 +154,17 @@ fn a_kept_direct_post_is_answered_on_the_publishers_retry() {
     let send = move || {
         let body = json!({"vertical": "auto", "lead": full_lead("5552345678", "a@b.co"), "consent": consent()});
         let auth = format!("Bearer {KEY}");
-        request(addr, "POST", "/v1/leads", &[("Authorization", &auth), ("Content-Type", "application/json"), ("Idempotency-Key", "k-7")], body.to_string().as_bytes())
+        request(
+            addr,
+            "POST",
+            "/v1/leads",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", "k-7"),
+            ],
+            body.to_string().as_bytes(),
+        )
     };
     let poster = std::thread::spawn(send);
     assert!(eventually(|| flat.buyer.posts() == 1));
@@ -119,8 +180,19 @@ fn a_kept_direct_post_is_answered_on_the_publishers_retry() {
         std::thread::sleep(Duration::from_millis(20));
         answer = send();
     }
-    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
-    assert_eq!((answer.json()["status"].as_str(), answer.json()["price"].as_f64()), (Some("sold"), Some(3.2)));
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(
+        (
+            answer.json()["status"].as_str(),
+            answer.json()["price"].as_f64()
+        ),
+        (Some("sold"), Some(3.2))
+    );
     assert_eq!(send().json(), answer.json());
     assert_eq!(flat.buyer.posts(), 1);
 }
@@ -131,7 +203,10 @@ fn a_kept_direct_post_is_answered_on_the_publishers_retry() {
 /// is found `interrupted` after the restart.
 #[test]
 fn a_drain_shorter_than_a_post_waits_for_its_outcome() {
-    let a = mock(Act::Bid(10.0), Act::Delay(800, Box::new(Act::Accept("B-1"))));
+    let a = mock(
+        Act::Bid(10.0),
+        Act::Delay(800, Box::new(Act::Accept("B-1"))),
+    );
     let mut l = start_with("drain_timeout_ms = 50", &buyer_toml("a", &a, ""), None);
     let id = ping_id(&l);
     let addr = l.addr;
@@ -148,7 +223,10 @@ fn a_drain_shorter_than_a_post_waits_for_its_outcome() {
     l.restart();
     let r = post_at(l.addr, &id);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!((r.json()["status"].as_str(), r.json()["price"].as_f64()), (Some("sold"), Some(8.0)));
+    assert_eq!(
+        (r.json()["status"].as_str(), r.json()["price"].as_f64()),
+        (Some("sold"), Some(8.0))
+    );
     assert_eq!(a.buyer.posts(), 1);
 }
 
@@ -170,18 +248,40 @@ fn an_unwritable_store_refuses_at_once_and_recovers_by_itself() {
     assert!(eventually(|| !l.ex().store.is_writable()));
     let pings_before = a.buyer.pings();
     for _ in 0..20 {
-        let r = post_json(l.addr, "/v1/ping", KEY, &json!({"vertical": "auto", "lead": ping_lead()}));
-        assert_eq!((r.status, r.code().as_str(), r.header("Retry-After")), (503, "overloaded", Some("1")));
+        let r = post_json(
+            l.addr,
+            "/v1/ping",
+            KEY,
+            &json!({"vertical": "auto", "lead": ping_lead()}),
+        );
+        assert_eq!(
+            (r.status, r.code().as_str(), r.header("Retry-After")),
+            (503, "overloaded", Some("1"))
+        );
     }
-    assert_eq!(a.buyer.pings(), pings_before, "refused before any buyer is called");
+    assert_eq!(
+        a.buyer.pings(),
+        pings_before,
+        "refused before any buyer is called"
+    );
     assert_eq!(get(l.addr, &lead_path, KEY).status, 503);
     let ready = request(l.addr, "GET", "/readyz", &[], b"");
-    assert_eq!((ready.status, ready.code().as_str()), (503, "store_unwritable"));
+    assert_eq!(
+        (ready.status, ready.code().as_str()),
+        (503, "store_unwritable")
+    );
     assert_eq!(request(l.addr, "GET", "/healthz", &[], b"").status, 200);
     assert_eq!(gauge(l.addr, "leadx_store_writable"), 0.0);
-    assert_eq!(gauge(l.addr, "leadx_store_unwritable_events"), 1.0, "one outage, logged once");
+    assert_eq!(
+        gauge(l.addr, "leadx_store_unwritable_events"),
+        1.0,
+        "one outage, logged once"
+    );
     l.ex().store.inject_fault(Fault::None);
-    assert!(eventually(|| request(l.addr, "GET", "/readyz", &[], b"").status == 200), "no recovery");
+    assert!(
+        eventually(|| request(l.addr, "GET", "/readyz", &[], b"").status == 200),
+        "no recovery"
+    );
     assert_eq!(get(l.addr, &lead_path, KEY).json()["status"], "sold");
     assert_eq!(post_at(l.addr, &ping_id(&l)).json()["status"], "sold");
     assert_eq!(gauge(l.addr, "leadx_store_writable"), 1.0);
@@ -202,7 +302,12 @@ fn a_cap_counter_read_during_an_outage_is_not_counted_as_zero() {
     l.ex().store.inject_fault(Fault::FailWrites);
     // pub2's `home` vertical has no buyer: the ping loads no cap counter,
     // and its record's failed write makes the store unwritable.
-    let r = post_json(l.addr, "/v1/ping", KEY2, &json!({"vertical": "home", "lead": ping_lead()}));
+    let r = post_json(
+        l.addr,
+        "/v1/ping",
+        KEY2,
+        &json!({"vertical": "home", "lead": ping_lead()}),
+    );
     assert_eq!(r.status, 200);
     assert!(eventually(|| !l.ex().store.is_writable()));
     let _ = request(l.addr, "GET", "/metrics", &[], b"");
@@ -213,10 +318,17 @@ fn a_cap_counter_read_during_an_outage_is_not_counted_as_zero() {
         .map(|phone| {
             let p = ping(&l);
             match p["ping_id"].as_str() {
-                Some(id) if p["status"] == "bid" => post(&l, id, phone).json()["status"].as_str().unwrap_or("").to_string(),
+                Some(id) if p["status"] == "bid" => post(&l, id, phone).json()["status"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
                 _ => "no_bid".to_string(),
             }
         })
         .collect();
-    assert_eq!(sold, ["sold", "no_bid", "no_bid"], "the daily cap of 3 holds across the outage");
+    assert_eq!(
+        sold,
+        ["sold", "no_bid", "no_bid"],
+        "the daily cap of 3 holds across the outage"
+    );
 }
