@@ -137,7 +137,14 @@ impl Running {
         } else if !wait_connections_closed(&self.server, deadline) {
             log::warn!(target: "leadx::daemon", "drain time-out; connections still open={}", open_connections(&self.server));
         }
-        self.close_posts();
+        if self.close_posts() {
+            // Posts outlived the drain time-out: let their answers go out
+            // (bounded) before the process may exit.
+            let answers = Duration::from_millis(crate::limits::DRAIN_ANSWER_WAIT_MS);
+            if self.server.wait_idle(answers) {
+                wait_connections_closed(&self.server, std::time::Instant::now() + answers);
+            }
+        }
         self.ex.store.close().map_err(|e| e.to_string())?;
         log::info!(target: "leadx::daemon", "stopped; store closed");
         Ok(())
@@ -145,7 +152,10 @@ impl Running {
 }
 
 impl Running {
-    fn close_posts(&self) {
+    /// Closes posts and waits for the running ones (see `shutdown`); kept
+    /// sales get their last try. True when posts were still running.
+    fn close_posts(&self) -> bool {
+        let waited = self.ex.posts_in_flight() > 0;
         let post_timeout_ms = self.ex.runtime().config.auction.post_timeout_ms;
         let bound = Duration::from_millis(post_timeout_ms + crate::limits::DRAIN_OUTCOME_GRACE_MS);
         let running = self.ex.close_posts(bound);
@@ -155,6 +165,7 @@ impl Running {
         if !self.ex.kept.is_empty() && self.ex.kept.retry_all(&self.ex.store) > 0 {
             self.ex.kept.log_left();
         }
+        waited
     }
 }
 

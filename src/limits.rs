@@ -198,6 +198,9 @@ pub const KEPT_SALE_RETRY_MS: u64 = 1_000;
 /// A drain waits for in-flight posts to write their outcome at most
 /// `auction.post_timeout_ms` plus this (the outcome's group commit).
 pub const DRAIN_OUTCOME_GRACE_MS: u64 = 5_000;
+/// After waiting for such posts, how long a drain lets their answers be
+/// written before the store closes and the process may exit.
+pub const DRAIN_ANSWER_WAIT_MS: u64 = 1_000;
 
 const _: () = assert!(STORE_BATCH_OPS_MAX >= 1);
 const _: () = assert!(STORE_QUEUE_MAX >= STORE_BATCH_OPS_MAX);
