@@ -237,8 +237,13 @@ fn disk_full_on_a_small_tmpfs_refuses_writes_and_recovers_by_itself() {
         (refused_ping.status, refused_ping.code().as_str()),
         (503, "overloaded")
     );
+    // While the disk stays full the probes fail and nothing flips back.
+    std::thread::sleep(Duration::from_millis(1_600));
+    assert_eq!(request(l.addr, "GET", "/readyz", &[], b"").status, 503);
+    assert_eq!(l.ex().store.stats().unwritable_total, 1, "one outage");
     // Space returns; nobody sends anything; leadx must notice by itself.
     std::fs::remove_file(&filler).unwrap();
+    let freed = Instant::now();
     let end = Instant::now() + Duration::from_secs(20);
     while request(l.addr, "GET", "/readyz", &[], b"").status != 200 {
         assert!(
@@ -247,7 +252,7 @@ fn disk_full_on_a_small_tmpfs_refuses_writes_and_recovers_by_itself() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    eprintln!("disk full: ready again after freeing space");
+    eprintln!("disk full: ready again {:?} after freeing space", freed.elapsed());
     for id in &acknowledged {
         assert_sold(&l, id);
     }
