@@ -217,12 +217,25 @@ fn a_drain_shorter_than_a_post_waits_for_its_outcome() {
     assert!(eventually(|| a.buyer.posts() == 1));
     l.stop();
     let answered = poster.join().unwrap();
-    assert_eq!(answered.status, 200, "{}", String::from_utf8_lossy(&answered.body));
-    assert_eq!(answered.json()["status"], "sold", "the drain let the answer out");
+    assert_eq!(
+        answered.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answered.body)
+    );
+    assert_eq!(
+        answered.json()["status"],
+        "sold",
+        "the drain let the answer out"
+    );
     l.restart();
     let r = post_at(l.addr, &id);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.json(), answered.json(), "durable: the same sale after a restart");
+    assert_eq!(
+        r.json(),
+        answered.json(),
+        "durable: the same sale after a restart"
+    );
     assert_eq!(a.buyer.posts(), 1);
 }
 
@@ -327,4 +340,17 @@ fn a_cap_counter_read_during_an_outage_is_not_counted_as_zero() {
         ["sold", "no_bid", "no_bid"],
         "the daily cap of 3 holds across the outage"
     );
+}
+
+/// Once a drain has closed posts (it then waits for the running ones), a
+/// post that gets that far is refused before any buyer sees the lead.
+#[test]
+fn no_post_starts_once_a_drain_closed_posts() {
+    let a = mock(Act::Bid(10.0), Act::Accept("A-1"));
+    let l = start("", "", &buyer_toml("a", &a, ""));
+    let id = ping_id(&l);
+    assert_eq!(l.ex().close_posts(Duration::ZERO), 0, "nothing running");
+    let r = post_at(l.addr, &id);
+    assert_eq!((r.status, r.code().as_str()), (503, "draining"));
+    assert_eq!(a.buyer.posts(), 0);
 }
