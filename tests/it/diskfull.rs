@@ -252,7 +252,10 @@ fn disk_full_on_a_small_tmpfs_refuses_writes_and_recovers_by_itself() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    eprintln!("disk full: ready again {:?} after freeing space", freed.elapsed());
+    eprintln!(
+        "disk full: ready again {:?} after freeing space",
+        freed.elapsed()
+    );
     for id in &acknowledged {
         assert_sold(&l, id);
     }
