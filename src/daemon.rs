@@ -1,5 +1,7 @@
 //! The daemon's life: open the store, bind, serve, tell systemd, reload on
-//! SIGHUP, drain on SIGTERM/SIGINT, make the store durable, exit.
+//! SIGHUP, drain on SIGTERM/SIGINT, make the store durable, exit. A drain
+//! closes the store only after every running post has written its outcome
+//! and kept sales had a last try.
 //!
 //! `start` does everything up to "serving" and returns a `Running` that
 //! tests drive in-process; `run` adds the signal loop and the watchdog for
@@ -70,6 +72,7 @@ pub fn start(config: Config, path: Option<PathBuf>) -> Result<Running, StartErro
     };
     let drain_timeout = Duration::from_millis(config.server.drain_timeout_ms);
     let ex = Arc::new(Exchange::new(config, store).map_err(StartError::Config)?);
+    crate::exchange::outcomes::spawn_retrier(&ex);
     let reload_ex = ex.clone();
     let reload: Arc<crate::api::ReloadFn> = Arc::new(move || reload_from(&reload_ex, path.as_deref()));
     let api = Arc::new(Api::new(ex.clone(), reload));
@@ -133,7 +136,10 @@ impl Running {
 
     /// Drains and stops: `/readyz` and new requests answer 503 at once, the
     /// listener closes, in-flight requests finish (bounded by the drain
-    /// time-out), then the store is flushed and closed.
+    /// time-out). Then no post may start, and running ones get until their
+    /// post deadline plus `limits::DRAIN_OUTCOME_GRACE_MS` to write their
+    /// outcome, whatever the drain time-out; kept sales get a last try
+    /// (those left are logged by id); then the store is flushed and closed.
     pub fn shutdown(self) -> Result<(), String> {
         let deadline = std::time::Instant::now() + self.drain_timeout;
         self.ex.begin_drain();
@@ -144,10 +150,36 @@ impl Running {
         } else if !wait_connections_closed(&self.server, deadline) {
             log::warn!(target: "leadx::daemon", "drain time-out; connections still open={}", open_connections(&self.server));
         }
+        if self.close_posts() {
+            // Posts outlived the drain time-out: let their answers go out
+            // (bounded) before the process may exit.
+            let answers = Duration::from_millis(crate::limits::DRAIN_ANSWER_WAIT_MS);
+            if self.server.wait_idle(answers) {
+                wait_connections_closed(&self.server, std::time::Instant::now() + answers);
+            }
+        }
         self.ex.store.close().map_err(|e| e.to_string())?;
         crate::logging::events::flush_summary();
         log::info!(target: "leadx::daemon", "stopped; store closed");
         Ok(())
+    }
+}
+
+impl Running {
+    /// Closes posts and waits for the running ones (see `shutdown`); kept
+    /// sales get their last try. True when posts were still running.
+    fn close_posts(&self) -> bool {
+        let waited = self.ex.posts_in_flight() > 0;
+        let post_timeout_ms = self.ex.runtime().config.auction.post_timeout_ms;
+        let bound = Duration::from_millis(post_timeout_ms + crate::limits::DRAIN_OUTCOME_GRACE_MS);
+        let running = self.ex.close_posts(bound);
+        if running > 0 {
+            log::error!(target: "leadx::daemon", "drain: posts still running after their deadline; closing the store under them posts={running}");
+        }
+        if !self.ex.kept.is_empty() && self.ex.kept.retry_all(&self.ex.store) > 0 {
+            self.ex.kept.log_left();
+        }
+        waited
     }
 }
 

@@ -242,10 +242,32 @@ pub const STORE_BATCH_OPS_MAX: usize = 8 * 1024;
 /// once; a crash can lose at most this much of the unwaited writes.
 pub const STORE_WRITE_DEFER_MS: u64 = 20;
 
+/// Share (percent) of the store's queue that writes nobody waits for
+/// (pings, call records) may fill. The rest is kept for waited writes — a
+/// sale's outcome above all — which are never refused for queue depth: a
+/// buyer that accepted must not lose its sale to a burst of pings.
+pub const STORE_QUEUE_UNWAITED_PCT: usize = 75;
+/// While the store is unwritable (a write failed: disk full, I/O error), how
+/// often its writer reopens sled and probes whether writes work again.
+pub const STORE_PROBE_MS: u64 = 500;
+/// What a probe writes (then removes) and flushes: enough that a nearly
+/// full disk does not pass it only to fail the next sale.
+pub const STORE_PROBE_BYTES: usize = 64 * 1024;
+/// How often a sale kept after its outcome write failed (`exchange::outcomes`)
+/// is retried in the background.
+pub const KEPT_SALE_RETRY_MS: u64 = 1_000;
+/// A drain waits for in-flight posts to write their outcome at most
+/// `auction.post_timeout_ms` plus this (the outcome's group commit).
+pub const DRAIN_OUTCOME_GRACE_MS: u64 = 5_000;
+/// After waiting for such posts, how long a drain lets their answers be
+/// written before the store closes and the process may exit.
+pub const DRAIN_ANSWER_WAIT_MS: u64 = 1_000;
+
 const _: () = assert!(STORE_BATCH_OPS_MAX >= 1);
 const _: () = assert!(PING_CACHE_BYTES_MIN <= PING_CACHE_BYTES_DEFAULT && PING_CACHE_BYTES_DEFAULT <= PING_CACHE_BYTES_CEILING);
 const _: () = assert!(STORE_CACHE_BYTES_MIN <= STORE_CACHE_BYTES_DEFAULT && STORE_CACHE_BYTES_DEFAULT <= STORE_CACHE_BYTES_CEILING);
 const _: () = assert!(STORE_QUEUE_MAX >= STORE_BATCH_OPS_MAX);
+const _: () = assert!(STORE_QUEUE_UNWAITED_PCT > 0 && STORE_QUEUE_UNWAITED_PCT < 100);
 const _: () = assert!(CONSENT_TEXT_BYTES_MAX < BODY_BYTES_MAX_DEFAULT);
 const _: () = assert!(LEAD_AGE_MIN <= LEAD_AGE_MAX);
 

@@ -52,6 +52,11 @@ impl Api {
         if is_publisher_call(endpoint) && ex.is_draining() {
             return (endpoint, Err(ApiError::draining()));
         }
+        // A store that cannot write refuses work at once, before any buyer
+        // is called (a lead read would be refused by the store too).
+        if is_publisher_call(endpoint) && !ex.store.is_writable() {
+            return (endpoint, Err(ApiError::overloaded()));
+        }
         let result = match endpoint {
             Endpoint::Health => Ok(health::healthz()),
             Endpoint::Ready => Ok(health::readyz(ex)),
@@ -204,7 +209,8 @@ fn require_json_type(content_type: Option<&str>) -> Result<(), ApiError> {
 /// internal (and logged here, the only place its text goes).
 pub(crate) fn store_error(e: StoreError) -> ApiError {
     match e {
-        StoreError::Overloaded => ApiError::overloaded(),
+        // Unwritable was logged once, by the store's writer.
+        StoreError::Overloaded | StoreError::Unwritable => ApiError::overloaded(),
         StoreError::Closed => ApiError::draining(),
         other => {
             log::error!(target: "leadx::store", "store failed error=\"{other}\"");

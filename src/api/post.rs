@@ -50,10 +50,16 @@ pub fn handle(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     settle(result, started)
 }
 
-/// The stored outcome of a lead, answered again. The caller holds the claim
-/// on its ping or idempotency key, so a lead still `posting` is a crash
-/// remnant and is settled as interrupted first.
+/// The stored outcome of a lead, answered again. A kept sale (its outcome
+/// write failed) is written now, or answered 503 `overloaded` again. The
+/// caller holds the claim on its ping or idempotency key, so a lead still
+/// `posting` and not kept is a crash remnant and is settled as interrupted.
 pub(crate) fn settled(ex: &Exchange, lead_id: &str) -> Result<Response, ApiError> {
+    match ex.kept.retry_one(&ex.store, lead_id) {
+        Ok(Some(rec)) => return Ok(json(200, outcome_body(&rec))),
+        Ok(None) => {}
+        Err(_) => return Err(sale_kept()),
+    }
     let mut rec = load_lead(ex, lead_id)?.ok_or_else(ApiError::internal)?;
     sale::settle_interrupted(ex, &mut rec).map_err(store_error)?;
     Ok(json(200, outcome_body(&rec)))
@@ -77,8 +83,14 @@ pub(crate) fn settle(result: Result<crate::records::LeadRecord, SaleError>, star
             Err(ApiError::new(409, "duplicate_lead", "this consumer was already sold in this vertical"))
         }
         Err(SaleError::Overloaded) => Err(ApiError::overloaded()),
+        Err(SaleError::Kept) => Err(sale_kept()),
         Err(SaleError::Store(e)) => Err(store_error(e)),
     }
+}
+
+/// A buyer accepted but the sale is not durable yet (`exchange::outcomes`).
+fn sale_kept() -> ApiError {
+    ApiError::new(503, "overloaded", "the sale is not recorded yet; retry the same request for its outcome")
 }
 
 pub(crate) fn require_consent(config: &crate::config::Config, vertical: &str, has_consent: bool) -> Result<(), ApiError> {

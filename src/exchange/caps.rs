@@ -130,6 +130,12 @@ impl CapBook {
             })
             .collect())
     }
+
+    /// Drops `buyer`'s counter, so the next use loads it again (after a
+    /// load that could not read the store).
+    pub fn forget(&self, buyer: &str) {
+        self.counters.lock().remove(buyer);
+    }
 }
 
 #[cfg(test)]

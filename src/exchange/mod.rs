@@ -1,6 +1,7 @@
 //! The exchange's live state and its two I/O stages: the ping auction
 //! (`fanout`) and the post with failover that makes a sale durable (`sale`),
-//! both under the permits of `admission`.
+//! both under the permits of `admission`, with `outcomes` keeping a sale
+//! whose outcome write failed.
 //!
 //! `Runtime` is one immutable config with everything built from it (buyer
 //! connection pools, metric handles); a reload builds a new one and swaps it
@@ -12,10 +13,11 @@ pub mod admission;
 pub mod caps;
 pub mod claims;
 pub mod fanout;
+pub mod outcomes;
 pub mod pings;
 pub mod sale;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -118,6 +120,12 @@ pub struct Exchange {
     pub pings: pings::PingCache,
     /// Permits for auctions and buyer calls (overload is shed, not queued).
     pub admission: Arc<admission::Admission>,
+    /// Sales whose outcome write failed, retried until durable.
+    pub kept: outcomes::KeptSales,
+    /// Post stages running (`begin_post`); a drain waits for them.
+    posts_in_flight: AtomicUsize,
+    /// Set by a drain once it waits for the posts: no post starts after.
+    posts_closed: AtomicBool,
     draining: AtomicBool,
     ready: AtomicBool,
 }
@@ -140,6 +148,9 @@ impl Exchange {
             selling: claims::Claims::default(),
             pings: pings::PingCache::new(ping_cache_bytes),
             admission,
+            kept: outcomes::KeptSales::default(),
+            posts_in_flight: AtomicUsize::new(0),
+            posts_closed: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             ready: AtomicBool::new(false),
         })
@@ -165,7 +176,7 @@ impl Exchange {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && !self.is_draining()
+        self.ready.load(Ordering::Acquire) && !self.is_draining() && self.store.is_writable()
     }
 
     pub fn begin_drain(&self) {
@@ -174,5 +185,52 @@ impl Exchange {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+
+    /// Registers a post stage; `None` once a drain closed posts. The
+    /// ticket is held until the outcome is written (or kept).
+    pub fn begin_post(&self) -> Option<PostTicket<'_>> {
+        // SeqCst on both sides (here and `close_posts`): either the drain
+        // sees this post in flight, or this post sees the drain closed.
+        self.posts_in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.posts_closed.load(Ordering::SeqCst) {
+            self.posts_in_flight.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(PostTicket(self))
+    }
+
+    pub fn posts_closed(&self) -> bool {
+        self.posts_closed.load(Ordering::SeqCst)
+    }
+
+    pub fn posts_in_flight(&self) -> usize {
+        self.posts_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Refuses new posts and waits until every running one has written its
+    /// outcome, at most `timeout`; returns how many are still running.
+    /// Polls, so it works on a plain thread or a coroutine.
+    pub fn close_posts(&self, timeout: std::time::Duration) -> usize {
+        self.posts_closed.store(true, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + timeout;
+        let poll = std::time::Duration::from_millis(crate::limits::SERVER_WAIT_IDLE_POLL_MS);
+        loop {
+            let n = self.posts_in_flight();
+            let now = std::time::Instant::now();
+            if n == 0 || now >= deadline {
+                return n;
+            }
+            crate::sync::sleep(poll.min(deadline - now));
+        }
+    }
+}
+
+/// A running post stage (see `Exchange::begin_post`).
+pub struct PostTicket<'a>(&'a Exchange);
+
+impl Drop for PostTicket<'_> {
+    fn drop(&mut self) {
+        self.0.posts_in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -4,12 +4,16 @@
 //! goes to the store in one atomic batch together with the cap unit and the
 //! dedupe keys it consumes, and the caller answers only after the flush that
 //! covers it — a `sold` survives `kill -9` the moment after it is sent.
+//! If that write fails after a buyer accepted, the sale is kept and retried
+//! (`exchange::outcomes`) rather than dropped. A running post stage holds a
+//! `PostTicket`, so a drain closes the store only after its outcome.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::buyer::{PostAnswer, PostCtx};
 use crate::exchange::admission::Budgets;
+use crate::exchange::outcomes::KeptSale;
 use crate::exchange::{caps, Exchange, Runtime};
 use crate::ids;
 use crate::lead::{Consent, Lead};
@@ -35,6 +39,9 @@ pub enum SaleError {
     /// No buyer-call permit was free (`admission`): nothing was offered or
     /// stored, so a retry can still sell the lead. Answered 503.
     Overloaded,
+    /// A buyer accepted but the outcome could not be made durable yet: the
+    /// sale is kept (`exchange::outcomes`); a retry answers it once durable.
+    Kept,
     Store(StoreError),
 }
 
@@ -47,8 +54,11 @@ impl From<StoreError> for SaleError {
 /// Runs the post stage and returns the durable lead record.
 pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<LeadRecord, SaleError> {
     let ping = input.ping;
+    // A drain that closed posts refuses this one (503 draining) before any
+    // buyer sees the lead; else the drain waits for this ticket.
+    let _ticket = ex.begin_post().ok_or(SaleError::Store(StoreError::Closed))?;
     let dedupe_keys = dedupe_keys(rt, ping, input.lead);
-    let _selling = match &dedupe_keys {
+    let selling = match &dedupe_keys {
         Some((keys, window_ms)) => Some(claim_unsold(ex, keys, *window_ms)?),
         None => None,
     };
@@ -82,7 +92,7 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
     if ping.bids.is_empty() {
         rec.status = records::STATUS_UNSOLD.into();
         rec.reason = Some("no_bid".into());
-        commit(ex, input, &mut rec, None, &[])?;
+        ex.store.write_durable(outcome(input, &mut rec, None, &[]))?;
         return Ok(rec);
     }
     // Before any buyer sees the lead, make it durable that this ping (and
@@ -98,8 +108,16 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
         (Some(_), Some((keys, _))) => keys,
         _ => &[],
     };
-    commit(ex, input, &mut rec, sale, dedupe)?;
-    Ok(rec)
+    let sold = sale.is_some();
+    let batch = outcome(input, &mut rec, sale, dedupe);
+    match ex.store.write_durable(batch.clone()) {
+        Ok(()) => Ok(rec),
+        Err(e) if sold => {
+            ex.kept.keep(KeptSale { rec, batch, dedupe_claim: selling }, &e);
+            Err(SaleError::Kept)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Walks the bids; returns the accepting bid and its cap reservation day.
@@ -194,9 +212,10 @@ fn skip(buyer: &str, reason: &str) -> CallRecord {
     CallRecord { buyer: buyer.into(), stage: "post".into(), outcome: "skipped".into(), reason: Some(reason.into()), latency_us: 0, price: None }
 }
 
-/// Writes the outcome durably: the lead record, the ping's link to it, and
-/// for a sale the cap unit, the dedupe keys and the sales index.
-fn commit(ex: &Exchange, input: &PostInput<'_>, rec: &mut LeadRecord, sale: Option<(StoredBid, u32)>, dedupe: &[Vec<u8>]) -> Result<(), StoreError> {
+/// Settles `rec` and returns its outcome batch, to be written durably: the
+/// lead record, the ping's link to it, and for a sale the cap unit, the
+/// dedupe keys and the sales index.
+fn outcome(input: &PostInput<'_>, rec: &mut LeadRecord, sale: Option<(StoredBid, u32)>, dedupe: &[Vec<u8>]) -> Batch {
     let now = ids::now_ms();
     let mut batch = Batch::default();
     if let Some((bid, day)) = &sale {
@@ -217,7 +236,7 @@ fn commit(ex: &Exchange, input: &PostInput<'_>, rec: &mut LeadRecord, sale: Opti
         rec.status = records::STATUS_UNSOLD.into();
     }
     add_links(input, rec, &mut batch);
-    ex.store.write_durable(batch)
+    batch
 }
 
 /// The lead record and what points at it: the ping's link and, for a direct

@@ -15,6 +15,13 @@
 //! returning means it is visible. Reads may block their OS thread briefly:
 //! on a cache miss (a page read) or while the writer holds sled's global
 //! batch lock for one `apply_batch` (in-memory work, microseconds).
+//!
+//! Capacity: writes nobody waits for (pings, call records) may fill only
+//! `limits::STORE_QUEUE_UNWAITED_PCT` of the queue; waited writes (a sale's
+//! outcome) are never refused for queue depth. A failed write marks the
+//! store unwritable until the writer's probe succeeds (see `writer`):
+//! writes and reads then fail at once with [`StoreError::Unwritable`].
+//! [`Store::inject_fault`] lets tests stall the writer or fail its writes.
 
 mod keys;
 mod writer;
@@ -30,7 +37,7 @@ use crossbeam::channel::Sender;
 
 use crate::limits;
 pub use keys::Tree;
-use writer::{Counters, Msg, Writer};
+use writer::{Counters, DbSlot, Msg, Writer};
 
 /// The on-disk format this build writes; kept in `Tree::Meta`.
 pub const FORMAT_VERSION: u32 = 1;
@@ -51,6 +58,9 @@ pub enum StoreError {
     Closed,
     /// The writer's queue is full (`StoreOptions::queue_max`): shed load.
     Overloaded,
+    /// A write failed (disk full, I/O error) and the store has not
+    /// recovered yet: retry later. Logged once, by the writer.
+    Unwritable,
     /// The data directory was written by another format version.
     Version { found: u32, expected: u32 },
 }
@@ -62,6 +72,7 @@ impl fmt::Display for StoreError {
             StoreError::Corrupt(e) => write!(f, "store data corrupt: {e}"),
             StoreError::Closed => f.write_str("store is closed"),
             StoreError::Overloaded => f.write_str("store write queue is full"),
+            StoreError::Unwritable => f.write_str("store is not writable after a failed write"),
             StoreError::Version { found, expected } => write!(
                 f,
                 "store format version {found} on disk, this build reads {expected}"
@@ -83,7 +94,7 @@ impl From<sled::Error> for StoreError {
 
 /// Writes applied together, atomically (all trees), in insertion order: a
 /// later operation on the same key wins.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Batch {
     /// Encoded key and value (`None`: remove), in the order given. Kept as
     /// plain pairs rather than a `sled::Batch` so the writer can merge a
@@ -127,7 +138,9 @@ impl Batch {
 pub struct StoreOptions {
     /// sled page-cache size.
     pub cache_bytes: u64,
-    /// Most requests waiting for the writer; more is `Overloaded`.
+    /// The writer's queue size. Unwaited writes may fill
+    /// `limits::STORE_QUEUE_UNWAITED_PCT` of it, more is `Overloaded`;
+    /// waited writes are never refused for depth.
     pub queue_max: usize,
     /// Most operations applied before one flush (group commit size).
     pub batch_ops_max: usize,
@@ -158,6 +171,41 @@ pub struct StoreStats {
     pub last_batch_ops: u64,
     pub ops_total: u64,
     pub queue_depth: u64,
+    /// No write failed since the last successful probe.
+    pub writable: bool,
+    /// Times the store became unwritable since it was opened.
+    pub unwritable_total: u64,
+}
+
+/// A failure tests can switch on in a running store
+/// ([`Store::inject_fault`]). Not for production use.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Normal operation.
+    None,
+    /// The writer pauses before its next group, holding what it took.
+    Stall,
+    /// Every apply, flush and probe fails as a failing disk would.
+    FailWrites,
+}
+
+impl Fault {
+    fn from_u8(v: u8) -> Fault {
+        match v {
+            1 => Fault::Stall,
+            2 => Fault::FailWrites,
+            _ => Fault::None,
+        }
+    }
+
+    fn as_u8(self) -> u8 {
+        match self {
+            Fault::None => 0,
+            Fault::Stall => 1,
+            Fault::FailWrites => 2,
+        }
+    }
 }
 
 /// A handle to the store; clone it freely (one writer behind all clones).
@@ -170,14 +218,16 @@ struct Inner {
     /// `None` once closed: dropping it on `close` releases sled's directory
     /// lock even while other handles (a lingering connection's) still exist,
     /// so a restarted exchange can reopen the directory at once. Readers hold
-    /// the read lock only for one sled call, which never yields.
-    db: RwLock<Option<sled::Db>>,
+    /// the read lock only for one sled call, which never yields. The
+    /// writer empties and refills it to reopen sled after a failed write.
+    db: DbSlot,
     /// `None` once closed. Senders take the read lock only around a
     /// non-blocking `send`, so `close` (write lock) orders `Close` after
     /// every accepted write.
     tx: RwLock<Option<Sender<Msg>>>,
     counters: Arc<Counters>,
-    queue_max: usize,
+    /// Most messages in the queue when an unwaited write is enqueued.
+    unwaited_max: usize,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -189,15 +239,17 @@ impl Store {
             .map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
         let db = open_sled(dir, &opts)?;
         check_version(&db)?;
-        // sled 0.34 keeps its log in `<dir>/db`; see `Writer::flush`.
-        let log_path = dir.join("db");
-        let log_file = std::fs::File::open(&log_path)
-            .map_err(|e| StoreError::Io(format!("{}: {e}", log_path.display())))?;
+        let log_file = open_log_file(dir)?;
         let counters = Arc::new(Counters::default());
         let (tx, rx) = crossbeam::channel::unbounded();
+        let slot: DbSlot = Arc::new(RwLock::new(Some(db.clone())));
+        let queue_max = opts.queue_max.max(1);
         let writer = Writer {
-            db: db.clone(),
-            log_file,
+            db: Some(db),
+            log_file: Some(log_file),
+            slot: slot.clone(),
+            dir: dir.to_path_buf(),
+            opts: opts.clone(),
             rx,
             counters: counters.clone(),
             batch_ops_max: opts.batch_ops_max.max(1),
@@ -208,10 +260,10 @@ impl Store {
             .spawn(move || writer.run())
             .map_err(|e| StoreError::Io(format!("spawning the writer thread: {e}")))?;
         let inner = Inner {
-            db: RwLock::new(Some(db)),
+            db: slot,
             tx: RwLock::new(Some(tx)),
             counters,
-            queue_max: opts.queue_max.max(1),
+            unwaited_max: (queue_max * limits::STORE_QUEUE_UNWAITED_PCT / 100).max(1),
             thread: Mutex::new(Some(thread)),
         };
         Ok(Store {
@@ -224,30 +276,52 @@ impl Store {
         Ok(self.db()?.get(keys::encode(tree, key))?.map(|v| v.to_vec()))
     }
 
-    /// Enqueues `batch` without waiting. `Overloaded` when the queue is
-    /// full, `Closed` after `close`.
+    /// Enqueues `batch` without waiting. `Overloaded` when unwaited writes
+    /// fill their share of the queue, `Unwritable` after a failed write,
+    /// `Closed` after `close`.
     pub fn write(&self, batch: Batch) -> Result<(), StoreError> {
-        self.enqueue(Msg::Write {
-            batch,
-            waiter: None,
-        })
+        self.enqueue(
+            Msg::Write {
+                batch,
+                waiter: None,
+            },
+            true,
+        )
     }
 
     /// Enqueues `batch` and waits (coroutine-aware) until a flush covers it.
+    /// Never refused for queue depth (see the module doc).
     pub fn write_durable(&self, batch: Batch) -> Result<(), StoreError> {
         let (waiter, done) = may::sync::mpsc::channel();
-        self.enqueue(Msg::Write {
-            batch,
-            waiter: Some(waiter),
-        })?;
+        self.enqueue(
+            Msg::Write {
+                batch,
+                waiter: Some(waiter),
+            },
+            false,
+        )?;
         wait(done)
     }
 
     /// Waits until everything enqueued so far is durable.
     pub fn sync(&self) -> Result<(), StoreError> {
         let (waiter, done) = may::sync::mpsc::channel();
-        self.enqueue(Msg::Sync(waiter))?;
+        self.enqueue(Msg::Sync(waiter), false)?;
         wait(done)
+    }
+
+    /// `false` from a failed write until the writer's probe succeeds.
+    pub fn is_writable(&self) -> bool {
+        !self.inner.counters.unwritable.load(Ordering::Acquire)
+    }
+
+    /// Switches a test fault on (or off with `Fault::None`).
+    #[doc(hidden)]
+    pub fn inject_fault(&self, fault: Fault) {
+        self.inner
+            .counters
+            .fault
+            .store(fault.as_u8(), Ordering::Release);
     }
 
     /// Up to `limit` pairs whose key starts with `prefix`, in key order.
@@ -309,6 +383,8 @@ impl Store {
             last_batch_ops: c.last_batch_ops.load(Ordering::Relaxed),
             ops_total: c.ops_total.load(Ordering::Relaxed),
             queue_depth: c.queue_depth.load(Ordering::Relaxed) as u64,
+            writable: !c.unwritable.load(Ordering::Relaxed),
+            unwritable_total: c.unwritable_total.load(Ordering::Relaxed),
         }
     }
 
@@ -343,9 +419,20 @@ impl Store {
         result
     }
 
-    /// The open database, or `Closed`.
+    /// The open database; `Unwritable` while a failed write is not
+    /// recovered (sled's memory may hold writes the disk never got, and the
+    /// writer may be reopening it), else `Closed` once closed.
     fn db(&self) -> Result<MappedReadGuard<'_, sled::Db>, StoreError> {
-        ReadGuard::try_map(self.inner.db.read(), Option::as_ref).ok_or(StoreError::Closed)
+        if !self.is_writable() {
+            return Err(StoreError::Unwritable);
+        }
+        ReadGuard::try_map(self.inner.db.read(), Option::as_ref).ok_or_else(|| {
+            if self.is_writable() {
+                StoreError::Closed
+            } else {
+                StoreError::Unwritable
+            }
+        })
     }
 
     /// Scans (admin listings, start-up counts) read after the writer has
@@ -357,12 +444,16 @@ impl Store {
         let _ = self.sync();
     }
 
-    /// Queues `msg`, bounded by `queue_max`.
-    fn enqueue(&self, msg: Msg) -> Result<(), StoreError> {
+    /// Queues `msg`; an `unwaited` write only within its share of the
+    /// queue. Refused at once while the store is unwritable.
+    fn enqueue(&self, msg: Msg, unwaited: bool) -> Result<(), StoreError> {
         let guard = self.inner.tx.read();
         let tx = guard.as_ref().ok_or(StoreError::Closed)?;
+        if !self.is_writable() {
+            return Err(StoreError::Unwritable);
+        }
         let depth = &self.inner.counters.queue_depth;
-        if depth.fetch_add(1, Ordering::AcqRel) >= self.inner.queue_max {
+        if depth.fetch_add(1, Ordering::AcqRel) >= self.inner.unwaited_max && unwaited {
             depth.fetch_sub(1, Ordering::AcqRel);
             return Err(StoreError::Overloaded);
         }
@@ -423,6 +514,14 @@ fn open_sled(dir: &Path, opts: &StoreOptions) -> Result<sled::Db, StoreError> {
             other => return Ok(other?),
         }
     }
+}
+
+/// sled 0.34 keeps its log in `<dir>/db`; the writer `sync_data`s it
+/// (see `Writer::flush`).
+fn open_log_file(dir: &Path) -> Result<std::fs::File, StoreError> {
+    let log_path = dir.join("db");
+    std::fs::File::open(&log_path)
+        .map_err(|e| StoreError::Io(format!("{}: {e}", log_path.display())))
 }
 
 /// Writes the format version into a new store, refuses any other version.

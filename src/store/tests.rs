@@ -293,3 +293,82 @@ fn reopening_at_once_after_close_waits_for_the_lock() {
     assert_eq!(s.count_prefix(Tree::Leads, b"k").unwrap(), 20);
     s.close().unwrap();
 }
+
+/// Issue #7 point 2: pings must not take the queue room of a sale's outcome.
+/// With the writer stalled, unwaited writes stop at their share (6 of 8);
+/// a durable write is still accepted beyond it — and beyond the whole
+/// queue — and completes once the writer runs again.
+#[test]
+fn unwaited_writes_fill_only_their_share_and_durable_writes_are_never_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions { cache_bytes: 8 << 20, queue_max: 8, write_defer_ms: 0, ..StoreOptions::default() };
+    let s = Store::open(dir.path(), opts).unwrap();
+    s.inject_fault(Fault::Stall);
+    let mut accepted = 0;
+    while s.write(one(Tree::Pings, &format!("p{accepted}"), "ping")).is_ok() {
+        accepted += 1;
+        assert!(accepted <= 8, "unwaited writes were never refused");
+    }
+    assert_eq!(accepted, 8 * limits::STORE_QUEUE_UNWAITED_PCT / 100);
+    assert_eq!(s.write(one(Tree::Pings, "x", "ping")), Err(StoreError::Overloaded));
+    // Five outcomes at once: depth 6 + 5 = 11 > queue_max, none refused.
+    let waiters: Vec<_> = (0..5)
+        .map(|i| {
+            let s = s.clone();
+            std::thread::spawn(move || s.write_durable(one(Tree::Leads, &format!("sale{i}"), "sold")))
+        })
+        .collect();
+    assert!(eventually(|| s.stats().queue_depth == 11), "{:?}", s.stats());
+    s.inject_fault(Fault::None);
+    for w in waiters {
+        assert_eq!(w.join().unwrap(), Ok(()));
+    }
+    assert_eq!(s.count_prefix(Tree::Leads, b"sale").unwrap(), 5);
+    assert_eq!(s.count_prefix(Tree::Pings, b"p").unwrap(), accepted as u64);
+    assert_eq!(s.stats().queue_depth, 0);
+    s.close().unwrap();
+}
+
+/// Issue #7 point 6: a failed write marks the store unwritable once (not
+/// once per request); writes and reads are refused at once; the writer's
+/// probe reopens sled and recovers by itself when writes work again, with
+/// everything acknowledged before intact.
+#[test]
+fn a_failed_write_makes_the_store_unwritable_until_a_probe_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.write_durable(one(Tree::Leads, "before", "sold")).unwrap();
+    s.inject_fault(Fault::FailWrites);
+    assert_eq!(s.write_durable(one(Tree::Leads, "lost", "x")), Err(StoreError::Unwritable));
+    assert!(!s.is_writable());
+    for i in 0..50 {
+        assert_eq!(s.write(one(Tree::Pings, &format!("p{i}"), "x")), Err(StoreError::Unwritable));
+        assert_eq!(s.write_durable(one(Tree::Leads, "l", "x")), Err(StoreError::Unwritable));
+    }
+    assert_eq!(s.get(Tree::Leads, b"before"), Err(StoreError::Unwritable));
+    // Probes keep failing while the fault holds (several probe periods).
+    std::thread::sleep(std::time::Duration::from_millis(3 * limits::STORE_PROBE_MS));
+    assert!(!s.is_writable());
+    let st = s.stats();
+    assert_eq!((st.writable, st.unwritable_total), (false, 1), "one outage, one count: {st:?}");
+    s.inject_fault(Fault::None);
+    assert!(eventually(|| s.is_writable()), "the probe did not recover the store");
+    assert_eq!(s.get(Tree::Leads, b"before").unwrap().as_deref(), Some(&b"sold"[..]));
+    assert_eq!(s.get(Tree::Leads, b"lost").unwrap(), None, "a refused write is not there");
+    s.write_durable(one(Tree::Leads, "after", "sold")).unwrap();
+    s.close().unwrap();
+    let reopened = open(dir.path());
+    assert_eq!(reopened.count_prefix(Tree::Leads, b"").unwrap(), 2);
+    assert_eq!(reopened.get(Tree::Meta, b"probe").unwrap(), None, "the probe cleans up");
+    reopened.close().unwrap();
+}
+
+/// Closing an unwritable store with nothing to write is a clean close.
+#[test]
+fn an_unwritable_store_still_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.inject_fault(Fault::FailWrites);
+    assert!(s.write_durable(one(Tree::Leads, "x", "x")).is_err());
+    assert_eq!(s.close(), Ok(()));
+}

@@ -1,4 +1,5 @@
-//! The store's one writer OS thread: group commit.
+//! The store's one writer OS thread: group commit, and recovery from a
+//! failed write.
 //!
 //! Why one thread: sled 0.34 only makes data durable on `flush`, which blocks
 //! an OS thread (so it must not run on a may worker), and concurrent
@@ -10,18 +11,28 @@
 //! writes, which is what makes thousands of durable writes per second
 //! possible on one disk.
 //!
-//! Errors never panic the process: a failed apply or flush is reported to
-//! every waiter of the group, and the
-//! writer keeps going (sled itself latches a fatal I/O error, so later
-//! operations then fail too and the operator sees them all).
+//! Errors never panic the process. A failed apply or flush (a full disk, an
+//! I/O error) marks the store *unwritable* and every waiter of the group
+//! gets `StoreError::Unwritable`: one error is logged, later writes are refused at enqueue
+//! (503 `overloaded` at once) and reads too, since sled's memory may then
+//! hold writes that never reached the disk. sled latches its first I/O error
+//! for good, so the writer recovers by reopening sled: every
+//! `limits::STORE_PROBE_MS`, whatever the traffic, it writes and syncs a
+//! plain probe file in the data directory and, when that works, drops every
+//! sled handle, opens the directory again (what is on disk is exactly what
+//! was flushed) and writes, flushes and removes a probe key. When that works
+//! the store is writable again.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::Receiver;
+use crossbeam::channel::{Receiver, RecvTimeoutError};
+use crate::sync::RwLock;
 
-use super::{Batch, StoreError};
+use super::{keys, Batch, Fault, StoreError, StoreOptions, Tree};
+use crate::limits;
 
 /// Where a writer answers one waiter. may's mpsc wakes a coroutine or a
 /// plain thread alike, so either can wait for durability.
@@ -40,7 +51,7 @@ pub(crate) enum Msg {
     Close(Waiter),
 }
 
-/// Counters the writer updates and `Store::stats` reads.
+/// Counters and flags the writer updates and `Store` reads.
 #[derive(Default)]
 pub(crate) struct Counters {
     pub flushes_total: AtomicU64,
@@ -49,15 +60,35 @@ pub(crate) struct Counters {
     pub last_batch_ops: AtomicU64,
     pub ops_total: AtomicU64,
     /// Messages enqueued and not yet taken by the writer (bounded by
-    /// `queue_max` at enqueue).
+    /// `queue_max` at enqueue for unwaited writes).
     pub queue_depth: AtomicUsize,
+    /// A write failed and no probe has succeeded since.
+    pub unwritable: AtomicBool,
+    /// Times the store became unwritable.
+    pub unwritable_total: AtomicU64,
+    /// The injected `Fault` (tests), as its `u8`.
+    pub fault: AtomicU8,
 }
+
+impl Counters {
+    fn fault(&self) -> Fault {
+        Fault::from_u8(self.fault.load(Ordering::Acquire))
+    }
+}
+
+/// The sled handle readers use; the writer empties it to reopen sled.
+pub(crate) type DbSlot = Arc<RwLock<Option<sled::Db>>>;
 
 /// What the writer thread owns.
 pub(crate) struct Writer {
-    pub db: sled::Db,
+    /// `None` between a failed probe and the next.
+    pub db: Option<sled::Db>,
     /// sled's log file, opened again only to `sync_data` it (see `flush`).
-    pub log_file: std::fs::File,
+    pub log_file: Option<std::fs::File>,
+    /// The readers' handle, replaced on a reopen.
+    pub slot: DbSlot,
+    pub dir: PathBuf,
+    pub opts: StoreOptions,
     pub rx: Receiver<Msg>,
     pub counters: Arc<Counters>,
     pub batch_ops_max: usize,
@@ -75,46 +106,94 @@ struct Group {
     /// Waiters of writes and syncs (all answered with the group's result).
     waiters: Vec<Waiter>,
     ops: u64,
-    close: bool,
+    /// The `Close` waiter, when the group ends with it.
+    close: Option<Waiter>,
 }
 
 impl Writer {
     /// Runs until `Close` arrives or every sender is gone (all `Store`
     /// handles dropped), flushing whatever was applied before stopping.
-    pub fn run(self) {
+    pub fn run(mut self) {
         let mut dirty = false;
         loop {
-            // own thread: the writer
-            let first = match self.rx.recv() {
-                Ok(msg) => msg,
-                Err(_) => {
-                    // Last handle dropped without `close`: still leave the
-                    // data durable.
-                    // No one is left to tell; `flush` logs a failure.
-                    if dirty {
-                        let _ = self.flush();
-                    }
-                    return;
+            let Some(first) = self.next_msg() else {
+                // Last handle dropped without `close`: still leave the data
+                // durable. No one is left to tell; a failure is logged.
+                if dirty {
+                    let _ = self.flush();
                 }
+                return;
             };
+            self.stall();
             let group = self.gather(first);
             let ops = group.ops;
-            let applied = self.apply(group.merged, ops);
-            dirty |= applied.is_ok() && ops > 0;
-            let flushed = match applied {
-                Err(e) => Err(e),
-                Ok(()) if dirty || group.close => self.flush(),
-                Ok(()) => Ok(()),
-            };
-            if flushed.is_ok() {
+            let result = if self.unwritable() {
+                Err(StoreError::Unwritable)
+            } else {
+                let applied = self.apply(group.merged, ops);
+                dirty |= applied.is_ok() && ops > 0;
+                let flushed = match applied {
+                    Err(e) => Err(e),
+                    Ok(()) if dirty || group.close.is_some() => self.flush(),
+                    Ok(()) => Ok(()),
+                };
+                // Either way nothing applied is pending any more: flushed,
+                // or lost with the reopen that recovery does.
                 dirty = false;
-            }
+                // Callers learn that the store cannot write (503); the cause
+                // goes to the log, once.
+                flushed
+                    .inspect_err(|e| self.mark_unwritable(e))
+                    .map_err(|_| StoreError::Unwritable)
+            };
             self.counters.last_batch_ops.store(ops, Ordering::Relaxed);
             self.counters.ops_total.fetch_add(ops, Ordering::Relaxed);
-            answer(group.waiters, &flushed);
-            if group.close {
+            answer(group.waiters, &result);
+            if let Some(waiter) = group.close {
+                // Nothing left to make durable is a clean close, even on a
+                // store that cannot be written right now.
+                let closed = if ops == 0 && self.unwritable() {
+                    Ok(())
+                } else {
+                    result
+                };
+                let _ = waiter.send(closed);
                 return;
             }
+        }
+    }
+
+    fn unwritable(&self) -> bool {
+        self.counters.unwritable.load(Ordering::Acquire)
+    }
+
+    /// The next message; while unwritable, probes every
+    /// `STORE_PROBE_MS` whether or not messages arrive. `None`: every
+    /// sender is gone.
+    fn next_msg(&mut self) -> Option<Msg> {
+        let probe_every = Duration::from_millis(limits::STORE_PROBE_MS);
+        let mut next_probe = Instant::now() + probe_every;
+        loop {
+            if !self.unwritable() {
+                // own thread: the writer
+                return self.rx.recv().ok();
+            }
+            match self.rx.recv_deadline(next_probe) {
+                Ok(msg) => return Some(msg),
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.probe();
+                    next_probe = Instant::now() + probe_every;
+                }
+            }
+        }
+    }
+
+    /// `Fault::Stall` (tests): hold everything taken so far, and every
+    /// message behind it, until the fault is lifted.
+    fn stall(&self) {
+        while self.counters.fault() == Fault::Stall {
+            std::thread::sleep(Duration::from_millis(1)); // own thread: the writer
         }
     }
 
@@ -129,7 +208,7 @@ impl Writer {
         while let Some(msg) = next.take() {
             self.counters.queue_depth.fetch_sub(1, Ordering::AcqRel);
             take(msg, &mut group);
-            if group.close || group.ops >= self.batch_ops_max as u64 {
+            if group.close.is_some() || group.ops >= self.batch_ops_max as u64 {
                 break;
             }
             next = match self.rx.try_recv() {
@@ -145,11 +224,11 @@ impl Writer {
         if ops == 0 {
             return Ok(());
         }
-        let applied = self.db.apply_batch(merged).map_err(StoreError::from);
-        if let Err(e) = &applied {
-            log::error!("store: applying a batch failed: {e}");
+        if self.counters.fault() == Fault::FailWrites {
+            return Err(injected());
         }
-        applied
+        let db = self.db.as_ref().ok_or(StoreError::Unwritable)?;
+        db.apply_batch(merged).map_err(StoreError::from)
     }
 
     /// One flush covering everything applied so far, timed.
@@ -161,21 +240,96 @@ impl Writer {
     /// closes that gap; it costs one more syscall per group, not per write.
     fn flush(&self) -> Result<(), StoreError> {
         let start = Instant::now();
-        let result = self.db.flush().map_err(StoreError::from).and_then(|_| {
-            self.log_file
-                .sync_data()
-                .map_err(|e| StoreError::Io(format!("fdatasync: {e}")))
-        });
+        let result = self.flush_untimed();
         let us = start.elapsed().as_micros().min(u64::MAX as u128) as u64;
         let c = &self.counters;
         c.flushes_total.fetch_add(1, Ordering::Relaxed);
         c.flush_us_total.fetch_add(us, Ordering::Relaxed);
         c.flush_us_max.fetch_max(us, Ordering::Relaxed);
-        if let Err(e) = &result {
-            log::error!("store: flush failed: {e}");
-        }
         result
     }
+
+    fn flush_untimed(&self) -> Result<(), StoreError> {
+        if self.counters.fault() == Fault::FailWrites {
+            return Err(injected());
+        }
+        let (Some(db), Some(log_file)) = (&self.db, &self.log_file) else {
+            return Err(StoreError::Unwritable);
+        };
+        db.flush()?;
+        log_file
+            .sync_data()
+            .map_err(|e| StoreError::Io(format!("fdatasync: {e}")))
+    }
+
+    /// The one log line of an outage; the flag makes every later write
+    /// fail at enqueue, so no request logs it again.
+    fn mark_unwritable(&self, e: &StoreError) {
+        if !self.counters.unwritable.swap(true, Ordering::AcqRel) {
+            self.counters
+                .unwritable_total
+                .fetch_add(1, Ordering::Relaxed);
+            log::error!(target: "leadx::store", probe_every_ms = limits::STORE_PROBE_MS, error:% = e; "store write failed; refusing writes and reads until a probe succeeds");
+        }
+    }
+
+    /// Reopens sled and tries a real write. On success the readers get
+    /// the new handle first, then the flag clears. A plain file is written
+    /// first: while the disk is still full that fails without touching
+    /// sled, whose reopen and drop would each log and cost more.
+    fn probe(&mut self) {
+        if let Err(e) = self.probe_file() {
+            log::debug!(target: "leadx::store", error:% = e; "store probe failed");
+            return;
+        }
+        self.slot.write().take();
+        self.db.take();
+        self.log_file.take();
+        match self.reopen() {
+            Ok((db, log_file)) => {
+                *self.slot.write() = Some(db.clone());
+                self.db = Some(db);
+                self.log_file = Some(log_file);
+                self.counters.unwritable.store(false, Ordering::Release);
+                log::info!(target: "leadx::store", "store writable again");
+            }
+            Err(e) => log::debug!(target: "leadx::store", error:% = e; "store probe failed"),
+        }
+    }
+
+    fn probe_file(&self) -> Result<(), StoreError> {
+        if self.counters.fault() == Fault::FailWrites {
+            return Err(injected());
+        }
+        let path = self.dir.join("leadx-probe.tmp");
+        let written = std::fs::File::create(&path).and_then(|mut f| {
+            std::io::Write::write_all(&mut f, &vec![0u8; limits::STORE_PROBE_BYTES])?;
+            f.sync_all()
+        });
+        let _ = std::fs::remove_file(&path);
+        written.map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))
+    }
+
+    fn reopen(&self) -> Result<(sled::Db, std::fs::File), StoreError> {
+        let db = super::open_sled(&self.dir, &self.opts)?;
+        let log_file = super::open_log_file(&self.dir)?;
+        if self.counters.fault() == Fault::FailWrites {
+            return Err(injected());
+        }
+        let key = keys::encode(Tree::Meta, b"probe");
+        db.insert(&key, vec![0u8; limits::STORE_PROBE_BYTES])?;
+        db.flush()?;
+        db.remove(&key)?;
+        db.flush()?;
+        log_file
+            .sync_data()
+            .map_err(|e| StoreError::Io(format!("fdatasync: {e}")))?;
+        Ok((db, log_file))
+    }
+}
+
+fn injected() -> StoreError {
+    StoreError::Io("injected fault: writes fail".into())
 }
 
 fn take(msg: Msg, group: &mut Group) {
@@ -186,16 +340,13 @@ fn take(msg: Msg, group: &mut Group) {
             group.waiters.extend(waiter);
         }
         Msg::Sync(w) => group.waiters.push(w),
-        Msg::Close(w) => {
-            group.waiters.push(w);
-            group.close = true;
-        }
+        Msg::Close(w) => group.close = Some(w),
     }
 }
 
-/// Wakes every waiter of a group with its outcome: the merged apply's error
-/// if it failed (the whole group is one atomic sled batch, so none of it was
-/// applied), else the flush's. A waiter that gave up (dropped its receiver)
+/// Wakes every waiter of a group with its outcome: `Unwritable` if the
+/// merged apply or the flush failed (the group is one atomic sled batch,
+/// durable together or not at all), else `Ok`. A waiter that gave up (dropped its receiver)
 /// is fine to ignore.
 fn answer(waiters: Vec<Waiter>, result: &Result<(), StoreError>) {
     for waiter in waiters {
