@@ -9,6 +9,7 @@ mod client;
 mod config;
 mod crash;
 mod errors;
+mod fuzz;
 mod ops;
 mod post;
 mod server;

@@ -12,7 +12,7 @@
 //! pop, never across I/O; waiting for a free connection slot uses may's
 //! semaphore, which parks the coroutine, not the worker.
 
-mod codec;
+pub(crate) mod codec;
 mod transport;
 
 use std::net::{SocketAddr, ToSocketAddrs};
