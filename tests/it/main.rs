@@ -10,6 +10,7 @@ mod config;
 mod crash;
 mod errors;
 mod fuzz;
+mod hostile;
 mod ops;
 mod post;
 mod server;
