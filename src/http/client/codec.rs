@@ -117,7 +117,7 @@ pub(crate) struct ReadCost {
 /// `limits::BUYER_CHUNKED_OVERHEAD_BYTES_MAX`, and the read buffer by
 /// `limits::BUYER_READ_BUFFER_BYTES_MAX` whatever the peer sends.
 pub(crate) fn read_response<R: Read>(io: &mut R, body_bytes_max: usize, cost: &mut ReadCost) -> Result<Response, ReadError> {
-    let mut rd = Buffered { io, buf: Vec::new(), pos: 0, read_bytes: 0, peak: 0 };
+    let mut rd = Buffered { io, buf: Vec::new(), pos: 0, end: 0, read_bytes: 0, peak: 0 };
     let r = read_with(&mut rd, body_bytes_max);
     cost.buffer_peak_bytes = rd.peak;
     r
@@ -162,7 +162,10 @@ const FIRST_READ_BYTES: usize = 512;
 const _: () = assert!(limits::BUYER_RESPONSE_HEAD_BYTES_MAX + READ_CHUNK_BYTES <= limits::BUYER_READ_BUFFER_BYTES_MAX);
 const _: () = assert!(limits::BUYER_CHUNK_LINE_BYTES_MAX + 2 + READ_CHUNK_BYTES <= limits::BUYER_READ_BUFFER_BYTES_MAX);
 
-/// A bounded read buffer; `buf[pos..]` is read but not yet consumed.
+/// A bounded read buffer; `buf[pos..end]` is read but not yet consumed.
+/// `buf[end..]` is zeroed spare room, kept so that a read does not zero
+/// 4 KiB again each time (a buyer trickling single bytes would make that
+/// 4,096 bytes of work per byte it sends).
 ///
 /// Consumed bytes are dropped before every read (compaction), so the buffer
 /// holds only what is unread: at most one head or one line, plus one read.
@@ -173,6 +176,7 @@ struct Buffered<'a, R> {
     io: &'a mut R,
     buf: Vec<u8>,
     pos: usize,
+    end: usize,
     /// Bytes read from `io` in all; 0 means the peer sent nothing.
     read_bytes: usize,
     /// Largest `buf.capacity()` seen.
@@ -181,7 +185,7 @@ struct Buffered<'a, R> {
 
 impl<R: Read> Buffered<'_, R> {
     fn available(&self) -> &[u8] {
-        &self.buf[self.pos..]
+        &self.buf[self.pos..self.end]
     }
 
     /// Reads more bytes; false at end of stream. `cap` bounds the unread
@@ -189,30 +193,29 @@ impl<R: Read> Buffered<'_, R> {
     fn fill(&mut self, cap: usize) -> Result<bool, ReadError> {
         debug_assert!(cap <= limits::BUYER_READ_BUFFER_BYTES_MAX);
         if self.pos > 0 {
-            self.buf.drain(..self.pos);
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
             self.pos = 0;
         }
-        let room = cap.saturating_sub(self.buf.len());
+        let room = cap.saturating_sub(self.end);
         if room == 0 {
             return Err(ReadError::TooLarge);
         }
-        let want = room.min(if self.buf.capacity() == 0 { FIRST_READ_BYTES } else { READ_CHUNK_BYTES });
-        let old = self.buf.len();
-        if self.buf.capacity() < old + want {
+        let want = room.min(if self.buf.is_empty() { FIRST_READ_BYTES } else { READ_CHUNK_BYTES });
+        if self.buf.len() < self.end + want {
             // Doubling keeps growth amortised; `cap` keeps it bounded.
-            let target = (old + want).max(self.buf.capacity().saturating_mul(2).min(cap));
-            self.buf.reserve_exact(target - old);
+            let target = (self.end + want).max(self.buf.len().saturating_mul(2).min(cap));
+            self.buf.reserve_exact(target - self.buf.len());
+            self.buf.resize(target, 0);
         }
         self.peak = self.peak.max(self.buf.capacity());
-        self.buf.resize(old + want, 0);
         let n = loop {
-            match self.io.read(&mut self.buf[old..]) {
+            match self.io.read(&mut self.buf[self.end..self.end + want]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
-        };
-        self.buf.truncate(old + n.as_ref().copied().unwrap_or(0));
-        let n = n?;
+        }?;
+        self.end += n;
         self.read_bytes += n;
         Ok(n > 0)
     }
