@@ -35,14 +35,22 @@ pub fn target(name: &str) -> Option<fn(&[u8])> {
 
 /// Small limits, so that the fuzzer reaches the "too large" paths.
 fn server_limits() -> server::Limits {
-    server::Limits { body_bytes_max: 256, header_bytes_max: 1024, headers_max: 16 }
+    server::Limits {
+        body_bytes_max: 256,
+        header_bytes_max: 1024,
+        headers_max: 16,
+    }
 }
 
 /// What `decode` said, owned, to compare two decodes.
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {
     Partial,
-    Complete { len: usize, body: Vec<u8>, keep_alive: bool },
+    Complete {
+        len: usize,
+        body: Vec<u8>,
+        keep_alive: bool,
+    },
     Error(u16, &'static str),
 }
 
@@ -53,10 +61,19 @@ fn decode(bytes: &[u8]) -> Outcome {
     match server::decode(&mut buf, &lim, &mut headers) {
         Ok(Decoded::Partial(_)) => Outcome::Partial,
         Ok(Decoded::Complete(p)) => {
-            assert!(p.len <= bytes.len(), "used {} of {} bytes", p.len, bytes.len());
+            assert!(
+                p.len <= bytes.len(),
+                "used {} of {} bytes",
+                p.len,
+                bytes.len()
+            );
             assert!(p.body.len() <= lim.body_bytes_max, "body over the limit");
             assert!(p.len <= lim.request_bytes_max(), "request over the limit");
-            Outcome::Complete { len: p.len, body: p.body.to_vec(), keep_alive: p.keep_alive }
+            Outcome::Complete {
+                len: p.len,
+                body: p.body.to_vec(),
+                keep_alive: p.keep_alive,
+            }
         }
         Err(e) => Outcome::Error(e.status(), e.code()),
     }
@@ -74,7 +91,11 @@ pub fn http_request(data: &[u8]) {
             if cut < len {
                 // An error on a prefix would close a connection whose
                 // request was merely slow to arrive.
-                assert_eq!(decode(&data[..cut]), Outcome::Partial, "prefix of {cut} bytes");
+                assert_eq!(
+                    decode(&data[..cut]),
+                    Outcome::Partial,
+                    "prefix of {cut} bytes"
+                );
             }
         }
         let mut longer = data[..len].to_vec();
@@ -95,7 +116,11 @@ pub fn chunked(data: &[u8]) {
     http_request(&raw);
     if let Outcome::Complete { len, body, .. } = decode(&raw) {
         let used = &data[..len - head.len()];
-        assert_eq!(reference_chunked(used).as_deref(), Some(&body[..]), "decoded body differs from the reference");
+        assert_eq!(
+            reference_chunked(used).as_deref(),
+            Some(&body[..]),
+            "decoded body differs from the reference"
+        );
     }
 }
 
@@ -137,12 +162,17 @@ pub fn buyer_answer(data: &[u8]) {
         BidAnswer::NoBid | BidAnswer::Invalid(_) => {}
     }
     match wire::parse_post_answer(&mut data.to_vec()) {
-        PostAnswer::Accepted { buyer_lead_id } => assert!(buyer_lead_id.is_none_or(|r| r.len() <= max)),
+        PostAnswer::Accepted { buyer_lead_id } => {
+            assert!(buyer_lead_id.is_none_or(|r| r.len() <= max))
+        }
         PostAnswer::Rejected { reason } => assert!(reason.len() <= max),
         PostAnswer::Invalid(_) => {}
     }
     // Parsing is in place: a second parse of fresh bytes must agree.
-    assert_eq!(wire::parse_bid_answer(&mut data.to_vec()), wire::parse_bid_answer(&mut data.to_vec()));
+    assert_eq!(
+        wire::parse_bid_answer(&mut data.to_vec()),
+        wire::parse_bid_answer(&mut data.to_vec())
+    );
 }
 
 /// Hands out bytes `step` at a time, the way a socket may.
@@ -168,7 +198,10 @@ pub fn client_response(data: &[u8]) {
     let read = |step: usize| {
         let mut cost = ReadCost::default();
         let r = client_codec::read_response(&mut Steps { bytes: data, step }, body_max, &mut cost);
-        assert!(cost.buffer_peak_bytes <= limits::BUYER_READ_BUFFER_BYTES_MAX, "{cost:?}");
+        assert!(
+            cost.buffer_peak_bytes <= limits::BUYER_READ_BUFFER_BYTES_MAX,
+            "{cost:?}"
+        );
         if let Ok(resp) = &r {
             assert!(resp.body.len() <= body_max);
         }
@@ -185,7 +218,10 @@ pub fn client_response(data: &[u8]) {
         // Bytes after the answer are seen only if they came with it, so
         // smaller reads may miss them (the pool's stale check catches them
         // on the socket); but what whole reads find clean stays clean.
-        assert!(!whole_reusable || reusable, "reads of {step} bytes found leftovers");
+        assert!(
+            !whole_reusable || reusable,
+            "reads of {step} bytes found leftovers"
+        );
     }
 }
 
@@ -196,7 +232,12 @@ pub fn lead(data: &[u8]) {
         check_lead(&ping.lead);
         // A ping carries no PII.
         let l = &ping.lead;
-        assert!(l.first_name.is_none() && l.last_name.is_none() && l.phone.is_none() && l.email.is_none());
+        assert!(
+            l.first_name.is_none()
+                && l.last_name.is_none()
+                && l.phone.is_none()
+                && l.email.is_none()
+        );
         assert!(l.address.is_none());
     }
     if let Ok(post) = wire::parse_post(&mut data.to_vec()) {
@@ -211,12 +252,22 @@ fn check_lead(l: &crate::lead::Lead) {
     assert!(l.same_ping_fields(l));
     assert!(l.attributes.len() <= limits::LEAD_ATTRIBUTES_MAX);
     if let Some(age) = l.age {
-        assert!((limits::AGE_YEARS_MIN..=limits::AGE_YEARS_MAX).contains(&age), "age {age}");
+        assert!(
+            (limits::AGE_YEARS_MIN..=limits::AGE_YEARS_MAX).contains(&age),
+            "age {age}"
+        );
     }
     if let Some(phone) = &l.phone {
-        assert!(phone.len() == 12 && phone.starts_with("+1"), "phone {phone:?}");
+        assert!(
+            phone.len() == 12 && phone.starts_with("+1"),
+            "phone {phone:?}"
+        );
     }
-    for s in [&l.zip, &l.state].into_iter().chain(l.city.as_ref()).chain(l.sub_id.as_ref()) {
+    for s in [&l.zip, &l.state]
+        .into_iter()
+        .chain(l.city.as_ref())
+        .chain(l.sub_id.as_ref())
+    {
         assert!(s.len() <= limits::LEAD_STRING_BYTES_MAX);
     }
 }
@@ -224,7 +275,9 @@ fn check_lead(l: &crate::lead::Lead) {
 /// The config loader: never a panic on any text, every error names a key,
 /// and validation is deterministic.
 pub fn config(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if text.len() > limits::CONFIG_BYTES_MAX {
         return;
     }
@@ -234,7 +287,11 @@ pub fn config(data: &[u8]) {
         assert!(!errors.is_empty(), "an error result with no error");
     }
     let again = crate::config::parse(text, &secrets);
-    assert_eq!(format!("{first:?}"), format!("{again:?}"), "two parses disagree");
+    assert_eq!(
+        format!("{first:?}"),
+        format!("{again:?}"),
+        "two parses disagree"
+    );
 }
 
 #[cfg(test)]
@@ -252,7 +309,10 @@ mod tests {
 
     #[test]
     fn the_reference_chunked_decoder_decodes() {
-        assert_eq!(reference_chunked(b"2;x=y\r\nok\r\n0\r\nT: 1\r\n\r\n").as_deref(), Some(&b"ok"[..]));
+        assert_eq!(
+            reference_chunked(b"2;x=y\r\nok\r\n0\r\nT: 1\r\n\r\n").as_deref(),
+            Some(&b"ok"[..])
+        );
         assert_eq!(reference_chunked(b"2\r\nokX\r\n0\r\n\r\n"), None);
         assert_eq!(reference_chunked(b"0\r\n\r\nextra"), None);
     }
@@ -261,6 +321,8 @@ mod tests {
     fn a_valid_chunked_request_passes_the_checks() {
         chunked(b"5\r\nhello\r\n0\r\n\r\n");
         http_request(b"POST /v1/ping HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}");
-        client_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
+        client_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        );
     }
 }

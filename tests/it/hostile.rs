@@ -90,7 +90,17 @@ fn two_calls(h: &Hostile) -> (Vec<Result<ClientResponse, CallError>>, Arc<BuyerC
     let c = Arc::new(BuyerClient::new(&url, ClientOptions::default()).unwrap());
     let c2 = c.clone();
     let results = leadx::rt::spawn(move || {
-        (0..2).map(|_| c2.post("/ping", &[], "application/json", b"{}", Instant::now() + DEADLINE)).collect()
+        (0..2)
+            .map(|_| {
+                c2.post(
+                    "/ping",
+                    &[],
+                    "application/json",
+                    b"{}",
+                    Instant::now() + DEADLINE,
+                )
+            })
+            .collect()
     })
     .join()
     .expect("coroutine panicked");
@@ -105,29 +115,62 @@ fn assert_contained(h: &Hostile, want: CallError) {
     assert_eq!(results, vec![Err(want.clone()), Err(want)]);
     let s = c.stats();
     let peak = s.read_buffer_peak_bytes.load(Ordering::SeqCst) as usize;
-    assert!(peak > 0 && peak <= limits::BUYER_READ_BUFFER_BYTES_MAX, "read buffer peaked at {peak} bytes");
-    assert_eq!(s.reused.load(Ordering::SeqCst), 0, "a failed connection was reused");
-    assert_eq!((s.created.load(Ordering::SeqCst), s.closed.load(Ordering::SeqCst)), (2, 2));
+    assert!(
+        peak > 0 && peak <= limits::BUYER_READ_BUFFER_BYTES_MAX,
+        "read buffer peaked at {peak} bytes"
+    );
+    assert_eq!(
+        s.reused.load(Ordering::SeqCst),
+        0,
+        "a failed connection was reused"
+    );
+    assert_eq!(
+        (
+            s.created.load(Ordering::SeqCst),
+            s.closed.load(Ordering::SeqCst)
+        ),
+        (2, 2)
+    );
     assert_eq!(h.accepts.load(Ordering::SeqCst), 2);
     // Neither call outlived its deadline by much (not a speed assertion: a
     // call that ignored its deadline would take the flood's 5 s).
-    assert!(start.elapsed() < 2 * DEADLINE + FLOOD_FOR / 2, "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < 2 * DEADLINE + FLOOD_FOR / 2,
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
 fn ten_megabytes_with_a_content_length_is_too_large_at_once() {
-    let h = hostile(|tcp| flood(tcp, b"HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n\r\n", b"x"));
+    let h = hostile(|tcp| {
+        flood(
+            tcp,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n\r\n",
+            b"x",
+        )
+    });
     assert_contained(&h, CallError::TooLarge);
 }
 
 #[test]
 fn ten_megabytes_chunked_is_too_large() {
-    let h = hostile(|tcp| flood(tcp, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"1000\r\n"));
+    let h = hostile(|tcp| {
+        flood(
+            tcp,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"1000\r\n",
+        )
+    });
     // The chunk sizes add up past the body limit long before 10 MB.
     assert_contained(&h, CallError::TooLarge);
     let h = hostile(|tcp| {
         let chunk = [&b"400\r\n"[..], &[b'x'; 0x400], b"\r\n"].concat();
-        flood(tcp, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", &chunk);
+        flood(
+            tcp,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &chunk,
+        );
     });
     assert_contained(&h, CallError::TooLarge);
 }
@@ -162,13 +205,25 @@ fn endless_interim_responses_are_malformed() {
 
 #[test]
 fn endless_trailers_are_too_large() {
-    let h = hostile(|tcp| flood(tcp, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n", b"X-T: 1\r\n"));
+    let h = hostile(|tcp| {
+        flood(
+            tcp,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n",
+            b"X-T: 1\r\n",
+        )
+    });
     assert_contained(&h, CallError::TooLarge);
 }
 
 #[test]
 fn an_endless_chunk_extension_is_too_large() {
-    let h = hostile(|tcp| flood(tcp, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;ext=", b"e"));
+    let h = hostile(|tcp| {
+        flood(
+            tcp,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;ext=",
+            b"e",
+        )
+    });
     assert_contained(&h, CallError::TooLarge);
 }
 
@@ -178,7 +233,9 @@ fn a_reset_mid_body_is_an_io_error() {
         let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"status\":");
         std::thread::sleep(Duration::from_millis(20));
         // SO_LINGER 0: the close sends RST instead of FIN.
-        socket2::SockRef::from(&*tcp).set_linger(Some(Duration::ZERO)).unwrap();
+        socket2::SockRef::from(&*tcp)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
     });
     assert_contained(&h, CallError::Io);
 }
@@ -187,7 +244,10 @@ fn a_reset_mid_body_is_an_io_error() {
 fn a_buyer_trickling_a_byte_every_few_ms_times_out_at_the_deadline() {
     let h = hostile(|tcp| {
         let body = "x".repeat(4000);
-        let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
         for b in answer.bytes() {
             if tcp.write_all(&[b]).is_err() {
                 return;
@@ -197,5 +257,9 @@ fn a_buyer_trickling_a_byte_every_few_ms_times_out_at_the_deadline() {
     });
     let start = Instant::now();
     assert_contained(&h, CallError::Timeout);
-    assert!(start.elapsed() >= 2 * DEADLINE, "a call ended before its deadline: {:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= 2 * DEADLINE,
+        "a call ended before its deadline: {:?}",
+        start.elapsed()
+    );
 }
