@@ -163,9 +163,9 @@ const _: () = assert!(limits::BUYER_RESPONSE_HEAD_BYTES_MAX + READ_CHUNK_BYTES <
 const _: () = assert!(limits::BUYER_CHUNK_LINE_BYTES_MAX + 2 + READ_CHUNK_BYTES <= limits::BUYER_READ_BUFFER_BYTES_MAX);
 
 /// A bounded read buffer; `buf[pos..end]` is read but not yet consumed.
-/// `buf[end..]` is zeroed spare room, kept so that a read does not zero
-/// 4 KiB again each time (a buyer trickling single bytes would make that
-/// 4,096 bytes of work per byte it sends).
+/// `buf[end..]` is initialised spare room, kept so that a read does not
+/// zero 4 KiB again each time (a buyer trickling single bytes would make
+/// that 4,096 bytes of work per byte it sends).
 ///
 /// Consumed bytes are dropped before every read (compaction), so the buffer
 /// holds only what is unread: at most one head or one line, plus one read.
