@@ -12,6 +12,8 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod exchange;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod ids;
 pub mod http;
 pub mod lead;

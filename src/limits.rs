@@ -33,6 +33,21 @@ pub const BUYER_IDLE_TIMEOUT_MS: u64 = 4_000;
 pub const BUYER_RESPONSE_HEAD_BYTES_MAX: usize = 16 * 1024;
 /// Most headers in a buyer's response.
 pub const BUYER_RESPONSE_HEADERS_MAX: usize = 64;
+/// Most interim (1xx) responses skipped before a buyer's final answer; a
+/// buyer sending more is malformed (one `100 Continue` and a `102` or
+/// `103` or two are all HTTP gives a reason for).
+pub const BUYER_INTERIM_RESPONSES_MAX: usize = 4;
+/// Longest chunk-size line (size plus extensions) or trailer line in a
+/// buyer's chunked answer; more is a failed call (`response_too_large`).
+pub const BUYER_CHUNK_LINE_BYTES_MAX: usize = 256;
+/// Framing bytes (size lines, CRLFs, trailers) a buyer's chunked answer may
+/// add to its body; bounds the time an endless trailer section or a flood
+/// of tiny chunks can take, not only the memory.
+pub const BUYER_CHUNKED_OVERHEAD_BYTES_MAX: usize = 16 * 1024;
+/// Capacity the client's read buffer for one call never exceeds: it holds
+/// at most one head (or line) plus a read; body bytes pass through it in
+/// reads of a few KiB into the body, which `response_bytes_max` bounds.
+pub const BUYER_READ_BUFFER_BYTES_MAX: usize = BUYER_RESPONSE_HEAD_BYTES_MAX + 4 * 1024;
 /// Most attributes in `lead.attributes`.
 pub const LEAD_ATTRIBUTES_MAX: usize = 64;
 /// Longest string field in a lead (other than ones with tighter bounds).
@@ -223,6 +238,8 @@ const _: () = assert!(AGE_YEARS_MIN <= AGE_YEARS_MAX);
 const _: () = assert!(CHUNK_LINE_BYTES_MAX < HEADER_BYTES_MAX);
 const _: () = assert!(SERVER_REQUEST_TIMEOUT_MS <= SERVER_IDLE_TIMEOUT_MS);
 const _: () = assert!(BUYER_IDLE_CONNECTIONS_MAX <= BUYER_CONNECTIONS_MAX);
+const _: () = assert!(BUYER_CHUNK_LINE_BYTES_MAX < BUYER_CHUNKED_OVERHEAD_BYTES_MAX);
+const _: () = assert!(BUYER_RESPONSE_HEAD_BYTES_MAX < BUYER_READ_BUFFER_BYTES_MAX);
 /// Default sled page-cache size for the store (`server.store_cache_bytes`).
 /// Hot keys (caps, dedupe, idempotency) must stay in memory so reads on
 /// coroutines rarely touch disk; they are small. The pings tree is written

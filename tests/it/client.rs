@@ -406,3 +406,29 @@ fn a_bad_extra_root_is_refused_at_setup() {
     let opts = ClientOptions { extra_root_pem: Some(b"not a pem".to_vec()), ..ClientOptions::default() };
     assert_eq!(BuyerClient::new(&m.url("https"), opts).err(), Some(CallError::Tls));
 }
+
+#[test]
+fn a_pooled_tls_connection_with_leftover_decrypted_bytes_is_stale() {
+    // The answer is exactly the client's first read (512 bytes) and an
+    // unasked-for second answer follows in the same TLS record: rustls
+    // decrypts both, the reader takes only the first, and the socket is
+    // empty. Reused, the connection would hand "EVIL" to the next call as
+    // its answer (issue #7 point 5).
+    let head = "HTTP/1.1 200 OK\r\nContent-Length: 000\r\n\r\n";
+    let body = "b".repeat(512 - head.len());
+    let first = format!("HTTP/1.1 200 OK\r\nContent-Length: {:03}\r\n\r\n{body}", body.len());
+    assert_eq!(first.len(), 512);
+    let (cfg, pem) = self_signed();
+    let m = mock_with(Some(cfg), move |_, w| {
+        w.write_all(format!("{first}HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL").as_bytes()).unwrap();
+        After::KeepOpen
+    });
+    let opts = ClientOptions { extra_root_pem: Some(pem), ..ClientOptions::default() };
+    let c = Arc::new(BuyerClient::new(&m.url("https"), opts).unwrap());
+    let c2 = c.clone();
+    let r = co(move || [post(&c2, "a", SECOND), post(&c2, "b", SECOND)]);
+    for r in r {
+        assert_eq!(String::from_utf8(r.unwrap().body).unwrap(), body);
+    }
+    assert_eq!((m.accepts(), c.stats().reused.load(Ordering::SeqCst)), (2, 0));
+}

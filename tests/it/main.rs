@@ -13,6 +13,8 @@ mod errors;
 mod layering;
 mod memory;
 mod faults;
+mod fuzz;
+mod hostile;
 mod ops;
 mod overload;
 mod post;

@@ -102,30 +102,53 @@ struct Head {
     keep_alive: bool,
 }
 
-/// Reads one response from `io`, skipping 1xx interim responses. The body
-/// is bounded by `body_bytes_max`, the head by
-/// `limits::BUYER_RESPONSE_HEAD_BYTES_MAX`.
-pub(crate) fn read_response<R: Read>(io: &mut R, body_bytes_max: usize) -> Result<Response, ReadError> {
-    let mut rd = Buffered { io, buf: Vec::new(), pos: 0, eof: false };
+/// What reading one response cost, known even when the read failed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReadCost {
+    /// Largest capacity the read buffer reached; never above
+    /// `limits::BUYER_READ_BUFFER_BYTES_MAX`.
+    pub buffer_peak_bytes: usize,
+}
+
+/// Reads one response from `io`, skipping at most
+/// `limits::BUYER_INTERIM_RESPONSES_MAX` 1xx interim responses. The body is
+/// bounded by `body_bytes_max`, the head by
+/// `limits::BUYER_RESPONSE_HEAD_BYTES_MAX`, chunked framing by
+/// `limits::BUYER_CHUNKED_OVERHEAD_BYTES_MAX`, and the read buffer by
+/// `limits::BUYER_READ_BUFFER_BYTES_MAX` whatever the peer sends.
+pub(crate) fn read_response<R: Read>(io: &mut R, body_bytes_max: usize, cost: &mut ReadCost) -> Result<Response, ReadError> {
+    let mut rd = Buffered { io, buf: Vec::new(), pos: 0, end: 0, read_bytes: 0, peak: 0 };
+    let r = read_with(&mut rd, body_bytes_max);
+    cost.buffer_peak_bytes = rd.peak;
+    r
+}
+
+fn read_with<R: Read>(rd: &mut Buffered<'_, R>, body_bytes_max: usize) -> Result<Response, ReadError> {
+    let mut interim = 0;
     let head = loop {
         let head = rd.head()?;
         rd.pos += head.len;
         // 101 would switch protocols, which a POST to a buyer never asks for.
         match head.status {
             101 => return Err(ReadError::Malformed),
-            100..=199 => continue,
+            100..=199 if interim < limits::BUYER_INTERIM_RESPONSES_MAX => interim += 1,
+            100..=199 => return Err(ReadError::Malformed),
             _ => break head,
         }
     };
     let body = match head.framing {
         Framing::Empty => Vec::new(),
         Framing::Length(n) if n > body_bytes_max as u64 => return Err(ReadError::TooLarge),
-        Framing::Length(n) => rd.take(n as usize)?.to_vec(),
+        Framing::Length(n) => {
+            let mut body = Vec::with_capacity(n as usize);
+            rd.move_into(n as usize, &mut body)?;
+            body
+        }
         Framing::Chunked => rd.chunked(body_bytes_max)?,
         Framing::UntilClose => rd.until_close(body_bytes_max)?,
     };
     let framed = head.framing != Framing::UntilClose;
-    let reusable = framed && head.keep_alive && rd.pos == rd.buf.len();
+    let reusable = framed && head.keep_alive && rd.available().is_empty();
     Ok(Response { status: head.status, body, reusable })
 }
 
@@ -136,78 +159,127 @@ const READ_CHUNK_BYTES: usize = 4096;
 /// in this: 4 KiB from the start cost 40 MB with 10,000 calls in flight.
 const FIRST_READ_BYTES: usize = 512;
 
-/// A growable read buffer; `buf[pos..]` is read but not yet consumed.
+const _: () = assert!(limits::BUYER_RESPONSE_HEAD_BYTES_MAX + READ_CHUNK_BYTES <= limits::BUYER_READ_BUFFER_BYTES_MAX);
+const _: () = assert!(limits::BUYER_CHUNK_LINE_BYTES_MAX + 2 + READ_CHUNK_BYTES <= limits::BUYER_READ_BUFFER_BYTES_MAX);
+
+/// A bounded read buffer; `buf[pos..end]` is read but not yet consumed.
+/// `buf[end..]` is initialised spare room, kept so that a read does not
+/// zero 4 KiB again each time (a buyer trickling single bytes would make
+/// that 4,096 bytes of work per byte it sends).
+///
+/// Consumed bytes are dropped before every read (compaction), so the buffer
+/// holds only what is unread: at most one head or one line, plus one read.
+/// Body bytes are moved out into the body as they arrive instead of piling
+/// up here, so a 1xx flood, an endless trailer section or a large body never
+/// grows it.
 struct Buffered<'a, R> {
     io: &'a mut R,
     buf: Vec<u8>,
     pos: usize,
-    eof: bool,
+    end: usize,
+    /// Bytes read from `io` in all; 0 means the peer sent nothing.
+    read_bytes: usize,
+    /// Largest `buf.capacity()` seen.
+    peak: usize,
 }
 
 impl<R: Read> Buffered<'_, R> {
     fn available(&self) -> &[u8] {
-        &self.buf[self.pos..]
+        &self.buf[self.pos..self.end]
     }
 
-    /// Reads more bytes; false at end of stream. Keeps the buffer under
-    /// `cap` unread bytes so that a hostile peer cannot grow it without end.
+    /// Reads more bytes; false at end of stream. `cap` bounds the unread
+    /// bytes the buffer may hold (more is `TooLarge`) and so its capacity.
     fn fill(&mut self, cap: usize) -> Result<bool, ReadError> {
-        if self.pos == self.buf.len() {
-            self.buf.clear();
+        debug_assert!(cap <= limits::BUYER_READ_BUFFER_BYTES_MAX);
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
             self.pos = 0;
         }
-        if self.buf.len() - self.pos >= cap {
+        let room = cap.saturating_sub(self.end);
+        if room == 0 {
             return Err(ReadError::TooLarge);
         }
-        let old = self.buf.len();
-        let chunk = if self.buf.capacity() == 0 { FIRST_READ_BYTES } else { READ_CHUNK_BYTES };
-        self.buf.resize(old + chunk, 0);
+        let want = room.min(if self.buf.is_empty() { FIRST_READ_BYTES } else { READ_CHUNK_BYTES });
+        if self.buf.len() < self.end + want {
+            // Doubling keeps growth amortised; `cap` keeps it bounded.
+            let target = (self.end + want).max(self.buf.len().saturating_mul(2).min(cap));
+            self.buf.reserve_exact(target - self.buf.len());
+            self.buf.resize(target, 0);
+        }
+        self.peak = self.peak.max(self.buf.capacity());
         let n = loop {
-            match self.io.read(&mut self.buf[old..]) {
+            match self.io.read(&mut self.buf[self.end..self.end + want]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
-        };
-        self.buf.truncate(old + n.as_ref().copied().unwrap_or(0));
-        let n = n?;
-        self.eof = n == 0;
+        }?;
+        self.end += n;
+        self.read_bytes += n;
         Ok(n > 0)
     }
 
+    /// Reads until a whole head is buffered and parses it. httparse runs
+    /// only once a blank line has arrived, so a head trickled a byte at a
+    /// time costs linear, not quadratic, work.
     fn head(&mut self) -> Result<Head, ReadError> {
-        let cap = limits::BUYER_RESPONSE_HEAD_BYTES_MAX;
+        let mut scanned = 0;
         loop {
-            if let Some(head) = parse_head(self.available())? {
-                return Ok(head);
+            while let Some(nl) = blank_line_at(self.available(), scanned) {
+                if let Some(head) = parse_head(self.available())? {
+                    return Ok(head);
+                }
+                // A blank line httparse skips (leading empty lines).
+                scanned = nl + 1;
             }
-            let had_bytes = self.pos < self.buf.len() || self.pos > 0;
-            if !self.fill(cap)? {
-                return Err(if had_bytes { ReadError::Malformed } else { ReadError::ClosedEarly });
+            // A newline in the last two bytes may yet start a blank line.
+            scanned = scanned.max(self.available().len().saturating_sub(2));
+            if !self.fill(limits::BUYER_RESPONSE_HEAD_BYTES_MAX)? {
+                return Err(if self.read_bytes > 0 { ReadError::Malformed } else { ReadError::ClosedEarly });
             }
         }
     }
 
-    /// Consumes exactly `n` bytes, reading as needed; EOF first is Malformed.
-    fn take(&mut self, n: usize) -> Result<&[u8], ReadError> {
-        while self.available().len() < n {
-            if !self.fill(n + READ_CHUNK_BYTES)? {
+    /// Moves exactly `n` bytes into `out`, reading as needed; EOF first is
+    /// Malformed.
+    fn move_into(&mut self, mut n: usize, out: &mut Vec<u8>) -> Result<(), ReadError> {
+        loop {
+            let k = n.min(self.available().len());
+            out.extend_from_slice(&self.available()[..k]);
+            self.pos += k;
+            n -= k;
+            if n == 0 {
+                return Ok(());
+            }
+            if !self.fill(READ_CHUNK_BYTES)? {
                 return Err(ReadError::Malformed);
             }
         }
-        let start = self.pos;
-        self.pos += n;
-        Ok(&self.buf[start..start + n])
     }
 
-    /// Consumes one CRLF-terminated line (without the CRLF).
-    fn line(&mut self) -> Result<Vec<u8>, ReadError> {
+    /// Consumes one CRLF-terminated line of chunked framing (without the
+    /// CRLF), counting it into `overhead`; a line longer than
+    /// `limits::BUYER_CHUNK_LINE_BYTES_MAX` or framing past
+    /// `limits::BUYER_CHUNKED_OVERHEAD_BYTES_MAX` is `TooLarge`.
+    fn line(&mut self, overhead: &mut usize) -> Result<Vec<u8>, ReadError> {
+        let line_max = limits::BUYER_CHUNK_LINE_BYTES_MAX;
         loop {
-            if let Some(i) = self.available().windows(2).position(|w| w == b"\r\n") {
-                let line = self.available()[..i].to_vec();
+            let avail = self.available();
+            if let Some(i) = avail.windows(2).position(|w| w == b"\r\n") {
+                *overhead += i + 2;
+                if i > line_max || *overhead > limits::BUYER_CHUNKED_OVERHEAD_BYTES_MAX {
+                    return Err(ReadError::TooLarge);
+                }
+                let line = avail[..i].to_vec();
                 self.pos += i + 2;
                 return Ok(line);
             }
-            if !self.fill(limits::BUYER_RESPONSE_HEAD_BYTES_MAX)? {
+            // Room for a line of `line_max` and its CR, still without the LF.
+            if avail.len() > line_max + 1 {
+                return Err(ReadError::TooLarge);
+            }
+            if !self.fill(limits::BUYER_READ_BUFFER_BYTES_MAX)? {
                 return Err(ReadError::Malformed);
             }
         }
@@ -215,8 +287,9 @@ impl<R: Read> Buffered<'_, R> {
 
     fn chunked(&mut self, body_bytes_max: usize) -> Result<Vec<u8>, ReadError> {
         let mut body = Vec::new();
+        let mut overhead = 0;
         loop {
-            let mut line = self.line()?;
+            let mut line = self.line(&mut overhead)?;
             line.extend_from_slice(b"\r\n");
             let size = match httparse::parse_chunk_size(&line) {
                 Ok(httparse::Status::Complete((_, size))) => size,
@@ -228,30 +301,40 @@ impl<R: Read> Buffered<'_, R> {
             if size > (body_bytes_max - body.len()) as u64 {
                 return Err(ReadError::TooLarge);
             }
-            body.extend_from_slice(self.take(size as usize)?);
-            if self.take(2)? != b"\r\n" {
+            self.move_into(size as usize, &mut body)?;
+            if !self.line(&mut overhead)?.is_empty() {
                 return Err(ReadError::Malformed);
             }
         }
         // Trailers are read and dropped; they end with an empty line.
-        while !self.line()?.is_empty() {}
+        while !self.line(&mut overhead)?.is_empty() {}
         Ok(body)
     }
 
     fn until_close(&mut self, body_bytes_max: usize) -> Result<Vec<u8>, ReadError> {
-        while !self.eof {
-            if self.available().len() > body_bytes_max {
+        let mut body = Vec::new();
+        loop {
+            let k = self.available().len();
+            if body.len() + k > body_bytes_max {
                 return Err(ReadError::TooLarge);
             }
-            self.fill(body_bytes_max + READ_CHUNK_BYTES)?;
+            body.extend_from_slice(self.available());
+            self.pos += k;
+            if !self.fill(READ_CHUNK_BYTES)? {
+                return Ok(body);
+            }
         }
-        if self.available().len() > body_bytes_max {
-            return Err(ReadError::TooLarge);
-        }
-        let body = self.available().to_vec();
-        self.pos = self.buf.len();
-        Ok(body)
     }
+}
+
+/// The index of the first `\n` at or after `from` that ends a blank line
+/// (`\n\n` or `\n\r\n`; httparse accepts bare LF line ends).
+fn blank_line_at(bytes: &[u8], from: usize) -> Option<usize> {
+    let tail = bytes.get(from..)?;
+    tail.iter().enumerate().find_map(|(i, &b)| {
+        let rest = &tail[i + 1..];
+        (b == b'\n' && (rest.starts_with(b"\n") || rest.starts_with(b"\r\n"))).then_some(from + i)
+    })
 }
 
 /// Parses a complete head out of `bytes`; None when more bytes are needed.

@@ -12,7 +12,7 @@
 //! pop, never across I/O; waiting for a free connection slot uses may's
 //! semaphore, which parks the coroutine, not the worker.
 
-mod codec;
+pub(crate) mod codec;
 mod transport;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -109,6 +109,10 @@ pub struct PoolStats {
     /// Connections closed by us: stale, failed, timed out, `Connection:
     /// close`, or past the idle limits.
     pub closed: AtomicU64,
+    /// Largest read buffer one call needed, in bytes; at most
+    /// `limits::BUYER_READ_BUFFER_BYTES_MAX` whatever a buyer sends (the
+    /// hostile-buyer tests assert it).
+    pub read_buffer_peak_bytes: AtomicU64,
 }
 
 struct IdleConn {
@@ -199,7 +203,10 @@ impl BuyerClient {
             }
         };
         transport.set_deadline(deadline);
-        match exchange(&mut transport, &request, self.opts.response_bytes_max, deadline) {
+        let mut cost = codec::ReadCost::default();
+        let result = exchange(&mut transport, &request, self.opts.response_bytes_max, deadline, &mut cost);
+        self.stats.read_buffer_peak_bytes.fetch_max(cost.buffer_peak_bytes as u64, Ordering::Relaxed);
+        match result {
             Ok(resp) if resp.reusable => {
                 self.push_idle(transport);
                 Ok(ClientResponse { status: resp.status, body: resp.body })
@@ -248,7 +255,7 @@ impl BuyerClient {
     fn pop_idle(&self) -> Option<Transport> {
         let idle_timeout = Duration::from_millis(limits::BUYER_IDLE_TIMEOUT_MS);
         loop {
-            let conn = self.idle.lock().pop()?;
+            let mut conn = self.idle.lock().pop()?;
             if conn.since.elapsed() < idle_timeout && !conn.transport.is_stale() {
                 self.stats.reused.fetch_add(1, Ordering::Relaxed);
                 return Some(conn.transport);
@@ -281,10 +288,16 @@ impl BuyerClient {
 }
 
 /// Writes the request and reads the response on one connection.
-fn exchange(t: &mut Transport, request: &[u8], body_bytes_max: usize, deadline: Instant) -> Result<codec::Response, CallError> {
+fn exchange(
+    t: &mut Transport,
+    request: &[u8],
+    body_bytes_max: usize,
+    deadline: Instant,
+    cost: &mut codec::ReadCost,
+) -> Result<codec::Response, CallError> {
     use std::io::Write;
     t.write_all(request).and_then(|()| t.flush()).map_err(|e| io_error(&e, deadline))?;
-    codec::read_response(t, body_bytes_max).map_err(|e| match e {
+    codec::read_response(t, body_bytes_max, cost).map_err(|e| match e {
         ReadError::Io(e) => io_error(&e, deadline),
         ReadError::ClosedEarly => CallError::Io,
         ReadError::Malformed => CallError::Malformed,

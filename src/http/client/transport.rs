@@ -108,10 +108,23 @@ impl Transport {
     }
 
     /// True when an idle connection can no longer carry a request: the
-    /// server closed it (EOF), reset it, or sent bytes nobody asked for. The
-    /// probe is a non-blocking peek on the OS socket (may keeps it
-    /// non-blocking), so it never yields.
-    pub(crate) fn is_stale(&self) -> bool {
+    /// server closed it (EOF, close_notify), reset it, or sent bytes nobody
+    /// asked for. The probe is a non-blocking peek on the OS socket (may
+    /// keeps it non-blocking), so it never yields.
+    ///
+    /// For TLS, bytes nobody asked for may already sit decrypted inside
+    /// rustls, where no socket peek sees them: rustls reads whole records,
+    /// and the response reader takes only what it asked for. Such a
+    /// connection would hand those bytes to the next call as its answer, so
+    /// it is stale too. (A record rustls holds only part of has its rest
+    /// still on the socket, where the peek sees it, or still in flight.)
+    pub(crate) fn is_stale(&mut self) -> bool {
+        if let Transport::Tls(s) = self {
+            match s.conn.process_new_packets() {
+                Ok(io) if io.plaintext_bytes_to_read() == 0 && !io.peer_has_closed() => {}
+                _ => return true,
+            }
+        }
         let mut probe = [0u8; 1];
         match self.tcp().tcp.inner().peek(&mut probe) {
             Err(e) => e.kind() != io::ErrorKind::WouldBlock,

@@ -148,7 +148,11 @@ fn size_line(buf: &[u8], lim: &ChunkLimits) -> Result<Option<(usize, usize)>, Ht
         return Err(HttpError::BadRequest("chunk size is not hexadecimal"));
     }
     let rest = &line[digits..];
-    if !rest.is_empty() && rest[0] != b';' && rest[0] != b' ' && rest[0] != b'\t' {
+    // Only whitespace (BWS) may sit between the size and a `;` extension:
+    // `1 2` is no size of 1 (found by the `chunked` fuzz target; a lenient
+    // parse behind a proxy that reads it otherwise is a smuggling vector).
+    let bws = rest.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    if rest.get(bws).is_some_and(|&b| b != b';') {
         return Err(HttpError::BadRequest("chunk size is not hexadecimal"));
     }
     if rest.iter().any(|&b| b == b'\r' || b == 0) {
@@ -288,6 +292,13 @@ mod tests {
             let mut buf = bad.to_vec();
             assert!(matches!(scan(&mut buf, &LIM), Err(HttpError::BadRequest(_))), "{:?}", String::from_utf8_lossy(bad));
         }
+        // Issue #7 point 7 (fuzz/regressions/chunked): text after the size
+        // that is not an extension.
+        for bad in [&b"1 2\r\nx\r\n0\r\n\r\n"[..], b"3;n=\r\nabX\r\n0 *0\r\n\r\n", b"1\t=\r\nx\r\n0\r\n\r\n"] {
+            let mut buf = bad.to_vec();
+            assert!(matches!(scan(&mut buf, &LIM), Err(HttpError::BadRequest(_))), "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(decode(b"1 \t;a=b\r\nx\r\n0 \r\n\r\n").unwrap().0, b"x");
         let mut long = vec![b'0'; 40];
         assert!(matches!(scan(&mut long, &LIM), Err(HttpError::BadRequest(_))));
     }

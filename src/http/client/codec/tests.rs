@@ -19,12 +19,66 @@ impl Read for Trickle<'_> {
     }
 }
 
-/// Reads `bytes` whole and one byte at a time; both must agree.
+/// Reads `bytes` whole and one byte at a time; both must agree, and
+/// neither may grow the read buffer past its bound.
 fn read(bytes: &[u8], max: usize) -> Result<Response, ReadError> {
-    let whole = read_response(&mut Trickle { bytes, step: usize::MAX }, max);
-    let bytewise = read_response(&mut Trickle { bytes, step: 1 }, max);
+    let (whole, cost) = read_costed(&mut Trickle { bytes, step: usize::MAX }, max);
+    let (bytewise, cost1) = read_costed(&mut Trickle { bytes, step: 1 }, max);
     assert_eq!(format!("{whole:?}"), format!("{bytewise:?}"), "result depends on read sizes");
+    for c in [cost, cost1] {
+        assert!(c.buffer_peak_bytes <= limits::BUYER_READ_BUFFER_BYTES_MAX, "{c:?}");
+    }
     whole
+}
+
+fn read_costed<R: Read>(io: &mut R, max: usize) -> (Result<Response, ReadError>, ReadCost) {
+    let mut cost = ReadCost::default();
+    let r = read_response(io, max, &mut cost);
+    (r, cost)
+}
+
+/// `prefix`, then `unit` over and over up to `total` bytes, then EOF: a
+/// hostile peer that would go on for ever, cut off so that a reader
+/// without bounds ends (with the wrong answer) instead of hanging the test.
+struct Flood {
+    prefix: Vec<u8>,
+    unit: Vec<u8>,
+    at: usize,
+    total: usize,
+}
+
+impl Flood {
+    fn new(prefix: &[u8], unit: &[u8]) -> Flood {
+        Flood { prefix: prefix.to_vec(), unit: unit.to_vec(), at: 0, total: 8 << 20 }
+    }
+
+    fn byte(&self, i: usize) -> u8 {
+        match i.checked_sub(self.prefix.len()) {
+            None => self.prefix[i],
+            Some(j) => self.unit[j % self.unit.len()],
+        }
+    }
+}
+
+impl Read for Flood {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.total - self.at);
+        for (k, b) in buf[..n].iter_mut().enumerate() {
+            *b = self.byte(self.at + k);
+        }
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Reads a flood with a 64 KiB body limit and checks the buffer bound.
+fn flood(prefix: &[u8], unit: &[u8]) -> Result<Response, ReadError> {
+    let mut f = Flood::new(prefix, unit);
+    let (r, cost) = read_costed(&mut f, 64 * 1024);
+    assert!(cost.buffer_peak_bytes <= limits::BUYER_READ_BUFFER_BYTES_MAX, "{cost:?}");
+    // It stopped early, not at the flood's end.
+    assert!(f.at < 1 << 20, "read {} bytes", f.at);
+    r
 }
 
 #[test]
@@ -143,7 +197,7 @@ fn a_close_before_any_byte_is_reported_apart() {
 fn leftover_bytes_make_a_connection_unusable() {
     // Only what arrived with the response can be seen, so read it whole.
     let bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA";
-    let r = read_response(&mut Trickle { bytes, step: usize::MAX }, 64).unwrap();
+    let r = read_costed(&mut Trickle { bytes, step: usize::MAX }, 64).0.unwrap();
     assert_eq!((r.body.as_slice(), r.reusable), (&b"ok"[..], false));
 }
 
@@ -152,4 +206,73 @@ fn length_with_chunked_uses_chunked_but_closes() {
     let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
     let r = read(raw, 64).unwrap();
     assert_eq!((r.body.as_slice(), r.reusable), (&b"ok"[..], false));
+}
+
+// Issue #7 point 5: a hostile buyer costs a bounded buffer and one failed
+// call, whatever it sends.
+
+#[test]
+fn a_few_interim_responses_are_skipped_and_an_endless_run_is_malformed() {
+    let interim = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n";
+    let fin = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let raw = [interim.repeat(limits::BUYER_INTERIM_RESPONSES_MAX), fin.to_vec()].concat();
+    assert_eq!(read(&raw, 64).unwrap().body, b"ok");
+    let raw = [interim.repeat(limits::BUYER_INTERIM_RESPONSES_MAX + 1), fin.to_vec()].concat();
+    assert!(matches!(read(&raw, 64), Err(ReadError::Malformed)));
+    assert!(matches!(flood(b"", b"HTTP/1.1 100 Continue\r\n\r\n"), Err(ReadError::Malformed)));
+}
+
+#[test]
+fn endless_trailers_are_too_large() {
+    let prefix = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n";
+    assert!(matches!(flood(prefix, b"X-Trailer: 1\r\n"), Err(ReadError::TooLarge)));
+}
+
+#[test]
+fn an_endless_chunk_extension_is_too_large() {
+    let prefix = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;ext=";
+    assert!(matches!(flood(prefix, b"aaaaaaaa"), Err(ReadError::TooLarge)));
+    // A long but bounded extension is fine.
+    let ext = "e".repeat(limits::BUYER_CHUNK_LINE_BYTES_MAX - 4);
+    let raw = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;{ext}\r\nok\r\n0\r\n\r\n");
+    assert_eq!(read(raw.as_bytes(), 64).unwrap().body, b"ok");
+}
+
+#[test]
+fn a_flood_of_tiny_chunks_is_too_large_before_the_body_limit() {
+    let prefix = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert!(matches!(flood(prefix, b"1;padpadpadpadpad\r\nx\r\n"), Err(ReadError::TooLarge)));
+}
+
+#[test]
+fn big_bodies_pass_through_a_bounded_buffer() {
+    let body = vec![b'x'; 64 * 1024];
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+    let r = read(&[head.as_bytes(), &body].concat(), body.len()).unwrap();
+    assert_eq!(r.body.len(), body.len());
+    let chunked = [&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n"[..], &body, b"\r\n0\r\n\r\n"].concat();
+    assert_eq!(read(&chunked, body.len()).unwrap().body.len(), body.len());
+    let close = [&b"HTTP/1.1 200 OK\r\n\r\n"[..], &body].concat();
+    assert_eq!(read(&close, body.len()).unwrap().body.len(), body.len());
+    // Ten megabytes each way: refused at once or after the limit.
+    assert!(matches!(flood(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n", b"x"), Err(ReadError::TooLarge)));
+    assert!(matches!(flood(b"HTTP/1.1 200 OK\r\n\r\n", b"x"), Err(ReadError::TooLarge)));
+    let chunks = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    // 4096 bytes of "1000\r\n" and a CRLF are exactly 683 units: valid chunks without end.
+    assert!(matches!(flood(chunks, b"1000\r\n"), Err(ReadError::TooLarge)));
+}
+
+#[test]
+fn an_endless_head_is_too_large_with_a_bounded_buffer() {
+    assert!(matches!(flood(b"HTTP/1.1 200 OK\r\n", b"X-A: b\r\n"), Err(ReadError::TooLarge)));
+}
+
+#[test]
+fn bare_lf_heads_and_blank_line_search_agree_with_httparse() {
+    let r = read(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok", 64).unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+    assert_eq!(blank_line_at(b"a\r\n\r\n", 0), Some(2));
+    assert_eq!(blank_line_at(b"a\n\n", 0), Some(1));
+    assert_eq!(blank_line_at(b"a\r\nb\r\n", 0), None);
+    assert_eq!(blank_line_at(b"a\r\n\r\n", 3), None);
 }
