@@ -25,7 +25,10 @@ fn mock_buyer(tls: Option<Arc<rustls::ServerConfig>>) -> String {
             tcp.set_nodelay(true).unwrap();
             let tls = tls.clone();
             std::thread::spawn(move || match tls {
-                Some(cfg) => serve(rustls::StreamOwned::new(rustls::ServerConnection::new(cfg).unwrap(), tcp)),
+                Some(cfg) => serve(rustls::StreamOwned::new(
+                    rustls::ServerConnection::new(cfg).unwrap(),
+                    tcp,
+                )),
                 None => serve(tcp),
             });
         }
@@ -34,7 +37,10 @@ fn mock_buyer(tls: Option<Arc<rustls::ServerConfig>>) -> String {
 }
 
 fn serve<S: Read + Write>(stream: S) {
-    let answer = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{BID}", BID.len());
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{BID}",
+        BID.len()
+    );
     let mut rd = BufReader::new(stream);
     let mut line = String::new();
     loop {
@@ -62,12 +68,14 @@ fn serve<S: Read + Write>(stream: S) {
 fn tls_server() -> (Arc<rustls::ServerConfig>, Vec<u8>) {
     let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
     let key = rustls::pki_types::PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der());
-    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![ck.cert.der().clone()], key.into())
-        .unwrap();
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![ck.cert.der().clone()], key.into())
+    .unwrap();
     (Arc::new(cfg), ck.cert.pem().into_bytes())
 }
 
@@ -80,7 +88,10 @@ fn client(tls: bool) -> Arc<BuyerClient> {
         false => (None, None),
     };
     let url = leadx::http::url::parse(&mock_buyer(cfg)).unwrap();
-    let opts = ClientOptions { extra_root_pem: pem, ..ClientOptions::default() };
+    let opts = ClientOptions {
+        extra_root_pem: pem,
+        ..ClientOptions::default()
+    };
     Arc::new(BuyerClient::new(&url, opts).unwrap())
 }
 
@@ -120,7 +131,15 @@ fn run_parallel(c: &Arc<BuyerClient>, coroutines: usize, each: u64) -> (Duration
 
 fn run_in_place(c: &BuyerClient, n: u64) {
     for _ in 0..n {
-        let r = c.post("/ping", &[], "application/json", PING, Instant::now() + Duration::from_secs(5)).unwrap();
+        let r = c
+            .post(
+                "/ping",
+                &[],
+                "application/json",
+                PING,
+                Instant::now() + Duration::from_secs(5),
+            )
+            .unwrap();
         assert_eq!(r.status, 200);
     }
 }
@@ -151,14 +170,26 @@ fn bench_client(crit: &mut Criterion) {
     // One worker: every call runs on the same OS thread, so RUSAGE_THREAD
     // sees all of the client's CPU.
     leadx::rt::configure(1);
-    for (name, tls) in [("post_keepalive_http", false), ("post_keepalive_https", true)] {
+    for (name, tls) in [
+        ("post_keepalive_http", false),
+        ("post_keepalive_https", true),
+    ] {
         let c = client(tls);
         run(&c, 100); // warm: connect, handshake
         report(&format!("{name} sequential"), 20_000, run(&c, 20_000));
-        report(&format!("{name} 32 in flight"), 32 * 1000, run_parallel(&c, 32, 1000));
+        report(
+            &format!("{name} 32 in flight"),
+            32 * 1000,
+            run_parallel(&c, 32, 1000),
+        );
         let st = c.stats();
         let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-        println!("{name} pool: created {} reused {} closed {}", load(&st.created), load(&st.reused), load(&st.closed));
+        println!(
+            "{name} pool: created {} reused {} closed {}",
+            load(&st.created),
+            load(&st.reused),
+            load(&st.closed)
+        );
         crit.bench_function(name, |b| b.iter_custom(|iters| run(&c, iters).0));
     }
 }

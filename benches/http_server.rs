@@ -8,7 +8,9 @@ use leadx::http::server::{decode, decode_resume, encode, Decoded, Limits, Progre
 fn ping_request() -> Vec<u8> {
     let body = br#"{"vertical":"auto_insurance","test":false,"floor":2.5,"lead":{"zip":"94107","state":"CA","city":"San Francisco","age":34,"income":85000,"credit":"good","homeowner":true,"sub_id":"campaign-42","attributes":{"vehicle_year":2019,"vehicle_make":"Toyota","insured":true},"captured_at":"2024-05-01T12:00:00Z"}}"#;
     let mut req = Vec::new();
-    req.extend_from_slice(b"POST /v1/ping HTTP/1.1\r\nHost: exchange.example.com\r\nUser-Agent: pub-client/2.3\r\n");
+    req.extend_from_slice(
+        b"POST /v1/ping HTTP/1.1\r\nHost: exchange.example.com\r\nUser-Agent: pub-client/2.3\r\n",
+    );
     req.extend_from_slice(b"Authorization: Bearer 0123456789abcdef0123456789abcdef\r\nContent-Type: application/json\r\n");
     req.extend_from_slice(b"Accept: application/json\r\nAccept-Encoding: gzip\r\nX-Request-Id: 7f1c2a9e-5b7d-4c55-9a0e-3f1d2c4b5a69\r\n");
     req.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
@@ -18,7 +20,11 @@ fn ping_request() -> Vec<u8> {
 
 fn bench_codec(c: &mut Criterion) {
     let mut input = ping_request();
-    let lim = Limits { body_bytes_max: 64 * 1024, header_bytes_max: 16 * 1024, headers_max: 64 };
+    let lim = Limits {
+        body_bytes_max: 64 * 1024,
+        header_bytes_max: 16 * 1024,
+        headers_max: 64,
+    };
     let response = Response {
         status: 200,
         content_type: "application/json",
@@ -31,7 +37,8 @@ fn bench_codec(c: &mut Criterion) {
     group.bench_function(format!("decode+encode {} B POST", input.len()), |b| {
         b.iter(|| {
             let mut headers = [httparse::EMPTY_HEADER; 64];
-            let Ok(Decoded::Complete(req)) = decode(black_box(&mut input), &lim, &mut headers) else {
+            let Ok(Decoded::Complete(req)) = decode(black_box(&mut input), &lim, &mut headers)
+            else {
                 panic!("the fixture is a complete request");
             };
             black_box((req.method, req.path, req.headers.len(), req.body.len()));
@@ -47,7 +54,11 @@ fn bench_codec(c: &mut Criterion) {
 /// client): decoding every prefix afresh (what the server did before issue
 /// #7 point 8) against resuming with `Progress` (what it does now).
 fn bench_trickled_head(c: &mut Criterion) {
-    let lim = Limits { body_bytes_max: 64 * 1024, header_bytes_max: 16 * 1024, headers_max: 64 };
+    let lim = Limits {
+        body_bytes_max: 64 * 1024,
+        header_bytes_max: 16 * 1024,
+        headers_max: 64,
+    };
     let mut input = b"GET /v1/leads HTTP/1.1\r\n".to_vec();
     for i in 0..10 {
         input.extend_from_slice(format!("X-Pad-{i}: {}\r\n", "a".repeat(1_500)).as_bytes());
@@ -57,7 +68,11 @@ fn bench_trickled_head(c: &mut Criterion) {
     let mut group = c.benchmark_group("http_server");
     group.sample_size(10);
     for resumed in [false, true] {
-        let name = format!("{} B head a byte per read, {}", input.len(), if resumed { "resumed" } else { "afresh" });
+        let name = format!(
+            "{} B head a byte per read, {}",
+            input.len(),
+            if resumed { "resumed" } else { "afresh" }
+        );
         group.bench_function(name, |b| {
             b.iter(|| {
                 let mut progress = Progress::default();
@@ -66,7 +81,10 @@ fn bench_trickled_head(c: &mut Criterion) {
                     if !resumed {
                         progress = Progress::default();
                     }
-                    let done = matches!(decode_resume(&mut buf[..cut], &lim, &mut headers, &mut progress), Ok(Decoded::Complete(_)));
+                    let done = matches!(
+                        decode_resume(&mut buf[..cut], &lim, &mut headers, &mut progress),
+                        Ok(Decoded::Complete(_))
+                    );
                     black_box(done);
                 }
             })

@@ -14,13 +14,25 @@ const BID: &[u8] = br#"{"status":"bid","price":12.50,"ref":"b1-7781"}"#;
 
 fn bench(c: &mut Criterion) {
     c.bench_function("parse_post (typical, 1.2 KB)", |b| {
-        b.iter_batched_ref(|| POST.to_vec(), |body| wire::parse_post(body).unwrap(), BatchSize::SmallInput)
+        b.iter_batched_ref(
+            || POST.to_vec(),
+            |body| wire::parse_post(body).unwrap(),
+            BatchSize::SmallInput,
+        )
     });
     c.bench_function("parse_ping (typical)", |b| {
-        b.iter_batched_ref(|| PING.to_vec(), |body| wire::parse_ping(body).unwrap(), BatchSize::SmallInput)
+        b.iter_batched_ref(
+            || PING.to_vec(),
+            |body| wire::parse_ping(body).unwrap(),
+            BatchSize::SmallInput,
+        )
     });
     c.bench_function("parse_bid_answer", |b| {
-        b.iter_batched_ref(|| BID.to_vec(), |body| leadx::buyer::native::parse_bid_answer(body), BatchSize::SmallInput)
+        b.iter_batched_ref(
+            || BID.to_vec(),
+            |body| leadx::buyer::native::parse_bid_answer(body),
+            BatchSize::SmallInput,
+        )
     });
     let lead: Lead = wire::parse_post(&mut POST.to_vec()).unwrap().lead;
     let mut out = Vec::with_capacity(1024);

@@ -68,8 +68,22 @@ pub struct Bid {
 }
 
 impl Bid {
-    pub fn new(buyer: usize, price: Cents, share: SharePpm, priority: i64, answered_us: u64, buyer_ref: Option<String>) -> Bid {
-        Bid { buyer, price, payout: payout(price, share), priority, answered_us, buyer_ref }
+    pub fn new(
+        buyer: usize,
+        price: Cents,
+        share: SharePpm,
+        priority: i64,
+        answered_us: u64,
+        buyer_ref: Option<String>,
+    ) -> Bid {
+        Bid {
+            buyer,
+            price,
+            payout: payout(price, share),
+            priority,
+            answered_us,
+            buyer_ref,
+        }
     }
 }
 
@@ -109,13 +123,22 @@ mod tests {
             post_timeout_ms: 100,
             priority: 0,
             headers: vec![],
-            filter: Filter { states: states.map(|s| s.into_iter().map(String::from).collect()), age_min, age_max },
+            filter: Filter {
+                states: states.map(|s| s.into_iter().map(String::from).collect()),
+                age_min,
+                age_max,
+            },
             caps: Caps { daily: None },
         }
     }
 
     fn lead(state: &str, age: Option<u16>) -> Lead {
-        Lead { zip: "90210".into(), state: state.into(), age, ..Lead::default() }
+        Lead {
+            zip: "90210".into(),
+            state: state.into(),
+            age,
+            ..Lead::default()
+        }
     }
 
     #[test]
@@ -123,11 +146,26 @@ mod tests {
         let b = buyer(Some(vec!["CA", "TX"]), Some(18), Some(30));
         assert_eq!(eligible(&b, "auto", &lead("CA", Some(30))), Ok(()));
         assert_eq!(eligible(&b, "auto", &lead("CA", Some(18))), Ok(()));
-        assert_eq!(eligible(&b, "auto", &lead("CA", Some(31))), Err(Skip::AgeOutOfRange));
-        assert_eq!(eligible(&b, "auto", &lead("CA", None)), Err(Skip::AgeMissing));
-        assert_eq!(eligible(&b, "auto", &lead("NY", Some(20))), Err(Skip::State));
-        assert_eq!(eligible(&b, "home", &lead("CA", Some(20))), Err(Skip::Vertical));
-        assert_eq!(eligible(&buyer(None, None, None), "auto", &lead("NY", None)), Ok(()));
+        assert_eq!(
+            eligible(&b, "auto", &lead("CA", Some(31))),
+            Err(Skip::AgeOutOfRange)
+        );
+        assert_eq!(
+            eligible(&b, "auto", &lead("CA", None)),
+            Err(Skip::AgeMissing)
+        );
+        assert_eq!(
+            eligible(&b, "auto", &lead("NY", Some(20))),
+            Err(Skip::State)
+        );
+        assert_eq!(
+            eligible(&b, "home", &lead("CA", Some(20))),
+            Err(Skip::Vertical)
+        );
+        assert_eq!(
+            eligible(&buyer(None, None, None), "auto", &lead("NY", None)),
+            Ok(())
+        );
     }
 
     #[test]
@@ -146,7 +184,10 @@ mod tests {
     #[test]
     fn floor_compares_with_payout_and_equal_counts() {
         let s = share_from_f64(0.8).unwrap();
-        let bids = vec![Bid::new(0, 1000, s, 0, 1, None), Bid::new(1, 999, s, 0, 1, None)];
+        let bids = vec![
+            Bid::new(0, 1000, s, 0, 1, None),
+            Bid::new(1, 999, s, 0, 1, None),
+        ];
         // payouts 8.00 and 7.99
         let kept = rank(bids, Some(800));
         assert_eq!(kept.len(), 1);

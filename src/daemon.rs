@@ -38,7 +38,10 @@ impl std::fmt::Display for StartError {
             }
             StartError::Store(e) => write!(f, "cannot open the store: {e}"),
             StartError::Bind(addr, e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                write!(f, "cannot listen on {addr}: the address is already in use (another leadx?)")
+                write!(
+                    f,
+                    "cannot listen on {addr}: the address is already in use (another leadx?)"
+                )
             }
             StartError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
         }
@@ -60,8 +63,12 @@ pub fn start(config: Config, path: Option<PathBuf>) -> Result<Running, StartErro
     crate::rt::configure(config.server.workers);
     let listen = config.server.listen;
     let listener = server::bind(listen).map_err(|e| StartError::Bind(listen, e))?;
-    let store_opts = StoreOptions { cache_bytes: config.server.store_cache_bytes, ..StoreOptions::default() };
-    let store = Store::open(&config.server.data_dir, store_opts).map_err(|e| StartError::Store(e.to_string()))?;
+    let store_opts = StoreOptions {
+        cache_bytes: config.server.store_cache_bytes,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&config.server.data_dir, store_opts)
+        .map_err(|e| StartError::Store(e.to_string()))?;
     let opts = ServerOptions {
         body_bytes_max: config.server.body_bytes_max,
         idle_timeout_ms: config.server.idle_timeout_ms,
@@ -74,20 +81,31 @@ pub fn start(config: Config, path: Option<PathBuf>) -> Result<Running, StartErro
     let ex = Arc::new(Exchange::new(config, store).map_err(StartError::Config)?);
     crate::exchange::outcomes::spawn_retrier(&ex);
     let reload_ex = ex.clone();
-    let reload: Arc<crate::api::ReloadFn> = Arc::new(move || reload_from(&reload_ex, path.as_deref()));
+    let reload: Arc<crate::api::ReloadFn> =
+        Arc::new(move || reload_from(&reload_ex, path.as_deref()));
     let api = Arc::new(Api::new(ex.clone(), reload));
     let server = server::start(listener, opts, api).map_err(|e| StartError::Bind(listen, e))?;
     ex.set_ready(true);
     log::info!(target: "leadx::daemon", "serving addr={}", server.local_addr());
-    Ok(Running { ex, server, drain_timeout })
+    Ok(Running {
+        ex,
+        server,
+        drain_timeout,
+    })
 }
 
 /// Reads, validates and swaps in the config file. Building the runtime can
 /// block on DNS, so it runs on a plain thread while the caller (possibly a
 /// coroutine) waits on a coroutine-aware channel.
-pub fn reload_from(ex: &Arc<Exchange>, path: Option<&std::path::Path>) -> Result<(), Vec<ConfigError>> {
+pub fn reload_from(
+    ex: &Arc<Exchange>,
+    path: Option<&std::path::Path>,
+) -> Result<(), Vec<ConfigError>> {
     let Some(path) = path.map(|p| p.to_path_buf()) else {
-        return Err(vec![ConfigError { key: "config".into(), message: "this exchange was started without a config file".into() }]);
+        return Err(vec![ConfigError {
+            key: "config".into(),
+            message: "this exchange was started without a config file".into(),
+        }]);
     };
     let (tx, rx) = may::sync::mpsc::channel();
     let ex2 = ex.clone();
@@ -131,7 +149,9 @@ impl Running {
     /// Where the watchdog asks `/healthz`: the loopback probe listener,
     /// which `server.connections_max` does not cover.
     pub fn watchdog_addr(&self) -> SocketAddr {
-        self.server.probe_addr().unwrap_or_else(|| self.local_addr())
+        self.server
+            .probe_addr()
+            .unwrap_or_else(|| self.local_addr())
     }
 
     /// Drains and stops: `/readyz` and new requests answer 503 at once, the
@@ -184,7 +204,10 @@ impl Running {
 }
 
 fn open_connections(server: &ServerHandle) -> u64 {
-    server.stats().connections_open.load(std::sync::atomic::Ordering::SeqCst)
+    server
+        .stats()
+        .connections_open
+        .load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// A handler that returned has not yet written its answer: the connection
@@ -210,7 +233,8 @@ fn wait_connections_closed(server: &ServerHandle, deadline: std::time::Instant) 
 pub fn run(config: Config, path: PathBuf) -> Result<(), StartError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     // Register before starting so that no signal is lost in between.
-    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM]).expect("registering signal handlers");
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])
+        .expect("registering signal handlers");
     let running = start(config, Some(path.clone()))?;
     notify::ready();
     crate::watchdog::spawn(running.watchdog_addr());

@@ -30,10 +30,50 @@ pub struct SimBuyer {
 }
 
 const BUYERS: [(&str, SimBuyer); 4] = [
-    ("acme_auto", SimBuyer { delay_ms_min: 20, delay_ms_max: 80, bid_pct: 90, price_cents_min: 800, price_cents_max: 1400, accept_pct: 85 }),
-    ("bluebird", SimBuyer { delay_ms_min: 40, delay_ms_max: 140, bid_pct: 75, price_cents_min: 900, price_cents_max: 1600, accept_pct: 70 }),
-    ("carrier_one", SimBuyer { delay_ms_min: 10, delay_ms_max: 40, bid_pct: 60, price_cents_min: 500, price_cents_max: 1100, accept_pct: 95 }),
-    ("slowpoke", SimBuyer { delay_ms_min: 150, delay_ms_max: 450, bid_pct: 80, price_cents_min: 1500, price_cents_max: 2500, accept_pct: 90 }),
+    (
+        "acme_auto",
+        SimBuyer {
+            delay_ms_min: 20,
+            delay_ms_max: 80,
+            bid_pct: 90,
+            price_cents_min: 800,
+            price_cents_max: 1400,
+            accept_pct: 85,
+        },
+    ),
+    (
+        "bluebird",
+        SimBuyer {
+            delay_ms_min: 40,
+            delay_ms_max: 140,
+            bid_pct: 75,
+            price_cents_min: 900,
+            price_cents_max: 1600,
+            accept_pct: 70,
+        },
+    ),
+    (
+        "carrier_one",
+        SimBuyer {
+            delay_ms_min: 10,
+            delay_ms_max: 40,
+            bid_pct: 60,
+            price_cents_min: 500,
+            price_cents_max: 1100,
+            accept_pct: 95,
+        },
+    ),
+    (
+        "slowpoke",
+        SimBuyer {
+            delay_ms_min: 150,
+            delay_ms_max: 450,
+            bid_pct: 80,
+            price_cents_min: 1500,
+            price_cents_max: 2500,
+            accept_pct: 90,
+        },
+    ),
 ];
 
 /// A simulated buyer speaking the native protocol.
@@ -45,7 +85,11 @@ pub struct SimHandler {
 
 impl SimHandler {
     pub fn new(sim: SimBuyer, seed: u64) -> SimHandler {
-        SimHandler { sim, seed: AtomicU64::new(seed | 1), leads: AtomicU64::new(0) }
+        SimHandler {
+            sim,
+            seed: AtomicU64::new(seed | 1),
+            leads: AtomicU64::new(0),
+        }
     }
 
     fn roll(&self, n: u64) -> u64 {
@@ -66,8 +110,14 @@ impl Handler for SimHandler {
         crate::sync::sleep(Duration::from_millis(delay));
         let body = match req.path {
             "/ping" if self.roll(100) < s.bid_pct => {
-                let cents = s.price_cents_min + self.roll(s.price_cents_max - s.price_cents_min + 1);
-                format!(r#"{{"status":"bid","price":{}.{:02},"ref":"r{}"}}"#, cents / 100, cents % 100, self.roll(1_000_000))
+                let cents =
+                    s.price_cents_min + self.roll(s.price_cents_max - s.price_cents_min + 1);
+                format!(
+                    r#"{{"status":"bid","price":{}.{:02},"ref":"r{}"}}"#,
+                    cents / 100,
+                    cents % 100,
+                    self.roll(1_000_000)
+                )
             }
             "/ping" => r#"{"status":"no_bid"}"#.to_string(),
             "/post" if self.roll(100) < s.accept_pct => {
@@ -75,20 +125,41 @@ impl Handler for SimHandler {
                 format!(r#"{{"status":"accepted","lead_id":"sim-{n}"}}"#)
             }
             "/post" => r#"{"status":"rejected","reason":"filtered"}"#.to_string(),
-            _ => return Response { status: 404, content_type: "application/json", headers: Vec::new(), body: b"{}".to_vec() },
+            _ => {
+                return Response {
+                    status: 404,
+                    content_type: "application/json",
+                    headers: Vec::new(),
+                    body: b"{}".to_vec(),
+                }
+            }
         };
-        Response { status: 200, content_type: "application/json", headers: Vec::new(), body: body.into_bytes() }
+        Response {
+            status: 200,
+            content_type: "application/json",
+            headers: Vec::new(),
+            body: body.into_bytes(),
+        }
     }
 }
 
 /// Starts one simulated buyer on an ephemeral loopback port.
 pub fn start_buyer(sim: SimBuyer, seed: u64) -> std::io::Result<ServerHandle> {
     let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-    server::start(listener, ServerOptions::default(), Arc::new(SimHandler::new(sim, seed)))
+    server::start(
+        listener,
+        ServerOptions::default(),
+        Arc::new(SimHandler::new(sim, seed)),
+    )
 }
 
 /// The demo config for buyers at these addresses.
-pub fn config_text(listen: SocketAddr, data_dir: &std::path::Path, buyers: &[(&str, SocketAddr)], direct: SocketAddr) -> String {
+pub fn config_text(
+    listen: SocketAddr,
+    data_dir: &std::path::Path,
+    buyers: &[(&str, SocketAddr)],
+    direct: SocketAddr,
+) -> String {
     let mut t = format!(
         r#"[server]
 listen = "{listen}"
@@ -134,7 +205,8 @@ const CONSENT: &str = r#""consent":{"text":"I agree to be contacted by up to 4 i
 
 /// The commands printed for the user.
 pub fn instructions(addr: SocketAddr) -> String {
-    let auth = format!("-H 'Authorization: Bearer {DEMO_API_KEY}' -H 'Content-Type: application/json'");
+    let auth =
+        format!("-H 'Authorization: Bearer {DEMO_API_KEY}' -H 'Content-Type: application/json'");
     format!(
         r#"leadx demo is serving on http://{addr} (4 simulated ping buyers + 1 fixed-price buyer; Ctrl-C stops it)
 
@@ -158,21 +230,34 @@ curl -s http://{addr}/metrics | head -20
 /// Runs the demo until SIGINT/SIGTERM.
 pub fn run(listen: SocketAddr) -> Result<(), String> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
     crate::rt::configure(crate::rt::default_workers());
     let data_dir = std::env::temp_dir().join(format!("leadx-demo-{}", crate::ids::new_id()));
     let mut sims = Vec::new();
     let mut addrs = Vec::new();
     for (i, (id, sim)) in BUYERS.iter().enumerate() {
-        let h = start_buyer(*sim, 0x5eed + i as u64).map_err(|e| format!("starting simulated buyer: {e}"))?;
+        let h = start_buyer(*sim, 0x5eed + i as u64)
+            .map_err(|e| format!("starting simulated buyer: {e}"))?;
         addrs.push((*id, h.local_addr()));
         sims.push(h);
     }
-    let flat = SimBuyer { delay_ms_min: 5, delay_ms_max: 30, bid_pct: 100, price_cents_min: 400, price_cents_max: 400, accept_pct: 100 };
-    let direct = start_buyer(flat, 0xd1ec7).map_err(|e| format!("starting simulated buyer: {e}"))?;
+    let flat = SimBuyer {
+        delay_ms_min: 5,
+        delay_ms_max: 30,
+        bid_pct: 100,
+        price_cents_min: 400,
+        price_cents_max: 400,
+        accept_pct: 100,
+    };
+    let direct =
+        start_buyer(flat, 0xd1ec7).map_err(|e| format!("starting simulated buyer: {e}"))?;
     let text = config_text(listen, &data_dir, &addrs, direct.local_addr());
     let config = crate::config::parse(&text, &crate::config::default_secrets).map_err(|errs| {
-        errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+        errs.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     })?;
     let running = crate::daemon::start(config, None).map_err(|e| e.to_string())?;
     println!("{}", instructions(running.local_addr()));

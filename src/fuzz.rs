@@ -12,11 +12,11 @@
 
 use std::io::{self, Read};
 
+use crate::buyer::native::{parse_bid_answer, parse_post_answer};
+use crate::buyer::{BidAnswer, PostAnswer};
 use crate::http::client::codec::{self as client_codec, ReadCost, ReadError};
 use crate::http::server::{self, Decoded};
 use crate::limits;
-use crate::buyer::native::{parse_bid_answer, parse_post_answer};
-use crate::buyer::{BidAnswer, PostAnswer};
 use crate::wire;
 
 /// One target's check: panics when a property does not hold.

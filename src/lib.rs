@@ -14,8 +14,8 @@ pub mod demo;
 pub mod exchange;
 #[doc(hidden)]
 pub mod fuzz;
-pub mod ids;
 pub mod http;
+pub mod ids;
 pub mod lead;
 pub mod limits;
 pub mod logging;

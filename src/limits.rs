@@ -55,7 +55,11 @@ pub const LEAD_STRING_BYTES_MAX: usize = 1024;
 /// Coroutine stack size. Deep JSON is refused before it can recurse; simd-json's
 /// tape builder and a TLS handshake are the deepest frames. Debug builds use
 /// several times the stack of release builds, so they get more.
-pub const COROUTINE_STACK_BYTES: usize = if cfg!(debug_assertions) { 256 * 1024 } else { 64 * 1024 };
+pub const COROUTINE_STACK_BYTES: usize = if cfg!(debug_assertions) {
+    256 * 1024
+} else {
+    64 * 1024
+};
 /// Most client connections served at once; more are closed at accept.
 pub const CONNECTIONS_MAX: usize = 16 * 1024;
 /// Most writes waiting for the store's writer thread; more is 503 overloaded.
@@ -185,7 +189,9 @@ const _: () = assert!(BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT <= BUYER_CALLS_IN_FLIGHT
 const _: () = assert!(BUYER_CALLS_POST_RESERVE_DIVISOR >= 2);
 // The default budget fits an auction that calls every buyer a config may hold.
 const _: () = assert!(
-    BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT - BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT / BUYER_CALLS_POST_RESERVE_DIVISOR >= BUYERS_MAX
+    BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT
+        - BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT / BUYER_CALLS_POST_RESERVE_DIVISOR
+        >= BUYERS_MAX
 );
 const _: () = assert!(SHED_DEADLINE_LEFT_PCT_MIN < 100);
 
@@ -281,8 +287,14 @@ pub const DRAIN_OUTCOME_GRACE_MS: u64 = 5_000;
 pub const DRAIN_ANSWER_WAIT_MS: u64 = 1_000;
 
 const _: () = assert!(STORE_BATCH_OPS_MAX >= 1);
-const _: () = assert!(PING_CACHE_BYTES_MIN <= PING_CACHE_BYTES_DEFAULT && PING_CACHE_BYTES_DEFAULT <= PING_CACHE_BYTES_CEILING);
-const _: () = assert!(STORE_CACHE_BYTES_MIN <= STORE_CACHE_BYTES_DEFAULT && STORE_CACHE_BYTES_DEFAULT <= STORE_CACHE_BYTES_CEILING);
+const _: () = assert!(
+    PING_CACHE_BYTES_MIN <= PING_CACHE_BYTES_DEFAULT
+        && PING_CACHE_BYTES_DEFAULT <= PING_CACHE_BYTES_CEILING
+);
+const _: () = assert!(
+    STORE_CACHE_BYTES_MIN <= STORE_CACHE_BYTES_DEFAULT
+        && STORE_CACHE_BYTES_DEFAULT <= STORE_CACHE_BYTES_CEILING
+);
 const _: () = assert!(STORE_QUEUE_MAX >= STORE_BATCH_OPS_MAX);
 const _: () = assert!(STORE_QUEUE_UNWAITED_PCT > 0 && STORE_QUEUE_UNWAITED_PCT < 100);
 const _: () = assert!(CONSENT_TEXT_BYTES_MAX < BODY_BYTES_MAX_DEFAULT);

@@ -55,11 +55,16 @@ pub struct Logger {
 
 impl Logger {
     pub fn new(level: LevelFilter, journald: bool) -> Self {
-        Logger { level, journald, lanes: OnceLock::new() }
+        Logger {
+            level,
+            journald,
+            lanes: OnceLock::new(),
+        }
     }
 
     fn lanes(&self) -> &Lanes {
-        self.lanes.get_or_init(|| Lanes::start(Box::new(std::io::stderr())))
+        self.lanes
+            .get_or_init(|| Lanes::start(Box::new(std::io::stderr())))
     }
 }
 
@@ -137,14 +142,23 @@ impl Lanes {
             // Without the thread every line is dropped and counted.
             eprintln!("leadx: cannot start the logger thread: {e}");
         }
-        Lanes { errors, rest, dropped }
+        Lanes {
+            errors,
+            rest,
+            dropped,
+        }
     }
 
     /// Queues a line without ever waiting.
     fn send(&self, level: Level, line: String) {
-        let lane = if level == Level::Error { &self.errors } else { &self.rest };
+        let lane = if level == Level::Error {
+            &self.errors
+        } else {
+            &self.rest
+        };
         if lane.try_send(Msg::Line(line)).is_err() {
-            self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -152,8 +166,9 @@ impl Lanes {
     /// process's last words, on a plain thread.
     fn flush(&self, timeout: std::time::Duration) -> bool {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        // own thread: called at exit, never on a worker.
-        self.errors.send_timeout(Msg::Flush(tx), timeout).is_ok() && rx.recv_timeout(timeout).is_ok()
+        // Called at exit on the main thread, never on a worker.
+        let queued = self.errors.send_timeout(Msg::Flush(tx), timeout).is_ok();
+        queued && rx.recv_timeout(timeout).is_ok() // own thread: main, at exit
     }
 }
 
@@ -409,13 +424,17 @@ pub mod events {
         pub fn take_due(&self, now_ms: u64, interval_ms: u64) -> Option<(Counts, u64)> {
             let since = self.since_ms.load(Ordering::Relaxed);
             if since == 0 {
-                let _ = self.since_ms.compare_exchange(0, now_ms, Ordering::Relaxed, Ordering::Relaxed);
+                let _ =
+                    self.since_ms
+                        .compare_exchange(0, now_ms, Ordering::Relaxed, Ordering::Relaxed);
                 return None;
             }
             if now_ms.saturating_sub(since) < interval_ms {
                 return None;
             }
-            self.since_ms.compare_exchange(since, now_ms, Ordering::Relaxed, Ordering::Relaxed).ok()?;
+            self.since_ms
+                .compare_exchange(since, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .ok()?;
             Some((self.take(), now_ms - since))
         }
 
@@ -443,7 +462,9 @@ pub mod events {
     }
 
     fn maybe_summarise() {
-        if let Some((c, interval_ms)) = SUMMARY.take_due(crate::ids::now_ms(), limits::LOG_SUMMARY_INTERVAL_MS) {
+        if let Some((c, interval_ms)) =
+            SUMMARY.take_due(crate::ids::now_ms(), limits::LOG_SUMMARY_INTERVAL_MS)
+        {
             log_summary(c, interval_ms);
         }
     }
@@ -451,7 +472,11 @@ pub mod events {
     /// Writes the counts of the interval in progress (at shutdown).
     pub fn flush_summary() {
         let since = SUMMARY.since_ms.swap(0, Ordering::Relaxed);
-        let interval_ms = if since == 0 { 0 } else { crate::ids::now_ms().saturating_sub(since) };
+        let interval_ms = if since == 0 {
+            0
+        } else {
+            crate::ids::now_ms().saturating_sub(since)
+        };
         log_summary(SUMMARY.take(), interval_ms);
     }
 
@@ -462,9 +487,17 @@ pub mod events {
         log::debug!(target: TARGET, ping_id = ping.ping_id.as_str(), publisher = ping.publisher.as_str(), vertical = ping.vertical.as_str(),
             bids = ping.bids.len(), best_price_cents = best, auction_us = ping.auction_us, test = ping.test; "auction done");
         Summary::add(&SUMMARY.pings, 1);
-        for c in ping.calls.iter().filter(|c| matches!(c.outcome.as_str(), "error" | "invalid" | "timeout")) {
+        for c in ping
+            .calls
+            .iter()
+            .filter(|c| matches!(c.outcome.as_str(), "error" | "invalid" | "timeout"))
+        {
             let reason = c.reason.as_deref().unwrap_or("");
-            let counter = if c.outcome == "timeout" { &SUMMARY.buyer_timeouts } else { &SUMMARY.buyer_errors };
+            let counter = if c.outcome == "timeout" {
+                &SUMMARY.buyer_timeouts
+            } else {
+                &SUMMARY.buyer_errors
+            };
             Summary::add(counter, 1);
             log::debug!(target: TARGET, ping_id = ping.ping_id.as_str(), buyer = c.buyer.as_str(), outcome = c.outcome.as_str(),
                 reason = reason, latency_us = c.latency_us; "buyer ping failed");
@@ -477,12 +510,23 @@ pub mod events {
     pub fn post(rec: &LeadRecord) {
         for c in rec.post_calls.iter().filter(|c| c.outcome == "failed") {
             let timeout = c.reason.as_deref() == Some("timeout");
-            Summary::add(if timeout { &SUMMARY.buyer_timeouts } else { &SUMMARY.buyer_errors }, 1);
+            Summary::add(
+                if timeout {
+                    &SUMMARY.buyer_timeouts
+                } else {
+                    &SUMMARY.buyer_errors
+                },
+                1,
+            );
             // Failure reasons are leadx's own (client and parser reasons).
             log::debug!(target: TARGET, lead_id = rec.lead_id.as_str(), buyer = c.buyer.as_str(), reason = c.reason.as_deref().unwrap_or(""),
                 latency_us = c.latency_us; "buyer post failed");
         }
-        let rejected = rec.post_calls.iter().filter(|c| c.outcome == "rejected").count();
+        let rejected = rec
+            .post_calls
+            .iter()
+            .filter(|c| c.outcome == "rejected")
+            .count();
         if rec.status == STATUS_SOLD {
             Summary::add(&SUMMARY.sold, 1);
             log::debug!(target: TARGET, lead_id = rec.lead_id.as_str(), ping_id = rec.ping_id.as_str(), publisher = rec.publisher.as_str(),
@@ -646,25 +690,57 @@ mod tests {
             pii_json: String::new(),
         };
         events::post(&rec);
-        let mine: Vec<(Level, String)> = cap.0.lock().iter().filter(|(_, l)| l.contains(lead_id)).cloned().collect();
+        let mine: Vec<(Level, String)> = cap
+            .0
+            .lock()
+            .iter()
+            .filter(|(_, l)| l.contains(lead_id))
+            .cloned()
+            .collect();
         assert_eq!(mine.len(), 2, "{mine:?}");
-        assert!(mine.iter().all(|(level, _)| *level == Level::Debug), "{mine:?}");
+        assert!(
+            mine.iter().all(|(level, _)| *level == Level::Debug),
+            "{mine:?}"
+        );
     }
 
     #[test]
     fn the_summary_covers_one_interval_then_starts_again() {
         use events::{Counts, Summary};
         let s = Summary::new();
-        assert_eq!(s.take_due(1_000, 10_000), None, "the first call starts the interval");
+        assert_eq!(
+            s.take_due(1_000, 10_000),
+            None,
+            "the first call starts the interval"
+        );
         Summary::add(&s.pings, 3);
         Summary::add(&s.sold, 2);
         Summary::add(&s.buyer_timeouts, 1);
         assert_eq!(s.take_due(10_999, 10_000), None, "not yet");
-        let want = Counts { pings: 3, sold: 2, unsold: 0, buyer_errors: 0, buyer_timeouts: 1 };
+        let want = Counts {
+            pings: 3,
+            sold: 2,
+            unsold: 0,
+            buyer_errors: 0,
+            buyer_timeouts: 1,
+        };
         assert_eq!(s.take_due(11_000, 10_000), Some((want, 10_000)));
-        assert_eq!(s.take_due(11_001, 10_000), None, "a new interval began at 11 000");
+        assert_eq!(
+            s.take_due(11_001, 10_000),
+            None,
+            "a new interval began at 11 000"
+        );
         Summary::add(&s.unsold, 1);
-        assert_eq!(s.take_due(21_500, 10_000), Some((Counts { unsold: 1, ..Counts::default() }, 10_500)));
+        assert_eq!(
+            s.take_due(21_500, 10_000),
+            Some((
+                Counts {
+                    unsold: 1,
+                    ..Counts::default()
+                },
+                10_500
+            ))
+        );
     }
 
     #[test]
@@ -674,7 +750,10 @@ mod tests {
         assert!(!logger.enabled(&meta(Level::Info, "may::io::sys::select")));
         assert!(logger.enabled(&meta(Level::Warn, "may::io::sys::select")));
         assert!(logger.enabled(&meta(Level::Info, "leadx::daemon")));
-        assert!(logger.enabled(&meta(Level::Info, "mayhem")), "only may's own targets");
+        assert!(
+            logger.enabled(&meta(Level::Info, "mayhem")),
+            "only may's own targets"
+        );
     }
 }
 
@@ -707,7 +786,10 @@ mod lane_tests {
     fn a_stuck_stderr_never_blocks_the_caller_and_errors_keep_their_lane() {
         let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let got = Arc::new(Mutex::new(Vec::new()));
-        let lanes = Lanes::start(Box::new(Stuck { open: open.clone(), got: got.clone() }));
+        let lanes = Lanes::start(Box::new(Stuck {
+            open: open.clone(),
+            got: got.clone(),
+        }));
         let t0 = Instant::now();
         let n = 3 * crate::limits::LOG_LINES_QUEUED_MAX;
         for i in 0..n {
@@ -721,8 +803,14 @@ mod lane_tests {
         open.store(true, std::sync::atomic::Ordering::Release);
         assert!(lanes.flush(Duration::from_secs(10)));
         let text = String::from_utf8(got.lock().unwrap().clone()).unwrap();
-        assert!(text.contains("the error\n"), "the error line was not dropped");
-        assert!(text.contains("msg=\"log lines dropped: stderr did not keep up\" dropped="), "drop reported");
+        assert!(
+            text.contains("the error\n"),
+            "the error line was not dropped"
+        );
+        assert!(
+            text.contains("msg=\"log lines dropped: stderr did not keep up\" dropped="),
+            "drop reported"
+        );
         assert!(text.contains("info 0\n"));
     }
 }

@@ -25,7 +25,10 @@ fn usage_error(msg: &str) -> ExitCode {
 
 /// `[--NAME VALUE]` or `[--NAME=VALUE]`, and nothing else.
 fn one_option(args: &[String], name: &str) -> Result<Option<String>, String> {
-    let inline = args.first().and_then(|a| a.strip_prefix(name)).and_then(|r| r.strip_prefix('='));
+    let inline = args
+        .first()
+        .and_then(|a| a.strip_prefix(name))
+        .and_then(|r| r.strip_prefix('='));
     match args {
         [] => Ok(None),
         [flag, value] if flag == name => Ok(Some(value.clone())),
@@ -37,12 +40,18 @@ fn one_option(args: &[String], name: &str) -> Result<Option<String>, String> {
 
 fn config_path(args: &[String]) -> Result<PathBuf, String> {
     let explicit = one_option(args, "--config")?;
-    Ok(PathBuf::from(explicit.or_else(|| std::env::var("LEADX_CONFIG").ok()).unwrap_or_else(|| "/etc/leadx/leadx.toml".into())))
+    Ok(PathBuf::from(
+        explicit
+            .or_else(|| std::env::var("LEADX_CONFIG").ok())
+            .unwrap_or_else(|| "/etc/leadx/leadx.toml".into()),
+    ))
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cmd) = args.first() else { return usage_error("a command is required") };
+    let Some(cmd) = args.first() else {
+        return usage_error("a command is required");
+    };
     let rest = &args[1..];
     match cmd.as_str() {
         "serve" => serve(rest),
@@ -98,7 +107,9 @@ fn demo(args: &[String]) -> ExitCode {
         Ok(v) => v.unwrap_or_else(|| "127.0.0.1:8080".into()),
         Err(e) => return usage_error(&e),
     };
-    let Ok(listen) = listen.parse::<SocketAddr>() else { return usage_error(&format!("--listen: not an address: {listen:?}")) };
+    let Ok(listen) = listen.parse::<SocketAddr>() else {
+        return usage_error(&format!("--listen: not an address: {listen:?}"));
+    };
     let result = leadx::demo::run(listen);
     log::logger().flush();
     match result {

@@ -36,7 +36,9 @@ pub fn configure(workers: usize) {
 
 /// Worker count to use when the config does not say: one per core.
 pub fn default_workers() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// Spawns a coroutine with leadx's stack size.

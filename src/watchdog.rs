@@ -16,9 +16,15 @@ use crate::notify;
 
 /// Starts the watchdog thread when systemd asked for one.
 pub fn spawn(addr: SocketAddr) {
-    let Some(interval) = notify::watchdog_interval() else { return };
+    let Some(interval) = notify::watchdog_interval() else {
+        return;
+    };
     let every = interval / 3;
-    let addr = if addr.ip().is_unspecified() { SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port()) } else { addr };
+    let addr = if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
     std::thread::Builder::new()
         .name("leadx-watchdog".into())
         .spawn(move || loop {

@@ -14,7 +14,11 @@ use crate::target::Target;
 use crate::{fake_leadx, limits, procstat, Error};
 
 #[derive(Parser, Debug)]
-#[command(name = "leadx-loadtest", version, about = "Load tester for leadx (127.0.0.1 targets only)")]
+#[command(
+    name = "leadx-loadtest",
+    version,
+    about = "Load tester for leadx (127.0.0.1 targets only)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -34,7 +38,11 @@ pub enum Command {
     Overload(OverloadArgs),
     /// A stand-in for `leadx serve` used by the tester's own tests.
     #[command(hide = true)]
-    FakeLeadx { mode: String, #[arg(long)] config: PathBuf },
+    FakeLeadx {
+        mode: String,
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -223,19 +231,24 @@ pub fn main_with(cli: Cli) -> Result<(), Error> {
         Command::Soak(a) => run_soak(a),
         Command::Overload(a) => run_overload(a),
         Command::FakeLeadx { mode, config } if mode == "serve" => fake_leadx::serve(&config),
-        Command::FakeLeadx { mode, .. } => Err(Error::Usage(format!("fake-leadx: unknown mode {mode:?}"))),
+        Command::FakeLeadx { mode, .. } => {
+            Err(Error::Usage(format!("fake-leadx: unknown mode {mode:?}")))
+        }
     }
 }
 
 fn fleet_from_args(a: &BuyersArgs) -> Result<FleetSpec, Error> {
     if let Some(path) = &a.spec {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         let parsed = if path.extension().is_some_and(|e| e == "json") {
             serde_json::from_str::<FleetSpec>(&text).map_err(|e| e.to_string())
         } else {
             toml::from_str::<FleetSpec>(&text).map_err(|e| e.to_string())
         };
-        return parsed.map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?.validated();
+        return parsed
+            .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?
+            .validated();
     }
     let one = BuyerSpec {
         id: String::new(),
@@ -244,15 +257,28 @@ fn fleet_from_args(a: &BuyersArgs) -> Result<FleetSpec, Error> {
         price_min: a.price_min,
         price_max: a.price_max,
         accept_rate: a.accept_rate,
-        faults: Faults { http_500: a.fault_500, garbage: a.fault_garbage, hang: a.fault_hang, reset: a.fault_reset },
+        faults: Faults {
+            http_500: a.fault_500,
+            garbage: a.fault_garbage,
+            hang: a.fault_hang,
+            reset: a.fault_reset,
+        },
         hang_ms: a.hang_ms,
     };
-    FleetSpec { seed: a.seed, base_port: a.base_port, buyers: vec![one; a.count] }.validated()
+    FleetSpec {
+        seed: a.seed,
+        base_port: a.base_port,
+        buyers: vec![one; a.count],
+    }
+    .validated()
 }
 
 fn run_buyers(a: BuyersArgs) -> Result<(), Error> {
     if a.lifetime_s == 0 || a.lifetime_s > limits::BUYERS_LIFETIME_S_MAX {
-        return Err(Error::Usage(format!("--lifetime-s must be 1..={}", limits::BUYERS_LIFETIME_S_MAX)));
+        return Err(Error::Usage(format!(
+            "--lifetime-s must be 1..={}",
+            limits::BUYERS_LIFETIME_S_MAX
+        )));
     }
     let spec = fleet_from_args(&a)?;
     crate::rt::configure(1);
@@ -270,54 +296,106 @@ fn run_buyers(a: BuyersArgs) -> Result<(), Error> {
     let _ = rx.recv_timeout(Duration::from_secs(a.lifetime_s));
     let cpu_us = procstat::sample("self").map(|s| s.cpu_us).unwrap_or(0);
     let counters: Vec<_> = fleet.iter().map(|b| b.snapshot()).collect();
-    println!("{}", serde_json::json!({ "cpu_us": cpu_us, "buyers": counters }));
+    println!(
+        "{}",
+        serde_json::json!({ "cpu_us": cpu_us, "buyers": counters })
+    );
     Ok(())
 }
 
 fn run_driver(a: RunArgs) -> Result<(), Error> {
     let target = Target::parse(&a.target)?;
-    let mix = Mix::parse(&a.mix).ok_or_else(|| Error::Usage(format!("--mix {:?}: expected ping, ping-post, direct or healthz", a.mix)))?;
+    let mix = Mix::parse(&a.mix).ok_or_else(|| {
+        Error::Usage(format!(
+            "--mix {:?}: expected ping, ping-post, direct or healthz",
+            a.mix
+        ))
+    })?;
     let mode = match (a.rate, a.closed_loop, a.concurrency) {
         (Some(r), false, _) => Mode::Open { rate_per_s: r },
         (None, true, Some(c)) => Mode::Closed { concurrency: c },
-        _ => return Err(Error::Usage("give --rate R (open loop) or --closed-loop --concurrency C".into())),
+        _ => {
+            return Err(Error::Usage(
+                "give --rate R (open loop) or --closed-loop --concurrency C".into(),
+            ))
+        }
     };
     let spec = RunSpec {
-        target, api_key: a.api_key, vertical: a.vertical, mix, mode,
-        duration: Duration::from_secs(a.duration_s), connections: a.connections,
-        think: Duration::from_millis(a.think_ms), timeout: Duration::from_millis(a.timeout_ms),
-        seed: a.seed, lead_offset: a.lead_offset, progress: true,
+        target,
+        api_key: a.api_key,
+        vertical: a.vertical,
+        mix,
+        mode,
+        duration: Duration::from_secs(a.duration_s),
+        connections: a.connections,
+        think: Duration::from_millis(a.think_ms),
+        timeout: Duration::from_millis(a.timeout_ms),
+        seed: a.seed,
+        lead_offset: a.lead_offset,
+        progress: true,
     };
     let d0 = procstat::sample("self");
     let result = driver::run(&spec)?;
-    let mut s = Scenario::from_run(format!("{}@{}", a.mix, a.rate.map(|r| r.to_string()).unwrap_or("max".into())), mix, mode, &result, None);
-    s.driver_cpu_us = d0.zip(procstat::sample("self")).map(|(x, y)| y.cpu_us.saturating_sub(x.cpu_us)).unwrap_or(0);
+    let mut s = Scenario::from_run(
+        format!(
+            "{}@{}",
+            a.mix,
+            a.rate.map(|r| r.to_string()).unwrap_or("max".into())
+        ),
+        mix,
+        mode,
+        &result,
+        None,
+    );
+    s.driver_cpu_us = d0
+        .zip(procstat::sample("self"))
+        .map(|(x, y)| y.cpu_us.saturating_sub(x.cpu_us))
+        .unwrap_or(0);
     print!("{}", report::table(std::slice::from_ref(&s)));
     println!("driver CPU: {:.0} ms", s.driver_cpu_us as f64 / 1000.0);
     if let Some(path) = a.json {
         let r = Report::new(bench::today(), machine_name(), vec![s]);
-        std::fs::write(&path, r.to_json()).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        std::fs::write(&path, r.to_json())
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     }
     Ok(())
 }
 
 fn machine_name() -> String {
-    format!("{}core", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    format!(
+        "{}core",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    )
 }
 
 fn run_bench(a: BenchArgs) -> Result<(), Error> {
     let rates = bench::parse_rates(&a.rates)?;
     let machine = a.machine.unwrap_or_else(machine_name);
-    let out = a.out.unwrap_or_else(|| PathBuf::from(format!("loadtest/runs/{}-{machine}", bench::today())));
+    let out = a
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("loadtest/runs/{}-{machine}", bench::today())));
     let self_exe = std::env::current_exe().map_err(|e| Error::io("locating this program", e))?;
     if a.ready_timeout_s == 0 || a.ready_timeout_s > 120 {
         return Err(Error::Usage("--ready-timeout-s must be 1..=120".into()));
     }
     let spec = BenchSpec {
-        leadx_bin: a.leadx_bin, self_exe, rates, duration: Duration::from_secs(a.duration_s), buyers: a.buyers,
-        out: out.clone(), machine, seed: a.seed, connections: a.connections, think: Duration::from_millis(a.think_ms),
-        timeout: Duration::from_millis(a.timeout_ms), healthz_concurrency: a.healthz_concurrency,
-        direct: !a.skip_direct, healthz: !a.skip_healthz, ready_wait: Duration::from_secs(a.ready_timeout_s),
+        leadx_bin: a.leadx_bin,
+        self_exe,
+        rates,
+        duration: Duration::from_secs(a.duration_s),
+        buyers: a.buyers,
+        out: out.clone(),
+        machine,
+        seed: a.seed,
+        connections: a.connections,
+        think: Duration::from_millis(a.think_ms),
+        timeout: Duration::from_millis(a.timeout_ms),
+        healthz_concurrency: a.healthz_concurrency,
+        direct: !a.skip_direct,
+        healthz: !a.skip_healthz,
+        ready_wait: Duration::from_secs(a.ready_timeout_s),
     };
     let report = bench::bench(&spec)?;
     print!("{}", report::table(&report.scenarios));
@@ -326,17 +404,39 @@ fn run_bench(a: BenchArgs) -> Result<(), Error> {
 }
 
 fn run_overload(a: OverloadArgs) -> Result<(), Error> {
-    let mix = Mix::parse(&a.mix).filter(|m| *m != Mix::Healthz).ok_or_else(|| Error::Usage(format!("--mix {:?}: expected ping, ping-post or direct", a.mix)))?;
+    let mix = Mix::parse(&a.mix)
+        .filter(|m| *m != Mix::Healthz)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--mix {:?}: expected ping, ping-post or direct",
+                a.mix
+            ))
+        })?;
     if a.ready_timeout_s == 0 || a.ready_timeout_s > 120 {
         return Err(Error::Usage("--ready-timeout-s must be 1..=120".into()));
     }
-    let out = a.out.unwrap_or_else(|| PathBuf::from(format!("loadtest/runs/{}-{}-overload", bench::today(), machine_name())));
+    let out = a.out.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "loadtest/runs/{}-{}-overload",
+            bench::today(),
+            machine_name()
+        ))
+    });
     let spec = crate::overload::OverloadSpec {
-        leadx_bin: a.leadx_bin, self_exe: std::env::current_exe().map_err(|e| Error::io("locating this program", e))?,
-        out: out.clone(), seed: a.seed, buyers: a.buyers, mix, max_concurrency: a.max_concurrency,
-        duration: Duration::from_secs(a.duration_s), factor: a.factor, connections: a.connections,
-        think: Duration::from_millis(a.think_ms), timeout: Duration::from_millis(a.timeout_ms),
-        ready_wait: Duration::from_secs(a.ready_timeout_s), server_toml: a.server_toml,
+        leadx_bin: a.leadx_bin,
+        self_exe: std::env::current_exe().map_err(|e| Error::io("locating this program", e))?,
+        out: out.clone(),
+        seed: a.seed,
+        buyers: a.buyers,
+        mix,
+        max_concurrency: a.max_concurrency,
+        duration: Duration::from_secs(a.duration_s),
+        factor: a.factor,
+        connections: a.connections,
+        think: Duration::from_millis(a.think_ms),
+        timeout: Duration::from_millis(a.timeout_ms),
+        ready_wait: Duration::from_secs(a.ready_timeout_s),
+        server_toml: a.server_toml,
     };
     let verdict = crate::overload::run(&spec)?;
     print!("{}", verdict.summary());
@@ -346,16 +446,34 @@ fn run_overload(a: OverloadArgs) -> Result<(), Error> {
 
 fn run_soak(a: SoakArgs) -> Result<(), Error> {
     let machine = a.machine.unwrap_or_else(machine_name);
-    let out = a.out.unwrap_or_else(|| PathBuf::from(format!("loadtest/runs/{}-{machine}-soak", bench::today())));
-    if a.minutes == 0 || a.minutes * 60 > limits::DURATION_S_MAX || a.sample_s == 0 || a.sample_s > 600 {
-        return Err(Error::Usage(format!("--minutes must be 1..={} and --sample-s 1..=600", limits::DURATION_S_MAX / 60)));
+    let out = a.out.unwrap_or_else(|| {
+        PathBuf::from(format!("loadtest/runs/{}-{machine}-soak", bench::today()))
+    });
+    if a.minutes == 0
+        || a.minutes * 60 > limits::DURATION_S_MAX
+        || a.sample_s == 0
+        || a.sample_s > 600
+    {
+        return Err(Error::Usage(format!(
+            "--minutes must be 1..={} and --sample-s 1..=600",
+            limits::DURATION_S_MAX / 60
+        )));
     }
     let spec = crate::soak::SoakSpec {
-        leadx_bin: a.leadx_bin, self_exe: std::env::current_exe().map_err(|e| Error::io("locating this program", e))?,
-        rate_per_s: a.rate, duration: Duration::from_secs(a.minutes * 60), sample_every: Duration::from_secs(a.sample_s),
-        buyers: a.buyers, out: out.clone(), machine, seed: a.seed, connections: a.connections,
-        think: Duration::from_millis(a.think_ms), timeout: Duration::from_millis(a.timeout_ms),
-        ready_wait: Duration::from_millis(limits::READY_WAIT_MS), rss_goal_mib: Some(a.rss_goal_mib),
+        leadx_bin: a.leadx_bin,
+        self_exe: std::env::current_exe().map_err(|e| Error::io("locating this program", e))?,
+        rate_per_s: a.rate,
+        duration: Duration::from_secs(a.minutes * 60),
+        sample_every: Duration::from_secs(a.sample_s),
+        buyers: a.buyers,
+        out: out.clone(),
+        machine,
+        seed: a.seed,
+        connections: a.connections,
+        think: Duration::from_millis(a.think_ms),
+        timeout: Duration::from_millis(a.timeout_ms),
+        ready_wait: Duration::from_millis(limits::READY_WAIT_MS),
+        rss_goal_mib: Some(a.rss_goal_mib),
     };
     let samples = crate::soak::soak(&spec)?;
     println!("{} samples; results in {}", samples.len(), out.display());

@@ -14,13 +14,19 @@ pub enum Error {
     /// became ready.
     Child(String),
     /// An I/O failure outside a measured request, with what was being done.
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
     /// Wraps an I/O error with what was being attempted.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// Process exit code per the contract's convention.

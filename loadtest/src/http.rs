@@ -96,7 +96,11 @@ impl Conn {
     pub fn new(stream: TcpStream, timeout: Option<Duration>) -> io::Result<Conn> {
         stream.set_read_timeout(timeout)?;
         stream.set_write_timeout(timeout)?;
-        Ok(Conn { stream, buf: vec![0; 8 * 1024], len: 0 })
+        Ok(Conn {
+            stream,
+            buf: vec![0; 8 * 1024],
+            len: 0,
+        })
     }
 
     pub fn stream(&self) -> &TcpStream {
@@ -126,7 +130,11 @@ impl Conn {
             }
         };
         let body = self.read_body(&framing)?;
-        Ok(Response { status, body, close: framing.close })
+        Ok(Response {
+            status,
+            body,
+            close: framing.close,
+        })
     }
 
     /// Reads one request; `Ok(None)` when the peer closed cleanly between
@@ -149,7 +157,12 @@ impl Conn {
             }
         };
         let body = self.read_body(&framing)?;
-        Ok(Some(Request { method, path, body, close: framing.close }))
+        Ok(Some(Request {
+            method,
+            path,
+            body,
+            close: framing.close,
+        }))
     }
 
     /// Reads more bytes while the head is incomplete, within the head bound.
@@ -163,7 +176,8 @@ impl Conn {
     /// Reads at least one more byte into the buffer, growing it if full.
     fn fill(&mut self) -> Result<(), HttpError> {
         if self.len == self.buf.len() {
-            let grown = (self.buf.len() * 2).min(limits::HEAD_BYTES_MAX + limits::BODY_BYTES_MAX + 64);
+            let grown =
+                (self.buf.len() * 2).min(limits::HEAD_BYTES_MAX + limits::BODY_BYTES_MAX + 64);
             if grown == self.buf.len() {
                 return Err(HttpError::Malformed("message too large"));
             }
@@ -206,7 +220,12 @@ impl Conn {
 }
 
 fn framing(head_len: usize, headers: &[httparse::Header<'_>], http10: bool) -> Framing {
-    let mut f = Framing { head_len, content_length: None, chunked: false, close: http10 };
+    let mut f = Framing {
+        head_len,
+        content_length: None,
+        chunked: false,
+        close: http10,
+    };
     for h in headers {
         let v = std::str::from_utf8(h.value).unwrap_or("").trim();
         if h.name.eq_ignore_ascii_case("content-length") {
@@ -228,10 +247,14 @@ pub fn decode_chunked(bytes: &[u8]) -> Result<Option<(Vec<u8>, usize)>, HttpErro
     let mut body = Vec::new();
     let mut at = 0;
     loop {
-        let Some(eol) = find_crlf(&bytes[at..]) else { return Ok(None) };
-        let line = std::str::from_utf8(&bytes[at..at + eol]).map_err(|_| HttpError::Malformed("chunk size"))?;
+        let Some(eol) = find_crlf(&bytes[at..]) else {
+            return Ok(None);
+        };
+        let line = std::str::from_utf8(&bytes[at..at + eol])
+            .map_err(|_| HttpError::Malformed("chunk size"))?;
         let hex = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(hex, 16).map_err(|_| HttpError::Malformed("chunk size"))?;
+        let size =
+            usize::from_str_radix(hex, 16).map_err(|_| HttpError::Malformed("chunk size"))?;
         if body.len() + size > limits::BODY_BYTES_MAX {
             return Err(HttpError::Malformed("body too large"));
         }
@@ -253,14 +276,24 @@ fn find_crlf(b: &[u8]) -> Option<usize> {
 
 /// Builds a request with a JSON body (or none when `body` is empty and the
 /// method is GET).
-pub fn request(method: &str, host: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+pub fn request(
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + body.len());
     let _ = write!(out, "{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
     for (k, v) in headers {
         let _ = write!(out, "{k}: {v}\r\n");
     }
     if method != "GET" || !body.is_empty() {
-        let _ = write!(out, "Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+        let _ = write!(
+            out,
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
@@ -295,7 +328,13 @@ mod tests {
 
     #[test]
     fn built_request_parses_back() {
-        let req = request("POST", "127.0.0.1:1", "/v1/ping", &[("Authorization", "Bearer k")], b"{}");
+        let req = request(
+            "POST",
+            "127.0.0.1:1",
+            "/v1/ping",
+            &[("Authorization", "Bearer k")],
+            b"{}",
+        );
         let mut headers = [httparse::EMPTY_HEADER; 16];
         let mut r = httparse::Request::new(&mut headers);
         let n = match r.parse(&req).unwrap() {
@@ -304,7 +343,10 @@ mod tests {
         };
         assert_eq!(r.path, Some("/v1/ping"));
         assert_eq!(&req[n..], b"{}");
-        assert!(r.headers.iter().any(|h| h.name == "Content-Length" && h.value == b"2"));
+        assert!(r
+            .headers
+            .iter()
+            .any(|h| h.name == "Content-Length" && h.value == b"2"));
     }
 
     #[test]
@@ -326,7 +368,10 @@ mod tests {
         for p in ["/one", "/two", "/three"] {
             c.send(&request("POST", "h", p, &[], b"{\"a\":1}")).unwrap();
             let r = c.read_response().unwrap();
-            assert_eq!((r.status, r.body.as_slice(), r.close), (200, p.as_bytes(), false));
+            assert_eq!(
+                (r.status, r.body.as_slice(), r.close),
+                (200, p.as_bytes(), false)
+            );
         }
         drop(c);
         assert_eq!(server.join().unwrap(), 3);

@@ -11,38 +11,125 @@ use crate::rng::Rng;
 
 /// (USPS code, first three zip digits, a city in that zip area).
 const PLACES: &[(&str, u16, &str)] = &[
-    ("AL", 352, "Birmingham"), ("AZ", 850, "Phoenix"), ("AR", 722, "Little Rock"),
-    ("CA", 900, "Los Angeles"), ("CA", 941, "San Francisco"), ("CA", 921, "San Diego"),
-    ("CO", 802, "Denver"), ("CT", 61, "Hartford"), ("DE", 198, "Wilmington"),
-    ("DC", 200, "Washington"), ("FL", 331, "Miami"), ("FL", 328, "Orlando"),
-    ("GA", 303, "Atlanta"), ("ID", 837, "Boise"), ("IL", 606, "Chicago"),
-    ("IN", 462, "Indianapolis"), ("IA", 503, "Des Moines"), ("KS", 672, "Wichita"),
-    ("KY", 402, "Louisville"), ("LA", 701, "New Orleans"), ("ME", 41, "Portland"),
-    ("MD", 212, "Baltimore"), ("MA", 21, "Boston"), ("MI", 482, "Detroit"),
-    ("MN", 554, "Minneapolis"), ("MS", 392, "Jackson"), ("MO", 631, "St. Louis"),
-    ("MT", 591, "Billings"), ("NE", 681, "Omaha"), ("NV", 891, "Las Vegas"),
-    ("NH", 31, "Manchester"), ("NJ", 71, "Newark"), ("NM", 871, "Albuquerque"),
-    ("NY", 100, "New York"), ("NY", 142, "Buffalo"), ("NC", 282, "Charlotte"),
-    ("ND", 581, "Fargo"), ("OH", 441, "Cleveland"), ("OH", 432, "Columbus"),
-    ("OK", 731, "Oklahoma City"), ("OR", 972, "Portland"), ("PA", 191, "Philadelphia"),
-    ("PA", 152, "Pittsburgh"), ("RI", 29, "Providence"), ("SC", 292, "Columbia"),
-    ("SD", 571, "Sioux Falls"), ("TN", 372, "Nashville"), ("TX", 770, "Houston"),
-    ("TX", 752, "Dallas"), ("TX", 787, "Austin"), ("UT", 841, "Salt Lake City"),
-    ("VT", 54, "Burlington"), ("VA", 232, "Richmond"), ("WA", 981, "Seattle"),
-    ("WV", 253, "Charleston"), ("WI", 532, "Milwaukee"), ("WY", 820, "Cheyenne"),
-    ("AK", 995, "Anchorage"), ("HI", 968, "Honolulu"),
+    ("AL", 352, "Birmingham"),
+    ("AZ", 850, "Phoenix"),
+    ("AR", 722, "Little Rock"),
+    ("CA", 900, "Los Angeles"),
+    ("CA", 941, "San Francisco"),
+    ("CA", 921, "San Diego"),
+    ("CO", 802, "Denver"),
+    ("CT", 61, "Hartford"),
+    ("DE", 198, "Wilmington"),
+    ("DC", 200, "Washington"),
+    ("FL", 331, "Miami"),
+    ("FL", 328, "Orlando"),
+    ("GA", 303, "Atlanta"),
+    ("ID", 837, "Boise"),
+    ("IL", 606, "Chicago"),
+    ("IN", 462, "Indianapolis"),
+    ("IA", 503, "Des Moines"),
+    ("KS", 672, "Wichita"),
+    ("KY", 402, "Louisville"),
+    ("LA", 701, "New Orleans"),
+    ("ME", 41, "Portland"),
+    ("MD", 212, "Baltimore"),
+    ("MA", 21, "Boston"),
+    ("MI", 482, "Detroit"),
+    ("MN", 554, "Minneapolis"),
+    ("MS", 392, "Jackson"),
+    ("MO", 631, "St. Louis"),
+    ("MT", 591, "Billings"),
+    ("NE", 681, "Omaha"),
+    ("NV", 891, "Las Vegas"),
+    ("NH", 31, "Manchester"),
+    ("NJ", 71, "Newark"),
+    ("NM", 871, "Albuquerque"),
+    ("NY", 100, "New York"),
+    ("NY", 142, "Buffalo"),
+    ("NC", 282, "Charlotte"),
+    ("ND", 581, "Fargo"),
+    ("OH", 441, "Cleveland"),
+    ("OH", 432, "Columbus"),
+    ("OK", 731, "Oklahoma City"),
+    ("OR", 972, "Portland"),
+    ("PA", 191, "Philadelphia"),
+    ("PA", 152, "Pittsburgh"),
+    ("RI", 29, "Providence"),
+    ("SC", 292, "Columbia"),
+    ("SD", 571, "Sioux Falls"),
+    ("TN", 372, "Nashville"),
+    ("TX", 770, "Houston"),
+    ("TX", 752, "Dallas"),
+    ("TX", 787, "Austin"),
+    ("UT", 841, "Salt Lake City"),
+    ("VT", 54, "Burlington"),
+    ("VA", 232, "Richmond"),
+    ("WA", 981, "Seattle"),
+    ("WV", 253, "Charleston"),
+    ("WI", 532, "Milwaukee"),
+    ("WY", 820, "Cheyenne"),
+    ("AK", 995, "Anchorage"),
+    ("HI", 968, "Honolulu"),
 ];
 const FIRST_NAMES: &[&str] = &[
-    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
-    "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Maria", "Carlos",
-    "Wei", "Aisha", "Nguyen", "Priya", "Olga", "Kwame",
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Maria",
+    "Carlos",
+    "Wei",
+    "Aisha",
+    "Nguyen",
+    "Priya",
+    "Olga",
+    "Kwame",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Hernandez", "Lopez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Lee",
-    "Chen", "Patel", "Okafor", "Kowalski",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Lee",
+    "Chen",
+    "Patel",
+    "Okafor",
+    "Kowalski",
 ];
-const STREETS: &[&str] = &["Main St", "Oak Ave", "Maple Dr", "Cedar Ln", "Park Blvd", "Elm St", "2nd St"];
+const STREETS: &[&str] = &[
+    "Main St",
+    "Oak Ave",
+    "Maple Dr",
+    "Cedar Ln",
+    "Park Blvd",
+    "Elm St",
+    "2nd St",
+];
 const CREDIT: &[&str] = &["excellent", "good", "fair", "poor"];
 const AGENTS: &[&str] = &[
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
@@ -125,7 +212,12 @@ pub fn generate(seed: u64, index: u64, captured_at: &str) -> Lead {
         first_name: first,
         last_name: last,
         phone: phone(seed, index),
-        email: format!("{}.{}.{}@example.com", first.to_lowercase(), last.to_lowercase(), index),
+        email: format!(
+            "{}.{}.{}@example.com",
+            first.to_lowercase(),
+            last.to_lowercase(),
+            index
+        ),
         address: format!("{} {}", r.range(1, 9999), r.pick(STREETS)),
     };
     let user_agent = r.pick_copy(AGENTS);
@@ -134,7 +226,10 @@ pub fn generate(seed: u64, index: u64, captured_at: &str) -> Lead {
         captured_at: captured_at.to_string(),
         ip: format!("198.51.100.{}", r.range(1, 254)),
         user_agent,
-        page_url: format!("https://quotes.example.com/auto?utm_source=lt&s={}", r.range(1, 99)),
+        page_url: format!(
+            "https://quotes.example.com/auto?utm_source=lt&s={}",
+            r.range(1, 99)
+        ),
     };
     Lead { full, consent }
 }
@@ -153,7 +248,11 @@ pub fn phone(seed: u64, index: u64) -> String {
 
 /// Maps 0..99 onto 00..=99 without 11.
 fn two_digits_not_11(k: u64) -> u64 {
-    if k < 11 { k } else { k + 1 }
+    if k < 11 {
+        k
+    } else {
+        k + 1
+    }
 }
 
 #[cfg(test)]
@@ -176,12 +275,21 @@ mod tests {
         for i in 0..2_000 {
             let l = generate(9, i, AT);
             let p = &l.full.ping;
-            assert!(p.zip.len() == 5 && p.zip.bytes().all(|b| b.is_ascii_digit()), "{}", p.zip);
+            assert!(
+                p.zip.len() == 5 && p.zip.bytes().all(|b| b.is_ascii_digit()),
+                "{}",
+                p.zip
+            );
             assert!(states.contains(p.state) && p.state.len() == 2);
             assert!((18..=80).contains(&p.age));
             assert!(CREDIT.contains(&p.credit));
             assert!(l.full.first_name.len() <= 64 && l.full.last_name.len() <= 64);
-            let digits: String = l.full.phone.chars().filter(|c| c.is_ascii_digit()).collect();
+            let digits: String = l
+                .full
+                .phone
+                .chars()
+                .filter(|c| c.is_ascii_digit())
+                .collect();
             assert_eq!(digits.len(), 11, "{}", l.full.phone);
             assert!(digits.starts_with("12") && digits.as_bytes()[4] == b'2');
             assert_ne!(&digits[1..4], "211");

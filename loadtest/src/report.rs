@@ -60,7 +60,13 @@ pub struct Scenario {
 
 impl Scenario {
     /// Summarises a run; `leadx` is (before, after) samples when known.
-    pub fn from_run(name: String, mix: Mix, mode: Mode, r: &RunResult, leadx: Option<(ProcSample, ProcSample)>) -> Scenario {
+    pub fn from_run(
+        name: String,
+        mix: Mix,
+        mode: Mode,
+        r: &RunResult,
+        leadx: Option<(ProcSample, ProcSample)>,
+    ) -> Scenario {
         let (mode_name, offered, conc) = match mode {
             Mode::Open { rate_per_s } => ("open", Some(rate_per_s), None),
             Mode::Closed { concurrency } => ("closed", None, Some(concurrency)),
@@ -68,7 +74,12 @@ impl Scenario {
         let requests = r.stats.answered + r.stats.errors;
         let leadx = leadx.map(|(a, b)| {
             let cpu_us = b.cpu_us.saturating_sub(a.cpu_us);
-            ServerUse { cpu_us, cpu_us_per_request: cpu_us as f64 / requests.max(1) as f64, rss_peak_kib: b.rss_peak_kib, threads: b.threads }
+            ServerUse {
+                cpu_us,
+                cpu_us_per_request: cpu_us as f64 / requests.max(1) as f64,
+                rss_peak_kib: b.rss_peak_kib,
+                threads: b.threads,
+            }
         });
         Scenario {
             name,
@@ -107,8 +118,17 @@ pub struct Report {
 
 impl Report {
     pub fn new(date: String, machine: String, scenarios: Vec<Scenario>) -> Report {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        Report { schema: 1, date, machine, cores, caveat: CAVEAT, scenarios }
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Report {
+            schema: 1,
+            date,
+            machine,
+            cores,
+            caveat: CAVEAT,
+            scenarios,
+        }
     }
 
     pub fn to_json(&self) -> String {
@@ -131,10 +151,17 @@ pub fn table(scenarios: &[Scenario]) -> String {
     for s in scenarios {
         let l = &s.latency_us;
         let (cpu, rss, thr) = match &s.leadx {
-            Some(u) => (format!("{:.0}", u.cpu_us_per_request), format!("{:.1}", u.rss_peak_kib as f64 / 1024.0), u.threads.to_string()),
+            Some(u) => (
+                format!("{:.0}", u.cpu_us_per_request),
+                format!("{:.1}", u.rss_peak_kib as f64 / 1024.0),
+                u.threads.to_string(),
+            ),
             None => ("-".into(), "-".into(), "-".into()),
         };
-        let offered = s.offered_per_s.map(|r| r.to_string()).unwrap_or_else(|| format!("c={}", s.concurrency.unwrap_or(0)));
+        let offered = s
+            .offered_per_s
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| format!("c={}", s.concurrency.unwrap_or(0)));
         let _ = writeln!(
             t,
             "{:<22} {:>8} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>7} {:>6.2} {:>9.2} {:>9.2} {:>8} {:>8} {:>4}",
@@ -156,22 +183,51 @@ type Pick = fn(&Percentiles) -> u64;
 /// Plots p50/p90/p99/p99.9 of the first request against offered rate, one
 /// set of lines per mix that has open-loop rows.
 pub fn write_svg(path: &Path, scenarios: &[Scenario]) -> Result<(), Error> {
-    let open: Vec<&Scenario> = scenarios.iter().filter(|s| s.offered_per_s.is_some()).collect();
-    let x_max = open.iter().filter_map(|s| s.offered_per_s).max().unwrap_or(1) as f64 * 1.05;
-    let y_max = open.iter().map(|s| ms(s.latency_us.p999_us)).fold(1.0, f64::max) * 1.1;
+    let open: Vec<&Scenario> = scenarios
+        .iter()
+        .filter(|s| s.offered_per_s.is_some())
+        .collect();
+    let x_max = open
+        .iter()
+        .filter_map(|s| s.offered_per_s)
+        .max()
+        .unwrap_or(1) as f64
+        * 1.05;
+    let y_max = open
+        .iter()
+        .map(|s| ms(s.latency_us.p999_us))
+        .fold(1.0, f64::max)
+        * 1.1;
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
-    let draw_err = |e: String| Error::io(format!("drawing {}", path.display()), std::io::Error::other(e));
+    let draw_err = |e: String| {
+        Error::io(
+            format!("drawing {}", path.display()),
+            std::io::Error::other(e),
+        )
+    };
     root.fill(&WHITE).map_err(|e| draw_err(e.to_string()))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("leadx latency vs offered rate (driver+buyers share the cores)", ("sans-serif", 18))
+        .caption(
+            "leadx latency vs offered rate (driver+buyers share the cores)",
+            ("sans-serif", 18),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(0.0..x_max, 0.0..y_max)
         .map_err(|e| draw_err(e.to_string()))?;
-    chart.configure_mesh().x_desc("offered rate (/s)").y_desc("latency (ms)").draw().map_err(|e| draw_err(e.to_string()))?;
-    let picks: [(&str, Pick); 4] =
-        [("p50", |p| p.p50_us), ("p90", |p| p.p90_us), ("p99", |p| p.p99_us), ("p99.9", |p| p.p999_us)];
+    chart
+        .configure_mesh()
+        .x_desc("offered rate (/s)")
+        .y_desc("latency (ms)")
+        .draw()
+        .map_err(|e| draw_err(e.to_string()))?;
+    let picks: [(&str, Pick); 4] = [
+        ("p50", |p| p.p50_us),
+        ("p90", |p| p.p90_us),
+        ("p99", |p| p.p99_us),
+        ("p99.9", |p| p.p999_us),
+    ];
     let mixes: Vec<Mix> = open.iter().fold(Vec::new(), |mut v, s| {
         if !v.contains(&s.mix) {
             v.push(s.mix);
@@ -180,24 +236,35 @@ pub fn write_svg(path: &Path, scenarios: &[Scenario]) -> Result<(), Error> {
     });
     for (mi, mix) in mixes.iter().enumerate() {
         for (pi, (label, pick)) in picks.iter().enumerate() {
-            let pts: Vec<(f64, f64)> = open.iter().filter(|s| s.mix == *mix)
-                .map(|s| (s.offered_per_s.unwrap_or(0) as f64, ms(pick(&s.latency_us)))).collect();
+            let pts: Vec<(f64, f64)> = open
+                .iter()
+                .filter(|s| s.mix == *mix)
+                .map(|s| (s.offered_per_s.unwrap_or(0) as f64, ms(pick(&s.latency_us))))
+                .collect();
             let color = Palette99::pick(mi * 4 + pi).to_rgba();
-            chart.draw_series(LineSeries::new(pts, color.stroke_width(2)))
+            chart
+                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
                 .map_err(|e| draw_err(e.to_string()))?
                 .label(format!("{mix:?} {label}"))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
         }
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| draw_err(e.to_string()))?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| draw_err(e.to_string()))?;
     root.present().map_err(|e| draw_err(e.to_string()))
 }
 
 /// Writes `report.json`, `table.txt` and `latency.svg` into `dir`.
 pub fn write_all(dir: &Path, report: &Report) -> Result<(), Error> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let write = |name: &str, text: String| {
-        std::fs::write(dir.join(name), text).map_err(|e| Error::io(format!("writing {}", dir.join(name).display()), e))
+        std::fs::write(dir.join(name), text)
+            .map_err(|e| Error::io(format!("writing {}", dir.join(name).display()), e))
     };
     write("report.json", report.to_json())?;
     write("table.txt", table(&report.scenarios))?;

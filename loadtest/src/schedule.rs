@@ -21,7 +21,11 @@ impl Schedule {
     pub fn new(start: Instant, rate_per_s: u64, duration: Duration) -> Self {
         assert!(rate_per_s > 0, "rate must be positive");
         let total = (rate_per_s as f64 * duration.as_secs_f64()).round() as u64;
-        Schedule { start, period_ns: 1e9 / rate_per_s as f64, total }
+        Schedule {
+            start,
+            period_ns: 1e9 / rate_per_s as f64,
+            total,
+        }
     }
 
     pub fn total(&self) -> u64 {
@@ -72,7 +76,10 @@ mod tests {
         let s = Schedule::new(t0, 3, Duration::from_secs(10));
         assert_eq!(s.total(), 30);
         let d = s.intended(29) - t0;
-        assert!(d >= Duration::from_nanos(9_666_666_000) && d <= Duration::from_nanos(9_666_667_000), "{d:?}");
+        assert!(
+            d >= Duration::from_nanos(9_666_666_000) && d <= Duration::from_nanos(9_666_667_000),
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -50,7 +50,9 @@ impl Latency {
     }
 
     pub fn merge(&mut self, other: &Latency) {
-        self.hist.add(&other.hist).expect("same bounds on both sides");
+        self.hist
+            .add(&other.hist)
+            .expect("same bounds on both sides");
     }
 
     /// What was recorded after `earlier`, a snapshot of this same
@@ -58,7 +60,8 @@ impl Latency {
     pub fn since(&self, earlier: &Latency) -> Latency {
         let mut hist = self.hist.clone();
         // A later snapshot holds every count of an earlier one.
-        hist.subtract(&earlier.hist).expect("an earlier snapshot of the same histogram");
+        hist.subtract(&earlier.hist)
+            .expect("an earlier snapshot of the same histogram");
         Latency { hist }
     }
 
@@ -68,7 +71,11 @@ impl Latency {
 
     /// Value at quantile `q` in [0, 1], µs (0 when empty).
     pub fn quantile_us(&self, q: f64) -> u64 {
-        if self.hist.is_empty() { 0 } else { self.hist.value_at_quantile(q) }
+        if self.hist.is_empty() {
+            0
+        } else {
+            self.hist.value_at_quantile(q)
+        }
     }
 
     pub fn percentiles(&self) -> Percentiles {
@@ -78,8 +85,16 @@ impl Latency {
             p90_us: self.quantile_us(0.90),
             p99_us: self.quantile_us(0.99),
             p999_us: self.quantile_us(0.999),
-            max_us: if self.hist.is_empty() { 0 } else { self.hist.max() },
-            mean_us: if self.hist.is_empty() { 0.0 } else { self.hist.mean() },
+            max_us: if self.hist.is_empty() {
+                0
+            } else {
+                self.hist.max()
+            },
+            mean_us: if self.hist.is_empty() {
+                0.0
+            } else {
+                self.hist.mean()
+            },
         }
     }
 }
@@ -143,7 +158,11 @@ impl Stats {
 
     /// Bids per ping answered (0 when no ping was answered).
     pub fn bids_per_ping(&self) -> f64 {
-        if self.pings == 0 { 0.0 } else { self.bids as f64 / self.pings as f64 }
+        if self.pings == 0 {
+            0.0
+        } else {
+            self.bids as f64 / self.pings as f64
+        }
     }
 }
 
@@ -203,7 +222,11 @@ mod tests {
         }
         let w = l.since(&snapshot);
         assert_eq!(w.count(), 10);
-        assert!((4_995..=5_005).contains(&w.quantile_us(0.5)), "{}", w.quantile_us(0.5));
+        assert!(
+            (4_995..=5_005).contains(&w.quantile_us(0.5)),
+            "{}",
+            w.quantile_us(0.5)
+        );
         assert_eq!(l.since(&l.clone()).count(), 0);
     }
 

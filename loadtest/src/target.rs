@@ -24,22 +24,30 @@ impl Target {
         if rest.contains('/') {
             return Err(refuse("give the base URL only, no path"));
         }
-        let (host, port) = rest.rsplit_once(':').ok_or_else(|| refuse("port is required"))?;
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| refuse("port is required"))?;
         if host != "127.0.0.1" {
             return Err(refuse(&format!(
                 "host {host:?} refused: the load tester only targets 127.0.0.1"
             )));
         }
-        let port: u16 = port.parse().map_err(|_| refuse("port is not a number 1..65535"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| refuse("port is not a number 1..65535"))?;
         if port == 0 {
             return Err(refuse("port 0 is not a target"));
         }
-        Ok(Target { addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)) })
+        Ok(Target {
+            addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)),
+        })
     }
 
     /// Loopback target on `port` (for the orchestrator, which picked it).
     pub fn local(port: u16) -> Target {
-        Target { addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)) }
+        Target {
+            addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)),
+        }
     }
 
     /// The `Host` header value.

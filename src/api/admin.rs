@@ -14,8 +14,15 @@ use crate::store::Tree;
 /// then whether the route takes a body at all — none does today.
 pub fn screen(api: &Api, head: &Head<'_>) -> Result<(), ApiError> {
     let rt = api.ex.runtime();
-    let token = head.header("authorization").and_then(bearer_token).ok_or_else(ApiError::unauthorized)?;
-    let hash = rt.config.admin.token_sha256.ok_or_else(ApiError::unauthorized)?;
+    let token = head
+        .header("authorization")
+        .and_then(bearer_token)
+        .ok_or_else(ApiError::unauthorized)?;
+    let hash = rt
+        .config
+        .admin
+        .token_sha256
+        .ok_or_else(ApiError::unauthorized)?;
     if !crate::config::verify_key(token.as_bytes(), &hash) {
         return Err(ApiError::unauthorized());
     }
@@ -28,7 +35,11 @@ pub fn screen(api: &Api, head: &Head<'_>) -> Result<(), ApiError> {
 pub fn route(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     let rt = api.ex.runtime();
     let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
-    let hash = rt.config.admin.token_sha256.ok_or_else(ApiError::unauthorized)?;
+    let hash = rt
+        .config
+        .admin
+        .token_sha256
+        .ok_or_else(ApiError::unauthorized)?;
     if !crate::config::verify_key(token.as_bytes(), &hash) {
         return Err(ApiError::unauthorized());
     }
@@ -67,7 +78,11 @@ fn full_view(rec: &LeadRecord) -> Vec<u8> {
         .cents("payout", rec.payout)
         .str("created_at", &rfc3339(rec.created_ms))
         .raw("test", if rec.test { b"true" } else { b"false" });
-    for (k, v) in [("reason", &rec.reason), ("buyer", &rec.buyer), ("buyer_lead_id", &rec.buyer_lead_id)] {
+    for (k, v) in [
+        ("reason", &rec.reason),
+        ("buyer", &rec.buyer),
+        ("buyer_lead_id", &rec.buyer_lead_id),
+    ] {
         if let Some(v) = v {
             o = o.str(k, v);
         }
@@ -75,21 +90,39 @@ fn full_view(rec: &LeadRecord) -> Vec<u8> {
     if let Some(ms) = rec.sold_ms {
         o = o.str("sold_at", &rfc3339(ms));
     }
-    o.raw("post_calls", &calls).raw("data", rec.pii_json.as_bytes()).finish()
+    o.raw("post_calls", &calls)
+        .raw("data", rec.pii_json.as_bytes())
+        .finish()
 }
 
 fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))
+    query.split('&').find_map(|kv| {
+        kv.split_once('=')
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    })
 }
 
 fn transactions(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
     let limit = match query_param(query, "limit") {
         None => 50,
-        Some(v) => v.parse::<usize>().ok().filter(|n| (1..=limits::ADMIN_LIST_MAX).contains(n)).ok_or_else(|| {
-            ApiError::field(400, "bad_request", "limit", format!("limit must be 1 to {}", limits::ADMIN_LIST_MAX))
-        })?,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=limits::ADMIN_LIST_MAX).contains(n))
+            .ok_or_else(|| {
+                ApiError::field(
+                    400,
+                    "bad_request",
+                    "limit",
+                    format!("limit must be 1 to {}", limits::ADMIN_LIST_MAX),
+                )
+            })?,
     };
-    let rows = ex.store.scan_range_rev(Tree::Pings, b"", b"g", limit).map_err(store_error)?;
+    let rows = ex
+        .store
+        .scan_range_rev(Tree::Pings, b"", b"g", limit)
+        .map_err(store_error)?;
     let mut out = b"{\"transactions\":[".to_vec();
     let mut first = true;
     for (key, bytes) in &rows {
@@ -119,14 +152,31 @@ fn transaction(ex: &Exchange, ping: &PingRecord) -> Result<Vec<u8>, ApiError> {
         .str("created_at", &rfc3339(ping.created_ms))
         .raw("test", if ping.test { b"true" } else { b"false" })
         .raw("direct", if ping.direct { b"true" } else { b"false" })
-        .str("ping_status", if ping.bids.is_empty() { "no_bid" } else { "bid" })
+        .str(
+            "ping_status",
+            if ping.bids.is_empty() {
+                "no_bid"
+            } else {
+                "bid"
+            },
+        )
         .cents("best_price", ping.bids.first().map(|b| b.price))
         .cents("best_payout", ping.bids.first().map(|b| b.payout))
         .raw("auction_us", ping.auction_us.to_string().as_bytes())
         .raw("ping_calls", &calls);
-    if let Some(lead) = ping.lead_id.as_deref().map(|id| load_lead(ex, id)).transpose()?.flatten() {
+    if let Some(lead) = ping
+        .lead_id
+        .as_deref()
+        .map(|id| load_lead(ex, id))
+        .transpose()?
+        .flatten()
+    {
         let post_calls = serde_json::to_vec(&lead.post_calls).expect("records serialise");
-        o = o.str("lead_id", &lead.lead_id).str("post_status", &lead.status).cents("price", lead.price).cents("payout", lead.payout);
+        o = o
+            .str("lead_id", &lead.lead_id)
+            .str("post_status", &lead.status)
+            .cents("price", lead.price)
+            .cents("payout", lead.payout);
         if let Some(b) = &lead.buyer {
             o = o.str("buyer", b);
         }
@@ -143,27 +193,61 @@ fn transaction(ex: &Exchange, ping: &PingRecord) -> Result<Vec<u8>, ApiError> {
 /// the last lead id of this page, exclusive) instead of cutting silently.
 fn export(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
     let time = |name: &str| -> Result<Option<u64>, ApiError> {
-        let Some(v) = query_param(query, name) else { return Ok(None) };
-        let v = v.replace("%3A", ":").replace("%3a", ":").replace("%2B", "+").replace("%2b", "+");
+        let Some(v) = query_param(query, name) else {
+            return Ok(None);
+        };
+        let v = v
+            .replace("%3A", ":")
+            .replace("%3a", ":")
+            .replace("%2B", "+")
+            .replace("%2b", "+");
         let t = time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339)
-            .map_err(|_| ApiError::field(400, "bad_request", name, format!("{name} must be an RFC 3339 time")))?;
+            .map_err(|_| {
+                ApiError::field(
+                    400,
+                    "bad_request",
+                    name,
+                    format!("{name} must be an RFC 3339 time"),
+                )
+            })?;
         Ok(Some((t.unix_timestamp_nanos() / 1_000_000).max(0) as u64))
     };
     let (from, to) = (time("from")?.unwrap_or(0), time("to")?.unwrap_or(u64::MAX));
     match query_param(query, "format") {
         None | Some("csv") => {}
-        Some(_) => return Err(ApiError::field(400, "bad_request", "format", "format must be csv")),
+        Some(_) => {
+            return Err(ApiError::field(
+                400,
+                "bad_request",
+                "format",
+                "format must be csv",
+            ))
+        }
     }
     let limit = match query_param(query, "limit") {
         None => limits::EXPORT_ROWS_MAX,
-        Some(v) => v.parse::<usize>().ok().filter(|n| (1..=limits::EXPORT_ROWS_MAX).contains(n)).ok_or_else(|| {
-            ApiError::field(400, "bad_request", "limit", format!("limit must be 1 to {}", limits::EXPORT_ROWS_MAX))
-        })?,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=limits::EXPORT_ROWS_MAX).contains(n))
+            .ok_or_else(|| {
+                ApiError::field(
+                    400,
+                    "bad_request",
+                    "limit",
+                    format!("limit must be 1 to {}", limits::EXPORT_ROWS_MAX),
+                )
+            })?,
     };
     let mut lo = crate::ids::hex(&from.to_be_bytes()[2..]).into_bytes();
     if let Some(after) = query_param(query, "after") {
         if !crate::ids::looks_like_id(after) {
-            return Err(ApiError::field(400, "bad_request", "after", "after must be a lead id from a Link header"));
+            return Err(ApiError::field(
+                400,
+                "bad_request",
+                "after",
+                "after must be a lead id from a Link header",
+            ));
         }
         // The smallest key above `after`.
         let mut above = after.as_bytes().to_vec();
@@ -171,32 +255,53 @@ fn export(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
         lo = lo.max(above);
     }
     let hi = crate::ids::hex(&to.min(0xffff_ffff_ffff).to_be_bytes()[2..]);
-    let mut rows = ex.store.scan_range(Tree::Sales, &lo, hi.as_bytes(), limit + 1).map_err(store_error)?;
+    let mut rows = ex
+        .store
+        .scan_range(Tree::Sales, &lo, hi.as_bytes(), limit + 1)
+        .map_err(store_error)?;
     let more = rows.len() > limit;
     rows.truncate(limit);
-    let mut out = b"lead_id,publisher,vertical,buyer,price,payout,buyer_lead_id,created_at,sold_at\n".to_vec();
+    let mut out =
+        b"lead_id,publisher,vertical,buyer,price,payout,buyer_lead_id,created_at,sold_at\n"
+            .to_vec();
     for (key, _) in &rows {
-        let Some(rec) = load_lead(ex, &String::from_utf8_lossy(key))? else { continue };
+        let Some(rec) = load_lead(ex, &String::from_utf8_lossy(key))? else {
+            continue;
+        };
         csv_row(&mut out, &rec);
     }
     let mut headers = Vec::new();
     if let Some((last, _)) = rows.last().filter(|_| more) {
-        headers.push(("Link", next_page_link(query, &String::from_utf8_lossy(last))));
+        headers.push((
+            "Link",
+            next_page_link(query, &String::from_utf8_lossy(last)),
+        ));
     }
-    Ok(Response { status: 200, content_type: "text/csv; charset=utf-8", headers, body: out })
+    Ok(Response {
+        status: 200,
+        content_type: "text/csv; charset=utf-8",
+        headers,
+        body: out,
+    })
 }
 
 /// `</v1/admin/leads?…&after=ID>; rel="next"`: this page's query with its
 /// `after` replaced.
 fn next_page_link(query: &str, after: &str) -> String {
-    let mut q: Vec<&str> = query.split('&').filter(|kv| !kv.is_empty() && !kv.starts_with("after=") && *kv != "after").collect();
+    let mut q: Vec<&str> = query
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("after=") && *kv != "after")
+        .collect();
     let after = format!("after={after}");
     q.push(&after);
     format!("</v1/admin/leads?{}>; rel=\"next\"", q.join("&"))
 }
 
 fn csv_row(out: &mut Vec<u8>, rec: &LeadRecord) {
-    let cents = |c: Option<u64>| c.map(|c| format!("{}.{:02}", c / 100, c % 100)).unwrap_or_default();
+    let cents = |c: Option<u64>| {
+        c.map(|c| format!("{}.{:02}", c / 100, c % 100))
+            .unwrap_or_default()
+    };
     let fields = [
         rec.lead_id.clone(),
         rec.publisher.clone(),
@@ -243,7 +348,12 @@ fn reload(api: &Api) -> Result<Response, ApiError> {
         Ok(()) => Ok(json(200, br#"{"status":"reloaded"}"#.to_vec())),
         Err(errors) => {
             let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-            let mut body = ApiError::new(422, "invalid_config", "the config file is invalid; the running config stays").body();
+            let mut body = ApiError::new(
+                422,
+                "invalid_config",
+                "the config file is invalid; the running config stays",
+            )
+            .body();
             // {"error":{…}} → {"error":{…},"problems":[…]}
             body.pop();
             body.extend_from_slice(b",\"problems\":");
@@ -323,7 +433,11 @@ fn signed_usd(cents: i64) -> Vec<u8> {
 fn latency_ms(l: &LatencySummary) -> Vec<u8> {
     let ms = |us: u64| format!("{}.{:03}", us / 1000, us % 1000).into_bytes();
     let q = |v: Option<u64>| v.map_or_else(|| b"null".to_vec(), ms);
-    let mean = if l.count == 0 { b"null".to_vec() } else { ms(l.mean_us) };
+    let mean = if l.count == 0 {
+        b"null".to_vec()
+    } else {
+        ms(l.mean_us)
+    };
     Obj::new()
         .raw("count", l.count.to_string().as_bytes())
         .raw("mean", &mean)
@@ -353,18 +467,46 @@ pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
         for (stage, client) in [("ping", brt.ping.as_ref()), ("post", Some(&brt.post))] {
             let Some(c) = client else { continue };
             let s = c.stats();
-            for (name, v) in [("created", &s.created), ("reused", &s.reused), ("waited", &s.waited)] {
+            for (name, v) in [
+                ("created", &s.created),
+                ("reused", &s.reused),
+                ("waited", &s.waited),
+            ] {
                 let help = "Buyer connection pool events since start.";
                 let v = v.load(std::sync::atomic::Ordering::Relaxed) as f64;
-                write_gauge(out, "leadx_buyer_pool_events", help, &[("buyer", &b.id), ("stage", stage), ("event", name)], v);
+                write_gauge(
+                    out,
+                    "leadx_buyer_pool_events",
+                    help,
+                    &[("buyer", &b.id), ("stage", stage), ("event", name)],
+                    v,
+                );
             }
         }
     }
     let s = ex.store.stats();
-    write_gauge(out, "leadx_store_queue_depth", "Writes waiting for the store's writer thread.", &[], s.queue_depth as f64);
-    write_gauge(out, "leadx_pings_cached", "Pings held in memory awaiting their post.", &[], ex.pings.len() as f64);
+    write_gauge(
+        out,
+        "leadx_store_queue_depth",
+        "Writes waiting for the store's writer thread.",
+        &[],
+        s.queue_depth as f64,
+    );
+    write_gauge(
+        out,
+        "leadx_pings_cached",
+        "Pings held in memory awaiting their post.",
+        &[],
+        ex.pings.len() as f64,
+    );
     let help = "Bytes the ping cache holds (bounded by server.ping_cache_bytes).";
-    write_gauge(out, "leadx_pings_cached_bytes", help, &[], ex.pings.bytes() as f64);
+    write_gauge(
+        out,
+        "leadx_pings_cached_bytes",
+        help,
+        &[],
+        ex.pings.bytes() as f64,
+    );
 }
 
 #[cfg(test)]
@@ -380,7 +522,10 @@ mod tests {
     /// Issue #7 point 8: buyer-supplied text cannot become a formula.
     #[test]
     fn csv_cells_that_look_like_formulas_are_neutralised() {
-        assert_eq!(cell("=HYPERLINK(\"http://x\",\"y\")"), "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"");
+        assert_eq!(
+            cell("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""
+        );
         assert_eq!(cell("=1+1"), "'=1+1");
         for f in ["+1", "-2", "@SUM(A1)", "\tx"] {
             assert_eq!(cell(f), format!("'{f}"), "{f:?}");
@@ -394,9 +539,18 @@ mod tests {
     #[test]
     fn the_next_page_link_replaces_after() {
         let id = "0123456789abcdef0123456789abcdef";
-        assert_eq!(next_page_link("from=x&limit=2", id), format!("</v1/admin/leads?from=x&limit=2&after={id}>; rel=\"next\""));
-        assert_eq!(next_page_link("after=zz&limit=2", id), format!("</v1/admin/leads?limit=2&after={id}>; rel=\"next\""));
-        assert_eq!(next_page_link("", id), format!("</v1/admin/leads?after={id}>; rel=\"next\""));
+        assert_eq!(
+            next_page_link("from=x&limit=2", id),
+            format!("</v1/admin/leads?from=x&limit=2&after={id}>; rel=\"next\"")
+        );
+        assert_eq!(
+            next_page_link("after=zz&limit=2", id),
+            format!("</v1/admin/leads?limit=2&after={id}>; rel=\"next\"")
+        );
+        assert_eq!(
+            next_page_link("", id),
+            format!("</v1/admin/leads?after={id}>; rel=\"next\"")
+        );
     }
 
     #[test]
@@ -405,11 +559,26 @@ mod tests {
         assert_eq!(rate(Some(2.0 / 3.0)), b"0.6667");
         assert_eq!(signed_usd(-205), b"-2.05");
         assert_eq!(signed_usd(1_000), b"10.00");
-        let empty = LatencySummary { count: 0, mean_us: 0, p50_us: None, p95_us: None, p99_us: None };
+        let empty = LatencySummary {
+            count: 0,
+            mean_us: 0,
+            p50_us: None,
+            p95_us: None,
+            p99_us: None,
+        };
         let v: serde_json::Value = serde_json::from_slice(&latency_ms(&empty)).unwrap();
         assert!(v["mean"].is_null() && v["p99"].is_null());
-        let l = LatencySummary { count: 3, mean_us: 1_500, p50_us: Some(1_234), p95_us: Some(20_000), p99_us: Some(20_000) };
+        let l = LatencySummary {
+            count: 3,
+            mean_us: 1_500,
+            p50_us: Some(1_234),
+            p95_us: Some(20_000),
+            p99_us: Some(20_000),
+        };
         let v: serde_json::Value = serde_json::from_slice(&latency_ms(&l)).unwrap();
-        assert_eq!((v["count"].as_u64(), v["mean"].as_f64(), v["p50"].as_f64()), (Some(3), Some(1.5), Some(1.234)));
+        assert_eq!(
+            (v["count"].as_u64(), v["mean"].as_f64(), v["p50"].as_f64()),
+            (Some(3), Some(1.5), Some(1.234))
+        );
     }
 }

@@ -25,7 +25,13 @@ pub fn handle(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     require_consent(&rt.config, &p.vertical, p.consent.is_some())?;
     let _claim = match &idem_key {
         Some(k) => {
-            let claim = ex.idempotency.claim(k.clone()).ok_or_else(|| ApiError::new(409, "post_in_progress", "a post with this Idempotency-Key is running; retry for its outcome"))?;
+            let claim = ex.idempotency.claim(k.clone()).ok_or_else(|| {
+                ApiError::new(
+                    409,
+                    "post_in_progress",
+                    "a post with this Idempotency-Key is running; retry for its outcome",
+                )
+            })?;
             if let Some(lead_id) = ex.store.get(Tree::Idempotency, k).map_err(store_error)? {
                 return super::post::settled(ex, &String::from_utf8_lossy(&lead_id));
             }
@@ -34,7 +40,15 @@ pub fn handle(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
         None => None,
     };
     let ping_id = crate::ids::new_id();
-    let input = AuctionInput { ping_id: &ping_id, publisher, vertical: &p.vertical, lead: &p.lead, test: p.test, floor: None, started: req.received_at };
+    let input = AuctionInput {
+        ping_id: &ping_id,
+        publisher,
+        vertical: &p.vertical,
+        lead: &p.lead,
+        test: p.test,
+        floor: None,
+        started: req.received_at,
+    };
     let ping = super::ping::auction(ex, &rt, &input, true)?;
     let with_outcome = |lead_id: &str, batch: &mut Batch| {
         if let Some(k) = &idem_key {
@@ -42,16 +56,31 @@ pub fn handle(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
         }
     };
     let started = Instant::now();
-    let input = PostInput { ping: &ping, lead: &p.lead, consent: p.consent.as_ref(), started, with_outcome: &with_outcome };
+    let input = PostInput {
+        ping: &ping,
+        lead: &p.lead,
+        consent: p.consent.as_ref(),
+        started,
+        with_outcome: &with_outcome,
+    };
     settle(sale::run(ex, &rt, &input), started)
 }
 
 /// The optional `Idempotency-Key`: 1–128 visible ASCII characters.
 fn idempotency_key<'a>(req: &Request<'a>) -> Result<Option<&'a str>, ApiError> {
-    let Some(k) = req.header("idempotency-key") else { return Ok(None) };
-    let ok = !k.is_empty() && k.len() <= limits::IDEMPOTENCY_KEY_BYTES_MAX && k.bytes().all(|b| b.is_ascii_graphic());
+    let Some(k) = req.header("idempotency-key") else {
+        return Ok(None);
+    };
+    let ok = !k.is_empty()
+        && k.len() <= limits::IDEMPOTENCY_KEY_BYTES_MAX
+        && k.bytes().all(|b| b.is_ascii_graphic());
     if !ok {
-        return Err(ApiError::field(400, "bad_request", "Idempotency-Key", "Idempotency-Key must be 1-128 visible ASCII characters"));
+        return Err(ApiError::field(
+            400,
+            "bad_request",
+            "Idempotency-Key",
+            "Idempotency-Key must be 1-128 visible ASCII characters",
+        ));
     }
     Ok(Some(k))
 }

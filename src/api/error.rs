@@ -15,11 +15,26 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), field: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
 
-    pub fn field(status: u16, code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), field: Some(field.into()) }
+    pub fn field(
+        status: u16,
+        code: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: Some(field.into()),
+        }
     }
 
     pub fn malformed_json(message: impl Into<String>) -> Self {
@@ -54,7 +69,11 @@ impl ApiError {
         Self::field(422, "unknown_field", field, message)
     }
     pub fn overloaded() -> Self {
-        Self::new(503, "overloaded", "the exchange is overloaded, retry shortly")
+        Self::new(
+            503,
+            "overloaded",
+            "the exchange is overloaded, retry shortly",
+        )
     }
     pub fn draining() -> Self {
         Self::new(503, "draining", "the exchange is shutting down")
@@ -82,7 +101,12 @@ impl From<crate::lead::Invalid> for ApiError {
             InvalidKind::Invalid => (422, "invalid_field"),
             InvalidKind::PiiInPing => (422, "pii_in_ping"),
         };
-        ApiError { status, code, message: e.message, field: e.field }
+        ApiError {
+            status,
+            code,
+            message: e.message,
+            field: e.field,
+        }
     }
 }
 
@@ -118,7 +142,8 @@ mod tests {
         assert_eq!(v["error"]["code"], "invalid_field");
         assert_eq!(v["error"]["field"], "lead.age");
         assert_eq!(e.status, 422);
-        let v: serde_json::Value = serde_json::from_slice(&ApiError::unauthorized().body()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&ApiError::unauthorized().body()).unwrap();
         assert!(v["error"].get("field").is_none());
     }
 

@@ -13,17 +13,30 @@ pub fn get(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     if !crate::ids::looks_like_id(lead_id) {
         return Err(ApiError::not_found());
     }
-    let rec = load_lead(&api.ex, lead_id)?.filter(|r| r.publisher == publisher.id).ok_or_else(ApiError::not_found)?;
+    let rec = load_lead(&api.ex, lead_id)?
+        .filter(|r| r.publisher == publisher.id)
+        .ok_or_else(ApiError::not_found)?;
     Ok(json(200, public_view(&rec)))
 }
 
 /// `{"lead_id", "status", "price", "vertical", "created_at"}` — the price is
 /// the publisher's payout, null unless sold.
 pub(crate) fn public_view(rec: &LeadRecord) -> Vec<u8> {
-    let price = if rec.status == crate::records::STATUS_SOLD { rec.payout } else { None };
-    let mut o = Obj::new().str("lead_id", &rec.lead_id).str("status", &rec.status).cents("price", price).str("vertical", &rec.vertical).str("created_at", &rfc3339(rec.created_ms));
+    let price = if rec.status == crate::records::STATUS_SOLD {
+        rec.payout
+    } else {
+        None
+    };
+    let mut o = Obj::new()
+        .str("lead_id", &rec.lead_id)
+        .str("status", &rec.status)
+        .cents("price", price)
+        .str("vertical", &rec.vertical)
+        .str("created_at", &rfc3339(rec.created_ms));
     if let Some(reason) = &rec.reason {
         o = o.str("reason", reason);
     }
-    o.str("ping_id", &rec.ping_id).raw("test", if rec.test { b"true" } else { b"false" }).finish()
+    o.str("ping_id", &rec.ping_id)
+        .raw("test", if rec.test { b"true" } else { b"false" })
+        .finish()
 }

@@ -33,7 +33,11 @@ pub struct Api {
 
 impl Api {
     pub fn new(ex: Arc<Exchange>, reload: Arc<ReloadFn>) -> Api {
-        Api { ex, reload, limits: ratelimit::RateLimits::default() }
+        Api {
+            ex,
+            reload,
+            limits: ratelimit::RateLimits::default(),
+        }
     }
 
     fn route(&self, req: &mut Request<'_>) -> (Endpoint, Result<Response, ApiError>) {
@@ -85,7 +89,13 @@ impl Api {
             _ => {
                 let rt = self.ex.runtime();
                 let known = authenticate(&rt, head.header("authorization"), head.peer).map(drop);
-                known.and_then(|()| if head.method == "POST" { require_json_type(head.header("content-type")) } else { Ok(()) })
+                known.and_then(|()| {
+                    if head.method == "POST" {
+                        require_json_type(head.header("content-type"))
+                    } else {
+                        Ok(())
+                    }
+                })
             }
         };
         (endpoint, result)
@@ -93,11 +103,19 @@ impl Api {
 
     /// The publisher a request speaks for: bearer key, then IP allow-list,
     /// then rate limit.
-    pub(crate) fn publisher<'r>(&self, rt: &'r Runtime, req: &Request<'_>) -> Result<&'r Publisher, ApiError> {
+    pub(crate) fn publisher<'r>(
+        &self,
+        rt: &'r Runtime,
+        req: &Request<'_>,
+    ) -> Result<&'r Publisher, ApiError> {
         let publisher = authenticate(rt, req.header("authorization"), req.peer)?;
         if let Some(rps) = publisher.rate_limit_rps {
             if !self.limits.allow(&publisher.id, rps) {
-                return Err(ApiError::new(429, "rate_limited", "rate limit exceeded, retry after the Retry-After delay"));
+                return Err(ApiError::new(
+                    429,
+                    "rate_limited",
+                    "rate limit exceeded, retry after the Retry-After delay",
+                ));
             }
         }
         Ok(publisher)
@@ -109,7 +127,11 @@ impl Handler for Api {
         let (endpoint, result) = self.screen(head);
         result.map_err(|e| {
             let resp = refused(endpoint, e);
-            metrics::global().http_request(endpoint, resp.status, head.received_at.elapsed().as_micros() as u64);
+            metrics::global().http_request(
+                endpoint,
+                resp.status,
+                head.received_at.elapsed().as_micros() as u64,
+            );
             resp
         })
     }
@@ -147,7 +169,10 @@ fn endpoint_of(path: &str) -> (Endpoint, &'static [&'static str]) {
 }
 
 fn is_publisher_call(endpoint: Endpoint) -> bool {
-    !matches!(endpoint, Endpoint::Health | Endpoint::Ready | Endpoint::Metrics)
+    !matches!(
+        endpoint,
+        Endpoint::Health | Endpoint::Ready | Endpoint::Metrics
+    )
 }
 
 /// A body sent where none is taken: refused on the head, never buffered.
@@ -157,11 +182,24 @@ pub(crate) fn no_body_here() -> ApiError {
 
 /// The publisher whose key `authorization` carries, if `peer` may call
 /// for it: 401 for no or an unknown key, 403 outside its allow-list.
-fn authenticate<'r>(rt: &'r Runtime, authorization: Option<&str>, peer: std::net::SocketAddr) -> Result<&'r Publisher, ApiError> {
-    let token = authorization.and_then(bearer_token).ok_or_else(ApiError::unauthorized)?;
-    let publisher = rt.config.publisher_by_key(token.as_bytes()).ok_or_else(ApiError::unauthorized)?;
-    if !publisher.allowed_ips.is_empty() && !publisher.allowed_ips.iter().any(|n| n.contains(peer.ip())) {
-        return Err(ApiError::forbidden("this address may not call for this publisher"));
+fn authenticate<'r>(
+    rt: &'r Runtime,
+    authorization: Option<&str>,
+    peer: std::net::SocketAddr,
+) -> Result<&'r Publisher, ApiError> {
+    let token = authorization
+        .and_then(bearer_token)
+        .ok_or_else(ApiError::unauthorized)?;
+    let publisher = rt
+        .config
+        .publisher_by_key(token.as_bytes())
+        .ok_or_else(ApiError::unauthorized)?;
+    if !publisher.allowed_ips.is_empty()
+        && !publisher.allowed_ips.iter().any(|n| n.contains(peer.ip()))
+    {
+        return Err(ApiError::forbidden(
+            "this address may not call for this publisher",
+        ));
     }
     Ok(publisher)
 }
@@ -171,11 +209,21 @@ pub(crate) fn error_response(e: ApiError) -> Response {
     if e.status == 429 || e.status == 503 {
         headers.push(("Retry-After", "1".to_string()));
     }
-    Response { status: e.status, content_type: "application/json", headers, body: e.body() }
+    Response {
+        status: e.status,
+        content_type: "application/json",
+        headers,
+        body: e.body(),
+    }
 }
 
 pub(crate) fn json(status: u16, body: Vec<u8>) -> Response {
-    Response { status, content_type: "application/json", headers: Vec::new(), body }
+    Response {
+        status,
+        content_type: "application/json",
+        headers: Vec::new(),
+        body,
+    }
 }
 
 /// `Authorization: Bearer <token>`, the scheme case-insensitive.
@@ -201,7 +249,11 @@ fn require_json_type(content_type: Option<&str>) -> Result<(), ApiError> {
     if media.eq_ignore_ascii_case("application/json") {
         Ok(())
     } else {
-        Err(ApiError::new(415, "unsupported_media_type", "Content-Type must be application/json"))
+        Err(ApiError::new(
+            415,
+            "unsupported_media_type",
+            "Content-Type must be application/json",
+        ))
     }
 }
 
@@ -265,23 +317,38 @@ impl Obj {
 
 /// RFC 3339 UTC with milliseconds.
 pub(crate) fn rfc3339(ms: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     t.format(&f).unwrap_or_default()
 }
 
 /// The publisher's answer for a settled post (contract §4).
 pub(crate) fn outcome_body(rec: &LeadRecord) -> Vec<u8> {
     if rec.status == crate::records::STATUS_SOLD {
-        Obj::new().str("status", "sold").str("lead_id", &rec.lead_id).cents("price", rec.payout).finish()
+        Obj::new()
+            .str("status", "sold")
+            .str("lead_id", &rec.lead_id)
+            .cents("price", rec.payout)
+            .finish()
     } else {
         let reason = rec.reason.as_deref().unwrap_or("unsold");
-        Obj::new().str("status", "unsold").str("lead_id", &rec.lead_id).str("reason", reason).finish()
+        Obj::new()
+            .str("status", "unsold")
+            .str("lead_id", &rec.lead_id)
+            .str("reason", reason)
+            .finish()
     }
 }
 
 pub(crate) fn load_lead(ex: &Exchange, lead_id: &str) -> Result<Option<LeadRecord>, ApiError> {
-    let Some(bytes) = ex.store.get(crate::store::Tree::Leads, lead_id.as_bytes()).map_err(store_error)? else {
+    let Some(bytes) = ex
+        .store
+        .get(crate::store::Tree::Leads, lead_id.as_bytes())
+        .map_err(store_error)?
+    else {
         return Ok(None);
     };
     serde_json::from_slice(&bytes).map(Some).map_err(|e| {
@@ -295,12 +362,19 @@ mod tests {
     #[test]
     fn rfc3339_is_utc_with_millis() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            super::rfc3339(1_700_000_000_123),
+            "2023-11-14T22:13:20.123Z"
+        );
     }
 
     #[test]
     fn obj_writes_json() {
-        let b = super::Obj::new().str("a", "x\"y").cents("p", Some(960)).cents("n", None).finish();
+        let b = super::Obj::new()
+            .str("a", "x\"y")
+            .cents("p", Some(960))
+            .cents("n", None)
+            .finish();
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["a"], "x\"y");
         assert_eq!(v["p"], 9.6);

@@ -23,7 +23,10 @@ impl RateLimits {
         let now = Instant::now();
         let rate = f64::from(rps.max(1));
         let mut map = self.buckets.lock();
-        let b = map.entry(publisher.to_string()).or_insert(Bucket { tokens: rate, at: now });
+        let b = map.entry(publisher.to_string()).or_insert(Bucket {
+            tokens: rate,
+            at: now,
+        });
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(rate);
         b.at = now;
         if b.tokens >= 1.0 {

@@ -31,7 +31,12 @@ const RESERVED_HEADERS: &[&str] = &["host", "content-length", "transfer-encoding
 
 /// `[[buyer]]`: at most `BUYERS_MAX`; `known` are the vertical ids and
 /// `auction` gives the default time-outs.
-pub(super) fn buyers(w: &mut Walker, top: &Section, known: &HashSet<String>, auction: &Auction) -> Option<Vec<Buyer>> {
+pub(super) fn buyers(
+    w: &mut Walker,
+    top: &Section,
+    known: &HashSet<String>,
+    auction: &Auction,
+) -> Option<Vec<Buyer>> {
     let items = top.array_of_tables(w, "buyer", limits::BUYERS_MAX);
     let mut ids = Vec::new();
     let mut out = Vec::new();
@@ -46,19 +51,39 @@ pub(super) fn buyers(w: &mut Walker, top: &Section, known: &HashSet<String>, auc
     out.into_iter().collect()
 }
 
-fn buyer(w: &mut Walker, s: &Section, id: Option<String>, known: &HashSet<String>, auction: &Auction) -> Option<Buyer> {
+fn buyer(
+    w: &mut Walker,
+    s: &Section,
+    id: Option<String>,
+    known: &HashSet<String>,
+    auction: &Auction,
+) -> Option<Buyer> {
     let verticals = vertical_refs(w, s, known);
     let ping_url = optional(s.has("ping_url"), url_at(w, s, "ping_url"));
-    let post_url = s.need(w, "post_url").then(|| url_at(w, s, "post_url")).flatten();
+    let post_url = s
+        .need(w, "post_url")
+        .then(|| url_at(w, s, "post_url"))
+        .flatten();
     let fixed_price = optional(s.has("fixed_price"), price(w, s, "fixed_price"));
     let priced = s.has("ping_url") || s.has("fixed_price");
     if !priced {
-        w.error(s.key("fixed_price"), "required for a direct-post buyer (no ping_url)");
+        w.error(
+            s.key("fixed_price"),
+            "required for a direct-post buyer (no ping_url)",
+        );
     }
-    let ping_ms =
-        s.int_or(w, "ping_timeout_ms", 1..=limits::PING_TIMEOUT_MS_MAX as i64, auction.ping_timeout_ms as i64);
-    let post_ms =
-        s.int_or(w, "post_timeout_ms", 1..=limits::POST_TIMEOUT_MS_MAX as i64, auction.post_timeout_ms as i64);
+    let ping_ms = s.int_or(
+        w,
+        "ping_timeout_ms",
+        1..=limits::PING_TIMEOUT_MS_MAX as i64,
+        auction.ping_timeout_ms as i64,
+    );
+    let post_ms = s.int_or(
+        w,
+        "post_timeout_ms",
+        1..=limits::POST_TIMEOUT_MS_MAX as i64,
+        auction.post_timeout_ms as i64,
+    );
     let priority = s.int_or(w, "priority", i64::MIN..=i64::MAX, 0);
     let headers = headers(w, s);
     let filter = filter(w, s);
@@ -103,7 +128,10 @@ fn url_at(w: &mut Walker, s: &Section, name: &str) -> Option<Url> {
 fn price(w: &mut Walker, s: &Section, name: &str) -> Option<Cents> {
     let cents = cents_from_f64(s.number(w, name)?);
     if cents.is_none() {
-        w.error(s.key(name), "not a price (non-negative USD, at most 2 decimals)");
+        w.error(
+            s.key(name),
+            "not a price (non-negative USD, at most 2 decimals)",
+        );
     }
     cents
 }
@@ -117,7 +145,10 @@ fn headers(w: &mut Walker, s: &Section) -> Option<Vec<(String, String)>> {
     }
     let (path, table) = s.table(w, "headers")?;
     if table.len() > limits::BUYER_HEADERS_MAX {
-        w.error(path, format!("at most {} headers", limits::BUYER_HEADERS_MAX));
+        w.error(
+            path,
+            format!("at most {} headers", limits::BUYER_HEADERS_MAX),
+        );
         return None;
     }
     let before = w.errors.len();
@@ -134,7 +165,9 @@ fn headers(w: &mut Walker, s: &Section) -> Option<Vec<(String, String)>> {
         } else if !seen.insert(lower) {
             w.error(key.clone(), "duplicate header (names ignore case)");
         }
-        let Some(value) = h.string(w, name) else { continue };
+        let Some(value) = h.string(w, name) else {
+            continue;
+        };
         if value.value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
             w.error(key, "value contains CR, LF or NUL");
             continue;
@@ -146,7 +179,9 @@ fn headers(w: &mut Walker, s: &Section) -> Option<Vec<(String, String)>> {
 
 /// An HTTP token (RFC 9110 `tchar`s), as header names must be.
 fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn filter(w: &mut Walker, s: &Section) -> Option<Filter> {
@@ -158,22 +193,35 @@ fn filter(w: &mut Walker, s: &Section) -> Option<Filter> {
     f.only(w, &["states", "age_min", "age_max"]);
     let states = optional(f.has("states"), states(w, &f));
     let ages = i64::from(limits::AGE_YEARS_MIN)..=i64::from(limits::AGE_YEARS_MAX);
-    let age_min = optional(f.has("age_min"), f.int(w, "age_min", ages.clone()).map(|n| n as u16));
-    let age_max = optional(f.has("age_max"), f.int(w, "age_max", ages).map(|n| n as u16));
+    let age_min = optional(
+        f.has("age_min"),
+        f.int(w, "age_min", ages.clone()).map(|n| n as u16),
+    );
+    let age_max = optional(
+        f.has("age_max"),
+        f.int(w, "age_max", ages).map(|n| n as u16),
+    );
     if let (Some(Some(lo)), Some(Some(hi))) = (age_min, age_max) {
         if lo > hi {
             w.error(f.key("age_min"), "greater than age_max");
             return None;
         }
     }
-    Some(Filter { states: states?, age_min: age_min?, age_max: age_max? })
+    Some(Filter {
+        states: states?,
+        age_min: age_min?,
+        age_max: age_max?,
+    })
 }
 
 fn states(w: &mut Walker, f: &Section) -> Option<Vec<String>> {
     let before = w.errors.len();
     let items = f.strings(w, "states", limits::FILTER_STATES_MAX)?;
     if items.is_empty() {
-        w.error(f.key("states"), "must not be empty (leave it out to accept every state)");
+        w.error(
+            f.key("states"),
+            "must not be empty (leave it out to accept every state)",
+        );
     }
     let mut out = Vec::with_capacity(items.len());
     for (key, text) in items {
@@ -194,5 +242,7 @@ fn caps(w: &mut Walker, s: &Section) -> Option<Caps> {
     let c = Section { path: &path, table };
     c.only(w, &["daily"]);
     let daily = c.int(w, "daily", 1..=i64::from(u32::MAX)).map(|n| n as u32);
-    Some(Caps { daily: optional(c.has("daily"), daily)? })
+    Some(Caps {
+        daily: optional(c.has("daily"), daily)?,
+    })
 }

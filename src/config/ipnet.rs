@@ -24,9 +24,11 @@ impl IpNet {
         let bits = bits_of(addr);
         let prefix_len = match prefix {
             None => bits,
-            Some(p) if p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty() && p.len() <= 3 => {
-                p.parse::<u8>().ok().filter(|n| *n <= bits).ok_or("prefix length too long")?
-            }
+            Some(p) if p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty() && p.len() <= 3 => p
+                .parse::<u8>()
+                .ok()
+                .filter(|n| *n <= bits)
+                .ok_or("prefix length too long")?,
             Some(_) => return Err("bad prefix length"),
         };
         let net = IpNet { addr, prefix_len };
@@ -50,7 +52,11 @@ impl IpNet {
     /// The prefix as a mask aligned like [`to_bits`].
     fn mask(&self) -> u128 {
         let width = bits_of(self.addr);
-        let ones = if self.prefix_len == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix_len)) };
+        let ones = if self.prefix_len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix_len))
+        };
         // Shift down so that an IPv4 mask lines up with the low 32 bits.
         ones >> (128 - u32::from(width))
     }
@@ -90,7 +96,10 @@ mod tests {
         let net = IpNet::parse("10.1.0.0/16").unwrap();
         assert!(net.contains(ip("10.1.255.7")));
         assert!(!net.contains(ip("10.2.0.1")));
-        assert!(net.contains(ip("::ffff:10.1.2.3")), "v4-mapped v6 counts as v4");
+        assert!(
+            net.contains(ip("::ffff:10.1.2.3")),
+            "v4-mapped v6 counts as v4"
+        );
         let one = IpNet::parse("192.0.2.7").unwrap();
         assert!(one.contains(ip("192.0.2.7")) && !one.contains(ip("192.0.2.8")));
         let all = IpNet::parse("0.0.0.0/0").unwrap();

@@ -97,7 +97,8 @@ impl Server {
     /// Buyer calls the pings may hold at once: the budget less the part
     /// kept for posts (`limits::BUYER_CALLS_POST_RESERVE_DIVISOR`).
     pub fn ping_calls_in_flight_max(&self) -> usize {
-        let reserve = (self.buyer_calls_in_flight_max / limits::BUYER_CALLS_POST_RESERVE_DIVISOR).max(1);
+        let reserve =
+            (self.buyer_calls_in_flight_max / limits::BUYER_CALLS_POST_RESERVE_DIVISOR).max(1);
         self.buyer_calls_in_flight_max.saturating_sub(reserve)
     }
 }
@@ -117,7 +118,11 @@ pub struct Auction {
 
 impl Default for Auction {
     fn default() -> Self {
-        Auction { ping_timeout_ms: 300, post_timeout_ms: 3000, bid_ttl_s: 120 }
+        Auction {
+            ping_timeout_ms: 300,
+            post_timeout_ms: 3000,
+            bid_ttl_s: 120,
+        }
     }
 }
 
@@ -164,7 +169,11 @@ pub struct Buyer {
 
 impl fmt::Debug for Buyer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(k, _)| (k.as_str(), "***")).collect();
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, _)| (k.as_str(), "***"))
+            .collect();
         f.debug_struct("Buyer")
             .field("id", &self.id)
             .field("verticals", &self.verticals)
@@ -197,25 +206,49 @@ pub struct Caps {
 
 impl Config {
     pub fn vertical(&self, id: &str) -> Option<&Vertical> {
-        self.index.vertical_by_id.get(id).and_then(|&i| self.verticals.get(i))
+        self.index
+            .vertical_by_id
+            .get(id)
+            .and_then(|&i| self.verticals.get(i))
     }
 
     /// The publisher whose API key this is (hashed here, looked up in O(1)).
     pub fn publisher_by_key(&self, api_key: &[u8]) -> Option<&Publisher> {
         let hash = secrets::sha256(api_key);
-        self.index.publisher_by_key.get(&hash).and_then(|&i| self.publishers.get(i))
+        self.index
+            .publisher_by_key
+            .get(&hash)
+            .and_then(|&i| self.publishers.get(i))
     }
 
     pub fn buyer(&self, id: &str) -> Option<&Buyer> {
-        self.index.buyer_by_id.get(id).and_then(|&i| self.buyers.get(i))
+        self.index
+            .buyer_by_id
+            .get(id)
+            .and_then(|&i| self.buyers.get(i))
     }
 
     /// Rebuilds the lookup indexes; needed only after editing the lists.
     pub fn reindex(&mut self) {
         self.index = Index {
-            publisher_by_key: self.publishers.iter().enumerate().map(|(i, p)| (p.api_key_sha256, i)).collect(),
-            vertical_by_id: self.verticals.iter().enumerate().map(|(i, v)| (v.id.clone(), i)).collect(),
-            buyer_by_id: self.buyers.iter().enumerate().map(|(i, b)| (b.id.clone(), i)).collect(),
+            publisher_by_key: self
+                .publishers
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.api_key_sha256, i))
+                .collect(),
+            vertical_by_id: self
+                .verticals
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v.id.clone(), i))
+                .collect(),
+            buyer_by_id: self
+                .buyers
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (b.id.clone(), i))
+                .collect(),
         };
     }
 }
@@ -227,15 +260,26 @@ pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
 }
 
 /// [`load`] with the secrets passed in.
-pub fn load_with(path: &Path, secrets: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<ConfigError>> {
-    let unreadable = |message: String| vec![ConfigError { key: path.display().to_string(), message }];
+pub fn load_with(
+    path: &Path,
+    secrets: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<ConfigError>> {
+    let unreadable = |message: String| {
+        vec![ConfigError {
+            key: path.display().to_string(),
+            message,
+        }]
+    };
     let file = std::fs::File::open(path).map_err(|e| unreadable(format!("cannot read: {e}")))?;
     let mut bytes = Vec::new();
     file.take(limits::CONFIG_BYTES_MAX as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| unreadable(format!("cannot read: {e}")))?;
     if bytes.len() > limits::CONFIG_BYTES_MAX {
-        return Err(unreadable(format!("larger than {} bytes", limits::CONFIG_BYTES_MAX)));
+        return Err(unreadable(format!(
+            "larger than {} bytes",
+            limits::CONFIG_BYTES_MAX
+        )));
     }
     let text = String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8".to_string()))?;
     parse(&text, secrets)
@@ -243,32 +287,69 @@ pub fn load_with(path: &Path, secrets: &dyn Fn(&str) -> Option<String>) -> Resul
 
 /// Validates a config text; `secrets(NAME)` supplies each `${NAME}`.
 /// Either a `Config` or every problem found, in file order by section.
-pub fn parse(text: &str, secrets: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<ConfigError>> {
+pub fn parse(
+    text: &str,
+    secrets: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<ConfigError>> {
     let root: toml::Table = text.parse().map_err(|e| vec![syntax_error(text, &e)])?;
     let mut w = walk::Walker::new(secrets);
-    let top = walk::Section { path: "", table: &root };
-    top.only(&mut w, &["server", "admin", "auction", "vertical", "publisher", "buyer"]);
+    let top = walk::Section {
+        path: "",
+        table: &root,
+    };
+    top.only(
+        &mut w,
+        &[
+            "server",
+            "admin",
+            "auction",
+            "vertical",
+            "publisher",
+            "buyer",
+        ],
+    );
     let server = sections::server(&mut w, &top);
     let admin = sections::admin(&mut w, &top);
     let auction = sections::auction(&mut w, &top);
     let (verticals, known) = sections::verticals(&mut w, &top);
     let publishers = sections::publishers(&mut w, &top, &known);
-    let buyers = buyer::buyers(&mut w, &top, &known, auction.as_ref().unwrap_or(&Auction::default()));
+    let buyers = buyer::buyers(
+        &mut w,
+        &top,
+        &known,
+        auction.as_ref().unwrap_or(&Auction::default()),
+    );
     if let (Some(server), Some(buyers)) = (&server, &buyers) {
         sections::check_call_budget(&mut w, server, buyers);
     }
     match (server, admin, auction, verticals, publishers, buyers) {
-        (Some(server), Some(admin), Some(auction), Some(verticals), Some(publishers), Some(buyers))
-            if w.errors.is_empty() =>
-        {
-            let mut config = Config { server, admin, auction, verticals, publishers, buyers, index: Index::default() };
+        (
+            Some(server),
+            Some(admin),
+            Some(auction),
+            Some(verticals),
+            Some(publishers),
+            Some(buyers),
+        ) if w.errors.is_empty() => {
+            let mut config = Config {
+                server,
+                admin,
+                auction,
+                verticals,
+                publishers,
+                buyers,
+                index: Index::default(),
+            };
             config.reindex();
             Ok(config)
         }
         _ if w.errors.is_empty() => {
             // Every `None` above comes with an error; this is a bug, but a
             // config check must still fail loudly rather than panic.
-            Err(vec![ConfigError { key: "config".into(), message: "invalid (internal: no error recorded)".into() }])
+            Err(vec![ConfigError {
+                key: "config".into(),
+                message: "invalid (internal: no error recorded)".into(),
+            }])
         }
         _ => Err(w.errors),
     }
@@ -279,7 +360,11 @@ fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
     let key = match e.span() {
         Some(span) => {
             let at = span.start.min(text.len());
-            let line = text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            let line = text.as_bytes()[..at]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
             format!("line {line}")
         }
         None => "config".to_string(),

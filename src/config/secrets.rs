@@ -34,7 +34,9 @@ fn lookup(name: &str, env: &dyn Fn(&str) -> Option<String>, dir: Option<&Path>) 
     let file = std::fs::File::open(dir?.join(name)).ok()?;
     let mut bytes = Vec::new();
     // One byte more than allowed tells an oversized file from a full one.
-    file.take(limits::SECRET_BYTES_MAX as u64 + 1).read_to_end(&mut bytes).ok()?;
+    file.take(limits::SECRET_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
     if bytes.len() > limits::SECRET_BYTES_MAX {
         return None;
     }
@@ -51,7 +53,9 @@ pub(super) fn is_name(name: &str) -> bool {
 
 /// Strips ONE trailing `"\n"` or `"\r\n"`: what `echo` or an editor adds.
 fn strip_newline(s: &str) -> &str {
-    s.strip_suffix("\r\n").or_else(|| s.strip_suffix('\n')).unwrap_or(s)
+    s.strip_suffix("\r\n")
+        .or_else(|| s.strip_suffix('\n'))
+        .unwrap_or(s)
 }
 
 /// Why a string's `${…}` could not be replaced; each becomes one
@@ -67,7 +71,9 @@ impl SubstError {
     pub(super) fn message(&self) -> String {
         match self {
             SubstError::Unclosed => "unclosed ${ (write $${ for a literal ${)".to_string(),
-            SubstError::BadName => "bad name inside ${…} (expected [A-Za-z_][A-Za-z0-9_]*)".to_string(),
+            SubstError::BadName => {
+                "bad name inside ${…} (expected [A-Za-z_][A-Za-z0-9_]*)".to_string()
+            }
             SubstError::Unset(name) => format!("environment variable {name} is not set"),
         }
     }
@@ -77,7 +83,10 @@ impl SubstError {
 /// literal `${`, and any other `$` is kept as is. One pass: a secret's value
 /// is never itself expanded. Returns the text and whether a secret went into
 /// it (so callers never echo that text in an error).
-pub(super) fn substitute(s: &str, secrets: &dyn Fn(&str) -> Option<String>) -> Result<(String, bool), Vec<SubstError>> {
+pub(super) fn substitute(
+    s: &str,
+    secrets: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, bool), Vec<SubstError>> {
     let mut out = String::with_capacity(s.len());
     let mut errors = Vec::new();
     let mut used_secret = false;
@@ -94,7 +103,10 @@ pub(super) fn substitute(s: &str, secrets: &dyn Fn(&str) -> Option<String>) -> R
                 break;
             };
             let name = &after[..end];
-            match (is_name(name), is_name(name).then(|| secrets(name)).flatten()) {
+            match (
+                is_name(name),
+                is_name(name).then(|| secrets(name)).flatten(),
+            ) {
                 (false, _) => errors.push(SubstError::BadName),
                 (true, None) => errors.push(SubstError::Unset(name.to_string())),
                 (true, Some(v)) => {
@@ -118,7 +130,10 @@ pub(super) fn substitute(s: &str, secrets: &dyn Fn(&str) -> Option<String>) -> R
 /// What `leadx hash-key` prints for a secret read from stdin: one trailing
 /// newline stripped, then lowercase hex SHA-256.
 pub fn hash_key(secret: &[u8]) -> String {
-    let trimmed = secret.strip_suffix(b"\r\n").or_else(|| secret.strip_suffix(b"\n")).unwrap_or(secret);
+    let trimmed = secret
+        .strip_suffix(b"\r\n")
+        .or_else(|| secret.strip_suffix(b"\n"))
+        .unwrap_or(secret);
     let digest = Sha256::digest(trimmed);
     let mut hex = String::with_capacity(64);
     for b in digest {
@@ -137,7 +152,10 @@ pub(super) fn sha256(secret: &[u8]) -> [u8; 32] {
 /// whichever byte differs, so response timing tells nothing about the hash.
 pub fn verify_key(secret: &[u8], sha256_expected: &[u8; 32]) -> bool {
     let got = sha256(secret);
-    got.iter().zip(sha256_expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    got.iter()
+        .zip(sha256_expected)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
 }
 
 /// Parses exactly 64 hex digits (either case) into a hash.
@@ -160,14 +178,25 @@ mod tests {
     use super::*;
 
     fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |n| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())
+        move |n| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
     fn substitutes_names_and_escapes() {
         let s = env(&[("A", "1"), ("B_2", "two")]);
-        assert_eq!(substitute("x${A}y${B_2}", &s), Ok(("x1ytwo".to_string(), true)));
-        assert_eq!(substitute("cost $5 $${A}", &s), Ok(("cost $5 ${A}".to_string(), false)));
+        assert_eq!(
+            substitute("x${A}y${B_2}", &s),
+            Ok(("x1ytwo".to_string(), true))
+        );
+        assert_eq!(
+            substitute("cost $5 $${A}", &s),
+            Ok(("cost $5 ${A}".to_string(), false))
+        );
         assert_eq!(substitute("$", &s), Ok(("$".to_string(), false)));
         assert_eq!(substitute("${A}$", &s), Ok(("1$".to_string(), true)));
         assert_eq!(substitute("", &s), Ok((String::new(), false)));
@@ -184,7 +213,11 @@ mod tests {
         let s = env(&[("A", "1")]);
         assert_eq!(
             substitute("${X}${A}${1x}${Y}", &s),
-            Err(vec![SubstError::Unset("X".into()), SubstError::BadName, SubstError::Unset("Y".into())])
+            Err(vec![
+                SubstError::Unset("X".into()),
+                SubstError::BadName,
+                SubstError::Unset("Y".into())
+            ])
         );
         assert_eq!(substitute("${A", &s), Err(vec![SubstError::Unclosed]));
         assert_eq!(substitute("${}", &s), Err(vec![SubstError::BadName]));
@@ -198,14 +231,23 @@ mod tests {
         assert_eq!(hash_key(b"secret\n"), want);
         assert_eq!(hash_key(b"secret\r\n"), want);
         assert_ne!(hash_key(b"secret\n\n"), want);
-        assert_eq!(parse_sha256_hex(want).map(|h| verify_key(b"secret", &h)), Some(true));
-        assert_eq!(parse_sha256_hex(want).map(|h| verify_key(b"secret\n", &h)), Some(false));
+        assert_eq!(
+            parse_sha256_hex(want).map(|h| verify_key(b"secret", &h)),
+            Some(true)
+        );
+        assert_eq!(
+            parse_sha256_hex(want).map(|h| verify_key(b"secret\n", &h)),
+            Some(false)
+        );
     }
 
     #[test]
     fn parses_only_64_hex_digits() {
         let upper = "2BB80D537B1DA3E38BD30361AA855686BDE0EACD7162FEF6A25FE97BF527A25B";
-        assert_eq!(parse_sha256_hex(upper), parse_sha256_hex(&upper.to_lowercase()));
+        assert_eq!(
+            parse_sha256_hex(upper),
+            parse_sha256_hex(&upper.to_lowercase())
+        );
         assert!(parse_sha256_hex(upper).is_some());
         assert!(parse_sha256_hex(&upper[..63]).is_none());
         assert!(parse_sha256_hex(&format!("{}0", upper)).is_none());
@@ -218,15 +260,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("FROM_FILE"), "s3cret\n").unwrap();
         std::fs::write(dir.path().join("BOTH"), "file").unwrap();
-        std::fs::write(dir.path().join("HUGE"), vec![b'x'; limits::SECRET_BYTES_MAX + 1]).unwrap();
+        std::fs::write(
+            dir.path().join("HUGE"),
+            vec![b'x'; limits::SECRET_BYTES_MAX + 1],
+        )
+        .unwrap();
         let e = env(&[("BOTH", "env")]);
-        assert_eq!(lookup("FROM_FILE", &e, Some(dir.path())).as_deref(), Some("s3cret"));
+        assert_eq!(
+            lookup("FROM_FILE", &e, Some(dir.path())).as_deref(),
+            Some("s3cret")
+        );
         assert_eq!(lookup("BOTH", &e, Some(dir.path())).as_deref(), Some("env"));
         assert_eq!(lookup("MISSING", &e, Some(dir.path())), None);
         assert_eq!(lookup("FROM_FILE", &e, None), None);
         assert_eq!(lookup("HUGE", &e, Some(dir.path())), None);
         std::fs::create_dir(dir.path().join("sub")).unwrap();
-        assert_eq!(lookup("../FROM_FILE", &e, Some(&dir.path().join("sub"))), None);
+        assert_eq!(
+            lookup("../FROM_FILE", &e, Some(&dir.path().join("sub"))),
+            None
+        );
     }
 
     #[test]

@@ -36,32 +36,78 @@ pub(super) fn server(w: &mut Walker, top: &Section) -> Option<Server> {
     let (path, table) = top.table(w, "server")?;
     let s = Section { path: &path, table };
     s.only(w, SERVER_KEYS);
-    let listen = s.need(w, "listen").then(|| s.string(w, "listen")).flatten().and_then(|t| {
-        let addr = t.value.parse::<SocketAddr>().ok();
-        if addr.is_none() {
-            w.error(s.key("listen"), "not a socket address (like 127.0.0.1:8080 or [::]:8080)");
-        }
-        addr
-    });
-    let data_dir = s.need(w, "data_dir").then(|| s.string(w, "data_dir")).flatten().and_then(|t| {
-        if t.value.is_empty() {
-            w.error(s.key("data_dir"), "must not be empty");
-            return None;
-        }
-        Some(PathBuf::from(t.value))
-    });
+    let listen = s
+        .need(w, "listen")
+        .then(|| s.string(w, "listen"))
+        .flatten()
+        .and_then(|t| {
+            let addr = t.value.parse::<SocketAddr>().ok();
+            if addr.is_none() {
+                w.error(
+                    s.key("listen"),
+                    "not a socket address (like 127.0.0.1:8080 or [::]:8080)",
+                );
+            }
+            addr
+        });
+    let data_dir = s
+        .need(w, "data_dir")
+        .then(|| s.string(w, "data_dir"))
+        .flatten()
+        .and_then(|t| {
+            if t.value.is_empty() {
+                w.error(s.key("data_dir"), "must not be empty");
+                return None;
+            }
+            Some(PathBuf::from(t.value))
+        });
     let server_ms = 1..=limits::SERVER_TIMEOUT_MS_MAX as i64;
-    let body = s.int_or(w, "body_bytes_max", 1..=BODY_CEILING, limits::BODY_BYTES_MAX_DEFAULT as i64);
-    let workers = s.int_or(w, "workers", 1..=limits::WORKERS_MAX as i64, crate::rt::default_workers() as i64);
+    let body = s.int_or(
+        w,
+        "body_bytes_max",
+        1..=BODY_CEILING,
+        limits::BODY_BYTES_MAX_DEFAULT as i64,
+    );
+    let workers = s.int_or(
+        w,
+        "workers",
+        1..=limits::WORKERS_MAX as i64,
+        crate::rt::default_workers() as i64,
+    );
     let idle = s.int_or(w, "idle_timeout_ms", server_ms.clone(), 30_000);
     let request = s.int_or(w, "request_timeout_ms", server_ms.clone(), 10_000);
     let drain = s.int_or(w, "drain_timeout_ms", server_ms, 10_000);
-    let conns = s.int_or(w, "connections_max", 1..=CONNECTIONS_CEILING, limits::CONNECTIONS_MAX as i64);
-    let ping_cache = s.int_or(w, "ping_cache_bytes", PING_CACHE_RANGE, limits::PING_CACHE_BYTES_DEFAULT as i64);
-    let store_cache = s.int_or(w, "store_cache_bytes", STORE_CACHE_RANGE, limits::STORE_CACHE_BYTES_DEFAULT as i64);
-    let auctions = s.int_or(w, "auctions_in_flight_max", 1..=AUCTIONS_CEILING, limits::AUCTIONS_IN_FLIGHT_MAX_DEFAULT as i64);
+    let conns = s.int_or(
+        w,
+        "connections_max",
+        1..=CONNECTIONS_CEILING,
+        limits::CONNECTIONS_MAX as i64,
+    );
+    let ping_cache = s.int_or(
+        w,
+        "ping_cache_bytes",
+        PING_CACHE_RANGE,
+        limits::PING_CACHE_BYTES_DEFAULT as i64,
+    );
+    let store_cache = s.int_or(
+        w,
+        "store_cache_bytes",
+        STORE_CACHE_RANGE,
+        limits::STORE_CACHE_BYTES_DEFAULT as i64,
+    );
+    let auctions = s.int_or(
+        w,
+        "auctions_in_flight_max",
+        1..=AUCTIONS_CEILING,
+        limits::AUCTIONS_IN_FLIGHT_MAX_DEFAULT as i64,
+    );
     // At least 2: one call for pings, one kept for posts.
-    let calls = s.int_or(w, "buyer_calls_in_flight_max", 2..=CALLS_CEILING, limits::BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT as i64);
+    let calls = s.int_or(
+        w,
+        "buyer_calls_in_flight_max",
+        2..=CALLS_CEILING,
+        limits::BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT as i64,
+    );
     Some(Server {
         listen: listen?,
         data_dir: data_dir?,
@@ -99,7 +145,9 @@ pub(super) fn check_call_budget(w: &mut Walker, server: &Server, buyers: &[Buyer
             *per_vertical.entry(v.as_str()).or_default() += 1;
         }
     }
-    let widest = per_vertical.into_iter().max_by_key(|&(v, n)| (n, std::cmp::Reverse(v)));
+    let widest = per_vertical
+        .into_iter()
+        .max_by_key(|&(v, n)| (n, std::cmp::Reverse(v)));
     if let Some((vertical, n)) = widest.filter(|&(_, n)| n > share) {
         w.error(
             "server.buyer_calls_in_flight_max".to_string(),
@@ -114,7 +162,9 @@ pub(super) fn check_call_budget(w: &mut Walker, server: &Server, buyers: &[Buyer
 /// The smallest budget whose ping share fits an auction of `n` calls.
 fn calls_for_auction_of(n: usize) -> usize {
     let d = limits::BUYER_CALLS_POST_RESERVE_DIVISOR;
-    (n + 1..).find(|&b| b - (b / d).max(1) >= n).expect("some budget fits")
+    (n + 1..)
+        .find(|&b| b - (b / d).max(1) >= n)
+        .expect("some budget fits")
 }
 
 /// `[admin]`: optional; without `token_sha256` the admin API is closed.
@@ -127,7 +177,9 @@ pub(super) fn admin(w: &mut Walker, top: &Section) -> Option<Admin> {
     if !s.has("token_sha256") {
         return Some(Admin { token_sha256: None });
     }
-    Some(Admin { token_sha256: Some(sha256_hex(w, &s, "token_sha256")?) })
+    Some(Admin {
+        token_sha256: Some(sha256_hex(w, &s, "token_sha256")?),
+    })
 }
 
 /// `[auction]`: optional, every key has a default.
@@ -138,10 +190,29 @@ pub(super) fn auction(w: &mut Walker, top: &Section) -> Option<Auction> {
     };
     let s = Section { path: &path, table };
     s.only(w, &["ping_timeout_ms", "post_timeout_ms", "bid_ttl_s"]);
-    let ping = s.int_or(w, "ping_timeout_ms", 1..=limits::PING_TIMEOUT_MS_MAX as i64, d.ping_timeout_ms as i64);
-    let post = s.int_or(w, "post_timeout_ms", 1..=limits::POST_TIMEOUT_MS_MAX as i64, d.post_timeout_ms as i64);
-    let ttl = s.int_or(w, "bid_ttl_s", 1..=limits::BID_TTL_S_MAX as i64, d.bid_ttl_s as i64);
-    Some(Auction { ping_timeout_ms: ping? as u64, post_timeout_ms: post? as u64, bid_ttl_s: ttl? as u64 })
+    let ping = s.int_or(
+        w,
+        "ping_timeout_ms",
+        1..=limits::PING_TIMEOUT_MS_MAX as i64,
+        d.ping_timeout_ms as i64,
+    );
+    let post = s.int_or(
+        w,
+        "post_timeout_ms",
+        1..=limits::POST_TIMEOUT_MS_MAX as i64,
+        d.post_timeout_ms as i64,
+    );
+    let ttl = s.int_or(
+        w,
+        "bid_ttl_s",
+        1..=limits::BID_TTL_S_MAX as i64,
+        d.bid_ttl_s as i64,
+    );
+    Some(Auction {
+        ping_timeout_ms: ping? as u64,
+        post_timeout_ms: post? as u64,
+        bid_ttl_s: ttl? as u64,
+    })
 }
 
 /// `[[vertical]]`, and the set of ids seen (also of otherwise broken
@@ -156,21 +227,44 @@ pub(super) fn verticals(w: &mut Walker, top: &Section) -> (Option<Vec<Vertical>>
         s.only(w, &["id", "require_consent", "dedupe_window_days"]);
         let id_text = id(w, &s);
         ids.extend(id_text.clone().map(|t| (s.key("id"), t)));
-        let consent = if s.has("require_consent") { s.boolean(w, "require_consent") } else { Some(false) };
-        let days = s.int_or(w, "dedupe_window_days", 0..=i64::from(limits::DEDUPE_WINDOW_DAYS_MAX), 0);
+        let consent = if s.has("require_consent") {
+            s.boolean(w, "require_consent")
+        } else {
+            Some(false)
+        };
+        let days = s.int_or(
+            w,
+            "dedupe_window_days",
+            0..=i64::from(limits::DEDUPE_WINDOW_DAYS_MAX),
+            0,
+        );
         out.push((|| {
-            Some(Vertical { id: id_text?.value, require_consent: consent?, dedupe_window_days: days? as u32 })
+            Some(Vertical {
+                id: id_text?.value,
+                require_consent: consent?,
+                dedupe_window_days: days? as u32,
+            })
         })());
     }
     let known = unique_ids(w, &ids);
     (out.into_iter().collect(), known)
 }
 
-const PUBLISHER_KEYS: &[&str] =
-    &["id", "api_key_sha256", "revenue_share", "verticals", "allowed_ips", "rate_limit_rps"];
+const PUBLISHER_KEYS: &[&str] = &[
+    "id",
+    "api_key_sha256",
+    "revenue_share",
+    "verticals",
+    "allowed_ips",
+    "rate_limit_rps",
+];
 
 /// `[[publisher]]`; `known` are the vertical ids.
-pub(super) fn publishers(w: &mut Walker, top: &Section, known: &HashSet<String>) -> Option<Vec<Publisher>> {
+pub(super) fn publishers(
+    w: &mut Walker,
+    top: &Section,
+    known: &HashSet<String>,
+) -> Option<Vec<Publisher>> {
     let items = top.array_of_tables(w, "publisher", limits::PUBLISHERS_MAX);
     let mut ids = Vec::new();
     let mut out = Vec::new();
@@ -180,16 +274,28 @@ pub(super) fn publishers(w: &mut Walker, top: &Section, known: &HashSet<String>)
         s.only(w, PUBLISHER_KEYS);
         let id_text = id(w, &s);
         ids.extend(id_text.clone().map(|t| (s.key("id"), t)));
-        let hash = s.need(w, "api_key_sha256").then(|| sha256_hex(w, &s, "api_key_sha256")).flatten();
+        let hash = s
+            .need(w, "api_key_sha256")
+            .then(|| sha256_hex(w, &s, "api_key_sha256"))
+            .flatten();
         if let Some(h) = hash {
             if let Some(first) = by_hash.insert(h, path.clone()) {
                 w.error(s.key("api_key_sha256"), format!("the same key as {first}"));
             }
         }
-        let share = s.need(w, "revenue_share").then(|| revenue_share(w, &s)).flatten();
+        let share = s
+            .need(w, "revenue_share")
+            .then(|| revenue_share(w, &s))
+            .flatten();
         let verticals = vertical_refs(w, &s, known);
         let ips = allowed_ips(w, &s);
-        let rps = s.int(w, "rate_limit_rps", 1..=i64::from(limits::RATE_LIMIT_RPS_MAX)).map(|n| n as u32);
+        let rps = s
+            .int(
+                w,
+                "rate_limit_rps",
+                1..=i64::from(limits::RATE_LIMIT_RPS_MAX),
+            )
+            .map(|n| n as u32);
         let rps_ok = !s.has("rate_limit_rps") || rps.is_some();
         out.push((|| {
             rps_ok.then_some(())?;
@@ -241,9 +347,18 @@ pub(super) fn id(w: &mut Walker, s: &Section) -> Option<Text> {
     }
     let text = s.string(w, "id")?;
     let ok = (1..=limits::ID_BYTES_MAX).contains(&text.value.len())
-        && text.value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        && text
+            .value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
     if !ok {
-        w.error(s.key("id"), format!("not a valid id (1 to {} of A-Z a-z 0-9 _ . -)", limits::ID_BYTES_MAX));
+        w.error(
+            s.key("id"),
+            format!(
+                "not a valid id (1 to {} of A-Z a-z 0-9 _ . -)",
+                limits::ID_BYTES_MAX
+            ),
+        );
         return None;
     }
     Some(text)
@@ -261,7 +376,11 @@ pub(super) fn unique_ids(w: &mut Walker, ids: &[(String, Text)]) -> HashSet<Stri
 }
 
 /// `verticals = [...]`: required; each must be a known vertical, once.
-pub(super) fn vertical_refs(w: &mut Walker, s: &Section, known: &HashSet<String>) -> Option<Vec<String>> {
+pub(super) fn vertical_refs(
+    w: &mut Walker,
+    s: &Section,
+    known: &HashSet<String>,
+) -> Option<Vec<String>> {
     if !s.need(w, "verticals") {
         return None;
     }

@@ -79,17 +79,41 @@ fn the_contract_example_parses_to_its_values() {
     assert_eq!(c.server.body_bytes_max, 65536);
     assert_eq!(c.server.workers, crate::rt::default_workers());
     assert_eq!(
-        (c.server.idle_timeout_ms, c.server.request_timeout_ms, c.server.drain_timeout_ms),
+        (
+            c.server.idle_timeout_ms,
+            c.server.request_timeout_ms,
+            c.server.drain_timeout_ms
+        ),
         (30_000, 10_000, 10_000)
     );
     assert_eq!(c.server.connections_max, limits::CONNECTIONS_MAX);
     assert_eq!(
-        (c.server.auctions_in_flight_max, c.server.buyer_calls_in_flight_max),
-        (limits::AUCTIONS_IN_FLIGHT_MAX_DEFAULT, limits::BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT)
+        (
+            c.server.auctions_in_flight_max,
+            c.server.buyer_calls_in_flight_max
+        ),
+        (
+            limits::AUCTIONS_IN_FLIGHT_MAX_DEFAULT,
+            limits::BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT
+        )
     );
     assert_eq!(c.admin.token_sha256, Some(hash(ADMIN_HASH)));
-    assert_eq!(c.auction, Auction { ping_timeout_ms: 300, post_timeout_ms: 3000, bid_ttl_s: 120 });
-    assert_eq!(c.verticals, [Vertical { id: "auto_insurance".into(), require_consent: true, dedupe_window_days: 30 }]);
+    assert_eq!(
+        c.auction,
+        Auction {
+            ping_timeout_ms: 300,
+            post_timeout_ms: 3000,
+            bid_ttl_s: 120
+        }
+    );
+    assert_eq!(
+        c.verticals,
+        [Vertical {
+            id: "auto_insurance".into(),
+            require_consent: true,
+            dedupe_window_days: 30
+        }]
+    );
     let p = Publisher {
         id: "pub1".into(),
         api_key_sha256: hash(&hash_key(b"pub1-key")),
@@ -101,28 +125,55 @@ fn the_contract_example_parses_to_its_values() {
     assert_eq!(c.publishers, [p]);
     let b = &c.buyers[0];
     assert_eq!(c.buyers.len(), 1);
-    assert_eq!((b.id.as_str(), b.verticals.as_slice()), ("b1", &["auto_insurance".to_string()][..]));
+    assert_eq!(
+        (b.id.as_str(), b.verticals.as_slice()),
+        ("b1", &["auto_insurance".to_string()][..])
+    );
     let ping = b.ping_url.as_ref().unwrap();
     assert_eq!(
-        (&ping.scheme, ping.host.as_str(), ping.port, ping.target.as_str()),
+        (
+            &ping.scheme,
+            ping.host.as_str(),
+            ping.port,
+            ping.target.as_str()
+        ),
         (&Scheme::Http, "127.0.0.1", 9001, "/ping")
     );
     assert_eq!(b.post_url.target, "/post");
     assert_eq!(b.fixed_price, Some(500));
-    assert_eq!((b.ping_timeout_ms, b.post_timeout_ms, b.priority), (150, 1000, 0));
+    assert_eq!(
+        (b.ping_timeout_ms, b.post_timeout_ms, b.priority),
+        (150, 1000, 0)
+    );
     assert_eq!(b.headers, [("X-Api-Key".to_string(), "k-123".to_string())]);
     let states = Some(vec!["CA".to_string(), "TX".to_string()]);
-    assert_eq!(b.filter, Filter { states, age_min: Some(18), age_max: Some(30) });
+    assert_eq!(
+        b.filter,
+        Filter {
+            states,
+            age_min: Some(18),
+            age_max: Some(30)
+        }
+    );
     assert_eq!(b.caps, Caps { daily: Some(100) });
 }
 
 #[test]
 fn lookups_find_by_id_and_by_presented_key() {
     let c = parse(&contract_example(), &b1_key).unwrap();
-    assert_eq!(c.publisher_by_key(b"pub1-key").map(|p| p.id.as_str()), Some("pub1"));
-    assert!(c.publisher_by_key(b"pub1-key\n").is_none(), "a presented key is not trimmed");
+    assert_eq!(
+        c.publisher_by_key(b"pub1-key").map(|p| p.id.as_str()),
+        Some("pub1")
+    );
+    assert!(
+        c.publisher_by_key(b"pub1-key\n").is_none(),
+        "a presented key is not trimmed"
+    );
     assert!(c.publisher_by_key(b"").is_none());
-    assert_eq!(c.vertical("auto_insurance").map(|v| v.dedupe_window_days), Some(30));
+    assert_eq!(
+        c.vertical("auto_insurance").map(|v| v.dedupe_window_days),
+        Some(30)
+    );
     assert!(c.vertical("life").is_none());
     assert_eq!(c.buyer("b1").map(|b| b.priority), Some(0));
     assert!(c.buyer("b2").is_none());
@@ -136,7 +187,10 @@ fn lookups_find_by_id_and_by_presented_key() {
 fn buyer_debug_hides_header_values() {
     let c = parse(&contract_example(), &b1_key).unwrap();
     let shown = format!("{:?}", c);
-    assert!(shown.contains("X-Api-Key") && shown.contains("***"), "{shown}");
+    assert!(
+        shown.contains("X-Api-Key") && shown.contains("***"),
+        "{shown}"
+    );
     assert!(!shown.contains("k-123"), "secret leaked: {shown}");
 }
 
@@ -145,7 +199,10 @@ fn defaults_fill_a_minimal_config() {
     let c = parse(MINIMAL, &no_secrets).unwrap();
     assert_eq!(c.server.body_bytes_max, limits::BODY_BYTES_MAX_DEFAULT);
     assert_eq!(c.server.ping_cache_bytes, limits::PING_CACHE_BYTES_DEFAULT);
-    assert_eq!(c.server.store_cache_bytes, limits::STORE_CACHE_BYTES_DEFAULT);
+    assert_eq!(
+        c.server.store_cache_bytes,
+        limits::STORE_CACHE_BYTES_DEFAULT
+    );
     assert_eq!(c.admin.token_sha256, None);
     assert_eq!(c.auction, Auction::default());
     assert!(c.verticals.is_empty() && c.publishers.is_empty() && c.buyers.is_empty());
@@ -160,10 +217,23 @@ fn buyer_defaults_come_from_the_auction() {
     );
     let c = parse(&text, &no_secrets).unwrap();
     let b = &c.buyers[0];
-    assert_eq!((b.ping_timeout_ms, b.post_timeout_ms, b.priority), (250, 2000, 0));
+    assert_eq!(
+        (b.ping_timeout_ms, b.post_timeout_ms, b.priority),
+        (250, 2000, 0)
+    );
     assert_eq!((b.ping_url.clone(), b.fixed_price), (None, Some(700)));
-    assert_eq!((b.filter.clone(), b.caps.clone()), (Filter::default(), Caps::default()));
-    assert_eq!(c.verticals[0], Vertical { id: "v".into(), require_consent: false, dedupe_window_days: 0 });
+    assert_eq!(
+        (b.filter.clone(), b.caps.clone()),
+        (Filter::default(), Caps::default())
+    );
+    assert_eq!(
+        c.verticals[0],
+        Vertical {
+            id: "v".into(),
+            require_consent: false,
+            dedupe_window_days: 0
+        }
+    );
 }
 
 #[test]
@@ -174,8 +244,17 @@ fn publisher_extensions_parse() {
     );
     let c = parse(&text, &no_secrets).unwrap();
     let p = &c.publishers[0];
-    assert_eq!((p.revenue_share_ppm, p.rate_limit_rps), (1_000_000, Some(50)));
-    assert_eq!(p.allowed_ips, [IpNet::parse("10.0.0.0/8").unwrap(), IpNet::parse("::1").unwrap()]);
+    assert_eq!(
+        (p.revenue_share_ppm, p.rate_limit_rps),
+        (1_000_000, Some(50))
+    );
+    assert_eq!(
+        p.allowed_ips,
+        [
+            IpNet::parse("10.0.0.0/8").unwrap(),
+            IpNet::parse("::1").unwrap()
+        ]
+    );
 }
 
 /// `(snippet appended to a valid base, the exact error lines)`. The base has
@@ -298,11 +377,16 @@ fn each_rule_names_its_key() {
     let mut failures = Vec::new();
     for (snippet, want) in BAD {
         // Top-level scalars must precede the base's tables to stay top-level.
-        let text =
-            if snippet.starts_with('[') { format!("{}{snippet}\n", base()) } else { format!("{snippet}\n{}", base()) };
+        let text = if snippet.starts_with('[') {
+            format!("{}{snippet}\n", base())
+        } else {
+            format!("{snippet}\n{}", base())
+        };
         let got = lines_for(&text);
         if got != *want {
-            failures.push(format!("snippet:\n{snippet}\n got: {got:#?}\nwant: {want:#?}"));
+            failures.push(format!(
+                "snippet:\n{snippet}\n got: {got:#?}\nwant: {want:#?}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -313,7 +397,11 @@ fn unknown_keys_are_named_everywhere() {
     let text = format!("{MINIMAL}lisen = 1\n[bogus]\n[[vertical]]\nid = \"w\"\ncolour = \"red\"\n");
     assert_eq!(
         lines_for(&text),
-        ["bogus: unknown key", "server.lisen: unknown key", "vertical[0].colour: unknown key"]
+        [
+            "bogus: unknown key",
+            "server.lisen: unknown key",
+            "vertical[0].colour: unknown key"
+        ]
     );
 }
 
@@ -354,9 +442,15 @@ fn server_rules() {
 /// ping of that vertical; check-config names the key instead.
 #[test]
 fn buyer_call_budget_must_fit_one_whole_auction() {
-    let buyer = |id: &str| format!("[[buyer]]\nid = \"{id}\"\nverticals = [\"auto\"]\nping_url = \"http://127.0.0.1:9/p\"\npost_url = \"http://127.0.0.1:9/q\"\n");
+    let buyer = |id: &str| {
+        format!("[[buyer]]\nid = \"{id}\"\nverticals = [\"auto\"]\nping_url = \"http://127.0.0.1:9/p\"\npost_url = \"http://127.0.0.1:9/q\"\n")
+    };
     let three: String = ["a", "b", "c"].iter().map(|id| buyer(id)).collect();
-    let with = |calls: u32| format!("{MINIMAL}buyer_calls_in_flight_max = {calls}\n[[vertical]]\nid = \"auto\"\n{three}");
+    let with = |calls: u32| {
+        format!(
+            "{MINIMAL}buyer_calls_in_flight_max = {calls}\n[[vertical]]\nid = \"auto\"\n{three}"
+        )
+    };
     // 4 keeps 1 for posts: 3 for pings fits three buyers.
     let c = parse(&with(4), &|_| None).unwrap();
     assert_eq!(c.server.ping_calls_in_flight_max(), 3);
@@ -413,16 +507,31 @@ fn at_most_buyers_max_buyers() {
     let started = std::time::Instant::now();
     let c = parse(&full, &b1_key).unwrap();
     // Not an assertion: `--nocapture` shows what a full-size config costs.
-    println!("{} buyers, {} bytes parsed in {:?}", c.buyers.len(), full.len(), started.elapsed());
-    assert_eq!(c.buyer(&format!("b{}", limits::BUYERS_MAX - 1)).map(|b| b.headers.len()), Some(1));
+    println!(
+        "{} buyers, {} bytes parsed in {:?}",
+        c.buyers.len(),
+        full.len(),
+        started.elapsed()
+    );
+    assert_eq!(
+        c.buyer(&format!("b{}", limits::BUYERS_MAX - 1))
+            .map(|b| b.headers.len()),
+        Some(1)
+    );
     let over = full + &buyer(limits::BUYERS_MAX);
-    assert_eq!(lines_for(&over), [format!("buyer: at most {} entries", limits::BUYERS_MAX)]);
+    assert_eq!(
+        lines_for(&over),
+        [format!("buyer: at most {} entries", limits::BUYERS_MAX)]
+    );
 }
 
 #[test]
 fn odd_key_names_are_quoted() {
     let text = format!("{MINIMAL}\"a.b\" = 1\n\"\" = 2\n");
-    assert_eq!(lines_for(&text), ["server.\"\": unknown key", "server.\"a.b\": unknown key"]);
+    assert_eq!(
+        lines_for(&text),
+        ["server.\"\": unknown key", "server.\"a.b\": unknown key"]
+    );
 }
 
 #[test]
@@ -433,7 +542,10 @@ fn two_publishers_cannot_share_a_key() {
         )
     };
     let text = format!("{MINIMAL}{}{}", p("a"), p("b"));
-    assert_eq!(lines_for(&text), ["publisher[1].api_key_sha256: the same key as publisher[0]"]);
+    assert_eq!(
+        lines_for(&text),
+        ["publisher[1].api_key_sha256: the same key as publisher[0]"]
+    );
 }
 
 #[test]
@@ -444,14 +556,27 @@ fn secret_values_never_appear_in_errors() {
         base()
     );
     let errors = parse(&text, &b1_key).unwrap_err();
-    let shown = format!("{errors:?} {}", errors.iter().map(|e| e.to_string()).collect::<String>());
-    assert!(shown.contains("buyer[0].headers.X-K: value contains CR, LF or NUL"), "{shown}");
+    let shown = format!(
+        "{errors:?} {}",
+        errors.iter().map(|e| e.to_string()).collect::<String>()
+    );
+    assert!(
+        shown.contains("buyer[0].headers.X-K: value contains CR, LF or NUL"),
+        "{shown}"
+    );
     assert!(!shown.contains("k-123"), "secret leaked: {shown}");
 }
 
 #[test]
 fn syntax_errors_give_the_line_and_never_panic() {
-    let cases = ["[server", "a = ", "= 1", "[[buyer]]\n[buyer]", "\u{0}", "a = 1\nb = 'x\n"];
+    let cases = [
+        "[server",
+        "a = ",
+        "= 1",
+        "[[buyer]]\n[buyer]",
+        "\u{0}",
+        "a = 1\nb = 'x\n",
+    ];
     for text in cases {
         let errors = parse(text, &no_secrets).unwrap_err();
         assert_eq!(errors.len(), 1, "{text:?}: {errors:?}");
@@ -468,5 +593,9 @@ fn load_names_an_unreadable_file_by_its_path() {
     let errors = load(&missing).unwrap_err();
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].key, missing.display().to_string());
-    assert!(errors[0].message.starts_with("cannot read"), "{:?}", errors[0]);
+    assert!(
+        errors[0].message.starts_with("cannot read"),
+        "{:?}",
+        errors[0]
+    );
 }

@@ -17,11 +17,17 @@ pub(super) struct Walker<'s> {
 
 impl<'s> Walker<'s> {
     pub fn new(secrets: &'s dyn Fn(&str) -> Option<String>) -> Self {
-        Walker { errors: Vec::new(), secrets }
+        Walker {
+            errors: Vec::new(),
+            secrets,
+        }
     }
 
     pub fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(ConfigError { key: key.into(), message: message.into() });
+        self.errors.push(ConfigError {
+            key: key.into(),
+            message: message.into(),
+        });
     }
 
     /// A string value after `${NAME}` substitution; `None` (with errors) if
@@ -71,8 +77,15 @@ impl<'t> Section<'t> {
     /// A name that is not a TOML bare key (`"X Bad"`, `"a.b"`) is quoted, so
     /// the printed key is unambiguous and can be pasted back into the file.
     pub fn key(&self, name: &str) -> String {
-        let bare = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        let name = if bare { name.to_string() } else { format!("{name:?}") };
+        let bare = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let name = if bare {
+            name.to_string()
+        } else {
+            format!("{name:?}")
+        };
         if self.path.is_empty() {
             name
         } else {
@@ -135,7 +148,13 @@ impl<'t> Section<'t> {
     }
 
     /// Like [`Section::int`], but `Some(default)` when absent.
-    pub fn int_or(&self, w: &mut Walker, name: &str, range: RangeInclusive<i64>, default: i64) -> Option<i64> {
+    pub fn int_or(
+        &self,
+        w: &mut Walker,
+        name: &str,
+        range: RangeInclusive<i64>,
+        default: i64,
+    ) -> Option<i64> {
         if self.has(name) {
             self.int(w, name, range)
         } else {
@@ -183,9 +202,16 @@ impl<'t> Section<'t> {
     }
 
     /// `[[name]]`: the tables with their keys (`buyer[3]`), at most `max`.
-    pub fn array_of_tables(&self, w: &mut Walker, name: &str, max: usize) -> Vec<(String, &'t Table)> {
+    pub fn array_of_tables(
+        &self,
+        w: &mut Walker,
+        name: &str,
+        max: usize,
+    ) -> Vec<(String, &'t Table)> {
         let key = self.key(name);
-        let Some(value) = self.get(name) else { return Vec::new() };
+        let Some(value) = self.get(name) else {
+            return Vec::new();
+        };
         let Value::Array(items) = value else {
             w.error(key, format!("expected an array of tables ([[{name}]])"));
             return Vec::new();
@@ -234,7 +260,10 @@ mod tests {
         let t = table("s = 1\nn = \"x\"\nb = 2\na = [\"x\", 3]\nt = 5\nr = 0");
         let none = |_: &str| None;
         let mut w = Walker::new(&none);
-        let s = Section { path: "buyer[2]", table: &t };
+        let s = Section {
+            path: "buyer[2]",
+            table: &t,
+        };
         assert_eq!(s.string(&mut w, "s"), None);
         assert_eq!(s.int(&mut w, "n", 0..=5), None);
         assert_eq!(s.boolean(&mut w, "b"), None);
@@ -266,9 +295,15 @@ mod tests {
         let t = table("k = \"Bearer ${TOKEN}\"\nplain = \"p\"");
         let secrets = |n: &str| (n == "TOKEN").then(|| "tok".to_string());
         let mut w = Walker::new(&secrets);
-        let s = Section { path: "", table: &t };
+        let s = Section {
+            path: "",
+            table: &t,
+        };
         let k = s.string(&mut w, "k").unwrap();
-        assert_eq!((k.value.as_str(), k.shown()), ("Bearer tok", "(from a secret)".to_string()));
+        assert_eq!(
+            (k.value.as_str(), k.shown()),
+            ("Bearer tok", "(from a secret)".to_string())
+        );
         assert_eq!(s.string(&mut w, "plain").unwrap().shown(), "\"p\"");
         assert!(w.errors.is_empty());
     }

@@ -39,7 +39,9 @@ fn unpack(v: u64) -> (u32, u32) {
 
 impl CapCounter {
     pub fn new(day: u32, count: u32) -> CapCounter {
-        CapCounter { state: AtomicU64::new(pack(day, count)) }
+        CapCounter {
+            state: AtomicU64::new(pack(day, count)),
+        }
     }
 
     /// Takes one unit of `cap` on `day`; false when the cap is used up.
@@ -51,7 +53,12 @@ impl CapCounter {
             if count >= cap {
                 return false;
             }
-            match self.state.compare_exchange_weak(cur, pack(day, count + 1), Ordering::AcqRel, Ordering::Acquire) {
+            match self.state.compare_exchange_weak(
+                cur,
+                pack(day, count + 1),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => return true,
                 Err(actual) => cur = actual,
             }
@@ -67,7 +74,12 @@ impl CapCounter {
             if d != day || count == 0 {
                 return;
             }
-            match self.state.compare_exchange_weak(cur, pack(day, count - 1), Ordering::AcqRel, Ordering::Acquire) {
+            match self.state.compare_exchange_weak(
+                cur,
+                pack(day, count - 1),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => return,
                 Err(actual) => cur = actual,
             }

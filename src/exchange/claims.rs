@@ -20,7 +20,9 @@ pub struct Claims<K: Hash + Eq + Clone> {
 
 impl<K: Hash + Eq + Clone> Default for Claims<K> {
     fn default() -> Self {
-        Claims { shards: Arc::new(std::array::from_fn(|_| Mutex::new(HashSet::new()))) }
+        Claims {
+            shards: Arc::new(std::array::from_fn(|_| Mutex::new(HashSet::new()))),
+        }
     }
 }
 
@@ -43,12 +45,18 @@ impl<K: Hash + Eq + Clone> Claims<K> {
         for k in keys {
             let won = self.shards[shard_of(&k)].lock().insert(k.clone());
             if !won {
-                drop(Claim { shards: self.shards.clone(), keys: taken });
+                drop(Claim {
+                    shards: self.shards.clone(),
+                    keys: taken,
+                });
                 return None;
             }
             taken.push(k);
         }
-        Some(Claim { shards: self.shards.clone(), keys: taken })
+        Some(Claim {
+            shards: self.shards.clone(),
+            keys: taken,
+        })
     }
 
     pub fn claim(&self, key: K) -> Option<Claim<K>> {

@@ -51,9 +51,15 @@ pub struct AuctionResult {
 
 /// What one buyer's call came to.
 enum Answer {
-    Bid { price: Cents, buyer_ref: Option<String> },
+    Bid {
+        price: Cents,
+        buyer_ref: Option<String>,
+    },
     NoBid,
-    Failed { outcome: &'static str, reason: &'static str },
+    Failed {
+        outcome: &'static str,
+        reason: &'static str,
+    },
 }
 
 struct Reply {
@@ -78,7 +84,13 @@ struct BoardState {
 
 impl Board {
     fn new(pending: usize) -> Arc<Board> {
-        Arc::new(Board { state: Mutex::new(BoardState { replies: Vec::with_capacity(pending), pending, closed: false }) })
+        Arc::new(Board {
+            state: Mutex::new(BoardState {
+                replies: Vec::with_capacity(pending),
+                pending,
+                closed: false,
+            }),
+        })
     }
 
     /// Leaves a call's answer; `Ok(true)` when it was the last one,
@@ -103,7 +115,11 @@ impl Board {
 
 /// Runs the auction; `Err` (nothing called) when the buyer-call budget has
 /// no room for every buyer it would call.
-pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &AuctionInput<'_>) -> Result<AuctionResult, ShedReason> {
+pub fn run(
+    ex: &Exchange,
+    rt: &Arc<Runtime>,
+    input: &AuctionInput<'_>,
+) -> Result<AuctionResult, ShedReason> {
     let deadline = input.started + Duration::from_millis(rt.config.auction.ping_timeout_ms);
     let answer_by = deadline - Duration::from_millis(limits::RESPONSE_MARGIN_MS);
     let day = caps::utc_day(crate::ids::now_ms());
@@ -118,19 +134,42 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &AuctionInput<'_>) -> Result
         if rt.buyers[i].ping.is_none() {
             // A direct-post buyer bids its fixed price without a call.
             let price = buyer.fixed_price.unwrap_or(0);
-            bids.push(Bid::new(i, price, input.publisher.revenue_share_ppm, buyer.priority, 0, None));
-            calls.push(CallRecord { buyer: buyer.id.clone(), stage: "ping".into(), outcome: "fixed_price".into(), reason: None, latency_us: 0, price: Some(price) });
+            bids.push(Bid::new(
+                i,
+                price,
+                input.publisher.revenue_share_ppm,
+                buyer.priority,
+                0,
+                None,
+            ));
+            calls.push(CallRecord {
+                buyer: buyer.id.clone(),
+                stage: "ping".into(),
+                outcome: "fixed_price".into(),
+                reason: None,
+                latency_us: 0,
+                price: Some(price),
+            });
             continue;
         }
         to_call.push(i);
     }
-    let permits = ex.admission.ping_calls(&Budgets::of(&rt.config.server), to_call.len())?;
+    let permits = ex
+        .admission
+        .ping_calls(&Budgets::of(&rt.config.server), to_call.len())?;
     let board = Board::new(to_call.len());
     let (done_tx, done_rx) = may::sync::mpsc::channel::<()>();
     let mut ping_body: Option<(usize, Arc<Vec<u8>>, &'static str)> = None;
     for (&i, permit) in to_call.iter().zip(permits) {
         let body = shared_ping_body(&mut ping_body, rt, i, input);
-        spawn_call(rt.clone(), i, body, (input.started, answer_by, input.test), (board.clone(), done_tx.clone()), permit);
+        spawn_call(
+            rt.clone(),
+            i,
+            body,
+            (input.started, answer_by, input.test),
+            (board.clone(), done_tx.clone()),
+            permit,
+        );
     }
     drop(done_tx);
     if !to_call.is_empty() {
@@ -138,7 +177,10 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &AuctionInput<'_>) -> Result
     }
     let (replies, pending) = board.close();
     record(rt, replies, pending, input, &mut bids, &mut calls);
-    Ok(AuctionResult { bids: auction::rank(bids, input.floor), calls })
+    Ok(AuctionResult {
+        bids: auction::rank(bids, input.floor),
+        calls,
+    })
 }
 
 /// Eligibility, plus caps for live traffic (test mode neither checks nor
@@ -155,11 +197,23 @@ fn admit(rt: &Runtime, i: usize, input: &AuctionInput<'_>, day: u32) -> Result<(
 }
 
 fn skip_record(buyer: &str, reason: &str) -> CallRecord {
-    CallRecord { buyer: buyer.into(), stage: "skip".into(), outcome: "ineligible".into(), reason: Some(reason.into()), latency_us: 0, price: None }
+    CallRecord {
+        buyer: buyer.into(),
+        stage: "skip".into(),
+        outcome: "ineligible".into(),
+        reason: Some(reason.into()),
+        latency_us: 0,
+        price: None,
+    }
 }
 
 /// Buyers speaking the same format get the same bytes: build once per format.
-fn shared_ping_body(cache: &mut Option<(usize, Arc<Vec<u8>>, &'static str)>, rt: &Runtime, i: usize, input: &AuctionInput<'_>) -> (Arc<Vec<u8>>, &'static str) {
+fn shared_ping_body(
+    cache: &mut Option<(usize, Arc<Vec<u8>>, &'static str)>,
+    rt: &Runtime,
+    i: usize,
+    input: &AuctionInput<'_>,
+) -> (Arc<Vec<u8>>, &'static str) {
     let integration = rt.buyers[i].integration;
     let key = integration as *const dyn crate::buyer::Integration as *const () as usize;
     if let Some((k, body, ct)) = cache {
@@ -168,14 +222,26 @@ fn shared_ping_body(cache: &mut Option<(usize, Arc<Vec<u8>>, &'static str)>, rt:
         }
     }
     let mut out = Vec::with_capacity(512);
-    let ctx = PingCtx { ping_id: input.ping_id, vertical: input.vertical, lead: input.lead, test: input.test };
+    let ctx = PingCtx {
+        ping_id: input.ping_id,
+        vertical: input.vertical,
+        lead: input.lead,
+        test: input.test,
+    };
     let ct = integration.build_ping(&ctx, &mut out);
     let body = Arc::new(out);
     *cache = Some((key, body.clone(), ct));
     (body, ct)
 }
 
-fn spawn_call(rt: Arc<Runtime>, i: usize, (body, content_type): (Arc<Vec<u8>>, &'static str), (started, answer_by, test): (Instant, Instant, bool), (board, done): (Arc<Board>, may::sync::mpsc::Sender<()>), permit: Permit) {
+fn spawn_call(
+    rt: Arc<Runtime>,
+    i: usize,
+    (body, content_type): (Arc<Vec<u8>>, &'static str),
+    (started, answer_by, test): (Instant, Instant, bool),
+    (board, done): (Arc<Board>, may::sync::mpsc::Sender<()>),
+    permit: Permit,
+) {
     crate::rt::spawn(move || {
         // Given back when this coroutine ends, however it ends.
         let _permit = permit;
@@ -190,16 +256,29 @@ fn spawn_call(rt: Arc<Runtime>, i: usize, (body, content_type): (Arc<Vec<u8>>, &
             Ok(mut resp) => match brt.integration.parse_bid(resp.status, &mut resp.body) {
                 BidAnswer::Bid { price, buyer_ref } => Answer::Bid { price, buyer_ref },
                 BidAnswer::NoBid => Answer::NoBid,
-                BidAnswer::Invalid(reason) => Answer::Failed { outcome: "invalid", reason },
+                BidAnswer::Invalid(reason) => Answer::Failed {
+                    outcome: "invalid",
+                    reason,
+                },
             },
-            Err(crate::http::client::CallError::Timeout) => Answer::Failed { outcome: "timeout", reason: "timeout" },
-            Err(e) => Answer::Failed { outcome: "error", reason: e.reason() },
+            Err(crate::http::client::CallError::Timeout) => Answer::Failed {
+                outcome: "timeout",
+                reason: "timeout",
+            },
+            Err(e) => Answer::Failed {
+                outcome: "error",
+                reason: e.reason(),
+            },
         };
         let latency_us = t0.elapsed().as_micros() as u64;
         if !test {
             brt.metrics.ping(ping_result(&answer), latency_us);
         }
-        match board.post(Reply { buyer: i, answer, latency_us }) {
+        match board.post(Reply {
+            buyer: i,
+            answer,
+            latency_us,
+        }) {
             // The auction may have closed meanwhile: then nobody listens.
             Ok(true) => drop(done.send(())),
             Ok(false) => {}
@@ -210,9 +289,13 @@ fn spawn_call(rt: Arc<Runtime>, i: usize, (body, content_type): (Arc<Vec<u8>>, &
 
 fn ping_result(a: &Answer) -> PingResult {
     match a {
-        Answer::Bid { price, .. } => PingResult::Bid { price_cents: *price },
+        Answer::Bid { price, .. } => PingResult::Bid {
+            price_cents: *price,
+        },
         Answer::NoBid => PingResult::NoBid,
-        Answer::Failed { outcome: "timeout", .. } => PingResult::Timeout,
+        Answer::Failed {
+            outcome: "timeout", ..
+        } => PingResult::Timeout,
         Answer::Failed { reason, .. } => PingResult::Error(reason),
     }
 }
@@ -241,17 +324,38 @@ fn wait_for_answers(done: &may::sync::mpsc::Receiver<()>, answer_by: Instant) {
 
 /// Turns the answers that came in time into call records and bids; calls
 /// still pending are recorded as timed out at the auction deadline.
-fn record(rt: &Runtime, replies: Vec<Reply>, pending: usize, input: &AuctionInput<'_>, bids: &mut Vec<Bid>, calls: &mut Vec<CallRecord>) {
+fn record(
+    rt: &Runtime,
+    replies: Vec<Reply>,
+    pending: usize,
+    input: &AuctionInput<'_>,
+    bids: &mut Vec<Bid>,
+    calls: &mut Vec<CallRecord>,
+) {
     let mut answered = vec![false; rt.config.buyers.len()];
     for reply in replies {
         answered[reply.buyer] = true;
         let buyer = &rt.config.buyers[reply.buyer];
-        let mut rec = CallRecord { buyer: buyer.id.clone(), stage: "ping".into(), outcome: String::new(), reason: None, latency_us: reply.latency_us, price: None };
+        let mut rec = CallRecord {
+            buyer: buyer.id.clone(),
+            stage: "ping".into(),
+            outcome: String::new(),
+            reason: None,
+            latency_us: reply.latency_us,
+            price: None,
+        };
         match reply.answer {
             Answer::Bid { price, buyer_ref } => {
                 rec.outcome = "bid".into();
                 rec.price = Some(price);
-                bids.push(Bid::new(reply.buyer, price, input.publisher.revenue_share_ppm, buyer.priority, reply.latency_us, buyer_ref));
+                bids.push(Bid::new(
+                    reply.buyer,
+                    price,
+                    input.publisher.revenue_share_ppm,
+                    buyer.priority,
+                    reply.latency_us,
+                    buyer_ref,
+                ));
             }
             Answer::NoBid => rec.outcome = "no_bid".into(),
             Answer::Failed { outcome, reason } => {
@@ -263,9 +367,18 @@ fn record(rt: &Runtime, replies: Vec<Reply>, pending: usize, input: &AuctionInpu
     }
     if pending > 0 {
         for (i, buyer) in rt.config.buyers.iter().enumerate() {
-            let called = rt.buyers[i].ping.is_some() && !answered[i] && !calls.iter().any(|c| c.buyer == buyer.id);
+            let called = rt.buyers[i].ping.is_some()
+                && !answered[i]
+                && !calls.iter().any(|c| c.buyer == buyer.id);
             if called {
-                calls.push(CallRecord { buyer: buyer.id.clone(), stage: "ping".into(), outcome: "timeout".into(), reason: Some("auction_deadline".into()), latency_us: input.started.elapsed().as_micros() as u64, price: None });
+                calls.push(CallRecord {
+                    buyer: buyer.id.clone(),
+                    stage: "ping".into(),
+                    outcome: "timeout".into(),
+                    reason: Some("auction_deadline".into()),
+                    latency_us: input.started.elapsed().as_micros() as u64,
+                    price: None,
+                });
             }
         }
     }

@@ -81,7 +81,11 @@ impl Runtime {
                     message: format!("cannot reach buyer: {}", e.reason()),
                 })
             };
-            let ping = b.ping_url.as_ref().map(|u| client(u, "ping_url")).transpose();
+            let ping = b
+                .ping_url
+                .as_ref()
+                .map(|u| client(u, "ping_url"))
+                .transpose();
             let post = client(&b.post_url, "post_url");
             match (ping, post) {
                 (Ok(ping), Ok(post)) => buyers.push(BuyerRt {

@@ -52,11 +52,17 @@ impl From<StoreError> for SaleError {
 }
 
 /// Runs the post stage and returns the durable lead record.
-pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<LeadRecord, SaleError> {
+pub fn run(
+    ex: &Exchange,
+    rt: &Arc<Runtime>,
+    input: &PostInput<'_>,
+) -> Result<LeadRecord, SaleError> {
     let ping = input.ping;
     // A drain that closed posts refuses this one (503 draining) before any
     // buyer sees the lead; else the drain waits for this ticket.
-    let _ticket = ex.begin_post().ok_or(SaleError::Store(StoreError::Closed))?;
+    let _ticket = ex
+        .begin_post()
+        .ok_or(SaleError::Store(StoreError::Closed))?;
     let dedupe_keys = dedupe_keys(rt, ping, input.lead);
     let selling = match &dedupe_keys {
         Some((keys, window_ms)) => Some(claim_unsold(ex, keys, *window_ms)?),
@@ -68,7 +74,11 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
     let _call = if ping.bids.is_empty() {
         None
     } else {
-        Some(ex.admission.post_call(&Budgets::of(&rt.config.server)).map_err(|_| SaleError::Overloaded)?)
+        Some(
+            ex.admission
+                .post_call(&Budgets::of(&rt.config.server))
+                .map_err(|_| SaleError::Overloaded)?,
+        )
     };
     let now = ids::now_ms();
     let mut rec = LeadRecord {
@@ -92,7 +102,8 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
     if ping.bids.is_empty() {
         rec.status = records::STATUS_UNSOLD.into();
         rec.reason = Some("no_bid".into());
-        ex.store.write_durable(outcome(input, &mut rec, None, &[]))?;
+        ex.store
+            .write_durable(outcome(input, &mut rec, None, &[]))?;
         return Ok(rec);
     }
     // Before any buyer sees the lead, make it durable that this ping (and
@@ -113,7 +124,14 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
     match ex.store.write_durable(batch.clone()) {
         Ok(()) => Ok(rec),
         Err(e) if sold => {
-            ex.kept.keep(KeptSale { rec, batch, dedupe_claim: selling }, &e);
+            ex.kept.keep(
+                KeptSale {
+                    rec,
+                    batch,
+                    dedupe_claim: selling,
+                },
+                &e,
+            );
             Err(SaleError::Kept)
         }
         Err(e) => Err(e.into()),
@@ -160,24 +178,60 @@ fn offer(
         }
     }
     if rec.reason.is_none() {
-        rec.reason = Some(if attempted { "rejected" } else { "no_eligible_buyer" }.into());
+        rec.reason = Some(
+            if attempted {
+                "rejected"
+            } else {
+                "no_eligible_buyer"
+            }
+            .into(),
+        );
     }
     None
 }
 
 /// One post call; `Some(buyer's lead id)` when the buyer accepted.
-fn post_one(rt: &Runtime, i: usize, bid: &StoredBid, input: &PostInput<'_>, deadline: Instant, body: &mut Vec<u8>, rec: &mut LeadRecord) -> Option<Option<String>> {
+fn post_one(
+    rt: &Runtime,
+    i: usize,
+    bid: &StoredBid,
+    input: &PostInput<'_>,
+    deadline: Instant,
+    body: &mut Vec<u8>,
+    rec: &mut LeadRecord,
+) -> Option<Option<String>> {
     let buyer = &rt.config.buyers[i];
     let brt = &rt.buyers[i];
     let ping = input.ping;
     body.clear();
-    let ctx = PostCtx { ping_id: &ping.ping_id, buyer_ref: bid.buyer_ref.as_deref(), vertical: &ping.vertical, lead: input.lead, consent: input.consent, price: bid.price, test: ping.test };
+    let ctx = PostCtx {
+        ping_id: &ping.ping_id,
+        buyer_ref: bid.buyer_ref.as_deref(),
+        vertical: &ping.vertical,
+        lead: input.lead,
+        consent: input.consent,
+        price: bid.price,
+        test: ping.test,
+    };
     let content_type = brt.integration.build_post(&ctx, body);
     let t0 = Instant::now();
     let call_deadline = (t0 + Duration::from_millis(buyer.post_timeout_ms)).min(deadline);
-    let result = brt.post.post(&buyer.post_url.target, &buyer.headers, content_type, body, call_deadline);
+    let result = brt.post.post(
+        &buyer.post_url.target,
+        &buyer.headers,
+        content_type,
+        body,
+        call_deadline,
+    );
     let latency_us = t0.elapsed().as_micros() as u64;
-    let mut call = CallRecord { buyer: buyer.id.clone(), stage: "post".into(), outcome: String::new(), reason: None, latency_us, price: Some(bid.price) };
+    let mut call = CallRecord {
+        buyer: buyer.id.clone(),
+        stage: "post".into(),
+        outcome: String::new(),
+        reason: None,
+        latency_us,
+        price: Some(bid.price),
+    };
     let (accepted, metric) = match result {
         Ok(mut resp) => match brt.integration.parse_result(resp.status, &mut resp.body) {
             PostAnswer::Accepted { buyer_lead_id } => {
@@ -209,13 +263,25 @@ fn post_one(rt: &Runtime, i: usize, bid: &StoredBid, input: &PostInput<'_>, dead
 }
 
 fn skip(buyer: &str, reason: &str) -> CallRecord {
-    CallRecord { buyer: buyer.into(), stage: "post".into(), outcome: "skipped".into(), reason: Some(reason.into()), latency_us: 0, price: None }
+    CallRecord {
+        buyer: buyer.into(),
+        stage: "post".into(),
+        outcome: "skipped".into(),
+        reason: Some(reason.into()),
+        latency_us: 0,
+        price: None,
+    }
 }
 
 /// Settles `rec` and returns its outcome batch, to be written durably: the
 /// lead record, the ping's link to it, and for a sale the cap unit, the
 /// dedupe keys and the sales index.
-fn outcome(input: &PostInput<'_>, rec: &mut LeadRecord, sale: Option<(StoredBid, u32)>, dedupe: &[Vec<u8>]) -> Batch {
+fn outcome(
+    input: &PostInput<'_>,
+    rec: &mut LeadRecord,
+    sale: Option<(StoredBid, u32)>,
+    dedupe: &[Vec<u8>],
+) -> Batch {
     let now = ids::now_ms();
     let mut batch = Batch::default();
     if let Some((bid, day)) = &sale {
@@ -226,7 +292,11 @@ fn outcome(input: &PostInput<'_>, rec: &mut LeadRecord, sale: Option<(StoredBid,
         rec.buyer = Some(bid.buyer.clone());
         rec.sold_ms = Some(now);
         if !rec.test {
-            batch.insert(Tree::Caps, keys::cap_sale(&bid.buyer, *day, &rec.lead_id), Vec::new());
+            batch.insert(
+                Tree::Caps,
+                keys::cap_sale(&bid.buyer, *day, &rec.lead_id),
+                Vec::new(),
+            );
             batch.insert(Tree::Sales, rec.lead_id.as_bytes().to_vec(), Vec::new());
             for k in dedupe {
                 batch.insert(Tree::Dedupe, k.clone(), now.to_be_bytes().to_vec());
@@ -244,8 +314,16 @@ fn outcome(input: &PostInput<'_>, rec: &mut LeadRecord, sale: Option<(StoredBid,
 fn add_links(input: &PostInput<'_>, rec: &LeadRecord, batch: &mut Batch) {
     let mut ping = input.ping.clone();
     ping.lead_id = Some(rec.lead_id.clone());
-    batch.insert(Tree::Pings, ping.ping_id.as_bytes().to_vec(), serde_json::to_vec(&ping).expect("record serialises"));
-    batch.insert(Tree::Leads, rec.lead_id.as_bytes().to_vec(), serde_json::to_vec(rec).expect("record serialises"));
+    batch.insert(
+        Tree::Pings,
+        ping.ping_id.as_bytes().to_vec(),
+        serde_json::to_vec(&ping).expect("record serialises"),
+    );
+    batch.insert(
+        Tree::Leads,
+        rec.lead_id.as_bytes().to_vec(),
+        serde_json::to_vec(rec).expect("record serialises"),
+    );
     (input.with_outcome)(&rec.lead_id, batch);
 }
 
@@ -260,7 +338,11 @@ pub fn settle_interrupted(ex: &Exchange, rec: &mut LeadRecord) -> Result<(), Sto
     rec.status = records::STATUS_UNSOLD.into();
     rec.reason = Some("interrupted".into());
     let mut batch = Batch::default();
-    batch.insert(Tree::Leads, rec.lead_id.as_bytes().to_vec(), serde_json::to_vec(&*rec).expect("record serialises"));
+    batch.insert(
+        Tree::Leads,
+        rec.lead_id.as_bytes().to_vec(),
+        serde_json::to_vec(&*rec).expect("record serialises"),
+    );
     ex.store.write_durable(batch)
 }
 
@@ -274,18 +356,34 @@ fn dedupe_keys(rt: &Runtime, ping: &PingRecord, lead: &Lead) -> Option<(Vec<Vec<
     if days == 0 {
         return None;
     }
-    let keys: Vec<Vec<u8>> = lead.dedupe_hashes().iter().flatten().map(|h| keys::dedupe(&ping.vertical, h)).collect();
+    let keys: Vec<Vec<u8>> = lead
+        .dedupe_hashes()
+        .iter()
+        .flatten()
+        .map(|h| keys::dedupe(&ping.vertical, h))
+        .collect();
     Some((keys, u64::from(days) * 86_400_000))
 }
 
 /// Claims the lead's contacts for this sale; a duplicate when another sale of
 /// them is running or one was sold within the window.
-fn claim_unsold(ex: &Exchange, keys: &[Vec<u8>], window_ms: u64) -> Result<crate::exchange::claims::Claim<Vec<u8>>, SaleError> {
-    let claim = ex.selling.claim_all(keys.to_vec()).ok_or(SaleError::Duplicate)?;
+fn claim_unsold(
+    ex: &Exchange,
+    keys: &[Vec<u8>],
+    window_ms: u64,
+) -> Result<crate::exchange::claims::Claim<Vec<u8>>, SaleError> {
+    let claim = ex
+        .selling
+        .claim_all(keys.to_vec())
+        .ok_or(SaleError::Duplicate)?;
     let now = ids::now_ms();
     for k in keys {
         if let Some(v) = ex.store.get(Tree::Dedupe, k)? {
-            let sold_ms = v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
+            let sold_ms = v
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
             if now.saturating_sub(sold_ms) < window_ms {
                 return Err(SaleError::Duplicate);
             }

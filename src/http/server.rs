@@ -24,7 +24,10 @@ use crate::sync::Mutex;
 use crate::limits;
 
 #[doc(hidden)]
-pub use codec::{decode, decode_head, decode_resume, encode, Decoded, HeadOnly, HttpError, Limits, Parsed, Pending, Progress};
+pub use codec::{
+    decode, decode_head, decode_resume, encode, Decoded, HeadOnly, HttpError, Limits, Parsed,
+    Pending, Progress,
+};
 
 /// One request, borrowing the connection's read buffer.
 pub struct Request<'a> {
@@ -109,7 +112,12 @@ pub struct Response {
 impl Response {
     /// A JSON answer with no extra headers.
     pub fn json(status: u16, body: Vec<u8>) -> Response {
-        Response { status, content_type: "application/json", headers: Vec::new(), body }
+        Response {
+            status,
+            content_type: "application/json",
+            headers: Vec::new(),
+            body,
+        }
     }
 }
 
@@ -176,12 +184,19 @@ impl ServerOptions {
         if ok {
             Ok(())
         } else {
-            Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "server options out of bounds (see limits.rs)"))
+            Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "server options out of bounds (see limits.rs)",
+            ))
         }
     }
 
     pub(crate) fn limits(&self) -> Limits {
-        Limits { body_bytes_max: self.body_bytes_max, header_bytes_max: self.header_bytes_max, headers_max: self.headers_max }
+        Limits {
+            body_bytes_max: self.body_bytes_max,
+            header_bytes_max: self.header_bytes_max,
+            headers_max: self.headers_max,
+        }
     }
 }
 
@@ -292,7 +307,12 @@ pub fn start<H: Handler>(
     }
     let accept_shared = shared.clone();
     crate::rt::spawn(move || accept_loop(listener, Port::Main, accept_shared, handler));
-    Ok(ServerHandle { local_addr, probe_addr, shared, listeners: Mutex::new(dups) })
+    Ok(ServerHandle {
+        local_addr,
+        probe_addr,
+        shared,
+        listeners: Mutex::new(dups),
+    })
 }
 
 fn into_may_listener(listener: std::net::TcpListener) -> may::net::TcpListener {
@@ -306,7 +326,12 @@ fn into_may_listener(listener: std::net::TcpListener) -> may::net::TcpListener {
     }
 }
 
-fn accept_loop<H: Handler>(listener: may::net::TcpListener, port: Port, shared: Arc<Shared>, handler: Arc<H>) {
+fn accept_loop<H: Handler>(
+    listener: may::net::TcpListener,
+    port: Port,
+    shared: Arc<Shared>,
+    handler: Arc<H>,
+) {
     loop {
         crate::sync::will_park("accept");
         let accepted = listener.accept();
@@ -322,14 +347,25 @@ fn accept_loop<H: Handler>(listener: may::net::TcpListener, port: Port, shared: 
     log::info!("http server: stopped accepting port={port:?}");
 }
 
-fn admit<H: Handler>(stream: may::net::TcpStream, peer: SocketAddr, port: Port, shared: &Arc<Shared>, handler: &Arc<H>) {
+fn admit<H: Handler>(
+    stream: may::net::TcpStream,
+    peer: SocketAddr,
+    port: Port,
+    shared: &Arc<Shared>,
+    handler: &Arc<H>,
+) {
     let stats = &shared.stats;
     let (open, max) = match port {
         Port::Main => (&stats.connections_open, shared.opts.connections_max as u64),
-        Port::Probe => (&stats.probe_connections_open, limits::PROBE_CONNECTIONS_MAX as u64),
+        Port::Probe => (
+            &stats.probe_connections_open,
+            limits::PROBE_CONNECTIONS_MAX as u64,
+        ),
     };
     if open.load(Ordering::Relaxed) >= max {
-        stats.connections_rejected_total.fetch_add(1, Ordering::Relaxed);
+        stats
+            .connections_rejected_total
+            .fetch_add(1, Ordering::Relaxed);
         conn::refuse_overloaded(stream);
         return;
     }
@@ -342,7 +378,10 @@ fn admit<H: Handler>(stream: may::net::TcpStream, peer: SocketAddr, port: Port, 
 fn accept_failed(e: &std::io::Error) {
     // Out of fds or buffers: pause rather than spin; the backlog holds
     // clients meanwhile. Anything else (a peer that reset) is per-connection.
-    let exhausted = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM));
+    let exhausted = matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    );
     if exhausted {
         log::warn!("http server: accept: {e}; pausing");
         crate::sync::sleep(Duration::from_millis(limits::SERVER_ACCEPT_BACKOFF_MS));
@@ -422,8 +461,14 @@ mod tests {
     #[test]
     fn header_lookup_is_case_insensitive_and_utf8_only() {
         let headers = [
-            httparse::Header { name: "Content-Type", value: b"application/json" },
-            httparse::Header { name: "X-Bin", value: b"\xff\xfe" },
+            httparse::Header {
+                name: "Content-Type",
+                value: b"application/json",
+            },
+            httparse::Header {
+                name: "X-Bin",
+                value: b"\xff\xfe",
+            },
         ];
         let mut body = *b"{}";
         let req = Request {
@@ -443,9 +488,15 @@ mod tests {
     #[test]
     fn options_out_of_bounds_are_refused() {
         assert!(ServerOptions::default().check().is_ok());
-        let too_many = ServerOptions { headers_max: limits::HEADERS_MAX + 1, ..ServerOptions::default() };
+        let too_many = ServerOptions {
+            headers_max: limits::HEADERS_MAX + 1,
+            ..ServerOptions::default()
+        };
         assert!(too_many.check().is_err());
-        let huge = ServerOptions { body_bytes_max: limits::BODY_BYTES_MAX_CEILING + 1, ..ServerOptions::default() };
+        let huge = ServerOptions {
+            body_bytes_max: limits::BODY_BYTES_MAX_CEILING + 1,
+            ..ServerOptions::default()
+        };
         assert!(huge.check().is_err());
     }
 }

@@ -25,7 +25,11 @@ impl Url {
             Scheme::Http => 80,
             Scheme::Https => 443,
         };
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
         if self.port == default {
             host
         } else {
@@ -43,7 +47,9 @@ pub fn parse(s: &str) -> Result<Url, &'static str> {
     } else {
         return Err("scheme must be http:// or https://");
     };
-    if s.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+    if s.bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         return Err("contains whitespace");
     }
     if s.contains('#') {
@@ -56,7 +62,11 @@ pub fn parse(s: &str) -> Result<Url, &'static str> {
     }
     let (host, port) = split_host_port(authority)?;
     let port = match port {
-        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or("bad port")?,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or("bad port")?,
         None if scheme == Scheme::Http => 80,
         None => 443,
     };
@@ -65,7 +75,12 @@ pub fn parse(s: &str) -> Result<Url, &'static str> {
         t if t.starts_with('?') => format!("/{t}"),
         t => t.to_string(),
     };
-    Ok(Url { scheme, host: host.to_string(), port, target })
+    Ok(Url {
+        scheme,
+        host: host.to_string(),
+        port,
+        target,
+    })
 }
 
 fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), &'static str> {
@@ -88,7 +103,9 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), &'static str
     };
     let valid = !host.is_empty()
         && host.len() <= 253
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     if !valid {
         return Err("bad host");
     }
@@ -102,16 +119,34 @@ mod tests {
     #[test]
     fn parses_buyer_urls() {
         let u = parse("http://127.0.0.1:9001/ping").unwrap();
-        assert_eq!((u.scheme, u.host.as_str(), u.port, u.target.as_str()), (Scheme::Http, "127.0.0.1", 9001, "/ping"));
+        assert_eq!(
+            (u.scheme, u.host.as_str(), u.port, u.target.as_str()),
+            (Scheme::Http, "127.0.0.1", 9001, "/ping")
+        );
         let u = parse("https://buyer.example.com?a=1").unwrap();
-        assert_eq!((u.port, u.target.as_str(), u.authority()), (443, "/?a=1", "buyer.example.com".to_string()));
+        assert_eq!(
+            (u.port, u.target.as_str(), u.authority()),
+            (443, "/?a=1", "buyer.example.com".to_string())
+        );
         let u = parse("http://[::1]:8080/x").unwrap();
-        assert_eq!((u.host.as_str(), u.authority()), ("::1", "[::1]:8080".to_string()));
+        assert_eq!(
+            (u.host.as_str(), u.authority()),
+            ("::1", "[::1]:8080".to_string())
+        );
     }
 
     #[test]
     fn refuses_what_is_not_a_buyer_url() {
-        for bad in ["ftp://x/", "http://", "http://a b/", "http://u:p@h/", "http://h:0/", "http://h:99999/", "h/ping", "http://h/#f"] {
+        for bad in [
+            "ftp://x/",
+            "http://",
+            "http://a b/",
+            "http://u:p@h/",
+            "http://h:0/",
+            "http://h:99999/",
+            "h/ping",
+            "http://h/#f",
+        ] {
             assert!(parse(bad).is_err(), "{bad} should be refused");
         }
     }

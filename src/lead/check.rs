@@ -55,7 +55,9 @@ pub fn valid_email(s: &str) -> bool {
     if s.len() > limits::EMAIL_BYTES_MAX || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return false;
     }
-    let Some((local, domain)) = s.split_once('@') else { return false };
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
     if local.is_empty() || local.len() > limits::EMAIL_LOCAL_BYTES_MAX || domain.contains('@') {
         return false;
     }
@@ -75,7 +77,8 @@ pub fn valid_ip(s: &str) -> bool {
 /// An `http://` or `https://` URL with a host and no whitespace. Fragments
 /// and queries are fine: this is the page the consumer saw, not one we call.
 pub fn valid_page_url(s: &str) -> bool {
-    let lower_prefix = |p: &str| s.len() >= p.len() && s.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+    let lower_prefix =
+        |p: &str| s.len() >= p.len() && s.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
     let rest = if lower_prefix("https://") {
         &s[8..]
     } else if lower_prefix("http://") {
@@ -164,7 +167,13 @@ mod tests {
     fn rfc3339_times() {
         assert!(parse_rfc3339("2024-05-01T12:00:00Z"));
         assert!(parse_rfc3339("2024-05-01T12:00:00.123-07:00"));
-        for s in ["2024-05-01", "2024-05-01 12:00:00", "yesterday", "2024-13-01T12:00:00Z", ""] {
+        for s in [
+            "2024-05-01",
+            "2024-05-01 12:00:00",
+            "yesterday",
+            "2024-13-01T12:00:00Z",
+            "",
+        ] {
             assert!(!parse_rfc3339(s), "{s}");
         }
     }
@@ -175,7 +184,13 @@ mod tests {
         assert!(!valid_ip("203.0.113") && !valid_ip("[2001:db8::1]") && !valid_ip("localhost"));
         assert!(valid_page_url("https://example.com/quote?x=1#top"));
         assert!(valid_page_url("HTTP://example.com"));
-        for s in ["ftp://example.com", "https://", "https:///path", "https://exa mple.com", "example.com"] {
+        for s in [
+            "ftp://example.com",
+            "https://",
+            "https:///path",
+            "https://exa mple.com",
+            "example.com",
+        ] {
             assert!(!valid_page_url(s), "{s}");
         }
     }

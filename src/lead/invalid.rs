@@ -29,28 +29,48 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn malformed(message: impl Into<String>) -> Invalid {
-        Invalid { kind: InvalidKind::Malformed, field: None, message: message.into() }
+        Invalid {
+            kind: InvalidKind::Malformed,
+            field: None,
+            message: message.into(),
+        }
     }
 
     pub fn bad_value(field: impl Into<String>, message: impl Into<String>) -> Invalid {
-        Invalid { kind: InvalidKind::Invalid, field: Some(field.into()), message: message.into() }
+        Invalid {
+            kind: InvalidKind::Invalid,
+            field: Some(field.into()),
+            message: message.into(),
+        }
     }
 
     pub fn missing(field: impl Into<String>) -> Invalid {
         let field = field.into();
         let message = format!("{field} is required");
-        Invalid { kind: InvalidKind::Missing, field: Some(field), message }
+        Invalid {
+            kind: InvalidKind::Missing,
+            field: Some(field),
+            message,
+        }
     }
 
     pub fn unknown(field: impl Into<String>) -> Invalid {
         let field = field.into();
         let message = format!("{field} is not a known field");
-        Invalid { kind: InvalidKind::Unknown, field: Some(field), message }
+        Invalid {
+            kind: InvalidKind::Unknown,
+            field: Some(field),
+            message,
+        }
     }
 
     pub fn pii_in_ping(field: impl Into<String>) -> Invalid {
         let field = field.into();
         let message = format!("{field} is personal data and is only accepted at the post");
-        Invalid { kind: InvalidKind::PiiInPing, field: Some(field), message }
+        Invalid {
+            kind: InvalidKind::PiiInPing,
+            field: Some(field),
+            message,
+        }
     }
 }

@@ -15,8 +15,8 @@ mod write;
 
 use sha2::{Digest, Sha256};
 
-pub use invalid::{Invalid, InvalidKind};
 pub use check::{normalize_phone, parse_rfc3339, valid_email, valid_ip, valid_page_url};
+pub use invalid::{Invalid, InvalidKind};
 pub use parse::{consent_from_value, lead_from_value};
 
 /// Which half of ping-post a lead is sent in: PII is refused at the ping and
@@ -119,7 +119,10 @@ impl Lead {
         if self.attributes == other.attributes {
             return None;
         }
-        Some(first_attribute_difference(&self.attributes, &other.attributes))
+        Some(first_attribute_difference(
+            &self.attributes,
+            &other.attributes,
+        ))
     }
 
     /// Writes the lead as a JSON object: ping fields only, or all fields.
@@ -133,7 +136,10 @@ impl Lead {
     /// email (`None` when absent).
     pub fn dedupe_hashes(&self) -> [Option<[u8; 32]>; 2] {
         let phone = self.phone.as_deref().map(|p| sha256(p.as_bytes()));
-        let email = self.email.as_deref().map(|e| sha256(e.to_lowercase().as_bytes()));
+        let email = self
+            .email
+            .as_deref()
+            .map(|e| sha256(e.to_lowercase().as_bytes()));
         [phone, email]
     }
 }
@@ -200,7 +206,12 @@ mod tests {
 
     #[test]
     fn same_ping_fields_ignores_pii_only() {
-        let a = Lead { zip: "90210".into(), state: "CA".into(), age: Some(30), ..Lead::default() };
+        let a = Lead {
+            zip: "90210".into(),
+            state: "CA".into(),
+            age: Some(30),
+            ..Lead::default()
+        };
         let mut b = a.clone();
         b.phone = Some("+15552345678".into());
         b.first_name = Some("Ann".into());
@@ -220,32 +231,56 @@ mod tests {
     /// Issue #7 point 8: `ping_mismatch` names the field at fault.
     #[test]
     fn ping_field_mismatch_names_the_first_differing_field() {
-        let a = Lead { zip: "90210".into(), state: "CA".into(), age: Some(30), ..Lead::default() };
+        let a = Lead {
+            zip: "90210".into(),
+            state: "CA".into(),
+            age: Some(30),
+            ..Lead::default()
+        };
         let mut b = a.clone();
         b.email = Some("a@b.co".into());
         assert_eq!(a.ping_field_mismatch(&b), None, "PII is not a ping field");
         b.zip = "10001".into();
         assert_eq!(a.ping_field_mismatch(&b).as_deref(), Some("zip"));
         b.age = Some(31);
-        assert_eq!(a.ping_field_mismatch(&b).as_deref(), Some("zip"), "the first in contract order");
+        assert_eq!(
+            a.ping_field_mismatch(&b).as_deref(),
+            Some("zip"),
+            "the first in contract order"
+        );
         let mut c = a.clone();
         c.age = None;
         assert_eq!(a.ping_field_mismatch(&c).as_deref(), Some("age"));
         let mut d = a.clone();
-        d.attributes = vec![("color".into(), Attr::Str("red".into())), ("size".into(), Attr::Int(2))];
+        d.attributes = vec![
+            ("color".into(), Attr::Str("red".into())),
+            ("size".into(), Attr::Int(2)),
+        ];
         let mut e = d.clone();
         e.attributes[1].1 = Attr::Int(3);
-        assert_eq!(d.ping_field_mismatch(&e).as_deref(), Some("attributes.size"));
+        assert_eq!(
+            d.ping_field_mismatch(&e).as_deref(),
+            Some("attributes.size")
+        );
         e.attributes.insert(0, ("ber".into(), Attr::Bool(true)));
         assert_eq!(d.ping_field_mismatch(&e).as_deref(), Some("attributes.ber"));
-        assert_eq!(a.ping_field_mismatch(&d).as_deref(), Some("attributes.color"));
-        assert_eq!(d.ping_field_mismatch(&a).as_deref(), Some("attributes.color"));
+        assert_eq!(
+            a.ping_field_mismatch(&d).as_deref(),
+            Some("attributes.color")
+        );
+        assert_eq!(
+            d.ping_field_mismatch(&a).as_deref(),
+            Some("attributes.color")
+        );
     }
 
     #[test]
     fn dedupe_hashes_lower_case_the_email() {
-        let mut a =
-            Lead { phone: Some("+15552345678".into()), email: Some("Ann@Example.com".into()), ..Lead::default() };
+        let mut a = Lead {
+            phone: Some("+15552345678".into()),
+            email: Some("Ann@Example.com".into()),
+            ..Lead::default()
+        };
         let [p, e] = a.dedupe_hashes();
         assert_eq!(p, Some(sha256(b"+15552345678")));
         assert_eq!(e, Some(sha256(b"ann@example.com")));

@@ -59,7 +59,10 @@ impl Key {
     }
 
     fn is_pii(self) -> bool {
-        matches!(self, Key::FirstName | Key::LastName | Key::Phone | Key::Email | Key::Address)
+        matches!(
+            self,
+            Key::FirstName | Key::LastName | Key::Phone | Key::Email | Key::Address
+        )
     }
 }
 
@@ -158,7 +161,9 @@ fn require(lead: &Lead, stage: Stage, path: &str) -> Result<(), Invalid> {
 
 fn zip(v: &Value<'_>, at: Loc<'_>) -> Result<String, Invalid> {
     match v {
-        Value::String(s) if s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(s.to_string()),
+        Value::String(s) if s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(s.to_string())
+        }
         _ => Err(at.invalid("must be a string of 5 digits")),
     }
 }
@@ -188,7 +193,9 @@ fn credit(v: &Value<'_>, at: Loc<'_>) -> Result<Credit, Invalid> {
 fn time(v: &Value<'_>, at: Loc<'_>) -> Result<String, Invalid> {
     match v {
         // The bound keeps a hostile string away from the time parser.
-        Value::String(s) if s.len() <= limits::TIME_BYTES_MAX && check::parse_rfc3339(s) => Ok(s.to_string()),
+        Value::String(s) if s.len() <= limits::TIME_BYTES_MAX && check::parse_rfc3339(s) => {
+            Ok(s.to_string())
+        }
         _ => Err(at.invalid("must be an RFC 3339 time such as 2024-05-01T12:00:00Z")),
     }
 }
@@ -213,7 +220,10 @@ fn email(v: &Value<'_>, at: Loc<'_>) -> Result<String, Invalid> {
 fn attributes(v: &Value<'_>, at: Loc<'_>) -> Result<Vec<(String, Attr)>, Invalid> {
     let obj = value::object(v, at)?;
     if obj.len() > limits::LEAD_ATTRIBUTES_MAX {
-        return Err(at.invalid(format!("must have at most {} keys", limits::LEAD_ATTRIBUTES_MAX)));
+        return Err(at.invalid(format!(
+            "must have at most {} keys",
+            limits::LEAD_ATTRIBUTES_MAX
+        )));
     }
     let path = at.path();
     let mut attrs = Vec::with_capacity(obj.len());
@@ -240,7 +250,9 @@ fn attributes(v: &Value<'_>, at: Loc<'_>) -> Result<Vec<(String, Attr)>, Invalid
 
 fn attr(v: &Value<'_>, at: Loc<'_>) -> Result<Attr, Invalid> {
     match v {
-        Value::String(_) => Ok(Attr::Str(value::string(v, at, limits::LEAD_ATTRIBUTE_VALUE_BYTES_MAX)?.to_string())),
+        Value::String(_) => Ok(Attr::Str(
+            value::string(v, at, limits::LEAD_ATTRIBUTE_VALUE_BYTES_MAX)?.to_string(),
+        )),
         Value::Static(StaticNode::Bool(b)) => Ok(Attr::Bool(*b)),
         Value::Static(StaticNode::F64(f)) => Ok(Attr::Float(*f)),
         Value::Static(StaticNode::I64(_) | StaticNode::U64(_)) => {
@@ -339,7 +351,9 @@ fn set_consent(c: &mut Consent, key: CKey, v: &Value<'_>, at: Loc<'_>) -> Result
             }
             c.page_url = s.to_string();
         }
-        CKey::TrustedForm => c.trustedform_cert_url = Some(value::string(v, at, limits::URL_BYTES_MAX)?.to_string()),
+        CKey::TrustedForm => {
+            c.trustedform_cert_url = Some(value::string(v, at, limits::URL_BYTES_MAX)?.to_string())
+        }
         CKey::Jornaya => c.jornaya_leadid = Some(value::string(v, at, long)?.to_string()),
     }
     Ok(())
@@ -352,7 +366,9 @@ mod tests {
 
     fn value(json: &str) -> Value<'static> {
         let mut bytes = json.as_bytes().to_vec();
-        simd_json::borrowed::to_value(&mut bytes).unwrap().into_static()
+        simd_json::borrowed::to_value(&mut bytes)
+            .unwrap()
+            .into_static()
     }
 
     #[test]
@@ -361,7 +377,10 @@ mod tests {
         let e = lead_from_value(&v, Stage::Ping, "leads[0]").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("leads[0].age"));
         let e = consent_from_value(&value(r#"{"y":1}"#), "c").unwrap_err();
-        assert_eq!((e.kind, e.field.as_deref()), (InvalidKind::Unknown, Some("c.y")));
+        assert_eq!(
+            (e.kind, e.field.as_deref()),
+            (InvalidKind::Unknown, Some("c.y"))
+        );
     }
 
     #[test]
@@ -372,26 +391,41 @@ mod tests {
         let lead = lead_from_value(&v, Stage::Post, "lead").unwrap();
         assert_eq!(lead.phone.as_deref(), Some("+15552345678"));
         let e = lead_from_value(&v, Stage::Ping, "lead").unwrap_err();
-        assert_eq!((e.kind, e.field.as_deref()), (InvalidKind::PiiInPing, Some("lead.first_name")));
+        assert_eq!(
+            (e.kind, e.field.as_deref()),
+            (InvalidKind::PiiInPing, Some("lead.first_name"))
+        );
     }
 
     #[test]
     fn many_attributes_sort_and_round_trip() {
         // Over 32 keys simd-json switches to a hash map: order must not leak.
-        let attrs: Vec<String> = (0..40).rev().map(|i| format!(r#""k{i:02}":{i}.5"#)).collect();
-        let v = value(&format!(r#"{{"zip":"90210","state":"CA","attributes":{{{},"b":true}}}}"#, attrs.join(",")));
+        let attrs: Vec<String> = (0..40)
+            .rev()
+            .map(|i| format!(r#""k{i:02}":{i}.5"#))
+            .collect();
+        let v = value(&format!(
+            r#"{{"zip":"90210","state":"CA","attributes":{{{},"b":true}}}}"#,
+            attrs.join(",")
+        ));
         let lead = lead_from_value(&v, Stage::Ping, "lead").unwrap();
         assert_eq!(lead.attributes.len(), 41);
         assert!(lead.attributes.windows(2).all(|w| w[0].0 < w[1].0));
         let mut out = Vec::new();
         lead.write_json(&mut out, false);
-        let again = lead_from_value(&value(std::str::from_utf8(&out).unwrap()), Stage::Ping, "lead").unwrap();
+        let again = lead_from_value(
+            &value(std::str::from_utf8(&out).unwrap()),
+            Stage::Ping,
+            "lead",
+        )
+        .unwrap();
         assert_eq!(again, lead);
     }
 
     #[test]
     fn null_after_a_value_clears_it() {
-        let v = value(r#"{"zip":"90210","state":"CA","city":"LA","city":null,"age":30,"age":null}"#);
+        let v =
+            value(r#"{"zip":"90210","state":"CA","city":"LA","city":null,"age":30,"age":null}"#);
         let lead = lead_from_value(&v, Stage::Ping, "lead").unwrap();
         assert_eq!((lead.city, lead.age), (None, None));
     }

@@ -67,7 +67,11 @@ pub(crate) fn object<'a, 'v>(v: &'a Value<'v>, at: Loc<'_>) -> Result<&'a Object
 }
 
 /// A string of at most `bytes_max` bytes (empty allowed).
-pub(crate) fn string<'a>(v: &'a Value<'_>, at: Loc<'_>, bytes_max: usize) -> Result<&'a str, Invalid> {
+pub(crate) fn string<'a>(
+    v: &'a Value<'_>,
+    at: Loc<'_>,
+    bytes_max: usize,
+) -> Result<&'a str, Invalid> {
     match v {
         Value::String(s) if s.len() <= bytes_max => Ok(s),
         Value::String(_) => Err(at.invalid(format!("must be at most {bytes_max} bytes"))),
@@ -76,7 +80,11 @@ pub(crate) fn string<'a>(v: &'a Value<'_>, at: Loc<'_>, bytes_max: usize) -> Res
 }
 
 /// A non-empty string of at most `bytes_max` bytes.
-pub(crate) fn nonempty<'a>(v: &'a Value<'_>, at: Loc<'_>, bytes_max: usize) -> Result<&'a str, Invalid> {
+pub(crate) fn nonempty<'a>(
+    v: &'a Value<'_>,
+    at: Loc<'_>,
+    bytes_max: usize,
+) -> Result<&'a str, Invalid> {
     let s = string(v, at, bytes_max)?;
     if s.is_empty() {
         return Err(at.invalid("must not be empty"));

@@ -46,7 +46,8 @@ impl<'a> Obj<'a> {
     }
 
     fn bool(&mut self, key: &str, v: bool) {
-        self.key(key).extend_from_slice(if v { b"true" } else { b"false" });
+        self.key(key)
+            .extend_from_slice(if v { b"true" } else { b"false" });
     }
 
     fn close(self) {
@@ -104,7 +105,9 @@ fn attributes(out: &mut Vec<u8>, attrs: &[(String, Attr)]) {
             }
             // serde_json writes a non-finite float as null, so the output
             // stays JSON even for a hand-built lead.
-            Attr::Float(f) => serde_json::to_writer(&mut *out, f).expect("writing to a Vec cannot fail"),
+            Attr::Float(f) => {
+                serde_json::to_writer(&mut *out, f).expect("writing to a Vec cannot fail")
+            }
             Attr::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         }
     }
@@ -167,10 +170,21 @@ mod tests {
         assert_eq!(v["sub_id"], "s\u{1}1");
         assert_eq!(v["age"], 30);
         assert_eq!(v["homeowner"], false);
-        assert_eq!(v["attributes"], serde_json::json!({"a": "x\\y", "b": -3, "c": 1.5, "d": true}));
+        assert_eq!(
+            v["attributes"],
+            serde_json::json!({"a": "x\\y", "b": -3, "c": 1.5, "d": true})
+        );
         assert_eq!(v["phone"], "+15552345678");
         let s = String::from_utf8(bytes).unwrap();
-        let order = ["\"zip\"", "\"state\"", "\"city\"", "\"age\"", "\"income\"", "\"credit\"", "\"homeowner\""];
+        let order = [
+            "\"zip\"",
+            "\"state\"",
+            "\"city\"",
+            "\"age\"",
+            "\"income\"",
+            "\"credit\"",
+            "\"homeowner\"",
+        ];
         let at: Vec<usize> = order.iter().map(|k| s.find(k).unwrap()).collect();
         assert!(at.windows(2).all(|w| w[0] < w[1]), "{s}");
         assert!(s.find("\"captured_at\"").unwrap() < s.find("\"first_name\"").unwrap());
@@ -184,7 +198,11 @@ mod tests {
             assert!(!obj.contains_key(k), "{k} leaked");
         }
         assert!(!String::from_utf8(bytes).unwrap().contains("Ann"));
-        let minimal = Lead { zip: "10001".into(), state: "NY".into(), ..Lead::default() };
+        let minimal = Lead {
+            zip: "10001".into(),
+            state: "NY".into(),
+            ..Lead::default()
+        };
         let (bytes, _) = json(&minimal, true);
         assert_eq!(bytes, br#"{"zip":"10001","state":"NY"}"#);
     }
@@ -211,7 +229,10 @@ mod tests {
 
     #[test]
     fn non_finite_float_still_writes_json() {
-        let l = Lead { attributes: vec![("x".into(), Attr::Float(f64::NAN))], ..Lead::default() };
+        let l = Lead {
+            attributes: vec![("x".into(), Attr::Float(f64::NAN))],
+            ..Lead::default()
+        };
         let (_, v) = json(&l, false);
         assert!(v["attributes"]["x"].is_null());
     }

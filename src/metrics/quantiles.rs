@@ -14,8 +14,8 @@
 //! `LATENCY_US_MAX` count as that value. Recording takes a mutex for a few
 //! nanoseconds (an index and an add), never across a yield.
 
-use hdrhistogram::Histogram;
 use crate::sync::Mutex;
+use hdrhistogram::Histogram;
 
 use super::snapshot::LatencySummary;
 use crate::limits;

@@ -143,8 +143,16 @@ impl Registry {
             "Buyer calls holding a permit now, by stage.",
             "gauge",
         );
-        for (stage, value) in [("ping", &g.ping_calls_in_flight), ("post", &g.post_calls_in_flight)] {
-            write_sample(out, name, &[("stage", stage)], value.load(Ordering::Relaxed));
+        for (stage, value) in [
+            ("ping", &g.ping_calls_in_flight),
+            ("post", &g.post_calls_in_flight),
+        ] {
+            write_sample(
+                out,
+                name,
+                &[("stage", stage)],
+                value.load(Ordering::Relaxed),
+            );
         }
         write_counters(
             out,
@@ -293,7 +301,10 @@ mod tests {
         r.gauges().ping_calls_in_flight.store(5, Ordering::Relaxed);
         r.shed(ShedReason::PostCalls);
         let t = render(&r);
-        assert!(t.contains("leadx_buyer_calls_in_flight{stage=\"ping\"} 5\n"), "{t}");
+        assert!(
+            t.contains("leadx_buyer_calls_in_flight{stage=\"ping\"} 5\n"),
+            "{t}"
+        );
         assert!(t.contains("leadx_buyer_calls_in_flight{stage=\"post\"} 0\n"));
         assert!(t.contains("leadx_shed_total{reason=\"post_calls\"} 1\n"));
         assert!(t.contains("leadx_shed_total{reason=\"deadline\"} 0\n"));

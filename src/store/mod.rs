@@ -104,7 +104,8 @@ pub struct Batch {
 
 impl Batch {
     pub fn insert(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push((keys::encode(tree, &key.into()), Some(value.into())));
+        self.ops
+            .push((keys::encode(tree, &key.into()), Some(value.into())));
     }
 
     pub fn remove(&mut self, tree: Tree, key: impl Into<Vec<u8>>) {
@@ -355,7 +356,13 @@ impl Store {
 
     /// Up to `limit` pairs with keys in `[from, to)`, smallest key first; an
     /// empty `to` as in `scan_range_rev`.
-    pub fn scan_range(&self, tree: Tree, from: &[u8], to: &[u8], limit: usize) -> Result<KeyValues, StoreError> {
+    pub fn scan_range(
+        &self,
+        tree: Tree,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<KeyValues, StoreError> {
         let Some((lo, hi)) = keys::range(tree, from, to) else {
             return Ok(Vec::new());
         };
@@ -501,7 +508,8 @@ fn open_sled(dir: &Path, opts: &StoreOptions) -> Result<sled::Db, StoreError> {
         .temporary(false)
         .create_new(false)
         .print_profile_on_drop(false);
-    let give_up = std::time::Instant::now() + std::time::Duration::from_millis(limits::STORE_LOCK_WAIT_MS);
+    let give_up =
+        std::time::Instant::now() + std::time::Duration::from_millis(limits::STORE_LOCK_WAIT_MS);
     loop {
         match config.open() {
             // sled reports a held lock as ErrorKind::Other with this text.

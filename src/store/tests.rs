@@ -190,8 +190,13 @@ fn store_handle_is_send_sync_and_clone() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     let other = s.clone();
-    other.write_durable(one(Tree::Idempotency, "i", "1")).unwrap();
-    assert_eq!(s.get(Tree::Idempotency, b"i").unwrap().as_deref(), Some(&b"1"[..]));
+    other
+        .write_durable(one(Tree::Idempotency, "i", "1"))
+        .unwrap();
+    assert_eq!(
+        s.get(Tree::Idempotency, b"i").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
     // Closing through one handle closes them all.
     other.close().unwrap();
     assert_eq!(s.write(Batch::default()), Err(StoreError::Closed));
@@ -206,9 +211,15 @@ fn close_releases_the_directory_while_other_handles_live() {
     let lingering = s.clone();
     s.write_durable(one(Tree::Leads, "k", "v")).unwrap();
     s.close().unwrap();
-    assert!(matches!(lingering.get(Tree::Leads, b"k"), Err(StoreError::Closed)));
+    assert!(matches!(
+        lingering.get(Tree::Leads, b"k"),
+        Err(StoreError::Closed)
+    ));
     let reopened = open(dir.path());
-    assert_eq!(reopened.get(Tree::Leads, b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(
+        reopened.get(Tree::Leads, b"k").unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
     drop(lingering);
     reopened.close().unwrap();
 }
@@ -239,16 +250,31 @@ fn plain_writes_wait_for_a_group_and_a_durable_write_ends_the_wait() {
     let dir = tempfile::tempdir().unwrap();
     let s = open_deferred(dir.path(), 60_000);
     for i in 0..50 {
-        s.write(one(Tree::Pings, &format!("p{i}"), format!("v{i}"))).unwrap();
+        s.write(one(Tree::Pings, &format!("p{i}"), format!("v{i}")))
+            .unwrap();
     }
     s.write(one(Tree::Pings, "p0", "later wins")).unwrap();
-    assert_eq!(s.get(Tree::Pings, b"p49").unwrap(), None, "held, not applied yet");
+    assert_eq!(
+        s.get(Tree::Pings, b"p49").unwrap(),
+        None,
+        "held, not applied yet"
+    );
     assert_eq!(s.stats().flushes_total, 0);
     s.write_durable(one(Tree::Sales, "k", "sale")).unwrap();
     let st = s.stats();
-    assert_eq!((st.flushes_total, st.ops_total, st.last_batch_ops), (1, 52, 52), "one group, one flush: {st:?}");
-    assert_eq!(s.get(Tree::Pings, b"p49").unwrap().as_deref(), Some(&b"v49"[..]));
-    assert_eq!(s.get(Tree::Pings, b"p0").unwrap().as_deref(), Some(&b"later wins"[..]));
+    assert_eq!(
+        (st.flushes_total, st.ops_total, st.last_batch_ops),
+        (1, 52, 52),
+        "one group, one flush: {st:?}"
+    );
+    assert_eq!(
+        s.get(Tree::Pings, b"p49").unwrap().as_deref(),
+        Some(&b"v49"[..])
+    );
+    assert_eq!(
+        s.get(Tree::Pings, b"p0").unwrap().as_deref(),
+        Some(&b"later wins"[..])
+    );
     s.close().unwrap();
 }
 
@@ -257,8 +283,15 @@ fn a_deferred_write_is_applied_and_flushed_by_itself() {
     let dir = tempfile::tempdir().unwrap();
     let s = open_deferred(dir.path(), 1);
     s.write(one(Tree::Pings, "p", "ping")).unwrap();
-    assert!(eventually(|| s.stats().flushes_total == 1), "{:?}", s.stats());
-    assert_eq!(s.get(Tree::Pings, b"p").unwrap().as_deref(), Some(&b"ping"[..]));
+    assert!(
+        eventually(|| s.stats().flushes_total == 1),
+        "{:?}",
+        s.stats()
+    );
+    assert_eq!(
+        s.get(Tree::Pings, b"p").unwrap().as_deref(),
+        Some(&b"ping"[..])
+    );
     s.close().unwrap();
 }
 
@@ -269,13 +302,20 @@ fn scans_see_deferred_writes_at_once() {
     s.write(one(Tree::Pings, "a", "1")).unwrap();
     s.write(one(Tree::Pings, "b", "2")).unwrap();
     assert_eq!(s.count_prefix(Tree::Pings, b"").unwrap(), 2);
-    assert_eq!(s.scan_range_rev(Tree::Pings, b"", b"", 1).unwrap()[0].0, b"b".to_vec());
+    assert_eq!(
+        s.scan_range_rev(Tree::Pings, b"", b"", 1).unwrap()[0].0,
+        b"b".to_vec()
+    );
     s.write(one(Tree::Pings, "c", "3")).unwrap();
     assert_eq!(s.scan_prefix(Tree::Pings, b"c", 10).unwrap().len(), 1);
     s.close().unwrap();
     assert_eq!(s.count_prefix(Tree::Pings, b""), Err(StoreError::Closed));
     let reopened = open(dir.path());
-    assert_eq!(reopened.count_prefix(Tree::Pings, b"").unwrap(), 3, "close applied the deferred writes");
+    assert_eq!(
+        reopened.count_prefix(Tree::Pings, b"").unwrap(),
+        3,
+        "close applied the deferred writes"
+    );
     reopened.close().unwrap();
 }
 
@@ -286,7 +326,8 @@ fn reopening_at_once_after_close_waits_for_the_lock() {
     let dir = tempfile::tempdir().unwrap();
     for i in 0..20 {
         let s = open(dir.path());
-        s.write_durable(one(Tree::Leads, &format!("k{i}"), "v")).unwrap();
+        s.write_durable(one(Tree::Leads, &format!("k{i}"), "v"))
+            .unwrap();
         s.close().unwrap();
     }
     let s = open(dir.path());
@@ -301,24 +342,41 @@ fn reopening_at_once_after_close_waits_for_the_lock() {
 #[test]
 fn unwaited_writes_fill_only_their_share_and_durable_writes_are_never_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = StoreOptions { cache_bytes: 8 << 20, queue_max: 8, write_defer_ms: 0, ..StoreOptions::default() };
+    let opts = StoreOptions {
+        cache_bytes: 8 << 20,
+        queue_max: 8,
+        write_defer_ms: 0,
+        ..StoreOptions::default()
+    };
     let s = Store::open(dir.path(), opts).unwrap();
     s.inject_fault(Fault::Stall);
     let mut accepted = 0;
-    while s.write(one(Tree::Pings, &format!("p{accepted}"), "ping")).is_ok() {
+    while s
+        .write(one(Tree::Pings, &format!("p{accepted}"), "ping"))
+        .is_ok()
+    {
         accepted += 1;
         assert!(accepted <= 8, "unwaited writes were never refused");
     }
     assert_eq!(accepted, 8 * limits::STORE_QUEUE_UNWAITED_PCT / 100);
-    assert_eq!(s.write(one(Tree::Pings, "x", "ping")), Err(StoreError::Overloaded));
+    assert_eq!(
+        s.write(one(Tree::Pings, "x", "ping")),
+        Err(StoreError::Overloaded)
+    );
     // Five outcomes at once: depth 6 + 5 = 11 > queue_max, none refused.
     let waiters: Vec<_> = (0..5)
         .map(|i| {
             let s = s.clone();
-            std::thread::spawn(move || s.write_durable(one(Tree::Leads, &format!("sale{i}"), "sold")))
+            std::thread::spawn(move || {
+                s.write_durable(one(Tree::Leads, &format!("sale{i}"), "sold"))
+            })
         })
         .collect();
-    assert!(eventually(|| s.stats().queue_depth == 11), "{:?}", s.stats());
+    assert!(
+        eventually(|| s.stats().queue_depth == 11),
+        "{:?}",
+        s.stats()
+    );
     s.inject_fault(Fault::None);
     for w in waiters {
         assert_eq!(w.join().unwrap(), Ok(()));
@@ -339,27 +397,54 @@ fn a_failed_write_makes_the_store_unwritable_until_a_probe_succeeds() {
     let s = open(dir.path());
     s.write_durable(one(Tree::Leads, "before", "sold")).unwrap();
     s.inject_fault(Fault::FailWrites);
-    assert_eq!(s.write_durable(one(Tree::Leads, "lost", "x")), Err(StoreError::Unwritable));
+    assert_eq!(
+        s.write_durable(one(Tree::Leads, "lost", "x")),
+        Err(StoreError::Unwritable)
+    );
     assert!(!s.is_writable());
     for i in 0..50 {
-        assert_eq!(s.write(one(Tree::Pings, &format!("p{i}"), "x")), Err(StoreError::Unwritable));
-        assert_eq!(s.write_durable(one(Tree::Leads, "l", "x")), Err(StoreError::Unwritable));
+        assert_eq!(
+            s.write(one(Tree::Pings, &format!("p{i}"), "x")),
+            Err(StoreError::Unwritable)
+        );
+        assert_eq!(
+            s.write_durable(one(Tree::Leads, "l", "x")),
+            Err(StoreError::Unwritable)
+        );
     }
     assert_eq!(s.get(Tree::Leads, b"before"), Err(StoreError::Unwritable));
     // Probes keep failing while the fault holds (several probe periods).
     std::thread::sleep(std::time::Duration::from_millis(3 * limits::STORE_PROBE_MS));
     assert!(!s.is_writable());
     let st = s.stats();
-    assert_eq!((st.writable, st.unwritable_total), (false, 1), "one outage, one count: {st:?}");
+    assert_eq!(
+        (st.writable, st.unwritable_total),
+        (false, 1),
+        "one outage, one count: {st:?}"
+    );
     s.inject_fault(Fault::None);
-    assert!(eventually(|| s.is_writable()), "the probe did not recover the store");
-    assert_eq!(s.get(Tree::Leads, b"before").unwrap().as_deref(), Some(&b"sold"[..]));
-    assert_eq!(s.get(Tree::Leads, b"lost").unwrap(), None, "a refused write is not there");
+    assert!(
+        eventually(|| s.is_writable()),
+        "the probe did not recover the store"
+    );
+    assert_eq!(
+        s.get(Tree::Leads, b"before").unwrap().as_deref(),
+        Some(&b"sold"[..])
+    );
+    assert_eq!(
+        s.get(Tree::Leads, b"lost").unwrap(),
+        None,
+        "a refused write is not there"
+    );
     s.write_durable(one(Tree::Leads, "after", "sold")).unwrap();
     s.close().unwrap();
     let reopened = open(dir.path());
     assert_eq!(reopened.count_prefix(Tree::Leads, b"").unwrap(), 2);
-    assert_eq!(reopened.get(Tree::Meta, b"probe").unwrap(), None, "the probe cleans up");
+    assert_eq!(
+        reopened.get(Tree::Meta, b"probe").unwrap(),
+        None,
+        "the probe cleans up"
+    );
     reopened.close().unwrap();
 }
 

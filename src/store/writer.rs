@@ -28,8 +28,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::{Receiver, RecvTimeoutError};
 use crate::sync::RwLock;
+use crossbeam::channel::{Receiver, RecvTimeoutError};
 
 use super::{keys, Batch, Fault, StoreError, StoreOptions, Tree};
 use crate::limits;

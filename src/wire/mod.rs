@@ -11,8 +11,8 @@
 use simd_json::borrowed::{Object, Value};
 use simd_json::{Buffers, ErrorType};
 
-use crate::lead::Invalid;
 use crate::lead::value::{self, is_null, Loc};
+use crate::lead::Invalid;
 use crate::lead::{consent_from_value, lead_from_value, Consent, Lead, Stage};
 use crate::limits;
 use crate::money::{self, Cents};
@@ -62,9 +62,10 @@ fn body_object<'a, 'v>(v: &'a Value<'v>) -> Result<&'a Object<'v>, Invalid> {
 
 fn malformed(e: simd_json::Error) -> Invalid {
     match e.error() {
-        ErrorType::DepthLimitExceeded => {
-            Invalid::malformed(format!("JSON nested deeper than {} levels", limits::JSON_DEPTH_MAX))
-        }
+        ErrorType::DepthLimitExceeded => Invalid::malformed(format!(
+            "JSON nested deeper than {} levels",
+            limits::JSON_DEPTH_MAX
+        )),
         _ => Invalid::malformed("the body is not valid JSON"),
     }
 }
@@ -111,8 +112,13 @@ fn fields(body: &mut [u8], allowed: &[&str], stage: Stage) -> Result<Fields, Inv
             continue;
         }
         match k.as_ref() {
-            "vertical" => f.vertical = Some(value::nonempty(v, at, limits::VERTICAL_ID_BYTES_MAX)?.to_string()),
-            "ping_id" => f.ping_id = Some(value::nonempty(v, at, limits::PING_ID_BYTES_MAX)?.to_string()),
+            "vertical" => {
+                f.vertical =
+                    Some(value::nonempty(v, at, limits::VERTICAL_ID_BYTES_MAX)?.to_string())
+            }
+            "ping_id" => {
+                f.ping_id = Some(value::nonempty(v, at, limits::PING_ID_BYTES_MAX)?.to_string())
+            }
             "lead" => f.lead = Some(lead_from_value(v, stage, "lead")?),
             "consent" => f.consent = Some(consent_from_value(v, "consent")?),
             "test" => f.test = value::boolean(v, at)?,
@@ -148,7 +154,11 @@ pub fn parse_ping(body: &mut [u8]) -> Result<PingRequest, Invalid> {
 /// `{"ping_id", "lead", "consent"?}`; the full lead.
 pub fn parse_post(body: &mut [u8]) -> Result<PostRequest, Invalid> {
     let f = fields(body, &["ping_id", "lead", "consent"], Stage::Post)?;
-    Ok(PostRequest { ping_id: required(f.ping_id, "ping_id")?, lead: required(f.lead, "lead")?, consent: f.consent })
+    Ok(PostRequest {
+        ping_id: required(f.ping_id, "ping_id")?,
+        lead: required(f.lead, "lead")?,
+        consent: f.consent,
+    })
 }
 
 /// `{"vertical", "lead", "consent"?, "test"?}`; the full lead.

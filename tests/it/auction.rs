@@ -11,7 +11,11 @@ use crate::support::*;
 fn best_bid_wins_and_payout_is_floored_to_the_cent() {
     let a = mock(Act::Bid(12.99), Act::Accept("A-1"));
     let b = mock(Act::Bid(10.0), Act::Accept("B-1"));
-    let l = start("ping_timeout_ms = 500", "", &(buyer_toml("a", &a, "") + &buyer_toml("b", &b, "")));
+    let l = start(
+        "ping_timeout_ms = 500",
+        "",
+        &(buyer_toml("a", &a, "") + &buyer_toml("b", &b, "")),
+    );
     let p = ping(&l);
     assert_eq!(p["status"], "bid");
     assert_eq!(p["price"], 10.39, "floor(12.99 × 0.8) = 10.39");
@@ -22,7 +26,10 @@ fn best_bid_wins_and_payout_is_floored_to_the_cent() {
     assert_eq!(r.json()["price"], 10.39);
     assert_eq!((a.buyer.posts(), b.buyer.posts()), (1, 0));
     let sent = a.buyer.last_post_json();
-    assert_eq!(sent["price"], 12.99, "the buyer is told its own bid, not the payout");
+    assert_eq!(
+        sent["price"], 12.99,
+        "the buyer is told its own bid, not the payout"
+    );
     assert_eq!(sent["ping_id"], p["ping_id"]);
     assert_eq!(sent["lead"]["phone"], "+15552345678");
     let pinged = a.buyer.last_ping_json();
@@ -35,37 +42,66 @@ fn ties_break_on_priority_then_speed() {
     let slow_hi = mock(Act::Delay(60, Box::new(Act::Bid(10.0))), Act::Accept("S"));
     let fast_lo = mock(Act::Bid(10.0), Act::Accept("F"));
     let fast_lo2 = mock(Act::Delay(30, Box::new(Act::Bid(10.0))), Act::Accept("G"));
-    let buyers = buyer_toml("slow_hi", &slow_hi, "priority = 5") + &buyer_toml("fast", &fast_lo, "") + &buyer_toml("fast2", &fast_lo2, "");
+    let buyers = buyer_toml("slow_hi", &slow_hi, "priority = 5")
+        + &buyer_toml("fast", &fast_lo, "")
+        + &buyer_toml("fast2", &fast_lo2, "");
     let l = start("ping_timeout_ms = 1000", "", &buyers);
     let p = ping(&l);
     post(&l, p["ping_id"].as_str().unwrap(), "5552345678");
-    assert_eq!(slow_hi.buyer.posts(), 1, "higher priority wins an equal price");
+    assert_eq!(
+        slow_hi.buyer.posts(),
+        1,
+        "higher priority wins an equal price"
+    );
     slow_hi.buyer.set_post(Act::Reject);
     let p = ping(&l);
     let r = post(&l, p["ping_id"].as_str().unwrap(), "5552345679");
     assert_eq!(r.json()["status"], "sold");
-    assert_eq!(fast_lo.buyer.posts(), 1, "then the faster of equal priority");
+    assert_eq!(
+        fast_lo.buyer.posts(),
+        1,
+        "then the faster of equal priority"
+    );
     assert_eq!(fast_lo2.buyer.posts(), 0);
 }
 
 #[test]
 fn hanging_and_slow_buyers_do_not_hold_the_answer() {
     let hang = mock(Act::Hang, Act::Accept("H"));
-    let slow = mock(Act::Delay(2_000, Box::new(Act::Bid(50.0))), Act::Accept("S"));
+    let slow = mock(
+        Act::Delay(2_000, Box::new(Act::Bid(50.0))),
+        Act::Accept("S"),
+    );
     let ok = mock(Act::Bid(5.0), Act::Accept("O"));
-    let buyers = buyer_toml("hang", &hang, "") + &buyer_toml("slow", &slow, "") + &buyer_toml("ok", &ok, "");
+    let buyers =
+        buyer_toml("hang", &hang, "") + &buyer_toml("slow", &slow, "") + &buyer_toml("ok", &ok, "");
     let l = start("ping_timeout_ms = 200", "", &buyers);
     let t0 = Instant::now();
     let p = ping(&l);
     let took = t0.elapsed();
     assert_eq!(p["status"], "bid");
-    assert_eq!(p["price"], 4.0, "only the buyer that answered in time counts");
+    assert_eq!(
+        p["price"], 4.0,
+        "only the buyer that answered in time counts"
+    );
     // A correctness bound, not a speed goal: far below the 2 s and 30 s the
     // slow and hanging buyers take.
-    assert!(took < Duration::from_millis(1_500), "answered after {took:?}");
+    assert!(
+        took < Duration::from_millis(1_500),
+        "answered after {took:?}"
+    );
     let tx = get(l.addr, "/v1/admin/transactions?limit=1", ADMIN).json();
-    let calls = tx["transactions"][0]["ping_calls"].as_array().unwrap().clone();
-    let outcome = |id: &str| calls.iter().find(|c| c["buyer"] == id).map(|c| c["outcome"].as_str().unwrap().to_string()).unwrap();
+    let calls = tx["transactions"][0]["ping_calls"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let outcome = |id: &str| {
+        calls
+            .iter()
+            .find(|c| c["buyer"] == id)
+            .map(|c| c["outcome"].as_str().unwrap().to_string())
+            .unwrap()
+    };
     assert_eq!(outcome("hang"), "timeout");
     assert_eq!(outcome("slow"), "timeout");
     assert_eq!(outcome("ok"), "bid");
@@ -77,16 +113,25 @@ fn bad_answers_are_no_bids_with_their_reason() {
     let junk = mock(Act::Garbage, Act::Accept("x"));
     let neg = mock(Act::Bid(-3.0), Act::Accept("x"));
     let fine = mock(Act::Bid(2.5), Act::Accept("x"));
-    let buyers = buyer_toml("five", &five, "") + &buyer_toml("junk", &junk, "") + &buyer_toml("neg", &neg, "") + &buyer_toml("fine", &fine, "");
+    let buyers = buyer_toml("five", &five, "")
+        + &buyer_toml("junk", &junk, "")
+        + &buyer_toml("neg", &neg, "")
+        + &buyer_toml("fine", &fine, "");
     let l = start("", "", &buyers);
     let p = ping(&l);
     assert_eq!(p["price"], 2.0);
     let tx = get(l.addr, "/v1/admin/transactions?limit=1", ADMIN).json();
-    let calls = tx["transactions"][0]["ping_calls"].as_array().unwrap().clone();
+    let calls = tx["transactions"][0]["ping_calls"]
+        .as_array()
+        .unwrap()
+        .clone();
     for id in ["five", "junk", "neg"] {
         let c = calls.iter().find(|c| c["buyer"] == id).unwrap();
         assert_ne!(c["outcome"], "bid", "{id}: {c}");
-        assert!(c["reason"].as_str().is_some_and(|r| !r.is_empty()), "{id} has a reason: {c}");
+        assert!(
+            c["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{id} has a reason: {c}"
+        );
     }
 }
 
@@ -94,20 +139,39 @@ fn bad_answers_are_no_bids_with_their_reason() {
 fn failover_on_reject_500_and_timeout_sells_to_the_next_bidder() {
     let rej = mock(Act::Bid(20.0), Act::Reject);
     let err = mock(Act::Bid(19.0), Act::Status(500));
-    let slow = mock(Act::Bid(18.0), Act::Delay(3_000, Box::new(Act::Accept("late"))));
+    let slow = mock(
+        Act::Bid(18.0),
+        Act::Delay(3_000, Box::new(Act::Accept("late"))),
+    );
     let buys = mock(Act::Bid(10.0), Act::Accept("B-77"));
-    let buyers = buyer_toml("rej", &rej, "") + &buyer_toml("err", &err, "") + &buyer_toml("slow", &slow, "post_timeout_ms = 200") + &buyer_toml("buys", &buys, "");
+    let buyers = buyer_toml("rej", &rej, "")
+        + &buyer_toml("err", &err, "")
+        + &buyer_toml("slow", &slow, "post_timeout_ms = 200")
+        + &buyer_toml("buys", &buys, "");
     let l = start("post_timeout_ms = 3000", "", &buyers);
     let p = ping(&l);
     assert_eq!(p["price"], 16.0);
     let r = post(&l, p["ping_id"].as_str().unwrap(), "5552345678");
     let v = r.json();
     assert_eq!(v["status"], "sold");
-    assert_eq!(v["price"], 8.0, "the payout actually earned, from the buyer that bought");
-    let lead = get(l.addr, &format!("/v1/admin/leads/{}", v["lead_id"].as_str().unwrap()), ADMIN).json();
+    assert_eq!(
+        v["price"], 8.0,
+        "the payout actually earned, from the buyer that bought"
+    );
+    let lead = get(
+        l.addr,
+        &format!("/v1/admin/leads/{}", v["lead_id"].as_str().unwrap()),
+        ADMIN,
+    )
+    .json();
     assert_eq!(lead["buyer"], "buys");
     assert_eq!(lead["buyer_lead_id"], "B-77");
-    let outcomes: Vec<String> = lead["post_calls"].as_array().unwrap().iter().map(|c| c["outcome"].as_str().unwrap().to_string()).collect();
+    let outcomes: Vec<String> = lead["post_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["outcome"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(outcomes, ["rejected", "failed", "failed", "accepted"]);
 }
 
@@ -127,16 +191,35 @@ fn nobody_buying_is_unsold_and_a_no_bid_ping_posts_as_no_bid() {
     assert_eq!(r.json()["status"], "unsold");
     assert_eq!(r.json()["reason"], "no_bid");
     assert!(r.json()["lead_id"].as_str().is_some());
-    assert_eq!(rej.buyer.posts(), posts, "no buyer is contacted for a no-bid ping");
+    assert_eq!(
+        rej.buyer.posts(),
+        posts,
+        "no buyer is contacted for a no-bid ping"
+    );
 }
 
 #[test]
 fn floor_is_compared_with_the_payout() {
     let a = mock(Act::Bid(10.0), Act::Accept("A"));
     let l = start("", "", &buyer_toml("a", &a, ""));
-    let at = post_json(l.addr, "/v1/ping", KEY, &json!({"vertical": "auto", "lead": ping_lead(), "floor": 8.0})).json();
-    assert_eq!(at["status"], "bid", "payout 8.00 equals the floor and counts");
-    let above = post_json(l.addr, "/v1/ping", KEY, &json!({"vertical": "auto", "lead": ping_lead(), "floor": 8.01})).json();
+    let at = post_json(
+        l.addr,
+        "/v1/ping",
+        KEY,
+        &json!({"vertical": "auto", "lead": ping_lead(), "floor": 8.0}),
+    )
+    .json();
+    assert_eq!(
+        at["status"], "bid",
+        "payout 8.00 equals the floor and counts"
+    );
+    let above = post_json(
+        l.addr,
+        "/v1/ping",
+        KEY,
+        &json!({"vertical": "auto", "lead": ping_lead(), "floor": 8.01}),
+    )
+    .json();
     assert_eq!(above["status"], "no_bid");
 }
 
@@ -152,13 +235,33 @@ fn filters_pick_who_is_pinged_and_direct_buyers_bid_their_fixed_price() {
         + &direct_buyer_toml("flat", &flat, "5.00", "");
     let l = start("", "", &buyers);
     let p = ping(&l); // CA, age 30
-    assert_eq!(p["price"], 4.0, "flat's fixed 5.00 beats ca's 3.00; tx and young are filtered out");
-    assert_eq!((ca.buyer.pings(), tx.buyer.pings(), young.buyer.pings(), flat.buyer.pings()), (1, 0, 0, 0));
+    assert_eq!(
+        p["price"], 4.0,
+        "flat's fixed 5.00 beats ca's 3.00; tx and young are filtered out"
+    );
+    assert_eq!(
+        (
+            ca.buyer.pings(),
+            tx.buyer.pings(),
+            young.buyer.pings(),
+            flat.buyer.pings()
+        ),
+        (1, 0, 0, 0)
+    );
     let r = post(&l, p["ping_id"].as_str().unwrap(), "5552345678");
     assert_eq!(r.json()["status"], "sold");
     assert_eq!(flat.buyer.last_post_json()["price"], 5.0);
-    let no_age = post_json(l.addr, "/v1/ping", KEY, &json!({"vertical": "auto", "lead": {"zip": "73301", "state": "TX"}})).json();
-    assert_eq!(no_age["price"], 24.0, "tx bids; young needs an age the lead lacks");
+    let no_age = post_json(
+        l.addr,
+        "/v1/ping",
+        KEY,
+        &json!({"vertical": "auto", "lead": {"zip": "73301", "state": "TX"}}),
+    )
+    .json();
+    assert_eq!(
+        no_age["price"], 24.0,
+        "tx bids; young needs an age the lead lacks"
+    );
     assert_eq!(young.buyer.pings(), 0);
 }
 
@@ -167,7 +270,13 @@ fn test_mode_reaches_buyers_flagged_and_consumes_no_cap() {
     let a = mock(Act::Bid(10.0), Act::Accept("A"));
     let l = start("", "", &buyer_toml("a", &a, "[buyer.caps]\ndaily = 1"));
     for phone in ["5552345670", "5552345671"] {
-        let p = post_json(l.addr, "/v1/ping", KEY, &json!({"vertical": "auto", "lead": ping_lead(), "test": true})).json();
+        let p = post_json(
+            l.addr,
+            "/v1/ping",
+            KEY,
+            &json!({"vertical": "auto", "lead": ping_lead(), "test": true}),
+        )
+        .json();
         assert_eq!(a.buyer.last_ping_json()["test"], true);
         let r = post(&l, p["ping_id"].as_str().unwrap(), phone);
         assert_eq!(r.json()["status"], "sold");
@@ -175,7 +284,10 @@ fn test_mode_reaches_buyers_flagged_and_consumes_no_cap() {
     }
     // The daily cap of 1 is still whole for live traffic.
     let p = ping(&l);
-    assert_eq!(post(&l, p["ping_id"].as_str().unwrap(), "5552345672").json()["status"], "sold");
+    assert_eq!(
+        post(&l, p["ping_id"].as_str().unwrap(), "5552345672").json()["status"],
+        "sold"
+    );
     let p = ping(&l);
     assert_eq!(p["status"], "no_bid", "cap used up by the one live sale");
 }
@@ -188,15 +300,37 @@ fn test_traffic_stays_out_of_the_buyer_metrics() {
     let l = start("", "", &buyer_toml("metrics_only_buyer", &a, ""));
     let series = |l: &Leadx| -> Vec<String> {
         let body = String::from_utf8(request(l.addr, "GET", "/metrics", &[], b"").body).unwrap();
-        body.lines().filter(|s| s.contains("buyer=\"metrics_only_buyer\"") && s.contains("_total")).map(String::from).collect()
+        body.lines()
+            .filter(|s| s.contains("buyer=\"metrics_only_buyer\"") && s.contains("_total"))
+            .map(String::from)
+            .collect()
     };
-    let p = post_json(l.addr, "/v1/ping", KEY, &json!({"vertical": "auto", "lead": ping_lead(), "test": true})).json();
-    assert_eq!(post(&l, p["ping_id"].as_str().unwrap(), "5552345678").json()["status"], "sold");
+    let p = post_json(
+        l.addr,
+        "/v1/ping",
+        KEY,
+        &json!({"vertical": "auto", "lead": ping_lead(), "test": true}),
+    )
+    .json();
+    assert_eq!(
+        post(&l, p["ping_id"].as_str().unwrap(), "5552345678").json()["status"],
+        "sold"
+    );
     assert_eq!(a.buyer.posts(), 1);
     let after_test = series(&l);
-    assert!(after_test.iter().all(|s| s.ends_with(" 0")), "test traffic counted: {after_test:?}");
+    assert!(
+        after_test.iter().all(|s| s.ends_with(" 0")),
+        "test traffic counted: {after_test:?}"
+    );
     let p = ping(&l);
     post(&l, p["ping_id"].as_str().unwrap(), "5552345679");
     let after_live = series(&l);
-    assert!(after_live.iter().any(|s| s.contains("leadx_buyer_pings_total") && s.contains("result=\"bid\"") && s.ends_with(" 1")), "{after_live:?}");
+    assert!(
+        after_live
+            .iter()
+            .any(|s| s.contains("leadx_buyer_pings_total")
+                && s.contains("result=\"bid\"")
+                && s.ends_with(" 1")),
+        "{after_live:?}"
+    );
 }

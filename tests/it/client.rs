@@ -49,7 +49,11 @@ impl Mock {
         self.seen.lock().unwrap().len()
     }
     fn wait_closed(&self) {
-        self.closed.lock().unwrap().recv_timeout(Duration::from_secs(5)).expect("mock never closed");
+        self.closed
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(5))
+            .expect("mock never closed");
     }
 }
 
@@ -80,7 +84,14 @@ fn mock_with(
             worker
                 .spawn(move || {
                     match tls {
-                        Some(cfg) => serve(rustls::StreamOwned::new(rustls::ServerConnection::new(cfg).unwrap(), tcp), &*h, &s),
+                        Some(cfg) => serve(
+                            rustls::StreamOwned::new(
+                                rustls::ServerConnection::new(cfg).unwrap(),
+                                tcp,
+                            ),
+                            &*h,
+                            &s,
+                        ),
                         None => serve(tcp, &*h, &s),
                     }
                     let _ = tx.send(());
@@ -88,7 +99,12 @@ fn mock_with(
                 .unwrap();
         }
     });
-    Mock { addr, accepts, seen, closed: Mutex::new(closed_rx) }
+    Mock {
+        addr,
+        accepts,
+        seen,
+        closed: Mutex::new(closed_rx),
+    }
 }
 
 /// Serves requests on one connection until the client leaves or the handler
@@ -124,7 +140,11 @@ fn read_request<R: BufRead>(rd: &mut R) -> Option<Seen> {
     }
     let len = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap())
+        })
         .unwrap_or(0);
     let mut body = vec![0; len];
     rd.read_exact(&mut body).ok()?;
@@ -132,7 +152,10 @@ fn read_request<R: BufRead>(rd: &mut R) -> Option<Seen> {
 }
 
 fn ok_json(w: &mut dyn Write, body: &str) {
-    let answer = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     w.write_all(answer.as_bytes()).unwrap();
 }
 
@@ -153,7 +176,13 @@ fn co<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 }
 
 fn post(c: &BuyerClient, body: &str, within: Duration) -> Result<ClientResponse, CallError> {
-    c.post("/post", &[], "application/json", body.as_bytes(), Instant::now() + within)
+    c.post(
+        "/post",
+        &[],
+        "application/json",
+        body.as_bytes(),
+        Instant::now() + within,
+    )
 }
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -163,8 +192,22 @@ fn sends_the_promised_head_and_returns_the_answer() {
     let m = echo();
     let c = client(&m, ClientOptions::default());
     let headers = vec![("X-Api-Key".to_string(), "k1".to_string())];
-    let r = co(move || c.post("/post?x=1", &headers, "application/json", b"{\"a\":1}", Instant::now() + SECOND));
-    assert_eq!(r.unwrap(), ClientResponse { status: 200, body: b"{\"a\":1}".to_vec() });
+    let r = co(move || {
+        c.post(
+            "/post?x=1",
+            &headers,
+            "application/json",
+            b"{\"a\":1}",
+            Instant::now() + SECOND,
+        )
+    });
+    assert_eq!(
+        r.unwrap(),
+        ClientResponse {
+            status: 200,
+            body: b"{\"a\":1}".to_vec()
+        }
+    );
     let seen = m.seen.lock().unwrap()[0].clone();
     let want = format!(
         "POST /post?x=1 HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\
@@ -179,17 +222,31 @@ fn keep_alive_serves_100_calls_on_one_connection() {
     let m = echo();
     let c = client(&m, ClientOptions::default());
     let c2 = c.clone();
-    let bodies = co(move || (0..100).map(|i| post(&c2, &i.to_string(), SECOND).unwrap().body).collect::<Vec<_>>());
-    assert!(bodies.iter().enumerate().all(|(i, b)| b == i.to_string().as_bytes()));
+    let bodies = co(move || {
+        (0..100)
+            .map(|i| post(&c2, &i.to_string(), SECOND).unwrap().body)
+            .collect::<Vec<_>>()
+    });
+    assert!(bodies
+        .iter()
+        .enumerate()
+        .all(|(i, b)| b == i.to_string().as_bytes()));
     assert_eq!((m.accepts(), m.requests()), (1, 100));
     let s = c.stats();
-    assert_eq!((s.created.load(Ordering::SeqCst), s.reused.load(Ordering::SeqCst)), (1, 99));
+    assert_eq!(
+        (
+            s.created.load(Ordering::SeqCst),
+            s.reused.load(Ordering::SeqCst)
+        ),
+        (1, 99)
+    );
 }
 
 #[test]
 fn connection_close_is_honoured() {
     let m = mock(|_, w| {
-        w.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok").unwrap();
+        w.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+            .unwrap();
         After::KeepOpen
     });
     let c = client(&m, ClientOptions::default());
@@ -213,7 +270,13 @@ fn a_connection_the_buyer_closed_is_replaced_and_nothing_is_sent_twice() {
     let c2 = c.clone();
     co(move || post(&c2, "2", SECOND)).unwrap();
     assert_eq!((m.accepts(), m.requests()), (2, 2));
-    let bodies: Vec<_> = m.seen.lock().unwrap().iter().map(|s| s.body.clone()).collect();
+    let bodies: Vec<_> = m
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.body.clone())
+        .collect();
     assert_eq!(bodies, vec![b"1".to_vec(), b"2".to_vec()]);
     assert_eq!(c.stats().reused.load(Ordering::SeqCst), 0);
 }
@@ -221,8 +284,12 @@ fn a_connection_the_buyer_closed_is_replaced_and_nothing_is_sent_twice() {
 #[test]
 fn chunked_answers_after_1xx_keep_the_connection() {
     let m = mock(|_, w| {
-        w.write_all(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
-        w.write_all(b"3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n").unwrap();
+        w.write_all(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        )
+        .unwrap();
+        w.write_all(b"3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n")
+            .unwrap();
         After::KeepOpen
     });
     let c = client(&m, ClientOptions::default());
@@ -240,7 +307,13 @@ fn an_oversized_answer_is_too_large_and_its_connection_dropped() {
         ok_json(w, &"x".repeat(2000));
         After::KeepOpen
     });
-    let c = client(&m, ClientOptions { response_bytes_max: 1000, ..ClientOptions::default() });
+    let c = client(
+        &m,
+        ClientOptions {
+            response_bytes_max: 1000,
+            ..ClientOptions::default()
+        },
+    );
     let c2 = c.clone();
     let r = co(move || [post(&c2, "", SECOND), post(&c2, "", SECOND)]);
     assert_eq!(r, [Err(CallError::TooLarge), Err(CallError::TooLarge)]);
@@ -259,7 +332,10 @@ fn a_buyer_that_never_answers_times_out_at_the_deadline() {
         (r, start.elapsed())
     });
     assert_eq!(r, Err(CallError::Timeout));
-    assert!(took >= Duration::from_millis(100), "returned early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(100),
+        "returned early: {took:?}"
+    );
     assert!(took < SECOND, "returned late: {took:?}");
     // The timed-out connection was closed, not pooled: the mock sees EOF.
     m.wait_closed();
@@ -268,8 +344,15 @@ fn a_buyer_that_never_answers_times_out_at_the_deadline() {
 
 #[test]
 fn a_closed_port_is_a_connect_error() {
-    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let c = BuyerClient::new(&url::parse(&format!("http://{addr}/")).unwrap(), ClientOptions::default()).unwrap();
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let c = BuyerClient::new(
+        &url::parse(&format!("http://{addr}/")).unwrap(),
+        ClientOptions::default(),
+    )
+    .unwrap();
     let r = co(move || post(&c, "", SECOND));
     assert_eq!(r, Err(CallError::Connect));
 }
@@ -281,7 +364,10 @@ fn garbage_is_malformed_and_a_hang_up_is_io() {
         After::KeepOpen
     });
     let hangup = mock(|_, _| After::Close);
-    let (g, h) = (client(&garbage, ClientOptions::default()), client(&hangup, ClientOptions::default()));
+    let (g, h) = (
+        client(&garbage, ClientOptions::default()),
+        client(&hangup, ClientOptions::default()),
+    );
     let r = co(move || [post(&g, "", SECOND), post(&h, "", SECOND)]);
     assert_eq!(r, [Err(CallError::Malformed), Err(CallError::Io)]);
 }
@@ -296,7 +382,13 @@ fn all_connections_busy_until_the_deadline_is_pool_exhausted() {
         ok_json(w, "{}");
         After::KeepOpen
     });
-    let c = client(&m, ClientOptions { connections_max: 1, ..ClientOptions::default() });
+    let c = client(
+        &m,
+        ClientOptions {
+            connections_max: 1,
+            ..ClientOptions::default()
+        },
+    );
     let c2 = c.clone();
     let slow = leadx::rt::spawn(move || post(&c2, "", SECOND));
     started_rx.recv_timeout(5 * SECOND).unwrap();
@@ -306,9 +398,15 @@ fn all_connections_busy_until_the_deadline_is_pool_exhausted() {
         (post(&c2, "", Duration::from_millis(50)), start.elapsed())
     });
     assert_eq!(r, Err(CallError::PoolExhausted));
-    assert!(took >= Duration::from_millis(50) && took < SECOND, "{took:?}");
+    assert!(
+        took >= Duration::from_millis(50) && took < SECOND,
+        "{took:?}"
+    );
     assert!(slow.join().unwrap().is_ok());
-    assert_eq!((c.stats().waited.load(Ordering::SeqCst), m.accepts()), (1, 1));
+    assert_eq!(
+        (c.stats().waited.load(Ordering::SeqCst), m.accepts()),
+        (1, 1)
+    );
 }
 
 /// `calls` posts at once from as many coroutines, against a buyer that takes
@@ -337,7 +435,14 @@ fn concurrent(calls: usize, delay: Duration, opts: ClientOptions) -> (Mock, Arc<
 #[test]
 fn five_hundred_concurrent_calls_complete() {
     let start = Instant::now();
-    let (m, _) = concurrent(500, Duration::from_millis(50), ClientOptions { connections_max: 512, ..ClientOptions::default() });
+    let (m, _) = concurrent(
+        500,
+        Duration::from_millis(50),
+        ClientOptions {
+            connections_max: 512,
+            ..ClientOptions::default()
+        },
+    );
     // In parallel, not one after another (that would take 25 s).
     assert!(start.elapsed() < 10 * SECOND, "{:?}", start.elapsed());
     assert!(m.accepts() <= 500);
@@ -345,7 +450,14 @@ fn five_hundred_concurrent_calls_complete() {
 
 #[test]
 fn four_connections_serve_many_calls_by_waiting() {
-    let (m, c) = concurrent(200, Duration::from_millis(5), ClientOptions { connections_max: 4, ..ClientOptions::default() });
+    let (m, c) = concurrent(
+        200,
+        Duration::from_millis(5),
+        ClientOptions {
+            connections_max: 4,
+            ..ClientOptions::default()
+        },
+    );
     assert!(m.accepts() <= 4, "opened {}", m.accepts());
     assert!(c.stats().waited.load(Ordering::SeqCst) > 0);
 }
@@ -377,7 +489,10 @@ fn tls_echo() -> (Mock, Vec<u8>) {
 #[test]
 fn https_round_trips_and_keeps_alive_on_a_coroutine_stack() {
     let (m, pem) = tls_echo();
-    let opts = ClientOptions { extra_root_pem: Some(pem), ..ClientOptions::default() };
+    let opts = ClientOptions {
+        extra_root_pem: Some(pem),
+        ..ClientOptions::default()
+    };
     let c = Arc::new(BuyerClient::new(&m.url("https"), opts).unwrap());
     let c2 = c.clone();
     // The handshake runs inside a 64 KiB leadx coroutine: an overflow would
@@ -393,7 +508,10 @@ fn https_with_an_untrusted_certificate_is_a_tls_error() {
     let (m, _) = tls_echo();
     let (_, other_ca) = self_signed();
     let untrusted = Arc::new(BuyerClient::new(&m.url("https"), ClientOptions::default()).unwrap());
-    let opts = ClientOptions { extra_root_pem: Some(other_ca), ..ClientOptions::default() };
+    let opts = ClientOptions {
+        extra_root_pem: Some(other_ca),
+        ..ClientOptions::default()
+    };
     let wrong_ca = Arc::new(BuyerClient::new(&m.url("https"), opts).unwrap());
     let r = co(move || [post(&untrusted, "", SECOND), post(&wrong_ca, "", SECOND)]);
     assert_eq!(r, [Err(CallError::Tls), Err(CallError::Tls)]);
@@ -403,8 +521,14 @@ fn https_with_an_untrusted_certificate_is_a_tls_error() {
 #[test]
 fn a_bad_extra_root_is_refused_at_setup() {
     let m = echo();
-    let opts = ClientOptions { extra_root_pem: Some(b"not a pem".to_vec()), ..ClientOptions::default() };
-    assert_eq!(BuyerClient::new(&m.url("https"), opts).err(), Some(CallError::Tls));
+    let opts = ClientOptions {
+        extra_root_pem: Some(b"not a pem".to_vec()),
+        ..ClientOptions::default()
+    };
+    assert_eq!(
+        BuyerClient::new(&m.url("https"), opts).err(),
+        Some(CallError::Tls)
+    );
 }
 
 #[test]
@@ -416,19 +540,29 @@ fn a_pooled_tls_connection_with_leftover_decrypted_bytes_is_stale() {
     // its answer (issue #7 point 5).
     let head = "HTTP/1.1 200 OK\r\nContent-Length: 000\r\n\r\n";
     let body = "b".repeat(512 - head.len());
-    let first = format!("HTTP/1.1 200 OK\r\nContent-Length: {:03}\r\n\r\n{body}", body.len());
+    let first = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {:03}\r\n\r\n{body}",
+        body.len()
+    );
     assert_eq!(first.len(), 512);
     let (cfg, pem) = self_signed();
     let m = mock_with(Some(cfg), move |_, w| {
-        w.write_all(format!("{first}HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL").as_bytes()).unwrap();
+        w.write_all(format!("{first}HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL").as_bytes())
+            .unwrap();
         After::KeepOpen
     });
-    let opts = ClientOptions { extra_root_pem: Some(pem), ..ClientOptions::default() };
+    let opts = ClientOptions {
+        extra_root_pem: Some(pem),
+        ..ClientOptions::default()
+    };
     let c = Arc::new(BuyerClient::new(&m.url("https"), opts).unwrap());
     let c2 = c.clone();
     let r = co(move || [post(&c2, "a", SECOND), post(&c2, "b", SECOND)]);
     for r in r {
         assert_eq!(String::from_utf8(r.unwrap().body).unwrap(), body);
     }
-    assert_eq!((m.accepts(), c.stats().reused.load(Ordering::SeqCst)), (2, 0));
+    assert_eq!(
+        (m.accepts(), c.stats().reused.load(Ordering::SeqCst)),
+        (2, 0)
+    );
 }

@@ -23,21 +23,55 @@ fn the_example_file_is_valid() {
     let c = config::load_with(&fixture(), &demo_secrets).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(c.server.workers, 2);
-    assert!(config::verify_key(b"admin-demo-token", c.admin.token_sha256.as_ref().unwrap()));
-    assert_eq!(c.publisher_by_key(b"pub1-demo-key").map(|p| p.id.as_str()), Some("pub1"));
-    assert_eq!(c.publisher_by_key(b"pub2-demo-key").map(|p| p.revenue_share_ppm), Some(750_000));
+    assert!(config::verify_key(
+        b"admin-demo-token",
+        c.admin.token_sha256.as_ref().unwrap()
+    ));
+    assert_eq!(
+        c.publisher_by_key(b"pub1-demo-key").map(|p| p.id.as_str()),
+        Some("pub1")
+    );
+    assert_eq!(
+        c.publisher_by_key(b"pub2-demo-key")
+            .map(|p| p.revenue_share_ppm),
+        Some(750_000)
+    );
     let pub1 = c.publisher_by_key(b"pub1-demo-key").unwrap();
-    assert!(pub1.allowed_ips.iter().any(|n| n.contains("10.20.30.40".parse().unwrap())));
-    assert!(!pub1.allowed_ips.iter().any(|n| n.contains("192.168.0.1".parse().unwrap())));
-    assert_eq!(config::hash_key(b"pub1-demo-key\n"), hex(&pub1.api_key_sha256));
+    assert!(pub1
+        .allowed_ips
+        .iter()
+        .any(|n| n.contains("10.20.30.40".parse().unwrap())));
+    assert!(!pub1
+        .allowed_ips
+        .iter()
+        .any(|n| n.contains("192.168.0.1".parse().unwrap())));
+    assert_eq!(
+        config::hash_key(b"pub1-demo-key\n"),
+        hex(&pub1.api_key_sha256)
+    );
     let b1 = c.buyer("b1").unwrap();
-    assert_eq!(b1.headers, [("X-Api-Key".to_string(), "b1-secret".to_string())]);
+    assert_eq!(
+        b1.headers,
+        [("X-Api-Key".to_string(), "b1-secret".to_string())]
+    );
     assert_eq!(b1.caps.daily, Some(100));
     let direct = c.buyer("direct1").unwrap();
-    assert_eq!((direct.ping_url.is_none(), direct.fixed_price, direct.priority), (true, Some(500), 5));
-    assert_eq!(direct.headers, [("Authorization".to_string(), "Bearer d1-token".to_string())]);
+    assert_eq!(
+        (
+            direct.ping_url.is_none(),
+            direct.fixed_price,
+            direct.priority
+        ),
+        (true, Some(500), 5)
+    );
+    assert_eq!(
+        direct.headers,
+        [("Authorization".to_string(), "Bearer d1-token".to_string())]
+    );
     assert_eq!(direct.post_timeout_ms, c.auction.post_timeout_ms);
-    assert!(c.vertical("home_insurance").is_some_and(|v| !v.require_consent));
+    assert!(c
+        .vertical("home_insurance")
+        .is_some_and(|v| !v.require_consent));
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -66,8 +100,14 @@ fn a_broken_file_reports_every_problem() {
         .replace("listen = \"127.0.0.1:8080\"", "lisen = \"127.0.0.1:8080\"")
         .replace("bid_ttl_s = 120", "bid_ttl_s = 0")
         .replace("revenue_share = 0.75", "revenue_share = \"75%\"")
-        .replace("verticals = [\"auto_insurance\"]\nping_url", "verticals = [\"auto\"]\nping_url")
-        .replace("post_url = \"https://direct.example.com", "post_url = \"htps://direct.example.com");
+        .replace(
+            "verticals = [\"auto_insurance\"]\nping_url",
+            "verticals = [\"auto\"]\nping_url",
+        )
+        .replace(
+            "post_url = \"https://direct.example.com",
+            "post_url = \"htps://direct.example.com",
+        );
     std::fs::write(&path, text).unwrap();
     let errors = config::load_with(&path, &demo_secrets).unwrap_err();
     let lines: Vec<String> = errors.iter().map(ConfigError::to_string).collect();
@@ -108,7 +148,12 @@ fn secrets_from_credentials_directory() {
     std::fs::write(dir.path().join("B1_KEY"), "from-file\n").unwrap();
     std::fs::write(dir.path().join("DIRECT1_TOKEN"), "file-loses\n").unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "config::secrets_from_credentials_directory", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "config::secrets_from_credentials_directory",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD, "1")
         .env("CREDENTIALS_DIRECTORY", dir.path())
         .env_remove("B1_KEY")
@@ -116,5 +161,9 @@ fn secrets_from_credentials_directory() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("child-ok"), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains("child-ok"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -29,13 +29,19 @@ fn spawn_leadx(config: &std::path::Path) -> (Child, SocketAddr) {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if !sent {
-                if let Some(addr) = line.split_whitespace().find_map(|w| w.trim_matches('"').strip_prefix("addr=").and_then(|a| a.trim_matches('"').parse::<SocketAddr>().ok())) {
+                if let Some(addr) = line.split_whitespace().find_map(|w| {
+                    w.trim_matches('"')
+                        .strip_prefix("addr=")
+                        .and_then(|a| a.trim_matches('"').parse::<SocketAddr>().ok())
+                }) {
                     sent = tx.send(addr).is_ok();
                 }
             }
         }
     });
-    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("leadx logged its address");
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("leadx logged its address");
     (child, addr)
 }
 
@@ -43,7 +49,8 @@ fn spawn_leadx(config: &std::path::Path) -> (Child, SocketAddr) {
 fn every_sold_lead_survives_kill_9() {
     let buyer = mock(Act::Bid(10.0), Act::Accept("X"));
     let dir = tempfile::tempdir().unwrap();
-    let text = base_toml(&dir.path().join("data"), "", "") + &direct_buyer_toml("flat", &buyer, "3.00", "");
+    let text = base_toml(&dir.path().join("data"), "", "")
+        + &direct_buyer_toml("flat", &buyer, "3.00", "");
     let path = dir.path().join("leadx.toml");
     std::fs::write(&path, text).unwrap();
     let (mut child, addr) = spawn_leadx(&path);
@@ -78,7 +85,11 @@ fn every_sold_lead_survives_kill_9() {
     let (mut child, addr) = spawn_leadx(&path);
     for id in &sold {
         let r = get(addr, &format!("/v1/leads/{id}"), KEY);
-        assert_eq!((r.status, r.json()["status"].as_str()), (200, Some("sold")), "lead {id} acknowledged as sold was lost");
+        assert_eq!(
+            (r.status, r.json()["status"].as_str()),
+            (200, Some("sold")),
+            "lead {id} acknowledged as sold was lost"
+        );
     }
     child.kill().unwrap();
     child.wait().unwrap();
@@ -89,13 +100,22 @@ fn every_sold_lead_survives_kill_9() {
 /// Idempotency-Key, settles it `unsold` / `interrupted` without a buyer call.
 #[test]
 fn a_post_cut_off_by_kill_9_is_settled_interrupted_not_offered_again() {
-    let buyer = mock(Act::Bid(10.0), Act::Delay(10_000, Box::new(Act::Accept("late"))));
+    let buyer = mock(
+        Act::Bid(10.0),
+        Act::Delay(10_000, Box::new(Act::Accept("late"))),
+    );
     let dir = tempfile::tempdir().unwrap();
-    let text = base_toml(&dir.path().join("data"), "post_timeout_ms = 20000", "") + &buyer_toml("slow", &buyer, "post_timeout_ms = 20000");
+    let text = base_toml(&dir.path().join("data"), "post_timeout_ms = 20000", "")
+        + &buyer_toml("slow", &buyer, "post_timeout_ms = 20000");
     let path = dir.path().join("leadx.toml");
     std::fs::write(&path, text).unwrap();
     let (mut child, addr) = spawn_leadx(&path);
-    let r = post_json(addr, "/v1/ping", KEY, &json!({"vertical": "auto", "lead": ping_lead()}));
+    let r = post_json(
+        addr,
+        "/v1/ping",
+        KEY,
+        &json!({"vertical": "auto", "lead": ping_lead()}),
+    );
     let ping_id = r.json()["ping_id"].as_str().unwrap().to_string();
     let body = json!({"ping_id": ping_id, "lead": full_lead("5552345678", "a@b.co"), "consent": consent()});
     let direct = json!({"vertical": "auto", "lead": full_lead("5552345679", "c@d.co"), "consent": consent()});
@@ -104,7 +124,17 @@ fn a_post_cut_off_by_kill_9_is_settled_interrupted_not_offered_again() {
         s.spawn(|| std::panic::catch_unwind(|| post_json(addr, "/v1/post", KEY, &body)));
         s.spawn(|| {
             std::panic::catch_unwind(|| {
-                request(addr, "POST", "/v1/leads", &[("Authorization", &auth), ("Content-Type", "application/json"), ("Idempotency-Key", "once")], direct.to_string().as_bytes())
+                request(
+                    addr,
+                    "POST",
+                    "/v1/leads",
+                    &[
+                        ("Authorization", &auth),
+                        ("Content-Type", "application/json"),
+                        ("Idempotency-Key", "once"),
+                    ],
+                    direct.to_string().as_bytes(),
+                )
             })
         });
         let t0 = std::time::Instant::now();
@@ -117,10 +147,36 @@ fn a_post_cut_off_by_kill_9_is_settled_interrupted_not_offered_again() {
     child.wait().unwrap();
     let (mut child, addr) = spawn_leadx(&path);
     let again = post_json(addr, "/v1/post", KEY, &body);
-    assert_eq!((again.json()["status"].as_str(), again.json()["reason"].as_str()), (Some("unsold"), Some("interrupted")));
-    let retry = request(addr, "POST", "/v1/leads", &[("Authorization", &auth), ("Content-Type", "application/json"), ("Idempotency-Key", "once")], direct.to_string().as_bytes());
-    assert_eq!((retry.json()["status"].as_str(), retry.json()["reason"].as_str()), (Some("unsold"), Some("interrupted")));
-    assert_eq!(post_json(addr, "/v1/post", KEY, &body).json(), again.json(), "settled once, answered the same");
+    assert_eq!(
+        (
+            again.json()["status"].as_str(),
+            again.json()["reason"].as_str()
+        ),
+        (Some("unsold"), Some("interrupted"))
+    );
+    let retry = request(
+        addr,
+        "POST",
+        "/v1/leads",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+            ("Idempotency-Key", "once"),
+        ],
+        direct.to_string().as_bytes(),
+    );
+    assert_eq!(
+        (
+            retry.json()["status"].as_str(),
+            retry.json()["reason"].as_str()
+        ),
+        (Some("unsold"), Some("interrupted"))
+    );
+    assert_eq!(
+        post_json(addr, "/v1/post", KEY, &body).json(),
+        again.json(),
+        "settled once, answered the same"
+    );
     assert_eq!(buyer.buyer.posts(), 2, "no buyer saw the lead twice");
     child.kill().unwrap();
     child.wait().unwrap();

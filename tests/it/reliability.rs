@@ -80,7 +80,13 @@ fn burst(addr: SocketAddr, tag: &str) -> Vec<(String, u16, f64)> {
             format!("admin reload {i}"),
             Box::new(move || {
                 let auth = format!("Bearer {ADMIN}");
-                request(addr, "POST", "/v1/admin/reload", &[("Authorization", &auth)], b"")
+                request(
+                    addr,
+                    "POST",
+                    "/v1/admin/reload",
+                    &[("Authorization", &auth)],
+                    b"",
+                )
             }),
         ));
     }
@@ -217,7 +223,10 @@ fn keep_alive_statuses(addr: SocketAddr, raw: &[u8], n: usize) -> Vec<u16> {
         loop {
             if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
                 if buf.len() >= end + 4 + len {
                     statuses.push(head[9..12].parse().unwrap());
                     buf.drain(..end + 4 + len);
@@ -226,7 +235,11 @@ fn keep_alive_statuses(addr: SocketAddr, raw: &[u8], n: usize) -> Vec<u16> {
             }
             let mut chunk = [0u8; 4096];
             let got = s.read(&mut chunk).expect("an answer within 10 s");
-            assert!(got > 0, "connection closed after {} answers", statuses.len());
+            assert!(
+                got > 0,
+                "connection closed after {} answers",
+                statuses.len()
+            );
             buf.extend_from_slice(&chunk[..got]);
         }
     }
@@ -264,14 +277,19 @@ fn a_stderr_nobody_reads_never_blocks_requests() {
     let addr: SocketAddr = loop {
         line.clear();
         assert!(stderr.read_line(&mut line).unwrap() > 0, "leadx exited");
-        if let Some(a) = line.split_whitespace().find_map(|w| w.strip_prefix("addr=")) {
+        if let Some(a) = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+        {
             break a.trim_matches('"').parse().unwrap();
         }
     };
     // Each refused request logs a warning line (~150 bytes): 4 × 2,500
     // lines is ~1.5 MB, far past a 64 KiB pipe.
     let raw = b"POST /v1/ping HTTP/1.1\r\nHost: l\r\nAuthorization: Bearer wrong\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
-    let threads: Vec<_> = (0..4).map(|_| std::thread::spawn(move || keep_alive_statuses(addr, raw, 2_500))).collect();
+    let threads: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || keep_alive_statuses(addr, raw, 2_500)))
+        .collect();
     for t in threads {
         let statuses = t.join().expect("every request answered");
         assert!(statuses.iter().all(|s| *s == 401), "{:?}", &statuses[..5]);

@@ -17,30 +17,51 @@ struct Echo;
 impl Handler for Echo {
     fn handle(&self, req: &mut Request<'_>) -> Response {
         if req.path == "/sleep" {
-            let ms = req.query.strip_prefix("ms=").and_then(|v| v.parse().ok()).unwrap_or(100);
+            let ms = req
+                .query
+                .strip_prefix("ms=")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(100);
             may::coroutine::sleep(Duration::from_millis(ms));
         }
         if req.path == "/panic" {
             panic!("test handler panics on purpose");
         }
-        let text = format!("{} {} {} {}", req.method, req.path, req.query, req.body.len());
+        let text = format!(
+            "{} {} {} {}",
+            req.method,
+            req.path,
+            req.query,
+            req.body.len()
+        );
         let headers = vec![
             ("X-Echo", "1".into()),
             ("X-Received-Us", since_epoch_us(req.received_at).to_string()),
             ("X-Done-Us", since_epoch_us(Instant::now()).to_string()),
         ];
-        Response { status: 200, content_type: "text/plain", headers, body: text.into_bytes() }
+        Response {
+            status: 200,
+            content_type: "text/plain",
+            headers,
+            body: text.into_bytes(),
+        }
     }
 }
 
 /// A process-wide origin for the times the echo handler reports.
 fn since_epoch_us(t: Instant) -> u128 {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    t.saturating_duration_since(*EPOCH.get_or_init(Instant::now)).as_micros()
+    t.saturating_duration_since(*EPOCH.get_or_init(Instant::now))
+        .as_micros()
 }
 
 fn opts() -> ServerOptions {
-    ServerOptions { body_bytes_max: 1000, header_bytes_max: 2048, headers_max: 16, ..ServerOptions::default() }
+    ServerOptions {
+        body_bytes_max: 1000,
+        header_bytes_max: 2048,
+        headers_max: 16,
+        ..ServerOptions::default()
+    }
 }
 
 fn serve(opts: ServerOptions) -> ServerHandle {
@@ -65,7 +86,10 @@ struct Resp {
 
 impl Resp {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -85,15 +109,28 @@ fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>) -> Option<Resp> {
             let headers: Vec<(String, String)> = parsed
                 .headers
                 .iter()
-                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                .map(|h| {
+                    (
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
                 .collect();
             let status = parsed.code.unwrap();
-            let len: usize = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.parse().unwrap()).unwrap_or(0);
+            let len: usize = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                .map(|(_, v)| v.parse().unwrap())
+                .unwrap_or(0);
             let len = if status == 100 { 0 } else { len };
             if pending.len() >= head + len {
                 let body = pending[head..head + len].to_vec();
                 pending.drain(..head + len);
-                return Some(Resp { status, headers, body });
+                return Some(Resp {
+                    status,
+                    headers,
+                    body,
+                });
             }
         }
         let mut chunk = [0u8; 4096];
@@ -119,7 +156,9 @@ fn closed(s: &mut TcpStream) -> bool {
         match s.read(&mut b) {
             Ok(0) => return true,
             Ok(_) => continue,
-            Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) => return true,
+            Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) => {
+                return true
+            }
             Err(_) => return false,
         }
     }
@@ -136,17 +175,30 @@ fn wait_until(what: &str, cond: impl Fn() -> bool) {
 #[test]
 fn get_and_post_are_answered_with_length_and_type() {
     let h = serve(opts());
-    let r = roundtrip(h.local_addr(), b"GET /v1/leads/9?x=1 HTTP/1.1\r\nHost: a\r\n\r\n");
-    assert_eq!((r.status, r.text().as_str()), (200, "GET /v1/leads/9 x=1 0"));
+    let r = roundtrip(
+        h.local_addr(),
+        b"GET /v1/leads/9?x=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "GET /v1/leads/9 x=1 0")
+    );
     assert_eq!(r.header("content-type"), Some("text/plain"));
     assert_eq!(r.header("x-echo"), Some("1"));
-    let r = roundtrip(h.local_addr(), b"POST /v1/ping HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+    let r = roundtrip(
+        h.local_addr(),
+        b"POST /v1/ping HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+    );
     assert_eq!(r.text(), "POST /v1/ping  5");
     let mut s = connect(h.local_addr());
-    s.write_all(b"HEAD /h HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(b"HEAD /h HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
-    assert!(raw.contains("Content-Length: 10\r\n") && raw.ends_with("\r\n\r\n"), "HEAD: length but no body: {raw:?}");
+    assert!(
+        raw.contains("Content-Length: 10\r\n") && raw.ends_with("\r\n\r\n"),
+        "HEAD: length but no body: {raw:?}"
+    );
     assert!(h.stats().requests_total.load(Ordering::Relaxed) >= 3);
 }
 
@@ -156,11 +208,17 @@ fn pipelined_requests_are_answered_in_order_and_keep_alive_is_default() {
     let mut s = connect(h.local_addr());
     s.write_all(b"GET /1 HTTP/1.1\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /3 HTTP/1.1\r\n\r\n").unwrap();
     let mut pending = Vec::new();
-    let texts: Vec<String> = (0..3).map(|_| read_response(&mut s, &mut pending).unwrap().text()).collect();
+    let texts: Vec<String> = (0..3)
+        .map(|_| read_response(&mut s, &mut pending).unwrap().text())
+        .collect();
     assert_eq!(texts, ["GET /1  0", "POST /2  3", "GET /3  0"]);
-    s.write_all(b"GET /4 HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(b"GET /4 HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let r = read_response(&mut s, &mut pending).unwrap();
-    assert_eq!((r.text().as_str(), r.header("connection")), ("GET /4  0", Some("close")));
+    assert_eq!(
+        (r.text().as_str(), r.header("connection")),
+        ("GET /4  0", Some("close"))
+    );
     assert!(closed(&mut s));
 }
 
@@ -172,7 +230,8 @@ fn each_pipelined_request_gets_its_own_received_time() {
     since_epoch_us(Instant::now());
     let h = serve(opts());
     let mut s = connect(h.local_addr());
-    s.write_all(b"GET /sleep?ms=150 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n").unwrap();
+    s.write_all(b"GET /sleep?ms=150 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n")
+        .unwrap();
     let mut pending = Vec::new();
     let first = read_response(&mut s, &mut pending).unwrap();
     let second = read_response(&mut s, &mut pending).unwrap();
@@ -194,11 +253,15 @@ fn http10_closes_unless_keep_alive() {
     assert!(closed(&mut s));
     let mut s = connect(h.local_addr());
     let mut pending = Vec::new();
-    s.write_all(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+    s.write_all(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
     let r = read_response(&mut s, &mut pending).unwrap();
     assert_eq!(r.header("connection"), Some("keep-alive"));
     s.write_all(b"GET /b HTTP/1.0\r\n\r\n").unwrap();
-    assert_eq!(read_response(&mut s, &mut pending).unwrap().text(), "GET /b  0");
+    assert_eq!(
+        read_response(&mut s, &mut pending).unwrap().text(),
+        "GET /b  0"
+    );
     assert!(closed(&mut s));
 }
 
@@ -208,19 +271,47 @@ fn refused_with(h: &ServerHandle, raw: &[u8], status: u16, code: &str) {
     s.write_all(raw).unwrap();
     let mut pending = Vec::new();
     let r = read_response(&mut s, &mut pending).expect("an error answer");
-    assert_eq!((r.status, r.error_code().as_str()), (status, code), "for {:?}", String::from_utf8_lossy(raw));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (status, code),
+        "for {:?}",
+        String::from_utf8_lossy(raw)
+    );
     assert_eq!(r.header("content-type"), Some("application/json"));
-    assert!(read_response(&mut s, &mut pending).is_none(), "nothing after the error answer");
+    assert!(
+        read_response(&mut s, &mut pending).is_none(),
+        "nothing after the error answer"
+    );
 }
 
 #[test]
 fn malformed_requests_get_400_then_close() {
     let h = serve(opts());
     refused_with(&h, b"GARBAGE\x01\r\n\r\n", 400, "bad_request");
-    refused_with(&h, b"GET / HTTP/1.1\r\nContent-Length: nine\r\n\r\n", 400, "bad_request");
-    refused_with(&h, b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400, "bad_request");
-    refused_with(&h, b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "bad_request");
-    refused_with(&h, b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "bad_request");
+    refused_with(
+        &h,
+        b"GET / HTTP/1.1\r\nContent-Length: nine\r\n\r\n",
+        400,
+        "bad_request",
+    );
+    refused_with(
+        &h,
+        b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        400,
+        "bad_request",
+    );
+    refused_with(
+        &h,
+        b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+        "bad_request",
+    );
+    refused_with(
+        &h,
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        400,
+        "bad_request",
+    );
     assert!(h.stats().protocol_errors_total.load(Ordering::Relaxed) >= 5);
 }
 
@@ -235,7 +326,11 @@ fn oversized_body_is_413_and_its_rest_is_never_a_request() {
     refused_with(&h, &raw, 413, "body_too_large");
     let chunked = b"POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n";
     refused_with(&h, chunked, 413, "body_too_large");
-    assert_eq!(h.stats().requests_total.load(Ordering::Relaxed), 0, "the handler never ran");
+    assert_eq!(
+        h.stats().requests_total.load(Ordering::Relaxed),
+        0,
+        "the handler never ran"
+    );
 }
 
 #[test]
@@ -263,14 +358,23 @@ fn chunked_body_is_decoded_for_the_handler() {
 fn expect_100_continue_is_honoured() {
     let h = serve(opts());
     let mut s = connect(h.local_addr());
-    s.write_all(b"POST /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n").unwrap();
+    s.write_all(b"POST /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+        .unwrap();
     let mut pending = Vec::new();
     let interim = read_response(&mut s, &mut pending).unwrap();
     assert_eq!(interim.status, 100, "100 Continue before the body is sent");
     s.write_all(b"body").unwrap();
-    assert_eq!(read_response(&mut s, &mut pending).unwrap().text(), "POST /e  4");
+    assert_eq!(
+        read_response(&mut s, &mut pending).unwrap().text(),
+        "POST /e  4"
+    );
     // Over the limit: 413 at once, without the body ever being sent.
-    refused_with(&h, b"POST /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n", 413, "body_too_large");
+    refused_with(
+        &h,
+        b"POST /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
+        413,
+        "body_too_large",
+    );
 }
 
 #[test]
@@ -279,7 +383,8 @@ fn garbage_and_fragmented_writes_never_break_the_server() {
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     for round in 0..40 {
         let mut s = connect(h.local_addr());
-        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         let mut garbage = Vec::new();
         for _ in 0..(64 + round * 16) {
             x ^= x << 13;
@@ -296,7 +401,10 @@ fn garbage_and_fragmented_writes_never_break_the_server() {
     for b in b"POST /frag?q=1 HTTP/1.1\r\nContent-Length: 2\r\n\r\nok" {
         s.write_all(&[*b]).unwrap();
     }
-    assert_eq!(read_response(&mut s, &mut Vec::new()).unwrap().text(), "POST /frag q=1 2");
+    assert_eq!(
+        read_response(&mut s, &mut Vec::new()).unwrap().text(),
+        "POST /frag q=1 2"
+    );
 }
 
 #[test]
@@ -304,28 +412,45 @@ fn handler_panic_is_500_and_the_server_lives_on() {
     let h = serve(opts());
     let r = roundtrip(h.local_addr(), b"GET /panic HTTP/1.1\r\n\r\n");
     assert_eq!((r.status, r.error_code().as_str()), (500, "internal"));
-    assert_eq!(roundtrip(h.local_addr(), b"GET /ok HTTP/1.1\r\n\r\n").status, 200);
+    assert_eq!(
+        roundtrip(h.local_addr(), b"GET /ok HTTP/1.1\r\n\r\n").status,
+        200
+    );
     assert_eq!(h.in_flight(), 0);
 }
 
 #[test]
 fn idle_keep_alive_connection_is_closed() {
-    let h = serve(ServerOptions { idle_timeout_ms: 200, ..opts() });
+    let h = serve(ServerOptions {
+        idle_timeout_ms: 200,
+        ..opts()
+    });
     let mut s = connect(h.local_addr());
     s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
     assert_eq!(read_response(&mut s, &mut Vec::new()).unwrap().status, 200);
-    assert!(closed(&mut s), "closed by the idle time-out, well before the 10 s read bound");
-    wait_until("the connection to be counted closed", || h.stats().connections_open.load(Ordering::Relaxed) == 0);
+    assert!(
+        closed(&mut s),
+        "closed by the idle time-out, well before the 10 s read bound"
+    );
+    wait_until("the connection to be counted closed", || {
+        h.stats().connections_open.load(Ordering::Relaxed) == 0
+    });
 }
 
 #[test]
 fn slowloris_is_dropped_while_others_are_served() {
-    let h = serve(ServerOptions { request_timeout_ms: 300, ..opts() });
+    let h = serve(ServerOptions {
+        request_timeout_ms: 300,
+        ..opts()
+    });
     let addr = h.local_addr();
     let slow = thread::spawn(move || {
         let mut s = connect(addr);
         let started = Instant::now();
-        for b in b"GET / HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter().cycle() {
+        for b in b"GET / HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            .iter()
+            .cycle()
+        {
             if s.write_all(&[*b]).is_err() || started.elapsed() > Duration::from_secs(10) {
                 break;
             }
@@ -339,7 +464,10 @@ fn slowloris_is_dropped_while_others_are_served() {
         thread::sleep(Duration::from_millis(100));
     }
     let held = slow.join().unwrap();
-    assert!(held < Duration::from_secs(5), "slow client dropped near the 300 ms request time-out, held {held:?}");
+    assert!(
+        held < Duration::from_secs(5),
+        "slow client dropped near the 300 ms request time-out, held {held:?}"
+    );
     assert!(h.stats().timeouts_total.load(Ordering::Relaxed) >= 1);
 }
 
@@ -347,21 +475,37 @@ fn slowloris_is_dropped_while_others_are_served() {
 fn slow_handler_does_not_hold_up_other_connections() {
     let h = serve(opts());
     let addr = h.local_addr();
-    let slow = thread::spawn(move || roundtrip(addr, b"GET /sleep?ms=1500 HTTP/1.1\r\n\r\n").text());
+    let slow =
+        thread::spawn(move || roundtrip(addr, b"GET /sleep?ms=1500 HTTP/1.1\r\n\r\n").text());
     wait_until("the slow call to start", || h.in_flight() == 1);
     let fast: Vec<_> = (0..8)
-        .map(|i| thread::spawn(move || (0..5).map(|j| roundtrip(addr, format!("GET /f{i}/{j} HTTP/1.1\r\n\r\n").as_bytes()).status).collect::<Vec<_>>()))
+        .map(|i| {
+            thread::spawn(move || {
+                (0..5)
+                    .map(|j| {
+                        roundtrip(addr, format!("GET /f{i}/{j} HTTP/1.1\r\n\r\n").as_bytes()).status
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
         .collect();
     for t in fast {
         assert!(t.join().unwrap().iter().all(|&s| s == 200));
     }
-    assert_eq!(h.in_flight(), 1, "40 fast requests finished while the slow call was still running");
+    assert_eq!(
+        h.in_flight(),
+        1,
+        "40 fast requests finished while the slow call was still running"
+    );
     assert_eq!(slow.join().unwrap(), "GET /sleep ms=1500 0");
 }
 
 #[test]
 fn connections_over_the_maximum_are_refused() {
-    let h = serve(ServerOptions { connections_max: 2, ..opts() });
+    let h = serve(ServerOptions {
+        connections_max: 2,
+        ..opts()
+    });
     let mut kept = Vec::new();
     for _ in 0..2 {
         let mut s = connect(h.local_addr());
@@ -373,10 +517,18 @@ fn connections_over_the_maximum_are_refused() {
     let r = read_response(&mut third, &mut Vec::new());
     assert_eq!(r.map(|r| r.status), Some(503));
     assert!(closed(&mut third));
-    assert_eq!(h.stats().connections_rejected_total.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        h.stats().connections_rejected_total.load(Ordering::Relaxed),
+        1
+    );
     drop(kept);
-    wait_until("slots to free up", || h.stats().connections_open.load(Ordering::Relaxed) == 0);
-    assert_eq!(roundtrip(h.local_addr(), b"GET / HTTP/1.1\r\n\r\n").status, 200);
+    wait_until("slots to free up", || {
+        h.stats().connections_open.load(Ordering::Relaxed) == 0
+    });
+    assert_eq!(
+        roundtrip(h.local_addr(), b"GET / HTTP/1.1\r\n\r\n").status,
+        200
+    );
 }
 
 #[test]
@@ -392,15 +544,25 @@ fn drain_refuses_new_connections_closes_idle_ones_and_finishes_in_flight() {
     let addr = h.local_addr();
     let mut idle = connect(addr);
     idle.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
-    assert_eq!(read_response(&mut idle, &mut Vec::new()).unwrap().status, 200);
+    assert_eq!(
+        read_response(&mut idle, &mut Vec::new()).unwrap().status,
+        200
+    );
     let busy = thread::spawn(move || roundtrip(addr, b"GET /sleep?ms=400 HTTP/1.1\r\n\r\n"));
     wait_until("the slow call to start", || h.in_flight() == 1);
 
     let began = Instant::now();
     h.begin_drain();
-    assert_eq!(TcpStream::connect(addr).unwrap_err().kind(), ErrorKind::ConnectionRefused);
+    assert_eq!(
+        TcpStream::connect(addr).unwrap_err().kind(),
+        ErrorKind::ConnectionRefused
+    );
     assert!(closed(&mut idle), "idle keep-alive connection closed");
-    assert!(began.elapsed() < Duration::from_secs(2), "idle close was prompt: {:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "idle close was prompt: {:?}",
+        began.elapsed()
+    );
 
     let r = busy.join().unwrap();
     assert_eq!((r.status, r.text().as_str()), (200, "GET /sleep ms=400 0"));
@@ -431,12 +593,19 @@ fn a_deep_pipeline_is_answered_completely_and_in_order() {
 
 #[test]
 fn a_body_that_stalls_gets_408_then_close() {
-    let h = serve(ServerOptions { request_timeout_ms: 300, ..opts() });
+    let h = serve(ServerOptions {
+        request_timeout_ms: 300,
+        ..opts()
+    });
     let mut s = connect(h.local_addr());
-    s.write_all(b"POST /p HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc").unwrap();
+    s.write_all(b"POST /p HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+        .unwrap();
     let mut pending = Vec::new();
     let r = read_response(&mut s, &mut pending).expect("a 408 answer");
-    assert_eq!((r.status, r.error_code().as_str()), (408, "request_timeout"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (408, "request_timeout")
+    );
     assert_eq!(r.header("connection"), Some("close"));
     assert!(closed(&mut s));
 }

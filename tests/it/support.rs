@@ -66,14 +66,24 @@ impl MockBuyer {
 }
 
 fn act(a: Act) -> Response {
-    let ok = |body: String| Response { status: 200, content_type: "application/json", headers: vec![], body: body.into_bytes() };
+    let ok = |body: String| Response {
+        status: 200,
+        content_type: "application/json",
+        headers: vec![],
+        body: body.into_bytes(),
+    };
     match a {
         Act::Bid(p) => ok(format!(r#"{{"status":"bid","price":{p}}}"#)),
         Act::BidRef(p, r) => ok(format!(r#"{{"status":"bid","price":{p},"ref":"{r}"}}"#)),
         Act::NoBid => ok(r#"{"status":"no_bid"}"#.into()),
         Act::Accept(id) => ok(format!(r#"{{"status":"accepted","lead_id":"{id}"}}"#)),
         Act::Reject => ok(r#"{"status":"rejected","reason":"not today"}"#.into()),
-        Act::Status(s) => Response { status: s, content_type: "application/json", headers: vec![], body: b"{}".to_vec() },
+        Act::Status(s) => Response {
+            status: s,
+            content_type: "application/json",
+            headers: vec![],
+            body: b"{}".to_vec(),
+        },
         Act::Garbage => ok("<html>oops".into()),
         Act::Delay(ms, then) => {
             may::coroutine::sleep(Duration::from_millis(ms));
@@ -91,7 +101,16 @@ struct MockHandler(Arc<MockBuyer>);
 impl Handler for MockHandler {
     fn handle(&self, req: &mut Request<'_>) -> Response {
         let b = &self.0;
-        let headers = req.headers.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned())).collect();
+        let headers = req
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_string(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect();
         *b.last_headers.lock() = headers;
         if req.path == "/ping" {
             b.pings.fetch_add(1, Ordering::SeqCst);
@@ -129,7 +148,12 @@ pub fn mock(ping: Act, post: Act) -> Mock {
         last_headers: Mutex::new(vec![]),
     });
     let listener = server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let server = server::start(listener, ServerOptions::default(), Arc::new(MockHandler(buyer.clone()))).unwrap();
+    let server = server::start(
+        listener,
+        ServerOptions::default(),
+        Arc::new(MockHandler(buyer.clone())),
+    )
+    .unwrap();
     Mock { buyer, server }
 }
 
@@ -227,13 +251,22 @@ impl Drop for Leadx {
 /// keys and buyer tables.
 pub fn start(auction: &str, vertical_extra: &str, buyers: &str) -> Leadx {
     let dir = tempfile::tempdir().unwrap();
-    let text = format!("{}\n{buyers}", base_toml(&dir.path().join("data"), auction, vertical_extra));
+    let text = format!(
+        "{}\n{buyers}",
+        base_toml(&dir.path().join("data"), auction, vertical_extra)
+    );
     let config_path = dir.path().join("leadx.toml");
     std::fs::write(&config_path, &text).unwrap();
-    let config = leadx::config::parse(&text, &|_| None).unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
+    let config = leadx::config::parse(&text, &|_| None)
+        .unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
     let running = daemon::start(config, Some(config_path.clone())).unwrap();
     let addr = running.local_addr();
-    Leadx { running: Some(running), addr, dir, config_path }
+    Leadx {
+        running: Some(running),
+        addr,
+        dir,
+        config_path,
+    }
 }
 
 pub struct Reply {
@@ -244,24 +277,43 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
     pub fn code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap_or("").to_string()
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
     pub fn field(&self) -> String {
-        self.json()["error"]["field"].as_str().unwrap_or("").to_string()
+        self.json()["error"]["field"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// One request on a fresh connection (`Connection: close`).
-pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: leadx\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: leadx\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -274,17 +326,43 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
 }
 
 pub fn parse_reply(raw: &[u8]) -> Reply {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(raw)));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(raw)));
     let head = std::str::from_utf8(&raw[..split]).unwrap();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
-    Reply { status, headers, body: raw[split + 4..].to_vec() }
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
 }
 
 pub fn post_json(addr: SocketAddr, path: &str, key: &str, body: &serde_json::Value) -> Reply {
     let auth = format!("Bearer {key}");
-    request(addr, "POST", path, &[("Authorization", &auth), ("Content-Type", "application/json")], body.to_string().as_bytes())
+    request(
+        addr,
+        "POST",
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.to_string().as_bytes(),
+    )
 }
 
 pub fn get(addr: SocketAddr, path: &str, key: &str) -> Reply {
@@ -312,11 +390,21 @@ pub fn consent() -> serde_json::Value {
 
 /// Pings `auto` as pub1 and returns the answer's JSON.
 pub fn ping(l: &Leadx) -> serde_json::Value {
-    let r = post_json(l.addr, "/v1/ping", KEY, &serde_json::json!({"vertical": "auto", "lead": ping_lead()}));
+    let r = post_json(
+        l.addr,
+        "/v1/ping",
+        KEY,
+        &serde_json::json!({"vertical": "auto", "lead": ping_lead()}),
+    );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     r.json()
 }
 
 pub fn post(l: &Leadx, ping_id: &str, phone: &str) -> Reply {
-    post_json(l.addr, "/v1/post", KEY, &serde_json::json!({"ping_id": ping_id, "lead": full_lead(phone, "ann@example.com"), "consent": consent()}))
+    post_json(
+        l.addr,
+        "/v1/post",
+        KEY,
+        &serde_json::json!({"ping_id": ping_id, "lead": full_lead(phone, "ann@example.com"), "consent": consent()}),
+    )
 }

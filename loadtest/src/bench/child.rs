@@ -32,7 +32,9 @@ impl Managed {
     /// SIGTERM (or closing stdin, for the fleet), then SIGKILL after the
     /// bound. Returns how it ended, for the log.
     pub fn stop(&mut self) -> String {
-        let Some(mut child) = self.child.take() else { return "already stopped".into() };
+        let Some(mut child) = self.child.take() else {
+            return "already stopped".into();
+        };
         drop(child.stdin.take()); // the fleet stops when its stdin closes
         terminate(child.id());
         let deadline = Instant::now() + Duration::from_millis(limits::CHILD_STOP_MS);
@@ -45,7 +47,11 @@ impl Managed {
         }
         let _ = child.kill();
         let _ = child.wait();
-        format!("{} killed after {} ms without exiting", self.name, limits::CHILD_STOP_MS)
+        format!(
+            "{} killed after {} ms without exiting",
+            self.name,
+            limits::CHILD_STOP_MS
+        )
     }
 }
 
@@ -77,9 +83,19 @@ pub struct FleetLine {
 
 /// Starts `exe buyers --spec spec_path --until-stdin-closes` and reads its
 /// ports, waiting at most `limits::FLEET_START_MS`.
-pub fn start_fleet(exe: &Path, spec_path: &Path, lifetime_s: u64) -> Result<(Managed, FleetLine), Error> {
+pub fn start_fleet(
+    exe: &Path,
+    spec_path: &Path,
+    lifetime_s: u64,
+) -> Result<(Managed, FleetLine), Error> {
     let mut child = Command::new(exe)
-        .args(["buyers", "--until-stdin-closes", "--lifetime-s", &lifetime_s.to_string(), "--spec"])
+        .args([
+            "buyers",
+            "--until-stdin-closes",
+            "--lifetime-s",
+            &lifetime_s.to_string(),
+            "--spec",
+        ])
         .arg(spec_path)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -87,7 +103,10 @@ pub fn start_fleet(exe: &Path, spec_path: &Path, lifetime_s: u64) -> Result<(Man
         .spawn()
         .map_err(|e| Error::Child(format!("cannot start buyer fleet {}: {e}", exe.display())))?;
     let stdout = child.stdout.take().expect("stdout piped");
-    let managed = Managed { name: "buyer fleet", child: Some(child) };
+    let managed = Managed {
+        name: "buyer fleet",
+        child: Some(child),
+    };
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
@@ -95,7 +114,12 @@ pub fn start_fleet(exe: &Path, spec_path: &Path, lifetime_s: u64) -> Result<(Man
     });
     let line = rx
         .recv_timeout(Duration::from_millis(limits::FLEET_START_MS))
-        .map_err(|_| Error::Child(format!("buyer fleet printed no ports within {} ms", limits::FLEET_START_MS)))?
+        .map_err(|_| {
+            Error::Child(format!(
+                "buyer fleet printed no ports within {} ms",
+                limits::FLEET_START_MS
+            ))
+        })?
         .map_err(|e| Error::io("reading the buyer fleet's ports", e))?;
     let parsed = serde_json::from_str(&line)
         .map_err(|e| Error::Child(format!("buyer fleet printed {line:?}, not its ports: {e}")))?;
@@ -110,8 +134,11 @@ pub fn start_leadx(bin: &Path, config: &Path, log: &Path) -> Result<Managed, Err
             bin.display()
         )));
     }
-    let out = std::fs::File::create(log).map_err(|e| Error::io(format!("creating {}", log.display()), e))?;
-    let err = out.try_clone().map_err(|e| Error::io("duplicating the log handle", e))?;
+    let out = std::fs::File::create(log)
+        .map_err(|e| Error::io(format!("creating {}", log.display()), e))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| Error::io("duplicating the log handle", e))?;
     let child = Command::new(bin)
         .arg("serve")
         .arg("--config")
@@ -121,7 +148,10 @@ pub fn start_leadx(bin: &Path, config: &Path, log: &Path) -> Result<Managed, Err
         .stderr(err)
         .spawn()
         .map_err(|e| Error::Child(format!("cannot start {}: {e}", bin.display())))?;
-    Ok(Managed { name: "leadx", child: Some(child) })
+    Ok(Managed {
+        name: "leadx",
+        child: Some(child),
+    })
 }
 
 /// Polls `GET /readyz` until 200, the child exits, or `wait` passes.
@@ -154,11 +184,18 @@ pub fn wait_ready(m: &mut Managed, port: u16, wait: Duration, log: &Path) -> Res
 }
 
 /// One blocking `GET` with `Connection: close`; the status code.
-pub fn get_status(addr: std::net::SocketAddr, path: &str, timeout: Duration) -> std::io::Result<u16> {
+pub fn get_status(
+    addr: std::net::SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> std::io::Result<u16> {
     let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     // Read only until the head parses: a keep-alive server may ignore
     // `Connection: close`, and waiting for EOF would then time out.
     let mut buf = Vec::new();
@@ -175,5 +212,8 @@ pub fn get_status(addr: std::net::SocketAddr, path: &str, timeout: Duration) -> 
             return Ok(r.code.unwrap_or(0));
         }
     }
-    Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "no complete HTTP response head"))
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "no complete HTTP response head",
+    ))
 }

@@ -18,27 +18,48 @@ use crate::Error;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LatencyDist {
-    Fixed { ms: f64 },
-    Uniform { min_ms: f64, max_ms: f64 },
+    Fixed {
+        ms: f64,
+    },
+    Uniform {
+        min_ms: f64,
+        max_ms: f64,
+    },
     /// Log-normal: most answers near the median, a long slow tail.
-    Lognormal { median_ms: f64, sigma: f64 },
+    Lognormal {
+        median_ms: f64,
+        sigma: f64,
+    },
 }
 
 impl LatencyDist {
     /// Parses the CLI form: `fixed:MS`, `uniform:MIN:MAX`, `lognormal:MEDIAN:SIGMA`.
     pub fn parse(s: &str) -> Result<LatencyDist, Error> {
-        let bad = || Error::Usage(format!(
+        let bad = || {
+            Error::Usage(format!(
             "--latency {s:?}: expected fixed:MS, uniform:MIN_MS:MAX_MS or lognormal:MEDIAN_MS:SIGMA"
-        ));
+        ))
+        };
         let parts: Vec<&str> = s.split(':').collect();
-        let nums: Vec<f64> = parts[1..].iter().map(|p| p.parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad())?;
+        let nums: Vec<f64> = parts[1..]
+            .iter()
+            .map(|p| p.parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
         let d = match (parts[0], nums.as_slice()) {
             ("fixed", [ms]) => LatencyDist::Fixed { ms: *ms },
-            ("uniform", [a, b]) => LatencyDist::Uniform { min_ms: *a, max_ms: *b },
-            ("lognormal", [m, s]) => LatencyDist::Lognormal { median_ms: *m, sigma: *s },
+            ("uniform", [a, b]) => LatencyDist::Uniform {
+                min_ms: *a,
+                max_ms: *b,
+            },
+            ("lognormal", [m, s]) => LatencyDist::Lognormal {
+                median_ms: *m,
+                sigma: *s,
+            },
             _ => return Err(bad()),
         };
-        d.validate().map_err(|why| Error::Usage(format!("--latency {s:?}: {why}")))?;
+        d.validate()
+            .map_err(|why| Error::Usage(format!("--latency {s:?}: {why}")))?;
         Ok(d)
     }
 
@@ -46,9 +67,20 @@ impl LatencyDist {
         let ok = |v: f64| v.is_finite() && v >= 0.0 && v <= limits::BUYER_LATENCY_MS_MAX as f64;
         match *self {
             LatencyDist::Fixed { ms } if ok(ms) => Ok(()),
-            LatencyDist::Uniform { min_ms, max_ms } if ok(min_ms) && ok(max_ms) && min_ms <= max_ms => Ok(()),
-            LatencyDist::Lognormal { median_ms, sigma } if ok(median_ms) && (0.0..=5.0).contains(&sigma) => Ok(()),
-            _ => Err(format!("latency out of range (0..={} ms, sigma 0..=5, min <= max)", limits::BUYER_LATENCY_MS_MAX)),
+            LatencyDist::Uniform { min_ms, max_ms }
+                if ok(min_ms) && ok(max_ms) && min_ms <= max_ms =>
+            {
+                Ok(())
+            }
+            LatencyDist::Lognormal { median_ms, sigma }
+                if ok(median_ms) && (0.0..=5.0).contains(&sigma) =>
+            {
+                Ok(())
+            }
+            _ => Err(format!(
+                "latency out of range (0..={} ms, sigma 0..=5, min <= max)",
+                limits::BUYER_LATENCY_MS_MAX
+            )),
         }
     }
 
@@ -98,7 +130,10 @@ impl Default for BuyerSpec {
     fn default() -> Self {
         BuyerSpec {
             id: String::new(),
-            latency: LatencyDist::Lognormal { median_ms: 15.0, sigma: 0.6 },
+            latency: LatencyDist::Lognormal {
+                median_ms: 15.0,
+                sigma: 0.6,
+            },
             bid_rate: 0.7,
             price_min: 1.0,
             price_max: 25.0,
@@ -125,7 +160,10 @@ impl FleetSpec {
     /// Checks every bound and fills empty ids with `b<index>`.
     pub fn validated(mut self) -> Result<FleetSpec, Error> {
         if self.buyers.is_empty() || self.buyers.len() > limits::BUYERS_MAX {
-            return Err(Error::Usage(format!("buyer count must be 1..={}", limits::BUYERS_MAX)));
+            return Err(Error::Usage(format!(
+                "buyer count must be 1..={}",
+                limits::BUYERS_MAX
+            )));
         }
         if self.base_port != 0 && self.base_port as usize + self.buyers.len() > 65_536 {
             return Err(Error::Usage("base port + buyer count exceeds 65535".into()));
@@ -134,7 +172,8 @@ impl FleetSpec {
             if b.id.is_empty() {
                 b.id = format!("b{i}");
             }
-            b.validate().map_err(|why| Error::Usage(format!("buyer[{i}] ({}): {why}", b.id)))?;
+            b.validate()
+                .map_err(|why| Error::Usage(format!("buyer[{i}] ({}): {why}", b.id)))?;
         }
         Ok(self)
     }
@@ -145,13 +184,22 @@ impl BuyerSpec {
         self.latency.validate()?;
         let p = |v: f64| (0.0..=1.0).contains(&v);
         let f = &self.faults;
-        if !(p(self.bid_rate) && p(self.accept_rate) && p(f.http_500) && p(f.garbage) && p(f.hang) && p(f.reset)) {
+        if !(p(self.bid_rate)
+            && p(self.accept_rate)
+            && p(f.http_500)
+            && p(f.garbage)
+            && p(f.hang)
+            && p(f.reset))
+        {
             return Err("rates must be within 0..=1".into());
         }
         if f.http_500 + f.garbage + f.hang + f.reset > 1.0 + 1e-9 {
             return Err("fault rates add up to more than 1".into());
         }
-        if !(self.price_min >= 0.0 && self.price_min <= self.price_max && self.price_max <= 10_000.0) {
+        if !(self.price_min >= 0.0
+            && self.price_min <= self.price_max
+            && self.price_max <= 10_000.0)
+        {
             return Err("prices must satisfy 0 <= price_min <= price_max <= 10000".into());
         }
         if self.hang_ms > limits::BUYER_LATENCY_MS_MAX {
@@ -165,20 +213,38 @@ impl BuyerSpec {
         if call == Call::Health {
             // Liveness is never delayed or faulted: it is the cross-check
             // endpoint for wrk, not part of the simulated behaviour.
-            return Action { delay: Duration::ZERO, reply: Reply::Healthy };
+            return Action {
+                delay: Duration::ZERO,
+                reply: Reply::Healthy,
+            };
         }
         let f = &self.faults;
         let u = r.unit();
-        let fault = [(f.http_500, Reply::Http500), (f.garbage, Reply::Garbage), (f.hang, Reply::Hang), (f.reset, Reply::Reset)]
-            .into_iter()
-            .scan(0.0, |acc, (p, reply)| { *acc += p; Some((*acc, reply)) })
-            .find(|(acc, _)| u < *acc)
-            .map(|(_, reply)| reply);
+        let fault = [
+            (f.http_500, Reply::Http500),
+            (f.garbage, Reply::Garbage),
+            (f.hang, Reply::Hang),
+            (f.reset, Reply::Reset),
+        ]
+        .into_iter()
+        .scan(0.0, |acc, (p, reply)| {
+            *acc += p;
+            Some((*acc, reply))
+        })
+        .find(|(acc, _)| u < *acc)
+        .map(|(_, reply)| reply);
         let delay = self.latency.draw(r);
         let reply = match (fault, call) {
-            (Some(Reply::Hang), _) => return Action { delay: Duration::from_millis(self.hang_ms), reply: Reply::Hang },
+            (Some(Reply::Hang), _) => {
+                return Action {
+                    delay: Duration::from_millis(self.hang_ms),
+                    reply: Reply::Hang,
+                }
+            }
             (Some(fault), _) => fault,
-            (None, Call::Ping) if r.chance(self.bid_rate) => Reply::Bid { price_cents: self.draw_price_cents(r) },
+            (None, Call::Ping) if r.chance(self.bid_rate) => Reply::Bid {
+                price_cents: self.draw_price_cents(r),
+            },
             (None, Call::Ping) => Reply::NoBid,
             (None, Call::Post) if r.chance(self.accept_rate) => Reply::Accepted,
             (None, Call::Post) => Reply::Rejected,
@@ -253,7 +319,13 @@ pub fn render(reply: Reply, buyer_id: &str, seq: u64) -> Option<Vec<u8>> {
         Reply::Rejected => r#"{"status":"rejected","reason":"not_interested"}"#.to_string(),
         Reply::Healthy => r#"{"status":"ok"}"#.to_string(),
         Reply::NotFound => return Some(response(404, "Not Found", br#"{"error":"not_found"}"#)),
-        Reply::Http500 => return Some(response(500, "Internal Server Error", br#"{"error":"simulated"}"#)),
+        Reply::Http500 => {
+            return Some(response(
+                500,
+                "Internal Server Error",
+                br#"{"error":"simulated"}"#,
+            ))
+        }
         Reply::Garbage => return Some(response(200, "OK", b"<html>oops {\"status\":\"bi")),
         Reply::Hang | Reply::Reset => return None,
     };

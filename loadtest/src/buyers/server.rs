@@ -80,10 +80,17 @@ impl Listening {
 pub fn start(spec: &FleetSpec) -> Result<Vec<Listening>, Error> {
     let mut out = Vec::with_capacity(spec.buyers.len());
     for (i, b) in spec.buyers.iter().enumerate() {
-        let port = if spec.base_port == 0 { 0 } else { spec.base_port + i as u16 };
+        let port = if spec.base_port == 0 {
+            0
+        } else {
+            spec.base_port + i as u16
+        };
         let listener = may::net::TcpListener::bind(("127.0.0.1", port))
             .map_err(|e| Error::io(format!("binding buyer {} on 127.0.0.1:{port}", b.id), e))?;
-        let port = listener.local_addr().map_err(|e| Error::io("local_addr", e))?.port();
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::io("local_addr", e))?
+            .port();
         let counters = Arc::new(Counters::default());
         let base = format!("http://127.0.0.1:{port}");
         out.push(Listening {
@@ -99,7 +106,12 @@ pub fn start(spec: &FleetSpec) -> Result<Vec<Listening>, Error> {
     Ok(out)
 }
 
-fn accept_loop(listener: may::net::TcpListener, spec: Arc<BuyerSpec>, seed: u64, counters: Arc<Counters>) {
+fn accept_loop(
+    listener: may::net::TcpListener,
+    spec: Arc<BuyerSpec>,
+    seed: u64,
+    counters: Arc<Counters>,
+) {
     let mut n = 0u64;
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
@@ -127,7 +139,10 @@ fn serve_connection(mut conn: Conn, spec: &BuyerSpec, mut rng: Rng, c: &Counters
     loop {
         let req = match conn.read_request() {
             Ok(Some(r)) => r,
-            Ok(None) | Err(HttpError::Timeout | HttpError::Closed | HttpError::Io(_) | HttpError::Malformed(_)) => return,
+            Ok(None)
+            | Err(
+                HttpError::Timeout | HttpError::Closed | HttpError::Io(_) | HttpError::Malformed(_),
+            ) => return,
         };
         let call = Call::from_request(&req.method, &req.path);
         let action = spec.decide(&mut rng, call);

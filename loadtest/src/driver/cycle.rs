@@ -100,7 +100,10 @@ impl Slot {
             self.conn = Some(Conn::connect(ctx.target.addr, ctx.timeout)?);
         }
         let conn = self.conn.as_mut().expect("just connected");
-        let res = conn.send(bytes).map_err(HttpError::from).and_then(|_| conn.read_response());
+        let res = conn
+            .send(bytes)
+            .map_err(HttpError::from)
+            .and_then(|_| conn.read_response());
         if !matches!(&res, Ok(r) if !r.close) {
             self.conn = None;
         }
@@ -120,11 +123,20 @@ pub fn first_request(ctx: &Ctx, lead: &Lead, index: u64) -> Vec<u8> {
     match ctx.mix {
         Mix::Healthz => http::request("GET", &ctx.host, "/healthz", &[], b""),
         Mix::Ping | Mix::PingPost => {
-            let body = PingBody { vertical: &ctx.vertical, lead: &lead.full.ping, test: false };
+            let body = PingBody {
+                vertical: &ctx.vertical,
+                lead: &lead.full.ping,
+                test: false,
+            };
             http::request("POST", &ctx.host, "/v1/ping", &auth, &to_json(&body))
         }
         Mix::Direct => {
-            let body = DirectBody { vertical: &ctx.vertical, lead: &lead.full, consent: &lead.consent, test: false };
+            let body = DirectBody {
+                vertical: &ctx.vertical,
+                lead: &lead.full,
+                consent: &lead.consent,
+                test: false,
+            };
             let key = format!("lt-{}-{index}", ctx.seed);
             let headers = [auth[0], ("Idempotency-Key", key.as_str())];
             http::request("POST", &ctx.host, "/v1/leads", &headers, &to_json(&body))
@@ -138,7 +150,14 @@ fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
 
 /// Runs one cycle whose first request is due at `intended` (already reached)
 /// and records everything into `stats`.
-pub fn run_cycle(ctx: &Ctx, slot: &mut Slot, lead: &Lead, first: &[u8], intended: Instant, stats: &std::sync::Mutex<Stats>) {
+pub fn run_cycle(
+    ctx: &Ctx,
+    slot: &mut Slot,
+    lead: &Lead,
+    first: &[u8],
+    intended: Instant,
+    stats: &std::sync::Mutex<Stats>,
+) {
     let name = match ctx.mix {
         Mix::Healthz => "healthz",
         Mix::Ping | Mix::PingPost => "ping",
@@ -146,21 +165,50 @@ pub fn run_cycle(ctx: &Ctx, slot: &mut Slot, lead: &Lead, first: &[u8], intended
     };
     let res = slot.exchange(ctx, first);
     let answered = Instant::now();
-    let answer = record(stats, name, &res, |s, us| s.first.record_us(us), latency_us(intended, answered));
-    let Some(ping_id) = answer.and_then(|a| (ctx.mix == Mix::PingPost && a.status == "bid").then_some(a.ping_id)).flatten() else {
+    let answer = record(
+        stats,
+        name,
+        &res,
+        |s, us| s.first.record_us(us),
+        latency_us(intended, answered),
+    );
+    let Some(ping_id) = answer
+        .and_then(|a| (ctx.mix == Mix::PingPost && a.status == "bid").then_some(a.ping_id))
+        .flatten()
+    else {
         return;
     };
     // Think time: the publisher decides to post. Holding the connection
     // meanwhile is what a simple publisher integration does.
     may::coroutine::sleep(ctx.think);
     let post_intended = answered + ctx.think;
-    let body = PostBody { ping_id: &ping_id, lead: &lead.full, consent: &lead.consent };
-    let req = http::request("POST", &ctx.host, "/v1/post", &[("Authorization", ctx.auth.as_str())], &to_json(&body));
+    let body = PostBody {
+        ping_id: &ping_id,
+        lead: &lead.full,
+        consent: &lead.consent,
+    };
+    let req = http::request(
+        "POST",
+        &ctx.host,
+        "/v1/post",
+        &[("Authorization", ctx.auth.as_str())],
+        &to_json(&body),
+    );
     let res = slot.exchange(ctx, &req);
     let done = Instant::now();
-    record(stats, "post", &res, |s, us| s.post.record_us(us), latency_us(post_intended, done));
+    record(
+        stats,
+        "post",
+        &res,
+        |s, us| s.post.record_us(us),
+        latency_us(post_intended, done),
+    );
     if matches!(&res, Ok(r) if r.status == 200) {
-        stats.lock().expect("stats lock").cycle.record_us(latency_us(intended, done));
+        stats
+            .lock()
+            .expect("stats lock")
+            .cycle
+            .record_us(latency_us(intended, done));
     }
 }
 
@@ -174,7 +222,9 @@ fn record(
     us: u64,
 ) -> Option<Answer> {
     let answer = match res {
-        Ok(r) if r.status == 200 && endpoint != "healthz" => serde_json::from_slice::<Answer>(&r.body).ok(),
+        Ok(r) if r.status == 200 && endpoint != "healthz" => {
+            serde_json::from_slice::<Answer>(&r.body).ok()
+        }
         _ => None,
     };
     let mut s = stats.lock().expect("stats lock");
@@ -192,7 +242,10 @@ fn record(
             if !(200..300).contains(&r.status) {
                 s.non_2xx += 1;
             }
-            let what = answer.as_ref().map(|a| a.status.clone()).unwrap_or_else(|| r.status.to_string());
+            let what = answer
+                .as_ref()
+                .map(|a| a.status.clone())
+                .unwrap_or_else(|| r.status.to_string());
             s.count(&format!("{endpoint}:{what}"));
         }
         Err(e) => {

@@ -69,19 +69,33 @@ pub fn validate(spec: &RunSpec) -> Result<(), Error> {
         Mode::Open { rate_per_s } if rate_per_s == 0 || rate_per_s > limits::RATE_PER_S_MAX => {
             return bad(format!("--rate must be 1..={}", limits::RATE_PER_S_MAX));
         }
-        Mode::Closed { concurrency } if concurrency == 0 || concurrency > limits::CONNECTIONS_MAX => {
-            return bad(format!("--concurrency must be 1..={}", limits::CONNECTIONS_MAX));
+        Mode::Closed { concurrency }
+            if concurrency == 0 || concurrency > limits::CONNECTIONS_MAX =>
+        {
+            return bad(format!(
+                "--concurrency must be 1..={}",
+                limits::CONNECTIONS_MAX
+            ));
         }
         _ => {}
     }
     if spec.connections == 0 || spec.connections > limits::CONNECTIONS_MAX {
-        return bad(format!("--connections must be 1..={}", limits::CONNECTIONS_MAX));
+        return bad(format!(
+            "--connections must be 1..={}",
+            limits::CONNECTIONS_MAX
+        ));
     }
     if spec.duration.is_zero() || spec.duration > Duration::from_secs(limits::DURATION_S_MAX) {
-        return bad(format!("--duration-s must be 1..={}", limits::DURATION_S_MAX));
+        return bad(format!(
+            "--duration-s must be 1..={}",
+            limits::DURATION_S_MAX
+        ));
     }
     if spec.think > Duration::from_millis(limits::THINK_MS_MAX) {
-        return bad(format!("--think-ms must be at most {}", limits::THINK_MS_MAX));
+        return bad(format!(
+            "--think-ms must be at most {}",
+            limits::THINK_MS_MAX
+        ));
     }
     Ok(())
 }
@@ -89,9 +103,14 @@ pub fn validate(spec: &RunSpec) -> Result<(), Error> {
 /// Fails with a clear error when nothing listens on the target.
 pub fn check_reachable(target: Target, timeout: Duration) -> Result<(), Error> {
     // Runs on the calling OS thread, not in a coroutine: blocking is fine.
-    std::net::TcpStream::connect_timeout(&target.addr, timeout).map(drop).map_err(|e| {
-        Error::Target(format!("cannot connect to http://{}: {e} (is the server running?)", target.addr))
-    })
+    std::net::TcpStream::connect_timeout(&target.addr, timeout)
+        .map(drop)
+        .map_err(|e| {
+            Error::Target(format!(
+                "cannot connect to http://{}: {e} (is the server running?)",
+                target.addr
+            ))
+        })
 }
 
 /// Runs the traffic described by `spec` and returns what it measured.
@@ -105,7 +124,11 @@ pub type Sampler<'a> = dyn FnMut(Duration, &Stats) + 'a;
 
 /// `run`, calling `sampler` about every `every` (at least a second apart;
 /// the soak scenario samples memory and latency this way).
-pub fn run_sampled(spec: &RunSpec, every: Duration, sampler: &mut Sampler<'_>) -> Result<RunResult, Error> {
+pub fn run_sampled(
+    spec: &RunSpec,
+    every: Duration,
+    sampler: &mut Sampler<'_>,
+) -> Result<RunResult, Error> {
     validate(spec)?;
     check_reachable(spec.target, spec.timeout)?;
     rt::configure(1);
@@ -120,17 +143,36 @@ pub fn run_sampled(spec: &RunSpec, every: Duration, sampler: &mut Sampler<'_>) -
         seed: spec.seed,
     });
     let stats = Arc::new(Mutex::new(Stats::default()));
-    let shared = Arc::new(Shared { next: AtomicU64::new(0), started: AtomicU64::new(0) });
+    let shared = Arc::new(Shared {
+        next: AtomicU64::new(0),
+        started: AtomicU64::new(0),
+    });
     let captured_at = now_rfc3339();
     let start = Instant::now() + Duration::from_millis(20); // let every worker get ready
     let (workers, plan) = match spec.mode {
-        Mode::Open { rate_per_s } => (spec.connections, Plan::Open(Schedule::new(start, rate_per_s, spec.duration))),
-        Mode::Closed { concurrency } => (concurrency, Plan::Closed { start, end: start + spec.duration }),
+        Mode::Open { rate_per_s } => (
+            spec.connections,
+            Plan::Open(Schedule::new(start, rate_per_s, spec.duration)),
+        ),
+        Mode::Closed { concurrency } => (
+            concurrency,
+            Plan::Closed {
+                start,
+                end: start + spec.duration,
+            },
+        ),
     };
     let (done_tx, done_rx) = mpsc::channel();
     let handles: Vec<_> = (0..workers)
         .map(|_| {
-            let w = Worker { ctx: ctx.clone(), stats: stats.clone(), shared: shared.clone(), plan, captured_at: captured_at.clone(), offset: spec.lead_offset };
+            let w = Worker {
+                ctx: ctx.clone(),
+                stats: stats.clone(),
+                shared: shared.clone(),
+                plan,
+                captured_at: captured_at.clone(),
+                offset: spec.lead_offset,
+            };
             rt::spawn(move || w.run())
         })
         .collect();
@@ -146,7 +188,11 @@ pub fn run_sampled(spec: &RunSpec, every: Duration, sampler: &mut Sampler<'_>) -
     if let Plan::Open(s) = plan {
         stats.not_sent = s.total().saturating_sub(cycles);
     }
-    Ok(RunResult { stats, elapsed: finished.saturating_duration_since(start), cycles })
+    Ok(RunResult {
+        stats,
+        elapsed: finished.saturating_duration_since(start),
+        cycles,
+    })
 }
 
 /// Waits for the workers, printing a progress line to stderr each second

@@ -24,9 +24,13 @@ fn fake_leadx(stall_ms: u64) -> Target {
                         may::coroutine::sleep(Duration::from_millis(stall_ms));
                     }
                     let body = match req.path.as_str() {
-                        "/v1/ping" if n % 2 == 0 => format!(r#"{{"status":"bid","ping_id":"p{n}","price":1.5,"expires_at":"x"}}"#),
+                        "/v1/ping" if n % 2 == 0 => format!(
+                            r#"{{"status":"bid","ping_id":"p{n}","price":1.5,"expires_at":"x"}}"#
+                        ),
                         "/v1/ping" => format!(r#"{{"status":"no_bid","ping_id":"p{n}"}}"#),
-                        "/v1/post" | "/v1/leads" => format!(r#"{{"status":"sold","lead_id":"l{n}","price":1.5}}"#),
+                        "/v1/post" | "/v1/leads" => {
+                            format!(r#"{{"status":"sold","lead_id":"l{n}","price":1.5}}"#)
+                        }
                         _ => r#"{"status":"ok"}"#.to_string(),
                     };
                     if c.send(&response(200, "OK", body.as_bytes())).is_err() {
@@ -58,7 +62,13 @@ fn spec(target: Target, mix: Mix, mode: Mode, connections: usize) -> RunSpec {
 
 #[test]
 fn open_loop_sends_the_scheduled_count_and_posts_only_bids() {
-    let r = run(&spec(fake_leadx(0), Mix::PingPost, Mode::Open { rate_per_s: 200 }, 16)).unwrap();
+    let r = run(&spec(
+        fake_leadx(0),
+        Mix::PingPost,
+        Mode::Open { rate_per_s: 200 },
+        16,
+    ))
+    .unwrap();
     assert_eq!(r.cycles, 200);
     assert_eq!(r.stats.not_sent, 0);
     assert_eq!(r.stats.pings, 200);
@@ -80,7 +90,13 @@ fn a_stalled_target_shows_in_latency_from_intended_send_time() {
     // requests due meanwhile wait behind it. Measured from their intended
     // times they show up to ~300 ms; a closed-loop tester would report one
     // slow request and 99 fast ones.
-    let r = run(&spec(fake_leadx(300), Mix::Ping, Mode::Open { rate_per_s: 100 }, 1)).unwrap();
+    let r = run(&spec(
+        fake_leadx(300),
+        Mix::Ping,
+        Mode::Open { rate_per_s: 100 },
+        1,
+    ))
+    .unwrap();
     let p = r.stats.first.percentiles();
     assert_eq!(p.count, 100);
     assert!(p.max_us >= 290_000, "{p:?}");
@@ -91,7 +107,12 @@ fn a_stalled_target_shows_in_latency_from_intended_send_time() {
 
 #[test]
 fn closed_loop_runs_back_to_back_and_counts_healthz() {
-    let mut s = spec(fake_leadx(0), Mix::Healthz, Mode::Closed { concurrency: 4 }, 1);
+    let mut s = spec(
+        fake_leadx(0),
+        Mix::Healthz,
+        Mode::Closed { concurrency: 4 },
+        1,
+    );
     s.duration = Duration::from_millis(500);
     let r = run(&s).unwrap();
     let ok = r.stats.outcomes.get("healthz:200").copied().unwrap_or(0);
@@ -107,16 +128,38 @@ fn direct_mix_sells_with_distinct_idempotency_keys() {
     let r = run(&s).unwrap();
     assert_eq!(r.stats.outcomes.get("direct:sold").copied(), Some(50));
     let lead = lead::generate(1, 1000, "t");
-    let ctx = Ctx { target: s.target, host: "h".into(), auth: "Bearer k".into(), vertical: "v".into(), mix: Mix::Direct, think: s.think, timeout: s.timeout, seed: 1 };
+    let ctx = Ctx {
+        target: s.target,
+        host: "h".into(),
+        auth: "Bearer k".into(),
+        vertical: "v".into(),
+        mix: Mix::Direct,
+        think: s.think,
+        timeout: s.timeout,
+        seed: 1,
+    };
     let req = String::from_utf8(cycle::first_request(&ctx, &lead, 1000)).unwrap();
-    assert!(req.contains("Idempotency-Key: lt-1-1000\r\n") && req.contains("\"consent\":{"), "{req}");
+    assert!(
+        req.contains("Idempotency-Key: lt-1-1000\r\n") && req.contains("\"consent\":{"),
+        "{req}"
+    );
 }
 
 #[test]
 fn unreachable_target_is_a_clear_error() {
     // Bind then drop: nothing listens on that port any more.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let e = run(&spec(Target::local(port), Mix::Ping, Mode::Open { rate_per_s: 10 }, 1)).unwrap_err();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let e = run(&spec(
+        Target::local(port),
+        Mix::Ping,
+        Mode::Open { rate_per_s: 10 },
+        1,
+    ))
+    .unwrap_err();
     assert!(matches!(e, Error::Target(_)), "{e}");
     assert!(e.to_string().contains("cannot connect"), "{e}");
 }
@@ -128,7 +171,10 @@ fn out_of_bound_parameters_are_usage_errors() {
         spec(t, Mix::Ping, Mode::Open { rate_per_s: 0 }, 1),
         spec(t, Mix::Ping, Mode::Closed { concurrency: 0 }, 1),
         spec(t, Mix::Ping, Mode::Open { rate_per_s: 10 }, 0),
-        RunSpec { duration: Duration::ZERO, ..spec(t, Mix::Ping, Mode::Open { rate_per_s: 10 }, 1) },
+        RunSpec {
+            duration: Duration::ZERO,
+            ..spec(t, Mix::Ping, Mode::Open { rate_per_s: 10 }, 1)
+        },
     ] {
         assert!(matches!(validate(&s), Err(Error::Usage(_))), "{s:?}");
     }

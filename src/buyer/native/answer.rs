@@ -7,14 +7,16 @@ use simd_json::borrowed::{Object, Value};
 use simd_json::StaticNode;
 
 use crate::buyer::{BidAnswer, PostAnswer};
-use crate::wire::parse_json;
 use crate::lead::value::{is_null, number, truncate};
 use crate::limits;
 use crate::money;
+use crate::wire::parse_json;
 
 /// The answer's object and its `status` string, or the reason it has none.
 fn status<'a, 'v>(v: &'a Value<'v>) -> Result<(&'a Object<'v>, &'a str), &'static str> {
-    let Value::Object(obj) = v else { return Err("not_an_object") };
+    let Value::Object(obj) = v else {
+        return Err("not_an_object");
+    };
     match obj.get("status") {
         None => Err("missing_status"),
         Some(Value::String(s)) => Ok((obj, s)),
@@ -25,7 +27,9 @@ fn status<'a, 'v>(v: &'a Value<'v>) -> Result<(&'a Object<'v>, &'a str), &'stati
 /// `{"status":"bid","price":12.50,"ref":"…"}` or `{"status":"no_bid"}`.
 /// Other keys are ignored: buyers add their own and that is harmless.
 pub fn parse_bid_answer(body: &mut [u8]) -> BidAnswer {
-    let Ok(v) = parse_json(body) else { return BidAnswer::Invalid("malformed_json") };
+    let Ok(v) = parse_json(body) else {
+        return BidAnswer::Invalid("malformed_json");
+    };
     match status(&v) {
         Err(reason) => BidAnswer::Invalid(reason),
         Ok((_, "no_bid")) => BidAnswer::NoBid,
@@ -51,7 +55,9 @@ fn bid(obj: &Object<'_>) -> BidAnswer {
     let buyer_ref = match obj.get("ref") {
         None => None,
         Some(v) if is_null(v) => None,
-        Some(Value::String(s)) if s.len() <= limits::BUYER_ANSWER_STRING_BYTES_MAX => Some(s.to_string()),
+        Some(Value::String(s)) if s.len() <= limits::BUYER_ANSWER_STRING_BYTES_MAX => {
+            Some(s.to_string())
+        }
         Some(_) => return BidAnswer::Invalid("bad_ref"),
     };
     BidAnswer::Bid { price, buyer_ref }
@@ -65,7 +71,9 @@ fn bid(obj: &Object<'_>) -> BidAnswer {
 /// bidder. So a numeric id is kept as text, a long one is cut, any other
 /// type is dropped.
 pub fn parse_post_answer(body: &mut [u8]) -> PostAnswer {
-    let Ok(v) = parse_json(body) else { return PostAnswer::Invalid("malformed_json") };
+    let Ok(v) = parse_json(body) else {
+        return PostAnswer::Invalid("malformed_json");
+    };
     let max = limits::BUYER_ANSWER_STRING_BYTES_MAX;
     match status(&v) {
         Err(reason) => PostAnswer::Invalid(reason),
@@ -74,7 +82,10 @@ pub fn parse_post_answer(body: &mut [u8]) -> PostAnswer {
             PostAnswer::Accepted { buyer_lead_id }
         }
         Ok((obj, "rejected")) => {
-            let reason = obj.get("reason").and_then(|v| text(v, max)).unwrap_or_else(|| "unspecified".to_string());
+            let reason = obj
+                .get("reason")
+                .and_then(|v| text(v, max))
+                .unwrap_or_else(|| "unspecified".to_string());
             PostAnswer::Rejected { reason }
         }
         Ok(_) => PostAnswer::Invalid("bad_status_field"),
@@ -105,22 +116,49 @@ mod tests {
     #[test]
     fn good_bids() {
         let r = Some("r-1".to_string());
-        assert_eq!(bid(r#"{"status":"bid","price":12.50,"ref":"r-1"}"#), BidAnswer::Bid { price: 1250, buyer_ref: r });
-        assert_eq!(bid(r#"{"status":"bid","price":7}"#), BidAnswer::Bid { price: 700, buyer_ref: None });
+        assert_eq!(
+            bid(r#"{"status":"bid","price":12.50,"ref":"r-1"}"#),
+            BidAnswer::Bid {
+                price: 1250,
+                buyer_ref: r
+            }
+        );
+        assert_eq!(
+            bid(r#"{"status":"bid","price":7}"#),
+            BidAnswer::Bid {
+                price: 700,
+                buyer_ref: None
+            }
+        );
         assert_eq!(
             bid(r#"{"price":0.07,"status":"bid","ref":null,"x":[1]}"#),
-            BidAnswer::Bid { price: 7, buyer_ref: None }
+            BidAnswer::Bid {
+                price: 7,
+                buyer_ref: None
+            }
         );
         assert_eq!(bid(r#"{"status":"no_bid"}"#), BidAnswer::NoBid);
-        assert_eq!(bid(r#"{"status":"no_bid","price":"junk"}"#), BidAnswer::NoBid);
+        assert_eq!(
+            bid(r#"{"status":"no_bid","price":"junk"}"#),
+            BidAnswer::NoBid
+        );
         let max_ref = "r".repeat(limits::BUYER_ANSWER_STRING_BYTES_MAX);
         let body = format!(r#"{{"status":"bid","price":1,"ref":"{max_ref}"}}"#);
-        assert_eq!(bid(&body), BidAnswer::Bid { price: 100, buyer_ref: Some(max_ref) });
+        assert_eq!(
+            bid(&body),
+            BidAnswer::Bid {
+                price: 100,
+                buyer_ref: Some(max_ref)
+            }
+        );
     }
 
     #[test]
     fn bad_bids_carry_their_reason() {
-        let long_ref = format!(r#"{{"status":"bid","price":1,"ref":"{}"}}"#, "r".repeat(257));
+        let long_ref = format!(
+            r#"{{"status":"bid","price":1,"ref":"{}"}}"#,
+            "r".repeat(257)
+        );
         let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
         let cases: &[(&str, &str)] = &[
             ("", "malformed_json"),
@@ -139,7 +177,10 @@ mod tests {
             (r#"{"status":"bid","price":-0.5}"#, "negative_price"),
             (r#"{"status":"bid","price":1.005}"#, "bad_price"),
             (r#"{"status":"bid","price":1e300}"#, "bad_price"),
-            (r#"{"status":"bid","price":18446744073709551615}"#, "bad_price"),
+            (
+                r#"{"status":"bid","price":18446744073709551615}"#,
+                "bad_price",
+            ),
             (r#"{"status":"bid","price":1,"ref":7}"#, "bad_ref"),
             (&long_ref, "bad_ref"),
         ];
@@ -150,17 +191,40 @@ mod tests {
 
     #[test]
     fn post_answers() {
-        let id = |s: &str| PostAnswer::Accepted { buyer_lead_id: Some(s.to_string()) };
+        let id = |s: &str| PostAnswer::Accepted {
+            buyer_lead_id: Some(s.to_string()),
+        };
         assert_eq!(post(r#"{"status":"accepted","lead_id":"L-9"}"#), id("L-9"));
-        assert_eq!(post(r#"{"status":"accepted","lead_id":12345}"#), id("12345"));
-        assert_eq!(post(r#"{"status":"accepted"}"#), PostAnswer::Accepted { buyer_lead_id: None });
-        assert_eq!(post(r#"{"status":"accepted","lead_id":{}}"#), PostAnswer::Accepted { buyer_lead_id: None });
+        assert_eq!(
+            post(r#"{"status":"accepted","lead_id":12345}"#),
+            id("12345")
+        );
+        assert_eq!(
+            post(r#"{"status":"accepted"}"#),
+            PostAnswer::Accepted {
+                buyer_lead_id: None
+            }
+        );
+        assert_eq!(
+            post(r#"{"status":"accepted","lead_id":{}}"#),
+            PostAnswer::Accepted {
+                buyer_lead_id: None
+            }
+        );
         let long = format!(r#"{{"status":"accepted","lead_id":"{}"}}"#, "é".repeat(200));
         assert_eq!(post(&long), id(&"é".repeat(128)));
-        let rejected = |s: &str| PostAnswer::Rejected { reason: s.to_string() };
-        assert_eq!(post(r#"{"status":"rejected","reason":"dupe"}"#), rejected("dupe"));
+        let rejected = |s: &str| PostAnswer::Rejected {
+            reason: s.to_string(),
+        };
+        assert_eq!(
+            post(r#"{"status":"rejected","reason":"dupe"}"#),
+            rejected("dupe")
+        );
         assert_eq!(post(r#"{"status":"rejected"}"#), rejected("unspecified"));
-        let long = format!(r#"{{"status":"rejected","reason":"{}"}}"#, "x".repeat(10_000));
+        let long = format!(
+            r#"{{"status":"rejected","reason":"{}"}}"#,
+            "x".repeat(10_000)
+        );
         assert_eq!(post(&long), rejected(&"x".repeat(256)));
     }
 

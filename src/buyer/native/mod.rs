@@ -24,7 +24,11 @@ impl Integration for Native {
         write_str(out, ctx.vertical);
         out.extend_from_slice(b",\"lead\":");
         ctx.lead.write_json(out, false);
-        out.extend_from_slice(if ctx.test { b",\"test\":true}" } else { b",\"test\":false}" });
+        out.extend_from_slice(if ctx.test {
+            b",\"test\":true}"
+        } else {
+            b",\"test\":false}"
+        });
         JSON
     }
 
@@ -54,7 +58,11 @@ impl Integration for Native {
         }
         out.extend_from_slice(b",\"price\":");
         write_cents(out, ctx.price);
-        out.extend_from_slice(if ctx.test { b",\"test\":true}" } else { b",\"test\":false}" });
+        out.extend_from_slice(if ctx.test {
+            b",\"test\":true}"
+        } else {
+            b",\"test\":false}"
+        });
         JSON
     }
 
@@ -88,7 +96,12 @@ mod tests {
     fn ping_carries_ping_fields_only() {
         let l = lead();
         let mut out = Vec::new();
-        let ctx = PingCtx { ping_id: "p1", vertical: "auto", lead: &l, test: true };
+        let ctx = PingCtx {
+            ping_id: "p1",
+            vertical: "auto",
+            lead: &l,
+            test: true,
+        };
         assert_eq!(Native.build_ping(&ctx, &mut out), "application/json");
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["ping_id"], "p1");
@@ -101,7 +114,15 @@ mod tests {
     fn post_carries_full_lead_ref_and_own_price() {
         let l = lead();
         let mut out = Vec::new();
-        let ctx = PostCtx { ping_id: "p1", buyer_ref: Some("r9"), vertical: "auto", lead: &l, consent: None, price: 1250, test: false };
+        let ctx = PostCtx {
+            ping_id: "p1",
+            buyer_ref: Some("r9"),
+            vertical: "auto",
+            lead: &l,
+            consent: None,
+            price: 1250,
+            test: false,
+        };
         Native.build_post(&ctx, &mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["ref"], "r9");
@@ -113,10 +134,19 @@ mod tests {
     #[test]
     fn non_200_is_never_a_bid_or_a_sale() {
         let mut body = br#"{"status":"bid","price":5}"#.to_vec();
-        assert!(matches!(Native.parse_bid(500, &mut body), BidAnswer::Invalid("http_status")));
+        assert!(matches!(
+            Native.parse_bid(500, &mut body),
+            BidAnswer::Invalid("http_status")
+        ));
         let mut body = br#"{"status":"accepted","lead_id":"x"}"#.to_vec();
-        assert!(matches!(Native.parse_result(201, &mut body), PostAnswer::Invalid("http_status")));
+        assert!(matches!(
+            Native.parse_result(201, &mut body),
+            PostAnswer::Invalid("http_status")
+        ));
         let mut body = br#"{"status":"bid","price":5.25,"ref":"a"}"#.to_vec();
-        assert!(matches!(Native.parse_bid(200, &mut body), BidAnswer::Bid { price: 525, .. }));
+        assert!(matches!(
+            Native.parse_bid(200, &mut body),
+            BidAnswer::Bid { price: 525, .. }
+        ));
     }
 }

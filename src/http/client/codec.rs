@@ -38,16 +38,24 @@ impl From<io::Error> for ReadError {
 /// be invisible.
 pub fn header_is_valid(name: &str, value: &str) -> bool {
     let name_ok = !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     name_ok && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
 }
 
 /// Headers the client writes itself; a second copy from config would make
 /// the request ambiguous (two lengths, two hosts) to the buyer.
 fn is_framing_header(name: &str) -> bool {
-    ["host", "content-length", "content-type", "connection", "transfer-encoding"]
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
+    [
+        "host",
+        "content-length",
+        "content-type",
+        "connection",
+        "transfer-encoding",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// The whole request (head and body) in one buffer so that it leaves in one
@@ -63,9 +71,25 @@ pub(crate) fn build_request(
     let mut out = Vec::with_capacity(160 + target.len() + body.len() + headers.len() * 48);
     // `url::parse` already refuses such targets; this keeps a bad one from
     // splitting the request if one ever gets here another way.
-    let target = if target.starts_with('/') && header_is_valid("x", target) && !target.contains(' ') { target } else { "/" };
-    let content_type = if header_is_valid("x", content_type) { content_type } else { "application/octet-stream" };
-    for part in ["POST ", target, " HTTP/1.1\r\nHost: ", authority, "\r\nContent-Type: ", content_type] {
+    let target = if target.starts_with('/') && header_is_valid("x", target) && !target.contains(' ')
+    {
+        target
+    } else {
+        "/"
+    };
+    let content_type = if header_is_valid("x", content_type) {
+        content_type
+    } else {
+        "application/octet-stream"
+    };
+    for part in [
+        "POST ",
+        target,
+        " HTTP/1.1\r\nHost: ",
+        authority,
+        "\r\nContent-Type: ",
+        content_type,
+    ] {
         out.extend_from_slice(part.as_bytes());
     }
     out.extend_from_slice(b"\r\nContent-Length: ");
@@ -116,14 +140,28 @@ pub(crate) struct ReadCost {
 /// `limits::BUYER_RESPONSE_HEAD_BYTES_MAX`, chunked framing by
 /// `limits::BUYER_CHUNKED_OVERHEAD_BYTES_MAX`, and the read buffer by
 /// `limits::BUYER_READ_BUFFER_BYTES_MAX` whatever the peer sends.
-pub(crate) fn read_response<R: Read>(io: &mut R, body_bytes_max: usize, cost: &mut ReadCost) -> Result<Response, ReadError> {
-    let mut rd = Buffered { io, buf: Vec::new(), pos: 0, end: 0, read_bytes: 0, peak: 0 };
+pub(crate) fn read_response<R: Read>(
+    io: &mut R,
+    body_bytes_max: usize,
+    cost: &mut ReadCost,
+) -> Result<Response, ReadError> {
+    let mut rd = Buffered {
+        io,
+        buf: Vec::new(),
+        pos: 0,
+        end: 0,
+        read_bytes: 0,
+        peak: 0,
+    };
     let r = read_with(&mut rd, body_bytes_max);
     cost.buffer_peak_bytes = rd.peak;
     r
 }
 
-fn read_with<R: Read>(rd: &mut Buffered<'_, R>, body_bytes_max: usize) -> Result<Response, ReadError> {
+fn read_with<R: Read>(
+    rd: &mut Buffered<'_, R>,
+    body_bytes_max: usize,
+) -> Result<Response, ReadError> {
     let mut interim = 0;
     let head = loop {
         let head = rd.head()?;
@@ -149,7 +187,11 @@ fn read_with<R: Read>(rd: &mut Buffered<'_, R>, body_bytes_max: usize) -> Result
     };
     let framed = head.framing != Framing::UntilClose;
     let reusable = framed && head.keep_alive && rd.available().is_empty();
-    Ok(Response { status: head.status, body, reusable })
+    Ok(Response {
+        status: head.status,
+        body,
+        reusable,
+    })
 }
 
 /// Bytes asked of the transport per read.
@@ -159,8 +201,13 @@ const READ_CHUNK_BYTES: usize = 4096;
 /// in this: 4 KiB from the start cost 40 MB with 10,000 calls in flight.
 const FIRST_READ_BYTES: usize = 512;
 
-const _: () = assert!(limits::BUYER_RESPONSE_HEAD_BYTES_MAX + READ_CHUNK_BYTES <= limits::BUYER_READ_BUFFER_BYTES_MAX);
-const _: () = assert!(limits::BUYER_CHUNK_LINE_BYTES_MAX + 2 + READ_CHUNK_BYTES <= limits::BUYER_READ_BUFFER_BYTES_MAX);
+const _: () = assert!(
+    limits::BUYER_RESPONSE_HEAD_BYTES_MAX + READ_CHUNK_BYTES <= limits::BUYER_READ_BUFFER_BYTES_MAX
+);
+const _: () = assert!(
+    limits::BUYER_CHUNK_LINE_BYTES_MAX + 2 + READ_CHUNK_BYTES
+        <= limits::BUYER_READ_BUFFER_BYTES_MAX
+);
 
 /// A bounded read buffer; `buf[pos..end]` is read but not yet consumed.
 /// `buf[end..]` is initialised spare room, kept so that a read does not
@@ -201,7 +248,11 @@ impl<R: Read> Buffered<'_, R> {
         if room == 0 {
             return Err(ReadError::TooLarge);
         }
-        let want = room.min(if self.buf.is_empty() { FIRST_READ_BYTES } else { READ_CHUNK_BYTES });
+        let want = room.min(if self.buf.is_empty() {
+            FIRST_READ_BYTES
+        } else {
+            READ_CHUNK_BYTES
+        });
         if self.buf.len() < self.end + want {
             // Doubling keeps growth amortised; `cap` keeps it bounded.
             let target = (self.end + want).max(self.buf.len().saturating_mul(2).min(cap));
@@ -236,7 +287,11 @@ impl<R: Read> Buffered<'_, R> {
             // A newline in the last two bytes may yet start a blank line.
             scanned = scanned.max(self.available().len().saturating_sub(2));
             if !self.fill(limits::BUYER_RESPONSE_HEAD_BYTES_MAX)? {
-                return Err(if self.read_bytes > 0 { ReadError::Malformed } else { ReadError::ClosedEarly });
+                return Err(if self.read_bytes > 0 {
+                    ReadError::Malformed
+                } else {
+                    ReadError::ClosedEarly
+                });
             }
         }
     }
@@ -354,7 +409,9 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, ReadError> {
     let mut chunked = false;
     let mut other_coding = false;
     for h in resp.headers.iter() {
-        let value = std::str::from_utf8(h.value).map_err(|_| ReadError::Malformed)?.trim();
+        let value = std::str::from_utf8(h.value)
+            .map_err(|_| ReadError::Malformed)?
+            .trim();
         if h.name.eq_ignore_ascii_case("content-length") {
             let n: u64 = value.parse().map_err(|_| ReadError::Malformed)?;
             if length.is_some_and(|old| old != n) {
@@ -389,7 +446,12 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, ReadError> {
     if (chunked || other_coding) && length.is_some() {
         keep_alive = false;
     }
-    Ok(Some(Head { status, len, framing, keep_alive }))
+    Ok(Some(Head {
+        status,
+        len,
+        framing,
+        keep_alive,
+    }))
 }
 
 #[cfg(test)]

@@ -147,8 +147,10 @@ impl BuyerClient {
     /// workers, at config load) and keeps the addresses for every call.
     /// For https, builds the TLS config; a bad `extra_root_pem` is `Tls`.
     pub fn new(url: &Url, opts: ClientOptions) -> Result<BuyerClient, CallError> {
-        let addrs: Vec<SocketAddr> =
-            (url.host.as_str(), url.port).to_socket_addrs().map_err(|_| CallError::Resolve)?.collect();
+        let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
+            .to_socket_addrs()
+            .map_err(|_| CallError::Resolve)?
+            .collect();
         if addrs.is_empty() {
             return Err(CallError::Resolve);
         }
@@ -156,7 +158,8 @@ impl BuyerClient {
             Scheme::Http => None,
             Scheme::Https => Some(TlsTarget {
                 config: transport::tls_config(opts.extra_root_pem.as_deref())?,
-                server_name: rustls::pki_types::ServerName::try_from(url.host.clone()).map_err(|_| CallError::Tls)?,
+                server_name: rustls::pki_types::ServerName::try_from(url.host.clone())
+                    .map_err(|_| CallError::Tls)?,
             }),
         };
         let connections_max = opts.connections_max.max(1);
@@ -168,7 +171,10 @@ impl BuyerClient {
             // Grows with use: most buyers never need `idle_max` connections,
             // and a config may hold a thousand of them.
             idle: Mutex::new(Vec::new()),
-            opts: ClientOptions { connections_max, ..opts },
+            opts: ClientOptions {
+                connections_max,
+                ..opts
+            },
             stats: PoolStats::default(),
         })
     }
@@ -204,16 +210,30 @@ impl BuyerClient {
         };
         transport.set_deadline(deadline);
         let mut cost = codec::ReadCost::default();
-        let result = exchange(&mut transport, &request, self.opts.response_bytes_max, deadline, &mut cost);
-        self.stats.read_buffer_peak_bytes.fetch_max(cost.buffer_peak_bytes as u64, Ordering::Relaxed);
+        let result = exchange(
+            &mut transport,
+            &request,
+            self.opts.response_bytes_max,
+            deadline,
+            &mut cost,
+        );
+        self.stats
+            .read_buffer_peak_bytes
+            .fetch_max(cost.buffer_peak_bytes as u64, Ordering::Relaxed);
         match result {
             Ok(resp) if resp.reusable => {
                 self.push_idle(transport);
-                Ok(ClientResponse { status: resp.status, body: resp.body })
+                Ok(ClientResponse {
+                    status: resp.status,
+                    body: resp.body,
+                })
             }
             Ok(resp) => {
                 self.discard(transport);
-                Ok(ClientResponse { status: resp.status, body: resp.body })
+                Ok(ClientResponse {
+                    status: resp.status,
+                    body: resp.body,
+                })
             }
             Err(e) => {
                 // Whatever state the connection is in (half a response, a
@@ -265,7 +285,10 @@ impl BuyerClient {
     }
 
     fn push_idle(&self, transport: Transport) {
-        let conn = IdleConn { transport, since: Instant::now() };
+        let conn = IdleConn {
+            transport,
+            since: Instant::now(),
+        };
         let overflow = {
             let mut idle = self.idle.lock();
             if idle.len() < self.opts.idle_max {
@@ -296,7 +319,9 @@ fn exchange(
     cost: &mut codec::ReadCost,
 ) -> Result<codec::Response, CallError> {
     use std::io::Write;
-    t.write_all(request).and_then(|()| t.flush()).map_err(|e| io_error(&e, deadline))?;
+    t.write_all(request)
+        .and_then(|()| t.flush())
+        .map_err(|e| io_error(&e, deadline))?;
     codec::read_response(t, body_bytes_max, cost).map_err(|e| match e {
         ReadError::Io(e) => io_error(&e, deadline),
         ReadError::ClosedEarly => CallError::Io,

@@ -38,7 +38,11 @@ impl DeadlineTcp {
     /// Runs `op` with the socket timeout set to the time left. may's timer
     /// can fire a little early; then the op is retried with what is left, so
     /// a call never reports Timeout before its deadline.
-    fn bounded<T>(&mut self, mut op: impl FnMut(&mut TcpStream) -> io::Result<T>, read: bool) -> io::Result<T> {
+    fn bounded<T>(
+        &mut self,
+        mut op: impl FnMut(&mut TcpStream) -> io::Result<T>,
+        read: bool,
+    ) -> io::Result<T> {
         loop {
             let left = self.remaining()?;
             if read {
@@ -82,7 +86,10 @@ pub(crate) fn may_timeout(left: Duration) -> Duration {
 }
 
 pub(crate) fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
 }
 
 /// One open connection to a buyer. The TLS state is boxed: it is several
@@ -166,18 +173,26 @@ pub(crate) struct TlsTarget {
 
 /// Opens a connection: TCP to the first address that answers, then the TLS
 /// handshake when `tls` is given, all before `deadline`.
-pub(crate) fn connect(addrs: &[SocketAddr], tls: Option<&TlsTarget>, deadline: Instant) -> Result<Transport, CallError> {
+pub(crate) fn connect(
+    addrs: &[SocketAddr],
+    tls: Option<&TlsTarget>,
+    deadline: Instant,
+) -> Result<Transport, CallError> {
     let tcp = connect_tcp(addrs, deadline)?;
     // Requests leave in one write and buyers answer at once; Nagle would
     // only add latency.
     tcp.set_nodelay(true).map_err(|_| CallError::Connect)?;
     let sock = DeadlineTcp { tcp, deadline };
-    let Some(tls) = tls else { return Ok(Transport::Plain(sock)) };
-    let conn = ClientConnection::new(tls.config.clone(), tls.server_name.clone()).map_err(|_| CallError::Tls)?;
+    let Some(tls) = tls else {
+        return Ok(Transport::Plain(sock));
+    };
+    let conn = ClientConnection::new(tls.config.clone(), tls.server_name.clone())
+        .map_err(|_| CallError::Tls)?;
     let mut stream = Box::new(StreamOwned::new(conn, sock));
     while stream.conn.is_handshaking() {
         let StreamOwned { conn, sock } = &mut *stream;
-        conn.complete_io(sock).map_err(|e| handshake_error(&e, deadline))?;
+        conn.complete_io(sock)
+            .map_err(|e| handshake_error(&e, deadline))?;
     }
     Ok(Transport::Tls(stream))
 }
@@ -224,7 +239,9 @@ pub(crate) fn tls_config(extra_root_pem: Option<&[u8]>) -> Result<Arc<ClientConf
     if let Some(pem) = extra_root_pem {
         let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(pem) {
-            roots.add(cert.map_err(|_| CallError::Tls)?).map_err(|_| CallError::Tls)?;
+            roots
+                .add(cert.map_err(|_| CallError::Tls)?)
+                .map_err(|_| CallError::Tls)?;
             added += 1;
         }
         if added == 0 {

@@ -48,7 +48,11 @@ pub(super) fn scan(buf: &mut [u8], lim: &ChunkLimits) -> Result<Scan, HttpError>
 
 /// `scan`, resuming where the last scan of this body (a prefix of `buf`)
 /// stopped, so a body trickled in costs linear time.
-pub(super) fn scan_resume(buf: &mut [u8], lim: &ChunkLimits, resume: &mut Resume) -> Result<Scan, HttpError> {
+pub(super) fn scan_resume(
+    buf: &mut [u8],
+    lim: &ChunkLimits,
+    resume: &mut Resume,
+) -> Result<Scan, HttpError> {
     walk(buf, lim, false, resume)
 }
 
@@ -65,13 +69,26 @@ pub(super) fn decode_in_place(buf: &mut [u8], lim: &ChunkLimits) -> Result<usize
 /// One pass over the chunks, from `resume`. With `compact` (always from the
 /// start), each chunk's data is moved down to follow the previous one; that
 /// only writes behind the read cursor, so parsing ahead is unaffected.
-fn walk(buf: &mut [u8], lim: &ChunkLimits, compact: bool, resume: &mut Resume) -> Result<Scan, HttpError> {
-    let Resume { mut pos, mut decoded, trailers_at } = *resume;
+fn walk(
+    buf: &mut [u8],
+    lim: &ChunkLimits,
+    compact: bool,
+    resume: &mut Resume,
+) -> Result<Scan, HttpError> {
+    let Resume {
+        mut pos,
+        mut decoded,
+        trailers_at,
+    } = *resume;
     if let Some(at) = trailers_at {
         return end_of_body(buf, lim, at, pos, decoded, resume);
     }
     loop {
-        *resume = Resume { pos, decoded, trailers_at: None };
+        *resume = Resume {
+            pos,
+            decoded,
+            trailers_at: None,
+        };
         let Some((size, line_len)) = size_line(&buf[pos..], lim)? else {
             return Ok(Scan::Partial);
         };
@@ -116,7 +133,11 @@ fn end_of_body(
     let trailer_len = match trailers(&buf[at..], line_at - at, lim)? {
         Ok(len) => len,
         Err(next_line) => {
-            *resume = Resume { pos: at + next_line, decoded, trailers_at: Some(at) };
+            *resume = Resume {
+                pos: at + next_line,
+                decoded,
+                trailers_at: Some(at),
+            };
             return Ok(Scan::Partial);
         }
     };
@@ -124,7 +145,10 @@ fn end_of_body(
     if raw_len - decoded > lim.overhead_bytes_max {
         return Err(HttpError::BodyTooLarge);
     }
-    Ok(Scan::Complete { raw_len, decoded_len: decoded })
+    Ok(Scan::Complete {
+        raw_len,
+        decoded_len: decoded,
+    })
 }
 
 /// Parses `1*HEXDIG [ ";" ext ] CRLF`: Some((size, line length)) or None if
@@ -151,7 +175,10 @@ fn size_line(buf: &[u8], lim: &ChunkLimits) -> Result<Option<(usize, usize)>, Ht
     // Only whitespace (BWS) may sit between the size and a `;` extension:
     // `1 2` is no size of 1 (found by the `chunked` fuzz target; a lenient
     // parse behind a proxy that reads it otherwise is a smuggling vector).
-    let bws = rest.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    let bws = rest
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
     if rest.get(bws).is_some_and(|&b| b != b';') {
         return Err(HttpError::BadRequest("chunk size is not hexadecimal"));
     }
@@ -162,7 +189,10 @@ fn size_line(buf: &[u8], lim: &ChunkLimits) -> Result<Option<(usize, usize)>, Ht
     for &b in &line[..digits] {
         // A size over the body limit fails here, before its data is awaited.
         let d = (b as char).to_digit(16).unwrap_or(0) as usize;
-        size = size.checked_mul(16).and_then(|s| s.checked_add(d)).ok_or(HttpError::BodyTooLarge)?;
+        size = size
+            .checked_mul(16)
+            .and_then(|s| s.checked_add(d))
+            .ok_or(HttpError::BodyTooLarge)?;
         if size > lim.body_bytes_max {
             return Err(HttpError::BodyTooLarge);
         }
@@ -173,7 +203,11 @@ fn size_line(buf: &[u8], lim: &ChunkLimits) -> Result<Option<(usize, usize)>, Ht
 /// Skips the trailer section (`*( field-line CRLF ) CRLF`), checking lines
 /// from `pos` (the ones before were checked); trailers are not passed on.
 /// Ok(length), or Err(start of the incomplete line) if not complete yet.
-fn trailers(buf: &[u8], mut pos: usize, lim: &ChunkLimits) -> Result<Result<usize, usize>, HttpError> {
+fn trailers(
+    buf: &[u8],
+    mut pos: usize,
+    lim: &ChunkLimits,
+) -> Result<Result<usize, usize>, HttpError> {
     loop {
         #[cfg(test)]
         tests::LINES.with(|c| c.set(c.get() + 1));
@@ -207,13 +241,20 @@ mod tests {
         pub static LINES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
 
-    const LIM: ChunkLimits = ChunkLimits { body_bytes_max: 100, line_bytes_max: 32, overhead_bytes_max: 200 };
+    const LIM: ChunkLimits = ChunkLimits {
+        body_bytes_max: 100,
+        line_bytes_max: 32,
+        overhead_bytes_max: 200,
+    };
 
     fn decode(input: &[u8]) -> Result<(Vec<u8>, usize), HttpError> {
         let mut buf = input.to_vec();
         match scan(&mut buf, &LIM)? {
             Scan::Partial => Err(HttpError::BadRequest("partial")),
-            Scan::Complete { raw_len, decoded_len } => {
+            Scan::Complete {
+                raw_len,
+                decoded_len,
+            } => {
                 assert_eq!(buf, input, "scan must not change the buffer");
                 let n = decode_in_place(&mut buf, &LIM)?;
                 assert_eq!(n, decoded_len);
@@ -266,7 +307,11 @@ mod tests {
     /// not from its start on every read.
     #[test]
     fn a_trickled_body_is_scanned_incrementally() {
-        let lim = ChunkLimits { body_bytes_max: 10_000, line_bytes_max: 32, overhead_bytes_max: 10_000 };
+        let lim = ChunkLimits {
+            body_bytes_max: 10_000,
+            line_bytes_max: 32,
+            overhead_bytes_max: 10_000,
+        };
         let mut input = Vec::new();
         for _ in 0..300 {
             input.extend_from_slice(b"1\r\nx\r\n");
@@ -276,30 +321,70 @@ mod tests {
         LINES.with(|c| c.set(0));
         for cut in 1..input.len() {
             let mut buf = input[..cut].to_vec();
-            assert_eq!(scan_resume(&mut buf, &lim, &mut resume), Ok(Scan::Partial), "cut {cut}");
+            assert_eq!(
+                scan_resume(&mut buf, &lim, &mut resume),
+                Ok(Scan::Partial),
+                "cut {cut}"
+            );
         }
         let mut buf = input.clone();
         let done = scan_resume(&mut buf, &lim, &mut resume);
-        assert_eq!(done, Ok(Scan::Complete { raw_len: input.len(), decoded_len: 300 }));
+        assert_eq!(
+            done,
+            Ok(Scan::Complete {
+                raw_len: input.len(),
+                decoded_len: 300
+            })
+        );
         let lines = LINES.with(|c| c.get());
-        assert!(lines <= 2 * input.len(), "{lines} lines looked at for {} bytes", input.len());
-        assert_eq!(scan(&mut input.clone(), &lim), done, "the same answer as a scan from the start");
+        assert!(
+            lines <= 2 * input.len(),
+            "{lines} lines looked at for {} bytes",
+            input.len()
+        );
+        assert_eq!(
+            scan(&mut input.clone(), &lim),
+            done,
+            "the same answer as a scan from the start"
+        );
     }
 
     #[test]
     fn malformed_framing_is_400() {
-        for bad in [&b"x\r\n"[..], b"4\nWiki\r\n", b"4\r\nWikiXX", b"\r\n", b"4 zz\rq\r\n", b"-1\r\n"] {
+        for bad in [
+            &b"x\r\n"[..],
+            b"4\nWiki\r\n",
+            b"4\r\nWikiXX",
+            b"\r\n",
+            b"4 zz\rq\r\n",
+            b"-1\r\n",
+        ] {
             let mut buf = bad.to_vec();
-            assert!(matches!(scan(&mut buf, &LIM), Err(HttpError::BadRequest(_))), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                matches!(scan(&mut buf, &LIM), Err(HttpError::BadRequest(_))),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         // Issue #7 point 7 (fuzz/regressions/chunked): text after the size
         // that is not an extension.
-        for bad in [&b"1 2\r\nx\r\n0\r\n\r\n"[..], b"3;n=\r\nabX\r\n0 *0\r\n\r\n", b"1\t=\r\nx\r\n0\r\n\r\n"] {
+        for bad in [
+            &b"1 2\r\nx\r\n0\r\n\r\n"[..],
+            b"3;n=\r\nabX\r\n0 *0\r\n\r\n",
+            b"1\t=\r\nx\r\n0\r\n\r\n",
+        ] {
             let mut buf = bad.to_vec();
-            assert!(matches!(scan(&mut buf, &LIM), Err(HttpError::BadRequest(_))), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                matches!(scan(&mut buf, &LIM), Err(HttpError::BadRequest(_))),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert_eq!(decode(b"1 \t;a=b\r\nx\r\n0 \r\n\r\n").unwrap().0, b"x");
         let mut long = vec![b'0'; 40];
-        assert!(matches!(scan(&mut long, &LIM), Err(HttpError::BadRequest(_))));
+        assert!(matches!(
+            scan(&mut long, &LIM),
+            Err(HttpError::BadRequest(_))
+        ));
     }
 }

@@ -70,7 +70,12 @@ impl HttpError {
     /// The JSON error answer for this failure.
     pub fn response(&self) -> Response {
         let body = crate::api::error::error_body(self.code(), self.message(), None);
-        Response { status: self.status(), content_type: "application/json", headers: Vec::new(), body }
+        Response {
+            status: self.status(),
+            content_type: "application/json",
+            headers: Vec::new(),
+            body,
+        }
     }
 }
 
@@ -176,7 +181,12 @@ struct KnownHead {
 impl KnownHead {
     /// Whether the body may be complete now (then the request is decoded in
     /// full); a chunked body's scan resumes where it stopped.
-    fn body_arrived(&self, buf: &mut [u8], lim: &Limits, chunks: &mut chunked::Resume) -> Result<bool, HttpError> {
+    fn body_arrived(
+        &self,
+        buf: &mut [u8],
+        lim: &Limits,
+        chunks: &mut chunked::Resume,
+    ) -> Result<bool, HttpError> {
         if !self.chunked {
             return Ok(buf.len() >= self.pending.len_hint);
         }
@@ -219,8 +229,19 @@ pub fn decode_resume<'a>(
         return Ok(Decoded::Partial(Pending::default()));
     };
     let (head, rest) = buf.split_at_mut(head_len);
-    let HeadParts { method, path, query, headers, http10, framing: f } = parse_head(head, headers)?;
-    let keep_alive = if http10 { f.keep_alive && !f.close } else { !f.close };
+    let HeadParts {
+        method,
+        path,
+        query,
+        headers,
+        http10,
+        framing: f,
+    } = parse_head(head, headers)?;
+    let keep_alive = if http10 {
+        f.keep_alive && !f.close
+    } else {
+        !f.close
+    };
     let body_slot = |body: &'a mut [u8], raw_len: usize| Parsed {
         method,
         path,
@@ -235,7 +256,11 @@ pub fn decode_resume<'a>(
     if f.chunked {
         let decoded = decode_chunked(rest, lim, expect_continue, &mut progress.chunks, body_slot)?;
         if let Decoded::Partial(pending) = decoded {
-            progress.known = Some(KnownHead { head_len, chunked: true, pending });
+            progress.known = Some(KnownHead {
+                head_len,
+                chunked: true,
+                pending,
+            });
         }
         return Ok(decoded);
     }
@@ -244,8 +269,16 @@ pub fn decode_resume<'a>(
         return Err(HttpError::BodyTooLarge);
     }
     if rest.len() < cl {
-        let pending = Pending { head_done: true, expect_continue, len_hint: head_len + cl };
-        progress.known = Some(KnownHead { head_len, chunked: false, pending });
+        let pending = Pending {
+            head_done: true,
+            expect_continue,
+            len_hint: head_len + cl,
+        };
+        progress.known = Some(KnownHead {
+            head_len,
+            chunked: false,
+            pending,
+        });
         return Ok(Decoded::Partial(pending));
     }
     Ok(Decoded::Complete(body_slot(&mut rest[..cl], cl)))
@@ -262,7 +295,10 @@ struct HeadParts<'a> {
 }
 
 /// Parses `head`, which ends with its empty line.
-fn parse_head<'a>(head: &'a [u8], headers: &'a mut [httparse::Header<'a>]) -> Result<HeadParts<'a>, HttpError> {
+fn parse_head<'a>(
+    head: &'a [u8],
+    headers: &'a mut [httparse::Header<'a>],
+) -> Result<HeadParts<'a>, HttpError> {
     let mut req = httparse::Request::new(headers);
     hook::parsed();
     match req.parse(head) {
@@ -277,7 +313,14 @@ fn parse_head<'a>(head: &'a [u8], headers: &'a mut [httparse::Header<'a>]) -> Re
     let (path, query) = split_target(target)?;
     let headers: &'a [httparse::Header<'a>] = req.headers;
     let framing = framing(headers)?;
-    Ok(HeadParts { method, path, query, headers, http10: version == 0, framing })
+    Ok(HeadParts {
+        method,
+        path,
+        query,
+        headers,
+        http10: version == 0,
+        framing,
+    })
 }
 
 /// The head of a request whose body has not all arrived, as the handler's
@@ -302,9 +345,26 @@ pub fn decode_head<'a>(
     let Some(head_len) = head_end(buf, lim.header_bytes_max, &mut Progress::default())? else {
         return Ok(None);
     };
-    let HeadParts { method, path, query, headers, framing, .. } = parse_head(&buf[..head_len], headers)?;
-    let body_bytes = if framing.chunked { None } else { Some(framing.content_length.unwrap_or(0)) };
-    Ok(Some(HeadOnly { method, path, query, headers, body_bytes }))
+    let HeadParts {
+        method,
+        path,
+        query,
+        headers,
+        framing,
+        ..
+    } = parse_head(&buf[..head_len], headers)?;
+    let body_bytes = if framing.chunked {
+        None
+    } else {
+        Some(framing.content_length.unwrap_or(0))
+    };
+    Ok(Some(HeadOnly {
+        method,
+        path,
+        query,
+        headers,
+        body_bytes,
+    }))
 }
 
 fn decode_chunked<'a>(
@@ -316,7 +376,11 @@ fn decode_chunked<'a>(
 ) -> Result<Decoded<'a>, HttpError> {
     let chunk_lim = lim.chunks();
     match chunked::scan_resume(rest, &chunk_lim, resume)? {
-        Scan::Partial => Ok(Decoded::Partial(Pending { head_done: true, expect_continue, len_hint: 0 })),
+        Scan::Partial => Ok(Decoded::Partial(Pending {
+            head_done: true,
+            expect_continue,
+            len_hint: 0,
+        })),
         Scan::Complete { raw_len, .. } => {
             let decoded = chunked::decode_in_place(&mut rest[..raw_len], &chunk_lim)?;
             Ok(Decoded::Complete(body_slot(&mut rest[..decoded], raw_len)))
@@ -327,7 +391,11 @@ fn decode_chunked<'a>(
 /// Length of the head (through the empty line), None if it has not all
 /// arrived. Leading empty lines (allowed before a request line) are skipped.
 /// Resumes where `p` says the last call stopped.
-fn head_end(buf: &[u8], header_bytes_max: usize, p: &mut Progress) -> Result<Option<usize>, HttpError> {
+fn head_end(
+    buf: &[u8],
+    header_bytes_max: usize,
+    p: &mut Progress,
+) -> Result<Option<usize>, HttpError> {
     let window = &buf[..buf.len().min(header_bytes_max)];
     let mut from = p.skip;
     // Skip the empty lines httparse skips too, so they don't end the head.
@@ -385,7 +453,10 @@ fn reject_bad_prefix(buf: &[u8], headers_max: usize) -> Result<(), HttpError> {
 fn split_target(target: &str) -> Result<(&str, &str), HttpError> {
     let origin = if target.starts_with('/') || target == "*" {
         target
-    } else if let Some(after) = target.strip_prefix("http://").or_else(|| target.strip_prefix("https://")) {
+    } else if let Some(after) = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+    {
         match after.find(['/', '?']) {
             Some(i) if after.as_bytes()[i] == b'/' => &after[i..],
             _ => "/",
@@ -412,7 +483,9 @@ fn framing(headers: &[httparse::Header<'_>]) -> Result<Framing, HttpError> {
             f.content_length = Some(n);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             if f.chunked || !trim(h.value).eq_ignore_ascii_case(b"chunked") {
-                return Err(HttpError::BadRequest("unsupported Transfer-Encoding (only chunked)"));
+                return Err(HttpError::BadRequest(
+                    "unsupported Transfer-Encoding (only chunked)",
+                ));
             }
             f.chunked = true;
         } else if name.eq_ignore_ascii_case("connection") {
@@ -425,7 +498,9 @@ fn framing(headers: &[httparse::Header<'_>]) -> Result<Framing, HttpError> {
         }
     }
     if f.chunked && f.content_length.is_some() {
-        return Err(HttpError::BadRequest("both Content-Length and Transfer-Encoding"));
+        return Err(HttpError::BadRequest(
+            "both Content-Length and Transfer-Encoding",
+        ));
     }
     Ok(f)
 }
@@ -448,8 +523,14 @@ fn parse_content_length(value: &[u8]) -> Result<usize, HttpError> {
 }
 
 fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    let start = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
     &v[start..end]
 }
 
@@ -473,7 +554,9 @@ pub fn encode(res: &Response, keep_alive: bool, http10: bool, head_only: bool, o
             out.extend_from_slice(value.as_bytes());
             out.extend_from_slice(b"\r\n");
         } else {
-            log::warn!("http server: dropped response header {name:?} (framing header or CR/LF in value)");
+            log::warn!(
+                "http server: dropped response header {name:?} (framing header or CR/LF in value)"
+            );
         }
     }
     if !keep_alive {
@@ -490,13 +573,25 @@ pub fn encode(res: &Response, keep_alive: bool, http10: bool, head_only: bool, o
 /// Framing is the server's job, and a CR or LF in a value would let a
 /// handler split the response.
 fn header_allowed(name: &str, value: &str) -> bool {
-    let framing = ["content-length", "transfer-encoding", "connection", "content-type"];
+    let framing = [
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "content-type",
+    ];
     let bad = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n');
-    !framing.iter().any(|f| name.eq_ignore_ascii_case(f)) && !bad(name) && !bad(value) && !name.is_empty()
+    !framing.iter().any(|f| name.eq_ignore_ascii_case(f))
+        && !bad(name)
+        && !bad(value)
+        && !name.is_empty()
 }
 
 fn status_line(status: u16, out: &mut Vec<u8>) {
-    let status = if (100..=999).contains(&status) { status } else { 500 };
+    let status = if (100..=999).contains(&status) {
+        status
+    } else {
+        500
+    };
     out.extend_from_slice(b"HTTP/1.1 ");
     push_decimal(u64::from(status), out);
     out.push(b' ');

@@ -76,7 +76,11 @@ pub(super) fn serve<H: Handler>(
     handler: Arc<H>,
 ) {
     let slot = register(&stream, &shared);
-    let _registered = Registered { shared: shared.clone(), id: slot.as_ref().map(|s| s.0), port };
+    let _registered = Registered {
+        shared: shared.clone(),
+        id: slot.as_ref().map(|s| s.0),
+        port,
+    };
     let lim = shared.opts.limits();
     let mut conn = Conn {
         stream,
@@ -109,7 +113,10 @@ fn register(stream: &may::net::TcpStream, shared: &Shared) -> Option<(u64, Arc<C
             return None;
         }
     };
-    let slot = Arc::new(ConnSlot { sock, idle: AtomicBool::new(false) });
+    let slot = Arc::new(ConnSlot {
+        sock,
+        idle: AtomicBool::new(false),
+    });
     let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
     shared.conns.lock().insert(id, slot.clone());
     Some((id, slot))
@@ -128,7 +135,11 @@ impl Drop for Registered {
             self.shared.conns.lock().remove(&id);
         }
         let stats = &self.shared.stats;
-        let open = if self.port == Port::Probe { &stats.probe_connections_open } else { &stats.connections_open };
+        let open = if self.port == Port::Probe {
+            &stats.probe_connections_open
+        } else {
+            &stats.connections_open
+        };
         open.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -137,7 +148,13 @@ impl Drop for Registered {
 /// loop must not block on one client), then close.
 pub(super) fn refuse_overloaded(stream: may::net::TcpStream) {
     let mut out = Vec::new();
-    codec::encode(&HttpError::Overloaded.response(), false, false, false, &mut out);
+    codec::encode(
+        &HttpError::Overloaded.response(),
+        false,
+        false,
+        false,
+        &mut out,
+    );
     let mut sock: &std::net::TcpStream = stream.inner();
     let _ = sock.write(&out);
 }
@@ -161,8 +178,17 @@ impl Conn {
                 Fill::Closed => return,
                 Fill::RequestTimeout => return self.timed_out(),
                 Fill::TooLarge => {
-                    self.shared.stats.protocol_errors_total.fetch_add(1, Ordering::Relaxed);
-                    codec::encode(&HttpError::BodyTooLarge.response(), false, false, false, &mut self.wbuf);
+                    self.shared
+                        .stats
+                        .protocol_errors_total
+                        .fetch_add(1, Ordering::Relaxed);
+                    codec::encode(
+                        &HttpError::BodyTooLarge.response(),
+                        false,
+                        false,
+                        false,
+                        &mut self.wbuf,
+                    );
                     self.flush();
                     return self.close(true);
                 }
@@ -189,14 +215,22 @@ impl Conn {
                     return Step::Read;
                 }
                 Err(e) => {
-                    self.shared.stats.protocol_errors_total.fetch_add(1, Ordering::Relaxed);
+                    self.shared
+                        .stats
+                        .protocol_errors_total
+                        .fetch_add(1, Ordering::Relaxed);
                     codec::encode(&e.response(), false, false, false, &mut self.wbuf);
                     return Step::Fail;
                 }
             };
             let received_at = self.head_at.take().unwrap_or(self.read_at);
             let head_checked = std::mem::take(&mut self.head_checked);
-            let ctx = AnswerCtx { shared: &self.shared, peer: self.peer, received_at, head_checked };
+            let ctx = AnswerCtx {
+                shared: &self.shared,
+                peer: self.peer,
+                received_at,
+                head_checked,
+            };
             let (len, keep_alive) = answer(handler, &ctx, parsed, &mut self.wbuf);
             // What is still buffered is a pipelined request the server only
             // turns to now: its time (and a ping's deadline) starts here, not
@@ -225,7 +259,8 @@ impl Conn {
         let received_at = *self.head_at.get_or_insert(self.read_at);
         let mut storage = [httparse::EMPTY_HEADER; limits::HEADERS_MAX];
         let headers = &mut storage[..self.lim.headers_max];
-        let Ok(Some(h)) = codec::decode_head(&self.buf[self.start..self.end], &self.lim, headers) else {
+        let Ok(Some(h)) = codec::decode_head(&self.buf[self.start..self.end], &self.lim, headers)
+        else {
             // `decode` has just parsed this head; nothing to check otherwise.
             return true;
         };
@@ -238,11 +273,19 @@ impl Conn {
             peer: self.peer,
             received_at,
         };
-        let Err(refusal) = check_head(handler, &head) else { return true };
+        let Err(refusal) = check_head(handler, &head) else {
+            return true;
+        };
         let stats = &self.shared.stats;
         stats.requests_total.fetch_add(1, Ordering::Relaxed);
         stats.refused_on_head_total.fetch_add(1, Ordering::Relaxed);
-        codec::encode(&refusal, false, false, head.method == "HEAD", &mut self.wbuf);
+        codec::encode(
+            &refusal,
+            false,
+            false,
+            head.method == "HEAD",
+            &mut self.wbuf,
+        );
         false
     }
 
@@ -271,7 +314,9 @@ impl Conn {
             ms(self.shared.opts.idle_timeout_ms)
         } else {
             let request_timeout = ms(self.shared.opts.request_timeout_ms);
-            let deadline = *self.deadline.get_or_insert_with(|| Instant::now() + request_timeout);
+            let deadline = *self
+                .deadline
+                .get_or_insert_with(|| Instant::now() + request_timeout);
             match deadline.checked_duration_since(Instant::now()) {
                 Some(left) if !left.is_zero() => left,
                 _ => return Fill::RequestTimeout,
@@ -293,7 +338,12 @@ impl Conn {
                 }
                 Fill::Data
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
                 if idle {
                     Fill::Closed
                 } else {
@@ -350,7 +400,10 @@ impl Conn {
             if written == self.wbuf.len() {
                 break true;
             }
-            let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+            let Some(left) = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+            else {
                 break false;
             };
             let _ = self.stream.set_write_timeout(Some(left));
@@ -365,8 +418,17 @@ impl Conn {
     }
 
     fn timed_out(&mut self) {
-        self.shared.stats.timeouts_total.fetch_add(1, Ordering::Relaxed);
-        codec::encode(&HttpError::RequestTimeout.response(), false, false, false, &mut self.wbuf);
+        self.shared
+            .stats
+            .timeouts_total
+            .fetch_add(1, Ordering::Relaxed);
+        codec::encode(
+            &HttpError::RequestTimeout.response(),
+            false,
+            false,
+            false,
+            &mut self.wbuf,
+        );
         self.flush();
         let _ = self.stream.shutdown(Shutdown::Both);
     }
@@ -382,7 +444,10 @@ impl Conn {
         let until = Instant::now() + ms(limits::SERVER_LINGER_MS);
         let mut drained = 0;
         while drained < limits::SERVER_LINGER_BYTES_MAX {
-            let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+            let Some(left) = until
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+            else {
                 return;
             };
             let _ = self.stream.set_read_timeout(Some(left));
@@ -406,12 +471,34 @@ struct AnswerCtx<'a> {
 
 /// Runs the handler on one request and encodes its answer; returns the bytes
 /// the request used and whether the connection stays open.
-fn answer<H: Handler>(handler: &H, ctx: &AnswerCtx<'_>, parsed: Parsed<'_>, wbuf: &mut Vec<u8>) -> (usize, bool) {
-    let Parsed { method, path, query, headers, body, len, keep_alive, http10 } = parsed;
+fn answer<H: Handler>(
+    handler: &H,
+    ctx: &AnswerCtx<'_>,
+    parsed: Parsed<'_>,
+    wbuf: &mut Vec<u8>,
+) -> (usize, bool) {
+    let Parsed {
+        method,
+        path,
+        query,
+        headers,
+        body,
+        len,
+        keep_alive,
+        http10,
+    } = parsed;
     let shared = ctx.shared;
     let head_only = method == "HEAD";
     let (peer, received_at) = (ctx.peer, ctx.received_at);
-    let mut req = Request { method, path, query, headers, body, peer, received_at };
+    let mut req = Request {
+        method,
+        path,
+        query,
+        headers,
+        body,
+        peer,
+        received_at,
+    };
     let result = call_handler(handler, shared, &mut req, ctx.head_checked);
     shared.stats.requests_total.fetch_add(1, Ordering::Relaxed);
     // Checked after the handler: a drain that began meanwhile closes this one.
@@ -439,7 +526,11 @@ fn call_handler<H: Handler>(
         }
     }
     catch_unwind(AssertUnwindSafe(|| handler.handle(req))).map_err(|_| {
-        log::error!("http server: handler panicked on {} {}", req.method, req.path);
+        log::error!(
+            "http server: handler panicked on {} {}",
+            req.method,
+            req.path
+        );
         HttpError::Internal
     })
 }
@@ -447,7 +538,11 @@ fn call_handler<H: Handler>(
 /// `Handler::check_head`, with a panic turned into a 500.
 fn check_head<H: Handler>(handler: &H, head: &Head<'_>) -> Result<(), Response> {
     catch_unwind(AssertUnwindSafe(|| handler.check_head(head))).unwrap_or_else(|_| {
-        log::error!("http server: check_head panicked on {} {}", head.method, head.path);
+        log::error!(
+            "http server: check_head panicked on {} {}",
+            head.method,
+            head.path
+        );
         Err(HttpError::Internal.response())
     })
 }
@@ -496,7 +591,11 @@ mod tests {
         let mut small = vec![0u8; limits::SERVER_READ_BUFFER_BYTES];
         let ptr = small.as_ptr();
         shrink_read_buffer(&mut small);
-        assert_eq!(small.as_ptr(), ptr, "a buffer of the initial size is kept as is");
+        assert_eq!(
+            small.as_ptr(),
+            ptr,
+            "a buffer of the initial size is kept as is"
+        );
 
         let mut wbuf = Vec::with_capacity(60 * 1024);
         wbuf.extend_from_slice(&[1; 50 * 1024]);
@@ -505,6 +604,9 @@ mod tests {
         let mut wsmall = Vec::with_capacity(1024);
         wsmall.push(1);
         shrink_write_buffer(&mut wsmall);
-        assert!(wsmall.is_empty() && wsmall.capacity() >= 1024, "small buffers are reused");
+        assert!(
+            wsmall.is_empty() && wsmall.capacity() >= 1024,
+            "small buffers are reused"
+        );
     }
 }

@@ -22,11 +22,24 @@ impl Read for Trickle<'_> {
 /// Reads `bytes` whole and one byte at a time; both must agree, and
 /// neither may grow the read buffer past its bound.
 fn read(bytes: &[u8], max: usize) -> Result<Response, ReadError> {
-    let (whole, cost) = read_costed(&mut Trickle { bytes, step: usize::MAX }, max);
+    let (whole, cost) = read_costed(
+        &mut Trickle {
+            bytes,
+            step: usize::MAX,
+        },
+        max,
+    );
     let (bytewise, cost1) = read_costed(&mut Trickle { bytes, step: 1 }, max);
-    assert_eq!(format!("{whole:?}"), format!("{bytewise:?}"), "result depends on read sizes");
+    assert_eq!(
+        format!("{whole:?}"),
+        format!("{bytewise:?}"),
+        "result depends on read sizes"
+    );
     for c in [cost, cost1] {
-        assert!(c.buffer_peak_bytes <= limits::BUYER_READ_BUFFER_BYTES_MAX, "{c:?}");
+        assert!(
+            c.buffer_peak_bytes <= limits::BUYER_READ_BUFFER_BYTES_MAX,
+            "{c:?}"
+        );
     }
     whole
 }
@@ -49,7 +62,12 @@ struct Flood {
 
 impl Flood {
     fn new(prefix: &[u8], unit: &[u8]) -> Flood {
-        Flood { prefix: prefix.to_vec(), unit: unit.to_vec(), at: 0, total: 8 << 20 }
+        Flood {
+            prefix: prefix.to_vec(),
+            unit: unit.to_vec(),
+            at: 0,
+            total: 8 << 20,
+        }
     }
 
     fn byte(&self, i: usize) -> u8 {
@@ -75,7 +93,10 @@ impl Read for Flood {
 fn flood(prefix: &[u8], unit: &[u8]) -> Result<Response, ReadError> {
     let mut f = Flood::new(prefix, unit);
     let (r, cost) = read_costed(&mut f, 64 * 1024);
-    assert!(cost.buffer_peak_bytes <= limits::BUYER_READ_BUFFER_BYTES_MAX, "{cost:?}");
+    assert!(
+        cost.buffer_peak_bytes <= limits::BUYER_READ_BUFFER_BYTES_MAX,
+        "{cost:?}"
+    );
     // It stopped early, not at the flood's end.
     assert!(f.at < 1 << 20, "read {} bytes", f.at);
     r
@@ -84,7 +105,13 @@ fn flood(prefix: &[u8], unit: &[u8]) -> Result<Response, ReadError> {
 #[test]
 fn request_has_the_head_leadx_promises() {
     let headers = vec![("X-Api-Key".to_string(), "k1".to_string())];
-    let req = build_request("b.example:9001", "/post?a=1", &headers, "application/json", b"{}");
+    let req = build_request(
+        "b.example:9001",
+        "/post?a=1",
+        &headers,
+        "application/json",
+        b"{}",
+    );
     let text = String::from_utf8(req).unwrap();
     assert_eq!(
         text,
@@ -102,25 +129,44 @@ fn request_drops_headers_that_could_split_it() {
         ("content-length".to_string(), "99".to_string()),
         ("Host".to_string(), "evil".to_string()),
     ];
-    let text = String::from_utf8(build_request("h", "/", &headers, "text/plain\r\nX: y", b"")).unwrap();
+    let text =
+        String::from_utf8(build_request("h", "/", &headers, "text/plain\r\nX: y", b"")).unwrap();
     assert!(text.contains("X-Ok: 1\r\n"));
-    assert!(!text.contains("Injected") && !text.contains("Bad") && !text.contains("X: y"), "{text}");
+    assert!(
+        !text.contains("Injected") && !text.contains("Bad") && !text.contains("X: y"),
+        "{text}"
+    );
     assert!(!text.contains("99") && !text.contains("evil"), "{text}");
 }
 
 #[test]
 fn content_length_body_and_keep_alive() {
     let r = read(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 64).unwrap();
-    assert_eq!(r, Response { status: 200, body: b"hello".to_vec(), reusable: true });
+    assert_eq!(
+        r,
+        Response {
+            status: 200,
+            body: b"hello".to_vec(),
+            reusable: true
+        }
+    );
 }
 
 #[test]
 fn connection_close_and_http10_are_not_reused() {
-    let r = read(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", 64).unwrap();
+    let r = read(
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+        64,
+    )
+    .unwrap();
     assert!(!r.reusable);
     let r = read(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", 64).unwrap();
     assert!(!r.reusable);
-    let r = read(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok", 64).unwrap();
+    let r = read(
+        b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
+        64,
+    )
+    .unwrap();
     assert!(r.reusable);
 }
 
@@ -160,7 +206,11 @@ fn bodies_over_the_limit_are_too_large() {
         assert!(matches!(read(raw, 10), Err(ReadError::TooLarge)), "{}", String::from_utf8_lossy(raw));
     }
     // Exactly at the limit is fine.
-    assert!(read(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789", 10).is_ok());
+    assert!(read(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789",
+        10
+    )
+    .is_ok());
 }
 
 #[test]
@@ -184,7 +234,11 @@ fn garbage_and_truncation_are_malformed() {
         b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Le",
     ] {
-        assert!(matches!(read(raw, 64), Err(ReadError::Malformed)), "{}", String::from_utf8_lossy(raw));
+        assert!(
+            matches!(read(raw, 64), Err(ReadError::Malformed)),
+            "{}",
+            String::from_utf8_lossy(raw)
+        );
     }
 }
 
@@ -197,7 +251,15 @@ fn a_close_before_any_byte_is_reported_apart() {
 fn leftover_bytes_make_a_connection_unusable() {
     // Only what arrived with the response can be seen, so read it whole.
     let bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA";
-    let r = read_costed(&mut Trickle { bytes, step: usize::MAX }, 64).0.unwrap();
+    let r = read_costed(
+        &mut Trickle {
+            bytes,
+            step: usize::MAX,
+        },
+        64,
+    )
+    .0
+    .unwrap();
     assert_eq!((r.body.as_slice(), r.reusable), (&b"ok"[..], false));
 }
 
@@ -215,33 +277,54 @@ fn length_with_chunked_uses_chunked_but_closes() {
 fn a_few_interim_responses_are_skipped_and_an_endless_run_is_malformed() {
     let interim = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n";
     let fin = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-    let raw = [interim.repeat(limits::BUYER_INTERIM_RESPONSES_MAX), fin.to_vec()].concat();
+    let raw = [
+        interim.repeat(limits::BUYER_INTERIM_RESPONSES_MAX),
+        fin.to_vec(),
+    ]
+    .concat();
     assert_eq!(read(&raw, 64).unwrap().body, b"ok");
-    let raw = [interim.repeat(limits::BUYER_INTERIM_RESPONSES_MAX + 1), fin.to_vec()].concat();
+    let raw = [
+        interim.repeat(limits::BUYER_INTERIM_RESPONSES_MAX + 1),
+        fin.to_vec(),
+    ]
+    .concat();
     assert!(matches!(read(&raw, 64), Err(ReadError::Malformed)));
-    assert!(matches!(flood(b"", b"HTTP/1.1 100 Continue\r\n\r\n"), Err(ReadError::Malformed)));
+    assert!(matches!(
+        flood(b"", b"HTTP/1.1 100 Continue\r\n\r\n"),
+        Err(ReadError::Malformed)
+    ));
 }
 
 #[test]
 fn endless_trailers_are_too_large() {
     let prefix = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n";
-    assert!(matches!(flood(prefix, b"X-Trailer: 1\r\n"), Err(ReadError::TooLarge)));
+    assert!(matches!(
+        flood(prefix, b"X-Trailer: 1\r\n"),
+        Err(ReadError::TooLarge)
+    ));
 }
 
 #[test]
 fn an_endless_chunk_extension_is_too_large() {
     let prefix = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;ext=";
-    assert!(matches!(flood(prefix, b"aaaaaaaa"), Err(ReadError::TooLarge)));
+    assert!(matches!(
+        flood(prefix, b"aaaaaaaa"),
+        Err(ReadError::TooLarge)
+    ));
     // A long but bounded extension is fine.
     let ext = "e".repeat(limits::BUYER_CHUNK_LINE_BYTES_MAX - 4);
-    let raw = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;{ext}\r\nok\r\n0\r\n\r\n");
+    let raw =
+        format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;{ext}\r\nok\r\n0\r\n\r\n");
     assert_eq!(read(raw.as_bytes(), 64).unwrap().body, b"ok");
 }
 
 #[test]
 fn a_flood_of_tiny_chunks_is_too_large_before_the_body_limit() {
     let prefix = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
-    assert!(matches!(flood(prefix, b"1;padpadpadpadpad\r\nx\r\n"), Err(ReadError::TooLarge)));
+    assert!(matches!(
+        flood(prefix, b"1;padpadpadpadpad\r\nx\r\n"),
+        Err(ReadError::TooLarge)
+    ));
 }
 
 #[test]
@@ -250,21 +333,38 @@ fn big_bodies_pass_through_a_bounded_buffer() {
     let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
     let r = read(&[head.as_bytes(), &body].concat(), body.len()).unwrap();
     assert_eq!(r.body.len(), body.len());
-    let chunked = [&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n"[..], &body, b"\r\n0\r\n\r\n"].concat();
+    let chunked = [
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n"[..],
+        &body,
+        b"\r\n0\r\n\r\n",
+    ]
+    .concat();
     assert_eq!(read(&chunked, body.len()).unwrap().body.len(), body.len());
     let close = [&b"HTTP/1.1 200 OK\r\n\r\n"[..], &body].concat();
     assert_eq!(read(&close, body.len()).unwrap().body.len(), body.len());
     // Ten megabytes each way: refused at once or after the limit.
-    assert!(matches!(flood(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n", b"x"), Err(ReadError::TooLarge)));
-    assert!(matches!(flood(b"HTTP/1.1 200 OK\r\n\r\n", b"x"), Err(ReadError::TooLarge)));
+    assert!(matches!(
+        flood(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n", b"x"),
+        Err(ReadError::TooLarge)
+    ));
+    assert!(matches!(
+        flood(b"HTTP/1.1 200 OK\r\n\r\n", b"x"),
+        Err(ReadError::TooLarge)
+    ));
     let chunks = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
     // 4096 bytes of "1000\r\n" and a CRLF are exactly 683 units: valid chunks without end.
-    assert!(matches!(flood(chunks, b"1000\r\n"), Err(ReadError::TooLarge)));
+    assert!(matches!(
+        flood(chunks, b"1000\r\n"),
+        Err(ReadError::TooLarge)
+    ));
 }
 
 #[test]
 fn an_endless_head_is_too_large_with_a_bounded_buffer() {
-    assert!(matches!(flood(b"HTTP/1.1 200 OK\r\n", b"X-A: b\r\n"), Err(ReadError::TooLarge)));
+    assert!(matches!(
+        flood(b"HTTP/1.1 200 OK\r\n", b"X-A: b\r\n"),
+        Err(ReadError::TooLarge)
+    ));
 }
 
 #[test]
