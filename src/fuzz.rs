@@ -80,7 +80,7 @@ fn decode(bytes: &[u8]) -> Outcome {
                 keep_alive: p.keep_alive,
             }
         }
-        Err(e) => Outcome::Error(e.status(), e.code()),
+        Err(e) => Outcome::Error(e.status(), e.message()),
     }
 }
 

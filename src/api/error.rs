@@ -110,6 +110,23 @@ impl From<crate::lead::Invalid> for ApiError {
     }
 }
 
+/// A failure the HTTP layer found before (or instead of) a handler: its
+/// status is HTTP's, its contract code is decided here.
+impl From<&crate::http::server::HttpError> for ApiError {
+    fn from(e: &crate::http::server::HttpError) -> ApiError {
+        use crate::http::server::HttpError as H;
+        let code = match e {
+            H::BadRequest(_) => "bad_request",
+            H::BodyTooLarge => "body_too_large",
+            H::HeadersTooLarge => "headers_too_large",
+            H::RequestTimeout => "request_timeout",
+            H::Overloaded => "overloaded",
+            H::Internal => "internal",
+        };
+        ApiError::new(e.status(), code, e.message())
+    }
+}
+
 /// `{"error": {"code": …, "message": …, "field": …}}` — used by the HTTP
 /// layer too, for the errors it answers before a handler runs.
 pub fn error_body(code: &str, message: &str, field: Option<&str>) -> Vec<u8> {
@@ -152,5 +169,16 @@ mod tests {
         let body = error_body("bad_request", "quote \" and \n newline", None);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["error"]["message"], "quote \" and \n newline");
+    }
+
+    #[test]
+    fn http_layer_failures_answer_contract_json() {
+        use crate::http::server::HttpError;
+        let e = ApiError::from(&HttpError::BodyTooLarge);
+        assert_eq!((e.status, e.code), (413, "body_too_large"));
+        let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(v["error"]["code"], "body_too_large");
+        let e = ApiError::from(&HttpError::RequestTimeout);
+        assert_eq!((e.status, e.code), (408, "request_timeout"));
     }
 }

@@ -143,6 +143,10 @@ impl Handler for Api {
         metrics::global().http_request(endpoint, resp.status, latency_us);
         resp
     }
+
+    fn error_response(&self, e: &crate::http::server::HttpError) -> Response {
+        error_response(ApiError::from(e))
+    }
 }
 
 /// Logs a refusal and turns it into its answer.

@@ -135,6 +135,15 @@ pub trait Handler: Send + Sync + 'static {
     }
 
     fn handle(&self, req: &mut Request<'_>) -> Response;
+
+    /// The answer to a failure the server finds itself (bad framing, too
+    /// large, too slow, over capacity, a panicking handler). The HTTP layer
+    /// knows the status; the body is the handler's to choose (leadx's API
+    /// answers its contract's JSON error, `api::error`), so this layer
+    /// imports nothing from above it.
+    fn error_response(&self, e: &HttpError) -> Response {
+        e.plain_response()
+    }
 }
 
 /// Bounds and time-outs of one server.
@@ -366,7 +375,7 @@ fn admit<H: Handler>(
         stats
             .connections_rejected_total
             .fetch_add(1, Ordering::Relaxed);
-        conn::refuse_overloaded(stream);
+        conn::refuse_overloaded(stream, &**handler);
         return;
     }
     open.fetch_add(1, Ordering::Relaxed);

@@ -113,3 +113,25 @@ fn the_lock_and_park_guard_sees_a_bare_lock_and_a_bare_park() {
         "{bad:?}"
     );
 }
+
+/// Imports run downwards: nothing below `api` names `api` (its errors are
+/// domain values that `api::error` alone maps to HTTP). Only the wiring
+/// above it may: `daemon` (starts the API), `demo`, `main`.
+#[test]
+fn nothing_below_api_imports_api() {
+    let above = ["src/daemon.rs", "src/demo.rs", "src/main.rs", "src/lib.rs"];
+    let mut bad = Vec::new();
+    for (path, text) in sources() {
+        let name = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap().display().to_string();
+        let test_file = name.ends_with("tests.rs");
+        if name.starts_with("src/api/") || above.contains(&name.as_str()) || test_file {
+            continue;
+        }
+        for (n, line) in production_lines(&text) {
+            if !is_comment(line) && line.contains("crate::api") {
+                bad.push(format!("{name}:{n}: {}", line.trim()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "imports that run up into api:\n{}", bad.join("\n"));
+}

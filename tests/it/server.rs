@@ -1,5 +1,6 @@
 //! The HTTP server against real sockets on 127.0.0.1:0, with a tiny echo
-//! handler, so these tests depend on nothing but `leadx::http::server`.
+//! handler, so these tests depend on nothing but `leadx::http::server` (and
+//! `api::error` for the error bodies the echo handler chooses).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -15,6 +16,18 @@ use leadx::http::server::{self, Handler, Request, Response, ServerHandle, Server
 struct Echo;
 
 impl Handler for Echo {
+    /// The contract's JSON errors, as leadx's API answers them, so these
+    /// tests check the codes too.
+    fn error_response(&self, e: &server::HttpError) -> Response {
+        let e = leadx::api::error::ApiError::from(e);
+        Response {
+            status: e.status,
+            content_type: "application/json",
+            headers: vec![],
+            body: e.body(),
+        }
+    }
+
     fn handle(&self, req: &mut Request<'_>) -> Response {
         if req.path == "/sleep" {
             let ms = req

@@ -45,18 +45,7 @@ impl HttpError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
-        match self {
-            HttpError::BadRequest(_) => "bad_request",
-            HttpError::BodyTooLarge => "body_too_large",
-            HttpError::HeadersTooLarge => "headers_too_large",
-            HttpError::RequestTimeout => "request_timeout",
-            HttpError::Overloaded => "overloaded",
-            HttpError::Internal => "internal",
-        }
-    }
-
-    fn message(&self) -> &'static str {
+    pub fn message(&self) -> &'static str {
         match self {
             HttpError::BadRequest(why) => why,
             HttpError::BodyTooLarge => "request body is too large",
@@ -67,21 +56,21 @@ impl HttpError {
         }
     }
 
-    /// The JSON error answer for this failure.
-    pub fn response(&self) -> Response {
-        let body = crate::api::error::error_body(self.code(), self.message(), None);
+    /// A plain-text answer for this failure: what a `Handler` that does
+    /// not say otherwise sends (`Handler::error_response`).
+    pub fn plain_response(&self) -> Response {
         Response {
             status: self.status(),
-            content_type: "application/json",
+            content_type: "text/plain; charset=utf-8",
             headers: Vec::new(),
-            body,
+            body: format!("{}\n", self.message()).into_bytes(),
         }
     }
 }
 
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status(), self.code(), self.message())
+        write!(f, "{} {}", self.status(), self.message())
     }
 }
 

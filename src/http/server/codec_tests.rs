@@ -381,9 +381,11 @@ fn decimal_and_odd_status() {
 }
 
 #[test]
-fn error_response_is_contract_json() {
-    let res = HttpError::BodyTooLarge.response();
-    assert_eq!(res.status, 413);
-    let v: serde_json::Value = serde_json::from_slice(&res.body).unwrap();
-    assert_eq!(v["error"]["code"], "body_too_large");
+fn the_default_error_answer_is_plain_text_with_the_http_status() {
+    let res = HttpError::BodyTooLarge.plain_response();
+    assert_eq!(
+        (res.status, res.content_type),
+        (413, "text/plain; charset=utf-8")
+    );
+    assert_eq!(res.body, b"request body is too large\n");
 }

@@ -146,10 +146,10 @@ impl Drop for Registered {
 
 /// Over `connections_max`: a best-effort 503 without waiting (the accept
 /// loop must not block on one client), then close.
-pub(super) fn refuse_overloaded(stream: may::net::TcpStream) {
+pub(super) fn refuse_overloaded<H: Handler>(stream: may::net::TcpStream, handler: &H) {
     let mut out = Vec::new();
     codec::encode(
-        &HttpError::Overloaded.response(),
+        &handler.error_response(&HttpError::Overloaded),
         false,
         false,
         false,
@@ -176,14 +176,14 @@ impl Conn {
             match self.fill() {
                 Fill::Data => {}
                 Fill::Closed => return,
-                Fill::RequestTimeout => return self.timed_out(),
+                Fill::RequestTimeout => return self.timed_out(handler),
                 Fill::TooLarge => {
                     self.shared
                         .stats
                         .protocol_errors_total
                         .fetch_add(1, Ordering::Relaxed);
                     codec::encode(
-                        &HttpError::BodyTooLarge.response(),
+                        &handler.error_response(&HttpError::BodyTooLarge),
                         false,
                         false,
                         false,
@@ -219,7 +219,8 @@ impl Conn {
                         .stats
                         .protocol_errors_total
                         .fetch_add(1, Ordering::Relaxed);
-                    codec::encode(&e.response(), false, false, false, &mut self.wbuf);
+                    let response = handler.error_response(&e);
+                    codec::encode(&response, false, false, false, &mut self.wbuf);
                     return Step::Fail;
                 }
             };
@@ -417,13 +418,13 @@ impl Conn {
         ok
     }
 
-    fn timed_out(&mut self) {
+    fn timed_out<H: Handler>(&mut self, handler: &H) {
         self.shared
             .stats
             .timeouts_total
             .fetch_add(1, Ordering::Relaxed);
         codec::encode(
-            &HttpError::RequestTimeout.response(),
+            &handler.error_response(&HttpError::RequestTimeout),
             false,
             false,
             false,
@@ -503,7 +504,7 @@ fn answer<H: Handler>(
     shared.stats.requests_total.fetch_add(1, Ordering::Relaxed);
     // Checked after the handler: a drain that began meanwhile closes this one.
     let keep_alive = keep_alive && result.is_ok() && !shared.draining.load(Ordering::SeqCst);
-    let response = result.unwrap_or_else(|e| e.response());
+    let response = result.unwrap_or_else(|e| handler.error_response(&e));
     codec::encode(&response, keep_alive, http10, head_only, wbuf);
     (len, keep_alive)
 }
@@ -543,7 +544,7 @@ fn check_head<H: Handler>(handler: &H, head: &Head<'_>) -> Result<(), Response> 
             head.method,
             head.path
         );
-        Err(HttpError::Internal.response())
+        Err(handler.error_response(&HttpError::Internal))
     })
 }
 
