@@ -122,7 +122,11 @@ fn nothing_below_api_imports_api() {
     let above = ["src/daemon.rs", "src/demo.rs", "src/main.rs", "src/lib.rs"];
     let mut bad = Vec::new();
     for (path, text) in sources() {
-        let name = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap().display().to_string();
+        let name = path
+            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+            .unwrap()
+            .display()
+            .to_string();
         let test_file = name.ends_with("tests.rs");
         if name.starts_with("src/api/") || above.contains(&name.as_str()) || test_file {
             continue;
@@ -133,5 +137,9 @@ fn nothing_below_api_imports_api() {
             }
         }
     }
-    assert!(bad.is_empty(), "imports that run up into api:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "imports that run up into api:\n{}",
+        bad.join("\n")
+    );
 }
