@@ -60,6 +60,16 @@ pub struct Running {
 /// Binding comes first so that a port in use fails at once, before the
 /// store's lock wait (`limits::STORE_LOCK_WAIT_MS`).
 pub fn start(config: Config, path: Option<PathBuf>) -> Result<Running, StartError> {
+    start_with_clock(config, path, Arc::new(crate::clock::SystemClock))
+}
+
+/// `start` with the exchange's business time told by `clock` (tests move a
+/// `clock::ManualClock` instead of sleeping).
+pub fn start_with_clock(
+    config: Config,
+    path: Option<PathBuf>,
+    clock: Arc<dyn crate::clock::Clock>,
+) -> Result<Running, StartError> {
     crate::rt::configure(config.server.workers);
     let listen = config.server.listen;
     let listener = server::bind(listen).map_err(|e| StartError::Bind(listen, e))?;
@@ -78,7 +88,7 @@ pub fn start(config: Config, path: Option<PathBuf>) -> Result<Running, StartErro
         ..ServerOptions::default()
     };
     let drain_timeout = Duration::from_millis(config.server.drain_timeout_ms);
-    let ex = Arc::new(Exchange::new(config, store).map_err(StartError::Config)?);
+    let ex = Arc::new(Exchange::new(config, store, clock).map_err(StartError::Config)?);
     crate::exchange::outcomes::spawn_retrier(&ex);
     let reload_ex = ex.clone();
     let reload: Arc<crate::api::ReloadFn> =

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auction;
 pub mod buyer;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod demo;

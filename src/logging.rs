@@ -463,6 +463,7 @@ pub mod events {
 
     fn maybe_summarise() {
         if let Some((c, interval_ms)) =
+            // wall clock: when the log summary is due, not business time.
             SUMMARY.take_due(crate::ids::now_ms(), limits::LOG_SUMMARY_INTERVAL_MS)
         {
             log_summary(c, interval_ms);
@@ -475,6 +476,7 @@ pub mod events {
         let interval_ms = if since == 0 {
             0
         } else {
+            // wall clock: the summary's interval.
             crate::ids::now_ms().saturating_sub(since)
         };
         log_summary(SUMMARY.take(), interval_ms);

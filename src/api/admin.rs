@@ -373,7 +373,7 @@ fn reload(api: &Api) -> Result<Response, ApiError> {
 fn stats(ex: &Exchange) -> Vec<u8> {
     let rt = ex.runtime();
     let live = crate::metrics::global().live();
-    let day = caps::utc_day(crate::ids::now_ms());
+    let day = caps::utc_day(ex.now_ms());
     let mut out = b"{\"publishers\":[".to_vec();
     for (i, p) in rt.config.publishers.iter().enumerate() {
         if i > 0 {
@@ -451,7 +451,7 @@ fn latency_ms(l: &LatencySummary) -> Vec<u8> {
 pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
     use crate::metrics::write_gauge;
     let rt = ex.runtime();
-    let day = caps::utc_day(crate::ids::now_ms());
+    let day = caps::utc_day(ex.now_ms());
     for (i, b) in rt.config.buyers.iter().enumerate() {
         if let Some(cap) = b.caps.daily {
             let left = cap.saturating_sub(rt.buyers[i].cap.used(day));

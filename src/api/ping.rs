@@ -90,7 +90,7 @@ pub(crate) fn auction(
         .auction(&budgets, input.started, rt.config.auction.ping_timeout_ms)
         .map_err(shed)?;
     let AuctionResult { bids, calls } = fanout::run(ex, rt, input).map_err(shed)?;
-    let now = ids::now_ms();
+    let now = ex.now_ms();
     let ping = Arc::new(PingRecord {
         v: records::RECORD_VERSION,
         ping_id: input.ping_id.to_string(),

@@ -39,7 +39,7 @@ pub fn handle(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     if let Some(lead_id) = &ping.lead_id {
         return settled(ex, lead_id);
     }
-    if crate::ids::now_ms() > ping.expires_ms {
+    if ex.now_ms() > ping.expires_ms {
         return Err(ApiError::field(
             410,
             "ping_expired",

@@ -122,7 +122,7 @@ pub fn run(
 ) -> Result<AuctionResult, ShedReason> {
     let deadline = input.started + Duration::from_millis(rt.config.auction.ping_timeout_ms);
     let answer_by = deadline - Duration::from_millis(limits::RESPONSE_MARGIN_MS);
-    let day = caps::utc_day(crate::ids::now_ms());
+    let day = caps::utc_day(ex.now_ms());
     let mut calls = Vec::new();
     let mut bids = Vec::new();
     let mut to_call = Vec::new();

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::buyer::{self, Integration};
+use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::http::client::{BuyerClient, ClientOptions};
 use crate::metrics::{self, BuyerMetrics};
@@ -56,9 +57,10 @@ impl Runtime {
         config: Config,
         book: &caps::CapBook,
         store: &Store,
+        now_ms: u64,
     ) -> Result<Runtime, Vec<ConfigError>> {
         let ids: Vec<&str> = config.buyers.iter().map(|b| b.id.as_str()).collect();
-        let day = caps::utc_day(crate::ids::now_ms());
+        let day = caps::utc_day(now_ms);
         let counters = book.attach(&ids, day, |buyer| {
             let prefix = crate::records::keys::cap_day(buyer, day);
             store
@@ -132,14 +134,20 @@ pub struct Exchange {
     posts_closed: AtomicBool,
     draining: AtomicBool,
     ready: AtomicBool,
+    clock: Arc<dyn Clock>,
 }
 
 impl Exchange {
     /// Builds the first runtime from `config` (blocking, see
-    /// `Runtime::build`) and the exchange around it.
-    pub fn new(config: Config, store: Store) -> Result<Exchange, Vec<ConfigError>> {
+    /// `Runtime::build`) and the exchange around it; `clock` tells business
+    /// time (`clock::SystemClock` but in tests).
+    pub fn new(
+        config: Config,
+        store: Store,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Exchange, Vec<ConfigError>> {
         let caps = caps::CapBook::default();
-        let runtime = Runtime::build(config, &caps, &store)?;
+        let runtime = Runtime::build(config, &caps, &store, clock.now_ms())?;
         let ping_cache_bytes = runtime.config.server.ping_cache_bytes;
         let admission = admission::Admission::new();
         admission::spawn_lag_probe(&admission);
@@ -157,7 +165,13 @@ impl Exchange {
             posts_closed: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             ready: AtomicBool::new(false),
+            clock,
         })
+    }
+
+    /// Business time, in milliseconds since the Unix epoch (see `clock`).
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     /// The config a request runs on, from start to finish.
@@ -169,7 +183,7 @@ impl Exchange {
     /// running finish on the one they started with. Blocking: call it from a
     /// plain thread (see `daemon::reload_from`).
     pub fn reload(&self, config: Config) -> Result<(), Vec<ConfigError>> {
-        let rt = Runtime::build(config, &self.caps, &self.store)?;
+        let rt = Runtime::build(config, &self.caps, &self.store, self.now_ms())?;
         self.pings.set_bytes_max(rt.config.server.ping_cache_bytes);
         self.runtime.store(Arc::new(rt));
         Ok(())

@@ -108,6 +108,7 @@ impl KeptSales {
             log_sale(&sale.rec, "kept sale recorded", log::Level::Info);
             // Counted now that it is a sale: its latency is the time until
             // the publisher could have been told `sold`.
+            // wall clock: a latency for metrics, not business time.
             let latency_us = crate::ids::now_ms().saturating_sub(sale.rec.created_ms) * 1000;
             if !sale.rec.test {
                 crate::metrics::global()

@@ -80,7 +80,7 @@ pub fn run(
                 .map_err(|_| SaleError::Overloaded)?,
         )
     };
-    let now = ids::now_ms();
+    let now = ex.now_ms();
     let mut rec = LeadRecord {
         v: records::RECORD_VERSION,
         lead_id: ids::new_id(),
@@ -103,7 +103,7 @@ pub fn run(
         rec.status = records::STATUS_UNSOLD.into();
         rec.reason = Some("no_bid".into());
         ex.store
-            .write_durable(outcome(input, &mut rec, None, &[]))?;
+            .write_durable(outcome(ex.now_ms(), input, &mut rec, None, &[]))?;
         return Ok(rec);
     }
     // Before any buyer sees the lead, make it durable that this ping (and
@@ -114,13 +114,13 @@ pub fn run(
     let mut intent = Batch::default();
     add_links(input, &rec, &mut intent);
     ex.store.write_durable(intent)?;
-    let sale = offer(rt, input, &mut rec);
+    let sale = offer(rt, input, &mut rec, caps::utc_day(ex.now_ms()));
     let dedupe: &[Vec<u8>] = match (&sale, &dedupe_keys) {
         (Some(_), Some((keys, _))) => keys,
         _ => &[],
     };
     let sold = sale.is_some();
-    let batch = outcome(input, &mut rec, sale, dedupe);
+    let batch = outcome(ex.now_ms(), input, &mut rec, sale, dedupe);
     match ex.store.write_durable(batch.clone()) {
         Ok(()) => Ok(rec),
         Err(e) if sold => {
@@ -143,10 +143,10 @@ fn offer(
     rt: &Arc<Runtime>,
     input: &PostInput<'_>,
     rec: &mut LeadRecord,
+    day: u32,
 ) -> Option<(StoredBid, u32)> {
     let ping = input.ping;
     let deadline = input.started + Duration::from_millis(rt.config.auction.post_timeout_ms);
-    let day = caps::utc_day(ids::now_ms());
     let mut body = Vec::with_capacity(1024);
     let mut attempted = false;
     for bid in &ping.bids {
@@ -277,12 +277,12 @@ fn skip(buyer: &str, reason: &str) -> CallRecord {
 /// lead record, the ping's link to it, and for a sale the cap unit, the
 /// dedupe keys and the sales index.
 fn outcome(
+    now: u64,
     input: &PostInput<'_>,
     rec: &mut LeadRecord,
     sale: Option<(StoredBid, u32)>,
     dedupe: &[Vec<u8>],
 ) -> Batch {
-    let now = ids::now_ms();
     let mut batch = Batch::default();
     if let Some((bid, day)) = &sale {
         rec.status = records::STATUS_SOLD.into();
@@ -376,7 +376,7 @@ fn claim_unsold(
         .selling
         .claim_all(keys.to_vec())
         .ok_or(SaleError::Duplicate)?;
-    let now = ids::now_ms();
+    let now = ex.now_ms();
     for k in keys {
         if let Some(v) = ex.store.get(Tree::Dedupe, k)? {
             let sold_ms = v

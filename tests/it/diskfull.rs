@@ -97,6 +97,7 @@ fn start_on(data_dir: PathBuf, buyers: &str) -> Leadx {
         addr,
         dir,
         config_path,
+        clock: std::sync::Arc::new(leadx::clock::SystemClock),
     }
 }
 

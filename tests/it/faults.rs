@@ -72,6 +72,7 @@ fn start_with(server_extra: &str, buyers: &str, data_dir: Option<&std::path::Pat
         addr,
         dir,
         config_path,
+        clock: std::sync::Arc::new(leadx::clock::SystemClock),
     }
 }
 

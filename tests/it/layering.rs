@@ -143,3 +143,37 @@ fn nothing_below_api_imports_api() {
         bad.join("\n")
     );
 }
+
+/// Business time comes from the exchange's `Clock` (tests move a manual
+/// one): outside `clock` and `ids`, a wall-clock read must say on the line
+/// before why it is not business time (`// wall clock: …`).
+#[test]
+fn only_the_clock_reads_the_wall_clock_for_business_time() {
+    let mut bad = Vec::new();
+    for (path, text) in sources() {
+        let name = path
+            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+            .unwrap()
+            .display()
+            .to_string();
+        if name.ends_with("src/clock.rs")
+            || name.ends_with("src/ids.rs")
+            || name.ends_with("tests.rs")
+        {
+            continue;
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        for (n, line) in production_lines(&text) {
+            let reads = line.contains("ids::now_ms()") || line.contains("SystemTime::now");
+            let said = n >= 2 && lines[n - 2].contains("wall clock:");
+            if reads && !is_comment(line) && !said {
+                bad.push(format!("{name}:{n}: {}", line.trim()));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "ask the exchange's clock (ex.now_ms()):\n{}",
+        bad.join("\n")
+    );
+}

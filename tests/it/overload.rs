@@ -31,6 +31,7 @@ fn start_with(server: &str, auction: &str, buyers: &str) -> Leadx {
         addr,
         dir,
         config_path,
+        clock: std::sync::Arc::new(leadx::clock::SystemClock),
     }
 }
 

@@ -2,7 +2,7 @@
 //! concurrency, dedupe, consent, ownership, expiry — and all of it across a
 //! restart.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -218,12 +218,21 @@ fn a_post_must_match_its_ping_and_belong_to_its_publisher() {
 #[test]
 fn bids_expire_after_their_ttl() {
     let a = mock(Act::Bid(10.0), Act::Accept("A"));
-    let l = start("bid_ttl_s = 1", "", &buyer_toml("a", &a, ""));
+    let clock = Arc::new(leadx::clock::ManualClock::new());
+    let l = start_with_clock("bid_ttl_s = 1", "", &buyer_toml("a", &a, ""), clock.clone());
     let id = ping(&l)["ping_id"].as_str().unwrap().to_string();
-    std::thread::sleep(Duration::from_millis(1_300));
+    clock.advance_ms(1_000);
     let r = post(&l, &id, "5552345678");
+    assert_ne!(r.status, 410, "still valid at exactly its TTL");
+    let id = ping(&l)["ping_id"].as_str().unwrap().to_string();
+    clock.advance_ms(1_001);
+    let r = post(&l, &id, "5552345679");
     assert_eq!((r.status, r.code()), (410, "ping_expired".into()));
-    assert_eq!(a.buyer.posts(), 0);
+    assert_eq!(
+        a.buyer.posts(),
+        1,
+        "only the first, unexpired post reached the buyer"
+    );
 }
 
 #[test]

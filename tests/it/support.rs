@@ -215,6 +215,7 @@ pub struct Leadx {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     pub config_path: std::path::PathBuf,
+    pub clock: Arc<dyn leadx::clock::Clock>,
 }
 
 impl Leadx {
@@ -229,7 +230,9 @@ impl Leadx {
         self.stop();
         let text = std::fs::read_to_string(&self.config_path).unwrap();
         let config = leadx::config::parse(&text, &|_| None).unwrap();
-        let running = daemon::start(config, Some(self.config_path.clone())).unwrap();
+        let running =
+            daemon::start_with_clock(config, Some(self.config_path.clone()), self.clock.clone())
+                .unwrap();
         self.addr = running.local_addr();
         self.running = Some(running);
     }
@@ -250,6 +253,22 @@ impl Drop for Leadx {
 /// Starts leadx on a fresh store with `[auction]` settings, extra vertical
 /// keys and buyer tables.
 pub fn start(auction: &str, vertical_extra: &str, buyers: &str) -> Leadx {
+    start_with_clock(
+        auction,
+        vertical_extra,
+        buyers,
+        Arc::new(leadx::clock::SystemClock),
+    )
+}
+
+/// `start` with business time told by `clock` (a `ManualClock` lets a test
+/// move time instead of sleeping).
+pub fn start_with_clock(
+    auction: &str,
+    vertical_extra: &str,
+    buyers: &str,
+    clock: Arc<dyn leadx::clock::Clock>,
+) -> Leadx {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "{}\n{buyers}",
@@ -259,13 +278,15 @@ pub fn start(auction: &str, vertical_extra: &str, buyers: &str) -> Leadx {
     std::fs::write(&config_path, &text).unwrap();
     let config = leadx::config::parse(&text, &|_| None)
         .unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
-    let running = daemon::start(config, Some(config_path.clone())).unwrap();
+    let running =
+        daemon::start_with_clock(config, Some(config_path.clone()), clock.clone()).unwrap();
     let addr = running.local_addr();
     Leadx {
         running: Some(running),
         addr,
         dir,
         config_path,
+        clock,
     }
 }
 
