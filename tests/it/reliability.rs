@@ -297,3 +297,23 @@ fn a_stderr_nobody_reads_never_blocks_requests() {
     assert_eq!(request(addr, "GET", "/healthz", &[], b"").status, 200);
     drop(stderr);
 }
+
+/// A daily cap counts UTC days of business time: moved past midnight by the
+/// exchange's clock (no sleeping), a capped-out buyer bids again.
+#[test]
+fn a_daily_cap_frees_up_at_utc_midnight() {
+    let m = mock(Act::Bid(4.0), Act::Accept("B1"));
+    let clock = std::sync::Arc::new(leadx::clock::ManualClock::new());
+    let buyer = buyer_toml("b", &m, "[buyer.caps]\ndaily = 1");
+    let l = start_with_clock("", "", &buyer, clock.clone());
+    let p = ping(&l);
+    let sold = post(&l, p["ping_id"].as_str().unwrap(), "3125550401");
+    assert_eq!(sold.json()["status"], "sold");
+    assert_eq!(ping(&l)["status"], "no_bid", "cap of 1 reached");
+    let now = leadx::clock::Clock::now_ms(&*clock);
+    let next_midnight = (now / 86_400_000 + 1) * 86_400_000;
+    clock.set_ms(next_midnight - 1);
+    assert_eq!(ping(&l)["status"], "no_bid", "still the same UTC day");
+    clock.set_ms(next_midnight);
+    assert_eq!(ping(&l)["status"], "bid", "a new UTC day, a new cap");
+}
