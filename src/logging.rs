@@ -369,7 +369,7 @@ pub mod events {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use crate::limits;
-    use crate::records::{LeadRecord, PingRecord, STATUS_SOLD};
+    use crate::records::{LeadRecord, LeadStatus, PingRecord};
 
     const TARGET: &str = "leadx::exchange";
 
@@ -529,7 +529,7 @@ pub mod events {
             .iter()
             .filter(|c| c.outcome == "rejected")
             .count();
-        if rec.status == STATUS_SOLD {
+        if rec.status == LeadStatus::Sold {
             Summary::add(&SUMMARY.sold, 1);
             log::debug!(target: TARGET, lead_id = rec.lead_id.as_str(), ping_id = rec.ping_id.as_str(), publisher = rec.publisher.as_str(),
                 buyer = rec.buyer.as_deref().unwrap_or(""), price_cents = rec.price.unwrap_or(0), payout_cents = rec.payout.unwrap_or(0),
@@ -674,7 +674,7 @@ mod tests {
             vertical: "auto".into(),
             test: false,
             created_ms: 0,
-            status: crate::records::STATUS_SOLD.into(),
+            status: crate::records::LeadStatus::Sold,
             reason: None,
             price: Some(1_000),
             payout: Some(800),

@@ -65,9 +65,28 @@ pub struct PingRecord {
 }
 
 /// Status of a lead record.
-pub const STATUS_POSTING: &str = "posting";
-pub const STATUS_SOLD: &str = "sold";
-pub const STATUS_UNSOLD: &str = "unsold";
+/// Where a lead stands. Stored as the lower-case word (`"posting"`,
+/// `"sold"`, `"unsold"`), the same bytes the earlier string field held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeadStatus {
+    /// The post stage is running, or was cut off by a crash (then settled
+    /// `unsold` / `interrupted` on the next look).
+    Posting,
+    Sold,
+    Unsold,
+}
+
+impl LeadStatus {
+    /// The contract's word for it (`GET /v1/leads/{id}`, admin views).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeadStatus::Posting => "posting",
+            LeadStatus::Sold => "sold",
+            LeadStatus::Unsold => "unsold",
+        }
+    }
+}
 
 /// A posted lead and its outcome. Written `posting` before the first buyer
 /// is called and rewritten durably with the outcome.
@@ -80,7 +99,7 @@ pub struct LeadRecord {
     pub vertical: String,
     pub test: bool,
     pub created_ms: u64,
-    pub status: String,
+    pub status: LeadStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// What the buyer pays.
@@ -158,7 +177,7 @@ mod tests {
             vertical: "auto".into(),
             test: false,
             created_ms: 1,
-            status: STATUS_SOLD.into(),
+            status: LeadStatus::Sold,
             reason: None,
             price: Some(1200),
             payout: Some(960),
@@ -170,5 +189,26 @@ mod tests {
         };
         let bytes = serde_json::to_vec(&r).unwrap();
         assert_eq!(serde_json::from_slice::<LeadRecord>(&bytes).unwrap(), r);
+    }
+
+    /// The enum is stored as the very words the string field held, so
+    /// records written before it read back and new ones read the same.
+    #[test]
+    fn lead_status_is_stored_as_the_same_words() {
+        for (status, word) in [
+            (LeadStatus::Posting, "posting"),
+            (LeadStatus::Sold, "sold"),
+            (LeadStatus::Unsold, "unsold"),
+        ] {
+            assert_eq!(
+                serde_json::to_string(&status).unwrap(),
+                format!("\"{word}\"")
+            );
+            assert_eq!(status.as_str(), word);
+        }
+        let old = r#"{"v":1,"lead_id":"L","ping_id":"P","publisher":"p","vertical":"auto","test":false,"created_ms":1,"status":"posting","post_calls":[],"pii_json":"{}"}"#;
+        let rec: LeadRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(rec.status, LeadStatus::Posting);
+        assert!(serde_json::from_str::<LeadRecord>(&old.replace("posting", "lost")).is_err());
     }
 }

@@ -73,7 +73,7 @@ fn full_view(rec: &LeadRecord) -> Vec<u8> {
         .str("ping_id", &rec.ping_id)
         .str("publisher", &rec.publisher)
         .str("vertical", &rec.vertical)
-        .str("status", &rec.status)
+        .str("status", rec.status.as_str())
         .cents("price", rec.price)
         .cents("payout", rec.payout)
         .str("created_at", &rfc3339(rec.created_ms))
@@ -174,7 +174,7 @@ fn transaction(ex: &Exchange, ping: &PingRecord) -> Result<Vec<u8>, ApiError> {
         let post_calls = serde_json::to_vec(&lead.post_calls).expect("records serialise");
         o = o
             .str("lead_id", &lead.lead_id)
-            .str("post_status", &lead.status)
+            .str("post_status", lead.status.as_str())
             .cents("price", lead.price)
             .cents("payout", lead.payout);
         if let Some(b) = &lead.buyer {

@@ -22,14 +22,14 @@ pub fn get(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
 /// `{"lead_id", "status", "price", "vertical", "created_at"}` — the price is
 /// the publisher's payout, null unless sold.
 pub(crate) fn public_view(rec: &LeadRecord) -> Vec<u8> {
-    let price = if rec.status == crate::records::STATUS_SOLD {
+    let price = if rec.status == crate::records::LeadStatus::Sold {
         rec.payout
     } else {
         None
     };
     let mut o = Obj::new()
         .str("lead_id", &rec.lead_id)
-        .str("status", &rec.status)
+        .str("status", rec.status.as_str())
         .cents("price", price)
         .str("vertical", &rec.vertical)
         .str("created_at", &rfc3339(rec.created_ms));

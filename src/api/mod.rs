@@ -331,7 +331,7 @@ pub(crate) fn rfc3339(ms: u64) -> String {
 
 /// The publisher's answer for a settled post (contract §4).
 pub(crate) fn outcome_body(rec: &LeadRecord) -> Vec<u8> {
-    if rec.status == crate::records::STATUS_SOLD {
+    if rec.status == crate::records::LeadStatus::Sold {
         Obj::new()
             .str("status", "sold")
             .str("lead_id", &rec.lead_id)

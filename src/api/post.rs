@@ -97,7 +97,7 @@ pub(crate) fn settle(
     let latency_us = started.elapsed().as_micros() as u64;
     match result {
         Ok(rec) => {
-            let outcome = if rec.status == crate::records::STATUS_SOLD {
+            let outcome = if rec.status == crate::records::LeadStatus::Sold {
                 PostOutcome::Sold
             } else {
                 PostOutcome::Unsold

@@ -89,7 +89,7 @@ pub fn run(
         vertical: ping.vertical.clone(),
         test: ping.test,
         created_ms: now,
-        status: records::STATUS_POSTING.into(),
+        status: records::LeadStatus::Posting,
         reason: None,
         price: None,
         payout: None,
@@ -100,7 +100,7 @@ pub fn run(
         pii_json: pii_json(input.lead, input.consent),
     };
     if ping.bids.is_empty() {
-        rec.status = records::STATUS_UNSOLD.into();
+        rec.status = records::LeadStatus::Unsold;
         rec.reason = Some("no_bid".into());
         ex.store
             .write_durable(outcome(ex.now_ms(), input, &mut rec, None, &[]))?;
@@ -285,7 +285,7 @@ fn outcome(
 ) -> Batch {
     let mut batch = Batch::default();
     if let Some((bid, day)) = &sale {
-        rec.status = records::STATUS_SOLD.into();
+        rec.status = records::LeadStatus::Sold;
         rec.reason = None;
         rec.price = Some(bid.price);
         rec.payout = Some(bid.payout);
@@ -303,7 +303,7 @@ fn outcome(
             }
         }
     } else {
-        rec.status = records::STATUS_UNSOLD.into();
+        rec.status = records::LeadStatus::Unsold;
     }
     add_links(input, rec, &mut batch);
     batch
@@ -332,10 +332,10 @@ fn add_links(input: &PostInput<'_>, rec: &LeadRecord, batch: &mut Batch) {
 /// buyers' answers are unknown, so it is settled `unsold` / `interrupted`
 /// for reconciliation rather than offered again.
 pub fn settle_interrupted(ex: &Exchange, rec: &mut LeadRecord) -> Result<(), StoreError> {
-    if rec.status != records::STATUS_POSTING {
+    if rec.status != records::LeadStatus::Posting {
         return Ok(());
     }
-    rec.status = records::STATUS_UNSOLD.into();
+    rec.status = records::LeadStatus::Unsold;
     rec.reason = Some("interrupted".into());
     let mut batch = Batch::default();
     batch.insert(

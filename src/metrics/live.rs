@@ -44,7 +44,7 @@ use crate::sync::RwLock;
 use super::quantiles::Quantiles;
 use super::snapshot::LatencySummary;
 use crate::money::Cents;
-use crate::records::{LeadRecord, PingRecord, STATUS_SOLD};
+use crate::records::{LeadRecord, LeadStatus, PingRecord};
 
 /// Label of the shared entry for parties past a map's bound.
 pub const OTHER_PARTY: &str = "_other";
@@ -232,7 +232,7 @@ impl LiveStats {
         let p = self.publishers.handle(&rec.publisher);
         add(&p.posts, 1);
         p.post_latency.observe(latency_us);
-        let sold = rec.status == STATUS_SOLD;
+        let sold = rec.status == LeadStatus::Sold;
         let (price, payout) = (rec.price.unwrap_or(0), rec.payout.unwrap_or(0));
         if sold {
             add(&p.sold, 1);
@@ -274,7 +274,7 @@ impl LiveStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::{CallRecord, StoredBid, RECORD_VERSION, STATUS_UNSOLD};
+    use crate::records::{CallRecord, StoredBid, RECORD_VERSION};
 
     fn call(
         buyer: &str,
@@ -327,7 +327,11 @@ mod tests {
             vertical: "auto".into(),
             test,
             created_ms: 0,
-            status: if sold { STATUS_SOLD } else { STATUS_UNSOLD }.into(),
+            status: if sold {
+                LeadStatus::Sold
+            } else {
+                LeadStatus::Unsold
+            },
             reason: None,
             price: sold.then_some(1_000),
             payout: sold.then_some(800),
