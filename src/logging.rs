@@ -369,7 +369,7 @@ pub mod events {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use crate::limits;
-    use crate::records::{LeadRecord, LeadStatus, PingRecord};
+    use crate::records::{CallOutcome, LeadRecord, LeadStatus, PingRecord};
 
     const TARGET: &str = "leadx::exchange";
 
@@ -489,13 +489,14 @@ pub mod events {
         log::debug!(target: TARGET, ping_id = ping.ping_id.as_str(), publisher = ping.publisher.as_str(), vertical = ping.vertical.as_str(),
             bids = ping.bids.len(), best_price_cents = best, auction_us = ping.auction_us, test = ping.test; "auction done");
         Summary::add(&SUMMARY.pings, 1);
-        for c in ping
-            .calls
-            .iter()
-            .filter(|c| matches!(c.outcome.as_str(), "error" | "invalid" | "timeout"))
-        {
+        for c in ping.calls.iter().filter(|c| {
+            matches!(
+                c.outcome,
+                CallOutcome::Error | CallOutcome::Invalid | CallOutcome::Timeout
+            )
+        }) {
             let reason = c.reason.as_deref().unwrap_or("");
-            let counter = if c.outcome == "timeout" {
+            let counter = if c.outcome == CallOutcome::Timeout {
                 &SUMMARY.buyer_timeouts
             } else {
                 &SUMMARY.buyer_errors
@@ -510,7 +511,11 @@ pub mod events {
     /// A post is settled (and durable): debug with the outcome and for each
     /// buyer post that failed; counted in the summary.
     pub fn post(rec: &LeadRecord) {
-        for c in rec.post_calls.iter().filter(|c| c.outcome == "failed") {
+        for c in rec
+            .post_calls
+            .iter()
+            .filter(|c| c.outcome == CallOutcome::Failed)
+        {
             let timeout = c.reason.as_deref() == Some("timeout");
             Summary::add(
                 if timeout {
@@ -527,7 +532,7 @@ pub mod events {
         let rejected = rec
             .post_calls
             .iter()
-            .filter(|c| c.outcome == "rejected")
+            .filter(|c| c.outcome == CallOutcome::Rejected)
             .count();
         if rec.status == LeadStatus::Sold {
             Summary::add(&SUMMARY.sold, 1);
@@ -683,8 +688,8 @@ mod tests {
             sold_ms: None,
             post_calls: vec![crate::records::CallRecord {
                 buyer: "b0".into(),
-                stage: "post".into(),
-                outcome: "failed".into(),
+                stage: crate::records::CallStage::Post,
+                outcome: crate::records::CallOutcome::Failed,
                 reason: Some("status_500".into()),
                 latency_us: 1,
                 price: None,

@@ -16,10 +16,8 @@ pub const RECORD_VERSION: u32 = 1;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CallRecord {
     pub buyer: String,
-    /// `ping`, `post` or `skip` (not called: ineligible, cap reached, …).
-    pub stage: String,
-    /// `bid`, `no_bid`, `accepted`, `rejected`, `failed`, `timeout`, `ineligible`, `fixed_price`, …
-    pub outcome: String,
+    pub stage: CallStage,
+    pub outcome: CallOutcome,
     /// Why, for anything but a plain bid or acceptance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -27,6 +25,68 @@ pub struct CallRecord {
     pub latency_us: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Cents>,
+}
+
+/// Which call a record is about. Stored as the snake_case word, the same
+/// bytes the earlier string field held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStage {
+    Ping,
+    Post,
+    /// Not called (ineligible, cap reached, …); the reason says why.
+    Skip,
+}
+
+/// What a call (or a decision not to call) came to. Stored as the
+/// snake_case word, as before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    Bid,
+    NoBid,
+    /// A direct-post buyer's fixed price, bid without a call.
+    FixedPrice,
+    Ineligible,
+    /// An answer that is not a usable bid.
+    Invalid,
+    Timeout,
+    /// The call failed (connect, I/O, framing).
+    Error,
+    Accepted,
+    Rejected,
+    /// A post that failed (error or unusable answer): the next bidder's turn.
+    Failed,
+    /// A bidder passed over at the post (cap reached, buyer removed).
+    Skipped,
+}
+
+impl CallStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStage::Ping => "ping",
+            CallStage::Post => "post",
+            CallStage::Skip => "skip",
+        }
+    }
+}
+
+impl CallOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Bid => "bid",
+            CallOutcome::NoBid => "no_bid",
+            CallOutcome::FixedPrice => "fixed_price",
+            CallOutcome::Ineligible => "ineligible",
+            CallOutcome::Invalid => "invalid",
+            CallOutcome::Timeout => "timeout",
+            CallOutcome::Error => "error",
+            CallOutcome::Accepted => "accepted",
+            CallOutcome::Rejected => "rejected",
+            CallOutcome::Failed => "failed",
+            CallOutcome::Skipped => "skipped",
+        }
+    }
 }
 
 /// A ranked bid kept with its ping, so the post stage can walk them.
@@ -210,5 +270,42 @@ mod tests {
         let rec: LeadRecord = serde_json::from_str(old).unwrap();
         assert_eq!(rec.status, LeadStatus::Posting);
         assert!(serde_json::from_str::<LeadRecord>(&old.replace("posting", "lost")).is_err());
+    }
+
+    /// Call records too: the enums are stored as the words the string
+    /// fields held (`"skip"`, `"no_bid"`, `"fixed_price"`, …).
+    #[test]
+    fn call_stage_and_outcome_are_stored_as_the_same_words() {
+        let old = r#"{"buyer":"b","stage":"skip","outcome":"ineligible","reason":"filter","latency_us":0}"#;
+        let rec: CallRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (rec.stage, rec.outcome),
+            (CallStage::Skip, CallOutcome::Ineligible)
+        );
+        assert_eq!(serde_json::to_string(&rec).unwrap(), old);
+        for o in [
+            CallOutcome::Bid,
+            CallOutcome::NoBid,
+            CallOutcome::FixedPrice,
+            CallOutcome::Ineligible,
+            CallOutcome::Invalid,
+            CallOutcome::Timeout,
+            CallOutcome::Error,
+            CallOutcome::Accepted,
+            CallOutcome::Rejected,
+            CallOutcome::Failed,
+            CallOutcome::Skipped,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&o).unwrap(),
+                format!("\"{}\"", o.as_str())
+            );
+        }
+        for s in [CallStage::Ping, CallStage::Post, CallStage::Skip] {
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
     }
 }

@@ -29,7 +29,7 @@ use crate::lead::Lead;
 use crate::limits;
 use crate::metrics::{self, PingResult, ShedReason};
 use crate::money::Cents;
-use crate::records::CallRecord;
+use crate::records::{CallOutcome, CallRecord, CallStage};
 
 /// One auction to run.
 pub struct AuctionInput<'a> {
@@ -57,7 +57,7 @@ enum Answer {
     },
     NoBid,
     Failed {
-        outcome: &'static str,
+        outcome: CallOutcome,
         reason: &'static str,
     },
 }
@@ -144,8 +144,8 @@ pub fn run(
             ));
             calls.push(CallRecord {
                 buyer: buyer.id.clone(),
-                stage: "ping".into(),
-                outcome: "fixed_price".into(),
+                stage: CallStage::Ping,
+                outcome: CallOutcome::FixedPrice,
                 reason: None,
                 latency_us: 0,
                 price: Some(price),
@@ -199,8 +199,8 @@ fn admit(rt: &Runtime, i: usize, input: &AuctionInput<'_>, day: u32) -> Result<(
 fn skip_record(buyer: &str, reason: &str) -> CallRecord {
     CallRecord {
         buyer: buyer.into(),
-        stage: "skip".into(),
-        outcome: "ineligible".into(),
+        stage: CallStage::Skip,
+        outcome: CallOutcome::Ineligible,
         reason: Some(reason.into()),
         latency_us: 0,
         price: None,
@@ -257,16 +257,16 @@ fn spawn_call(
                 BidAnswer::Bid { price, buyer_ref } => Answer::Bid { price, buyer_ref },
                 BidAnswer::NoBid => Answer::NoBid,
                 BidAnswer::Invalid(reason) => Answer::Failed {
-                    outcome: "invalid",
+                    outcome: CallOutcome::Invalid,
                     reason,
                 },
             },
             Err(crate::http::client::CallError::Timeout) => Answer::Failed {
-                outcome: "timeout",
+                outcome: CallOutcome::Timeout,
                 reason: "timeout",
             },
             Err(e) => Answer::Failed {
-                outcome: "error",
+                outcome: CallOutcome::Error,
                 reason: e.reason(),
             },
         };
@@ -294,7 +294,8 @@ fn ping_result(a: &Answer) -> PingResult {
         },
         Answer::NoBid => PingResult::NoBid,
         Answer::Failed {
-            outcome: "timeout", ..
+            outcome: CallOutcome::Timeout,
+            ..
         } => PingResult::Timeout,
         Answer::Failed { reason, .. } => PingResult::Error(reason),
     }
@@ -338,15 +339,16 @@ fn record(
         let buyer = &rt.config.buyers[reply.buyer];
         let mut rec = CallRecord {
             buyer: buyer.id.clone(),
-            stage: "ping".into(),
-            outcome: String::new(),
+            stage: CallStage::Ping,
+            // Set below from the answer.
+            outcome: CallOutcome::NoBid,
             reason: None,
             latency_us: reply.latency_us,
             price: None,
         };
         match reply.answer {
             Answer::Bid { price, buyer_ref } => {
-                rec.outcome = "bid".into();
+                rec.outcome = CallOutcome::Bid;
                 rec.price = Some(price);
                 bids.push(Bid::new(
                     reply.buyer,
@@ -357,9 +359,9 @@ fn record(
                     buyer_ref,
                 ));
             }
-            Answer::NoBid => rec.outcome = "no_bid".into(),
+            Answer::NoBid => rec.outcome = CallOutcome::NoBid,
             Answer::Failed { outcome, reason } => {
-                rec.outcome = outcome.into();
+                rec.outcome = outcome;
                 rec.reason = Some(reason.into());
             }
         }
@@ -373,8 +375,8 @@ fn record(
             if called {
                 calls.push(CallRecord {
                     buyer: buyer.id.clone(),
-                    stage: "ping".into(),
-                    outcome: "timeout".into(),
+                    stage: CallStage::Ping,
+                    outcome: CallOutcome::Timeout,
                     reason: Some("auction_deadline".into()),
                     latency_us: input.started.elapsed().as_micros() as u64,
                     price: None,

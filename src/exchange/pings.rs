@@ -63,7 +63,7 @@ pub fn record_bytes(ping: &PingRecord) -> usize {
     let calls: usize = ping
         .calls
         .iter()
-        .map(|c| s(&c.buyer) + s(&c.stage) + s(&c.outcome) + c.reason.as_ref().map_or(0, s))
+        .map(|c| s(&c.buyer) + c.reason.as_ref().map_or(0, s))
         .sum();
     2 * size_of::<usize>()
         + size_of::<PingRecord>()

@@ -53,8 +53,8 @@ fn record_bytes_counts_capacities_not_lengths() {
     p.calls = Vec::with_capacity(100);
     p.calls.push(CallRecord {
         buyer: "b".repeat(1000),
-        stage: "ping".into(),
-        outcome: "bid".into(),
+        stage: crate::records::CallStage::Ping,
+        outcome: crate::records::CallOutcome::Bid,
         reason: Some("r".repeat(500)),
         latency_us: 0,
         price: None,

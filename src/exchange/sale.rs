@@ -18,7 +18,9 @@ use crate::exchange::{caps, Exchange, Runtime};
 use crate::ids;
 use crate::lead::{Consent, Lead};
 use crate::metrics::PostResult;
-use crate::records::{self, keys, CallRecord, LeadRecord, PingRecord, StoredBid};
+use crate::records::{
+    self, keys, CallOutcome, CallRecord, CallStage, LeadRecord, PingRecord, StoredBid,
+};
 use crate::store::{Batch, StoreError, Tree};
 
 pub struct PostInput<'a> {
@@ -226,8 +228,9 @@ fn post_one(
     let latency_us = t0.elapsed().as_micros() as u64;
     let mut call = CallRecord {
         buyer: buyer.id.clone(),
-        stage: "post".into(),
-        outcome: String::new(),
+        stage: CallStage::Post,
+        // Set below from the answer.
+        outcome: CallOutcome::Failed,
         reason: None,
         latency_us,
         price: Some(bid.price),
@@ -235,22 +238,22 @@ fn post_one(
     let (accepted, metric) = match result {
         Ok(mut resp) => match brt.integration.parse_result(resp.status, &mut resp.body) {
             PostAnswer::Accepted { buyer_lead_id } => {
-                call.outcome = "accepted".into();
+                call.outcome = CallOutcome::Accepted;
                 (Some(buyer_lead_id), PostResult::Accepted)
             }
             PostAnswer::Rejected { reason } => {
-                call.outcome = "rejected".into();
+                call.outcome = CallOutcome::Rejected;
                 call.reason = Some(reason);
                 (None, PostResult::Rejected)
             }
             PostAnswer::Invalid(reason) => {
-                call.outcome = "failed".into();
+                call.outcome = CallOutcome::Failed;
                 call.reason = Some(reason.into());
                 (None, PostResult::Failed)
             }
         },
         Err(e) => {
-            call.outcome = "failed".into();
+            call.outcome = CallOutcome::Failed;
             call.reason = Some(e.reason().into());
             (None, PostResult::Failed)
         }
@@ -265,8 +268,8 @@ fn post_one(
 fn skip(buyer: &str, reason: &str) -> CallRecord {
     CallRecord {
         buyer: buyer.into(),
-        stage: "post".into(),
-        outcome: "skipped".into(),
+        stage: CallStage::Post,
+        outcome: CallOutcome::Skipped,
         reason: Some(reason.into()),
         latency_us: 0,
         price: None,

@@ -44,7 +44,7 @@ use crate::sync::RwLock;
 use super::quantiles::Quantiles;
 use super::snapshot::LatencySummary;
 use crate::money::Cents;
-use crate::records::{LeadRecord, LeadStatus, PingRecord};
+use crate::records::{CallOutcome, CallStage, LeadRecord, LeadStatus, PingRecord};
 
 /// Label of the shared entry for parties past a map's bound.
 pub const OTHER_PARTY: &str = "_other";
@@ -203,17 +203,17 @@ impl LiveStats {
         add(&p.pings, 1);
         add(&p.bids, u64::from(!ping.bids.is_empty()));
         p.ping_latency.observe(ping.auction_us);
-        for call in ping.calls.iter().filter(|c| c.stage == "ping") {
+        for call in ping.calls.iter().filter(|c| c.stage == CallStage::Ping) {
             let b = self.buyers.handle(&call.buyer);
             add(&b.pings, 1);
-            match call.outcome.as_str() {
-                "bid" => add(&b.bids, 1),
+            match call.outcome {
+                CallOutcome::Bid => add(&b.bids, 1),
                 // Bid without a call: nothing to time.
-                "fixed_price" => {
+                CallOutcome::FixedPrice => {
                     add(&b.bids, 1);
                     continue;
                 }
-                "timeout" => {
+                CallOutcome::Timeout => {
                     add(&b.timeouts, 1);
                     add(&p.timeouts, 1);
                 }
@@ -243,7 +243,7 @@ impl LiveStats {
         for call in rec
             .post_calls
             .iter()
-            .filter(|c| c.stage == "post" && c.outcome != "skipped")
+            .filter(|c| c.stage == CallStage::Post && c.outcome != CallOutcome::Skipped)
         {
             let b = self.buyers.handle(&call.buyer);
             add(&b.posts, 1);
@@ -252,7 +252,7 @@ impl LiveStats {
                 add(&b.timeouts, 1);
                 add(&p.timeouts, 1);
             }
-            if sold && call.outcome == "accepted" {
+            if sold && call.outcome == CallOutcome::Accepted {
                 add(&b.sold, 1);
                 add(&b.revenue_cents, price);
                 add(&b.payout_cents, payout);
@@ -285,8 +285,8 @@ mod tests {
     ) -> CallRecord {
         CallRecord {
             buyer: buyer.into(),
-            stage: stage.into(),
-            outcome: outcome.into(),
+            stage: serde_json::from_str(&format!("\"{stage}\"")).unwrap(),
+            outcome: serde_json::from_str(&format!("\"{outcome}\"")).unwrap(),
             reason: reason.map(Into::into),
             latency_us,
             price: None,
