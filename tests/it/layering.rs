@@ -177,3 +177,41 @@ fn only_the_clock_reads_the_wall_clock_for_business_time() {
         bad.join("\n")
     );
 }
+
+/// Buyer calls and server reads keep their deadlines on
+/// `http::deadline::Watch`, never on a may socket timeout: may 0.3.51's io
+/// timers break under load and corrupted a load run's heap
+/// (docs/performance.md, "A crash under load"). Server writes keep may's
+/// write timeout, armed only when a write would block.
+#[test]
+fn buyer_calls_and_server_reads_set_no_may_socket_timeout() {
+    let mut bad = Vec::new();
+    for (path, text) in sources() {
+        let name = path
+            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+            .unwrap()
+            .display()
+            .to_string();
+        let forbidden: &[&str] = if name.contains("src/http/client") {
+            &[
+                "set_read_timeout(",
+                "set_write_timeout(",
+                "connect_timeout(",
+            ]
+        } else if name.contains("src/http/server") {
+            &["set_read_timeout("]
+        } else {
+            continue;
+        };
+        for (n, line) in production_lines(&text) {
+            if !is_comment(line) && forbidden.iter().any(|f| line.contains(f)) {
+                bad.push(format!("{name}:{n}: {}", line.trim()));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "may socket timeouts on the buyer call path:\n{}",
+        bad.join("\n")
+    );
+}

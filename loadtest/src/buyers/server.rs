@@ -1,6 +1,12 @@
 //! The buyer fleet's I/O: one may listener per buyer on 127.0.0.1, one
 //! coroutine per keep-alive connection, latency simulated with coroutine
 //! sleeps so a thousand slow answers in flight cost memory, not threads.
+//!
+//! Accepted connections carry no may socket timeout: may 0.3.51's per-socket
+//! io timers are not safe when completions race across worker threads (it
+//! panics in its timer list and can corrupt the heap; evidence and the stress
+//! program in docs/performance.md, "A crash under load"). A connection ends
+//! when leadx closes it or the fleet's bounded lifetime ends.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,9 +18,6 @@ use super::{render, Action, BuyerSpec, Call, FleetSpec, Reply};
 use crate::http::{Conn, HttpError};
 use crate::rng::Rng;
 use crate::{limits, rt, Error};
-
-/// An idle keep-alive connection is closed after this long; leadx reconnects.
-const IDLE_MS: u64 = 60_000;
 
 /// What one buyer has done so far.
 #[derive(Debug, Default)]
@@ -124,12 +127,19 @@ fn accept_loop(
         let rng = Rng::derive(seed, n);
         n += 1;
         rt::spawn(move || {
-            if let Ok(conn) = Conn::new(stream, Some(Duration::from_millis(IDLE_MS))) {
+            if let Ok(conn) = buyer_conn(stream) {
                 serve_connection(conn, &spec, rng, &counters);
             }
             counters.open.fetch_sub(1, Ordering::Relaxed);
         });
     }
+}
+
+/// Wraps an accepted connection. No read or write timeout (see the module
+/// doc): arming one would put every wait of this connection on may's io
+/// timer list, whose bookkeeping races across workers.
+pub(crate) fn buyer_conn(stream: may::net::TcpStream) -> std::io::Result<Conn> {
+    Conn::new(stream, None)
 }
 
 /// Serves calls on one connection until the peer closes, an error, or a

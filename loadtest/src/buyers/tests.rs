@@ -319,3 +319,17 @@ fn reset_fault_resets_the_connection() {
         Ok(r) => panic!("expected a reset, got {r:?}"),
     }
 }
+
+/// The buyer side arms no may socket timeout, so none of its waits enter
+/// may's io timer list (the race behind "A crash under load",
+/// docs/performance.md). Fails if `buyer_conn` sets the old 60 s idle timeout.
+#[test]
+fn accepted_buyer_connections_arm_no_may_io_timer() {
+    let l = may::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let _client = std::net::TcpStream::connect(addr).unwrap();
+    let (s, _) = l.accept().unwrap();
+    let c = server::buyer_conn(s).unwrap();
+    assert_eq!(c.stream().read_timeout().unwrap(), None);
+    assert_eq!(c.stream().write_timeout().unwrap(), None);
+}

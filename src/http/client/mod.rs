@@ -220,8 +220,11 @@ impl BuyerClient {
         self.stats
             .read_buffer_peak_bytes
             .fetch_max(cost.buffer_peak_bytes as u64, Ordering::Relaxed);
+        // A pooled connection must carry no armed deadline, and one whose
+        // deadline fired is shut down.
+        let fired = transport.disarm();
         match result {
-            Ok(resp) if resp.reusable => {
+            Ok(resp) if resp.reusable && !fired => {
                 self.push_idle(transport);
                 Ok(ClientResponse {
                     status: resp.status,

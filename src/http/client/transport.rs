@@ -1,13 +1,18 @@
 //! Connections to a buyer: a may TCP socket whose every read and write is
 //! bounded by the call's deadline, optionally wrapped in rustls.
 //!
-//! may sockets yield the coroutine instead of blocking the worker, and may's
-//! socket timeout applies to each wait, not to the call; so the remaining
-//! time is re-armed before every read and write, which makes the deadline
-//! hold however the buyer trickles its bytes.
+//! may sockets yield the coroutine instead of blocking the worker. The
+//! deadline is not a may socket timeout: may 0.3.51's io timers break under
+//! load (a stress program makes may panic in them; docs/performance.md, "A
+//! crash under load"). Each call arms its deadline once on the socket's
+//! `http::deadline::Watch` (the connect too: no `connect_timeout`); when it
+//! passes, the reaper shuts the socket down, the pending connect, read or
+//! write ends, and it is reported as a time-out. A buyer that trickles its
+//! bytes still cannot stretch the call.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,57 +22,63 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use super::CallError;
+use crate::http::deadline::Watch;
 
 /// A may TCP stream that refuses to wait past `deadline`.
 pub(crate) struct DeadlineTcp {
+    // Declared before `tcp`: dropped (disarmed) before the socket closes.
+    watch: Watch,
     tcp: TcpStream,
     deadline: Instant,
 }
 
 impl DeadlineTcp {
-    /// Time left as a may timeout, or a TimedOut error once the deadline
-    /// has passed.
-    fn remaining(&self) -> io::Result<Duration> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
+    fn new(tcp: TcpStream, deadline: Instant) -> DeadlineTcp {
+        let watch = Watch::new(tcp.as_raw_fd());
+        watch.arm(deadline);
+        DeadlineTcp {
+            watch,
+            tcp,
+            deadline,
         }
-        Ok(may_timeout(left))
     }
 
-    /// Runs `op` with the socket timeout set to the time left. may's timer
-    /// can fire a little early; then the op is retried with what is left, so
-    /// a call never reports Timeout before its deadline.
-    fn bounded<T>(
+    /// Arms a new call's deadline.
+    fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        self.watch.arm(deadline);
+    }
+
+    fn timed_out() -> io::Error {
+        io::Error::new(io::ErrorKind::TimedOut, "deadline passed")
+    }
+
+    /// Runs `op` unless the deadline has passed. An op the reaper cut short
+    /// (EOF or an error after the shutdown) is reported as a time-out.
+    fn bounded(
         &mut self,
-        mut op: impl FnMut(&mut TcpStream) -> io::Result<T>,
-        read: bool,
-    ) -> io::Result<T> {
-        loop {
-            let left = self.remaining()?;
-            if read {
-                self.tcp.set_read_timeout(Some(left))?;
-            } else {
-                self.tcp.set_write_timeout(Some(left))?;
-            }
-            crate::sync::will_park("a buyer socket read or write");
-            match op(&mut self.tcp) {
-                Err(e) if is_timeout(&e) && Instant::now() < self.deadline => continue,
-                other => return other,
-            }
+        mut op: impl FnMut(&mut TcpStream) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        if self.watch.fired() || Instant::now() >= self.deadline {
+            return Err(Self::timed_out());
+        }
+        crate::sync::will_park("a buyer socket read or write");
+        match op(&mut self.tcp) {
+            Ok(0) | Err(_) if self.watch.fired() => Err(Self::timed_out()),
+            other => other,
         }
     }
 }
 
 impl Read for DeadlineTcp {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.bounded(|tcp| tcp.read(buf), true)
+        self.bounded(|tcp| tcp.read(buf))
     }
 }
 
 impl Write for DeadlineTcp {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.bounded(|tcp| tcp.write(buf), false)
+        self.bounded(|tcp| tcp.write(buf))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -109,9 +120,15 @@ impl Transport {
 
     pub(crate) fn set_deadline(&mut self, deadline: Instant) {
         match self {
-            Transport::Plain(t) => t.deadline = deadline,
-            Transport::Tls(s) => s.sock.deadline = deadline,
+            Transport::Plain(t) => t.set_deadline(deadline),
+            Transport::Tls(s) => s.sock.set_deadline(deadline),
         }
+    }
+
+    /// Ends the call's deadline; true when it had fired (the socket is shut
+    /// down and must not be pooled).
+    pub(crate) fn disarm(&self) -> bool {
+        self.tcp().watch.disarm()
     }
 
     /// True when an idle connection can no longer carry a request: the
@@ -178,11 +195,10 @@ pub(crate) fn connect(
     tls: Option<&TlsTarget>,
     deadline: Instant,
 ) -> Result<Transport, CallError> {
-    let tcp = connect_tcp(addrs, deadline)?;
+    let sock = connect_tcp(addrs, deadline)?;
     // Requests leave in one write and buyers answer at once; Nagle would
     // only add latency.
-    tcp.set_nodelay(true).map_err(|_| CallError::Connect)?;
-    let sock = DeadlineTcp { tcp, deadline };
+    sock.tcp.set_nodelay(true).map_err(|_| CallError::Connect)?;
     let Some(tls) = tls else {
         return Ok(Transport::Plain(sock));
     };
@@ -197,21 +213,49 @@ pub(crate) fn connect(
     Ok(Transport::Tls(stream))
 }
 
-fn connect_tcp(addrs: &[SocketAddr], deadline: Instant) -> Result<TcpStream, CallError> {
+fn connect_tcp(addrs: &[SocketAddr], deadline: Instant) -> Result<DeadlineTcp, CallError> {
     let mut last = CallError::Connect;
     for addr in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if Instant::now() >= deadline {
             return Err(CallError::Timeout);
         }
-        crate::sync::will_park("a buyer connect");
-        match TcpStream::connect_timeout(addr, may_timeout(left)) {
-            Ok(tcp) => return Ok(tcp),
+        match connect_one(addr, deadline) {
+            Ok(sock) => return Ok(sock),
             Err(e) if is_timeout(&e) => last = CallError::Timeout,
             Err(_) => last = CallError::Connect,
         }
     }
     Err(last)
+}
+
+/// Connects without may's `connect_timeout` (its io timer is the one that
+/// breaks under load): a non-blocking connect, handed to may, watched by
+/// the call's `Watch`. While the handshake runs a zero-length write answers
+/// EAGAIN, so may parks the coroutine until the socket is writable; then it
+/// answers 0 (connected) or the connect error (refused, unreachable). When
+/// the deadline passes first, the reaper's shutdown ends the wait.
+fn connect_one(addr: &SocketAddr, deadline: Instant) -> io::Result<DeadlineTcp> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(*addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_nonblocking(true)?;
+    match socket.connect(&(*addr).into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    // SAFETY: the fd is a TCP socket this function just created and owns;
+    // `into_raw_fd` gives up socket2's ownership, so may's stream is its
+    // only owner and closes it once.
+    #[allow(unsafe_code)]
+    let tcp = unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) };
+    let mut sock = DeadlineTcp::new(tcp, deadline);
+    sock.bounded(|tcp| tcp.write(&[]))?;
+    Ok(sock)
 }
 
 fn handshake_error(e: &io::Error, deadline: Instant) -> CallError {
@@ -268,5 +312,76 @@ mod tests {
         assert_eq!(may_timeout(Duration::from_micros(600)), ms(1));
         assert_eq!(may_timeout(Duration::from_micros(49_900)), ms(50));
         assert_eq!(may_timeout(ms(50)), ms(50));
+    }
+
+    /// A call's reads and writes leave may's io timers alone (they break
+    /// under load; docs/performance.md, "A crash under load"): the deadline
+    /// lives in the socket's `Watch`. Fails if `bounded` goes back to
+    /// `set_read_timeout`/`set_write_timeout`.
+    #[test]
+    fn a_call_arms_no_may_socket_timeout() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).unwrap();
+            s.write_all(&b).unwrap();
+        });
+        let got = crate::rt::spawn(move || {
+            let Ok(mut t) = connect(&[addr], None, Instant::now() + Duration::from_secs(10)) else {
+                panic!("connect to the local peer failed");
+            };
+            t.write_all(b"x").unwrap();
+            let mut b = [0u8; 1];
+            t.read_exact(&mut b).unwrap();
+            let tcp = &t.tcp().tcp;
+            (
+                tcp.read_timeout().unwrap(),
+                tcp.write_timeout().unwrap(),
+                t.disarm(),
+            )
+        })
+        .join()
+        .unwrap();
+        peer.join().unwrap();
+        assert_eq!(got, (None, None, false));
+    }
+
+    /// A connect that gets no answer (the listener's accept queue is full,
+    /// so the kernel drops the SYN) ends at the deadline as a time-out,
+    /// through the `Watch`, not may's `connect_timeout`; a closed port is a
+    /// connect error at once.
+    #[test]
+    fn an_unanswered_connect_times_out_at_the_deadline_and_a_refused_one_fails() {
+        let listener =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        listener
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        listener.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap().as_socket().unwrap();
+        // Fill the accept queue (never accepted) until a connect goes unanswered.
+        let mut held = Vec::new();
+        for _ in 0..16 {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                Ok(s) => held.push(s),
+                Err(_) => break,
+            }
+        }
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let (silent, refused) = crate::rt::spawn(move || {
+            let silent = connect(&[addr], None, Instant::now() + Duration::from_millis(300)).err();
+            let refused = connect(&[closed], None, Instant::now() + Duration::from_secs(5)).err();
+            (silent, refused)
+        })
+        .join()
+        .unwrap();
+        drop(held);
+        assert!(matches!(silent, Some(CallError::Timeout)), "{silent:?}");
+        assert!(matches!(refused, Some(CallError::Connect)), "{refused:?}");
     }
 }

@@ -1,14 +1,19 @@
 //! One client connection, in its own coroutine: read into a buffer, answer
 //! every complete (pipelined) request in it, write all answers at once.
 //!
-//! Time-outs are read time-outs recomputed before each read: the idle time-out
+//! Time-outs are read deadlines recomputed before each read: the idle time-out
 //! while no request has begun, else what is left of the request's deadline, so
-//! a client trickling bytes (slowloris) cannot stretch a request. Error answers
+//! a client trickling bytes (slowloris) cannot stretch a request. They live on
+//! an `http::deadline::Watch` (a passed one shuts reading down), not on may's
+//! socket timeouts, which break under load (docs/performance.md, "A crash
+//! under load"); writes keep may's write timeout, armed only when a write
+//! would block. Error answers
 //! are followed by a short bounded "lingering close" so the client reads the
 //! answer instead of a reset caused by its unread bytes.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::codec::{self, Decoded, HttpError, Limits, Parsed, Pending, Progress};
 use super::{ConnSlot, Handler, Head, Port, Request, Response, Shared};
+use crate::http::deadline::Watch;
 use crate::limits;
 
 /// Answers piling up past this are written before more are encoded.
@@ -42,6 +48,8 @@ enum Fill {
 }
 
 struct Conn {
+    // Before `stream`: dropped (disarmed) before the socket closes.
+    watch: Watch,
     stream: may::net::TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
@@ -83,6 +91,7 @@ pub(super) fn serve<H: Handler>(
     };
     let lim = shared.opts.limits();
     let mut conn = Conn {
+        watch: Watch::reads(stream.as_raw_fd()),
         stream,
         peer,
         shared,
@@ -323,13 +332,22 @@ impl Conn {
                 _ => return Fill::RequestTimeout,
             }
         };
-        let _ = self.stream.set_read_timeout(Some(timeout));
+        self.watch.arm(Instant::now() + timeout);
         crate::sync::will_park("a server socket read");
         let read = self.stream.read(&mut self.buf[self.end..]);
+        // A passed deadline shut reading down: the read ended with EOF.
+        let fired = self.watch.disarm();
         if idle {
             self.set_idle(false);
         }
         match read {
+            Ok(0) | Err(_) if fired => {
+                if idle {
+                    Fill::Closed
+                } else {
+                    Fill::RequestTimeout
+                }
+            }
             Ok(0) => Fill::Closed,
             Ok(n) => {
                 self.end += n;
@@ -451,7 +469,7 @@ impl Conn {
             else {
                 return;
             };
-            let _ = self.stream.set_read_timeout(Some(left));
+            self.watch.arm(Instant::now() + left);
             crate::sync::will_park("a server socket read");
             match self.stream.read(&mut self.buf) {
                 Ok(0) | Err(_) => return,
