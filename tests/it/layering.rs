@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-fn sources() -> Vec<(PathBuf, String)> {
+/// Every `.rs` file under `src/`, as (path from the crate root, text).
+fn sources() -> Vec<(String, String)> {
     fn walk(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -15,10 +16,41 @@ fn sources() -> Vec<(PathBuf, String)> {
             }
         }
     }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
-    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut out);
+    walk(&root.join("src"), &mut out);
     assert!(out.len() > 40, "found the sources");
-    out
+    out.into_iter()
+        .map(|(path, text)| (path.strip_prefix(root).unwrap().display().to_string(), text))
+        .collect()
+}
+
+/// Test modules in files of their own (`tests.rs`, `*_tests.rs`) are not
+/// production code.
+fn is_test_file(name: &str) -> bool {
+    name.ends_with("tests.rs")
+}
+
+/// The production lines (not comments) of every non-test source file that
+/// `skip` does not name, for which `offends(all lines, line number, line)`
+/// holds, as `file:line: text`.
+fn offending_lines(
+    skip: impl Fn(&str) -> bool,
+    offends: impl Fn(&[&str], usize, &str) -> bool,
+) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (name, text) in sources() {
+        if is_test_file(&name) || skip(&name) {
+            continue;
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        for (n, line) in production_lines(&text) {
+            if !is_comment(line) && offends(&lines, n, line) {
+                bad.push(format!("{name}:{n}: {}", line.trim()));
+            }
+        }
+    }
+    bad
 }
 
 /// Lines outside `#[cfg(test)]` modules (a test module opens at a
@@ -43,15 +75,8 @@ fn is_comment(line: &str) -> bool {
 #[test]
 fn locks_and_parks_go_through_sync() {
     let mut bad = Vec::new();
-    for (path, text) in sources() {
-        let name = path
-            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
-            .unwrap()
-            .display()
-            .to_string();
-        // Test modules in files of their own are not production code.
-        let test_file = name.ends_with("tests.rs") || name.ends_with("_tests.rs");
-        if !name.ends_with("src/sync.rs") && !test_file {
+    for (name, text) in sources() {
+        if name != "src/sync.rs" && !is_test_file(&name) {
             bad.extend(lock_and_park_violations(&name, &text));
         }
     }
@@ -120,23 +145,10 @@ fn the_lock_and_park_guard_sees_a_bare_lock_and_a_bare_park() {
 #[test]
 fn nothing_below_api_imports_api() {
     let above = ["src/daemon.rs", "src/demo.rs", "src/main.rs", "src/lib.rs"];
-    let mut bad = Vec::new();
-    for (path, text) in sources() {
-        let name = path
-            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
-            .unwrap()
-            .display()
-            .to_string();
-        let test_file = name.ends_with("tests.rs");
-        if name.starts_with("src/api/") || above.contains(&name.as_str()) || test_file {
-            continue;
-        }
-        for (n, line) in production_lines(&text) {
-            if !is_comment(line) && line.contains("crate::api") {
-                bad.push(format!("{name}:{n}: {}", line.trim()));
-            }
-        }
-    }
+    let bad = offending_lines(
+        |name| name.starts_with("src/api/") || above.contains(&name),
+        |_, _, line| line.contains("crate::api"),
+    );
     assert!(
         bad.is_empty(),
         "imports that run up into api:\n{}",
@@ -149,28 +161,13 @@ fn nothing_below_api_imports_api() {
 /// before why it is not business time (`// wall clock: …`).
 #[test]
 fn only_the_clock_reads_the_wall_clock_for_business_time() {
-    let mut bad = Vec::new();
-    for (path, text) in sources() {
-        let name = path
-            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
-            .unwrap()
-            .display()
-            .to_string();
-        if name.ends_with("src/clock.rs")
-            || name.ends_with("src/ids.rs")
-            || name.ends_with("tests.rs")
-        {
-            continue;
-        }
-        let lines: Vec<&str> = text.lines().collect();
-        for (n, line) in production_lines(&text) {
+    let bad = offending_lines(
+        |name| name == "src/clock.rs" || name == "src/ids.rs",
+        |lines, n, line| {
             let reads = line.contains("ids::now_ms()") || line.contains("SystemTime::now");
-            let said = n >= 2 && lines[n - 2].contains("wall clock:");
-            if reads && !is_comment(line) && !said {
-                bad.push(format!("{name}:{n}: {}", line.trim()));
-            }
-        }
-    }
+            reads && !(n >= 2 && lines[n - 2].contains("wall clock:"))
+        },
+    );
     assert!(
         bad.is_empty(),
         "ask the exchange's clock (ex.now_ms()):\n{}",
@@ -185,30 +182,21 @@ fn only_the_clock_reads_the_wall_clock_for_business_time() {
 /// write timeout, armed only when a write would block.
 #[test]
 fn buyer_calls_and_server_reads_set_no_may_socket_timeout() {
-    let mut bad = Vec::new();
-    for (path, text) in sources() {
-        let name = path
-            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
-            .unwrap()
-            .display()
-            .to_string();
-        let forbidden: &[&str] = if name.contains("src/http/client") {
-            &[
-                "set_read_timeout(",
-                "set_write_timeout(",
-                "connect_timeout(",
-            ]
-        } else if name.contains("src/http/server") {
-            &["set_read_timeout("]
-        } else {
-            continue;
-        };
-        for (n, line) in production_lines(&text) {
-            if !is_comment(line) && forbidden.iter().any(|f| line.contains(f)) {
-                bad.push(format!("{name}:{n}: {}", line.trim()));
-            }
-        }
-    }
+    let client = [
+        "set_read_timeout(",
+        "set_write_timeout(",
+        "connect_timeout(",
+    ];
+    let bad = offending_lines(
+        |name| !name.starts_with("src/http/client") && !name.starts_with("src/http/server"),
+        |_, _, line| client.iter().any(|f| line.contains(f)),
+    );
+    // Server writes keep may's write timeout (armed only when a write
+    // would block): only reads are refused under src/http/server.
+    let bad: Vec<String> = bad
+        .into_iter()
+        .filter(|b| b.starts_with("src/http/client") || b.contains("set_read_timeout("))
+        .collect();
     assert!(
         bad.is_empty(),
         "may socket timeouts on the buyer call path:\n{}",
