@@ -622,3 +622,52 @@ fn a_body_that_stalls_gets_408_then_close() {
     assert_eq!(r.header("connection"), Some("close"));
     assert!(closed(&mut s));
 }
+
+/// A client that sends and never reads fills the socket buffers with its
+/// answers; the write deadline (`write_timeout_ms`, on an
+/// `http::deadline::Watch`, not a may socket timeout) gives the answers up
+/// and closes the connection, while a keep-alive connection that only
+/// waits between requests is never cut by it.
+#[test]
+fn a_client_that_never_reads_is_closed_at_the_write_deadline() {
+    let h = serve(ServerOptions {
+        write_timeout_ms: 300,
+        ..opts()
+    });
+    let addr = h.local_addr();
+    let flooder = thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        let chunk = b"GET /x HTTP/1.1\r\n\r\n".repeat(1000);
+        // Bounded: stops once the server stops reading (or closes).
+        for _ in 0..2000 {
+            if s.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        s
+    });
+    wait_until("the flooding connection to open", || {
+        h.stats().connections_open.load(Ordering::Relaxed) == 1
+    });
+    // A patient client on another connection, idle longer than the write
+    // deadline between its requests, keeps its connection.
+    let mut patient = connect(addr);
+    patient.write_all(b"GET /a HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(
+        read_response(&mut patient, &mut Vec::new()).unwrap().status,
+        200
+    );
+    thread::sleep(Duration::from_millis(600));
+    patient.write_all(b"GET /b HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(
+        read_response(&mut patient, &mut Vec::new()).unwrap().status,
+        200
+    );
+    drop(patient);
+    let _unread = flooder.join().unwrap();
+    wait_until(
+        "the flooding connection to be closed by the write deadline",
+        || h.stats().connections_open.load(Ordering::Relaxed) == 0,
+    );
+}

@@ -6,8 +6,9 @@
 //! a client trickling bytes (slowloris) cannot stretch a request. They live on
 //! an `http::deadline::Watch` (a passed one shuts reading down), not on may's
 //! socket timeouts, which break under load (docs/performance.md, "A crash
-//! under load"); writes keep may's write timeout, armed only when a write
-//! would block. Error answers
+//! under load"); writes have a second watch (a passed one shuts the socket
+//! down), armed for `flush` and disarmed before the connection waits again.
+//! Error answers
 //! are followed by a short bounded "lingering close" so the client reads the
 //! answer instead of a reset caused by its unread bytes.
 
@@ -50,6 +51,9 @@ enum Fill {
 struct Conn {
     // Before `stream`: dropped (disarmed) before the socket closes.
     watch: Watch,
+    /// The write deadline of `flush`: a passed one shuts the socket down
+    /// both ways (an answer nobody reads is given up).
+    write_watch: Watch,
     stream: may::net::TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
@@ -92,6 +96,7 @@ pub(super) fn serve<H: Handler>(
     let lim = shared.opts.limits();
     let mut conn = Conn {
         watch: Watch::reads(stream.as_raw_fd()),
+        write_watch: Watch::new(stream.as_raw_fd()),
         stream,
         peer,
         shared,
@@ -414,26 +419,27 @@ impl Conn {
             return true;
         }
         let deadline = Instant::now() + ms(self.shared.opts.write_timeout_ms);
+        // Re-arming a later deadline queues nothing new (`http::deadline`),
+        // so a keep-alive connection pays one reaper entry per write timeout.
+        self.write_watch.arm(deadline);
         let mut written = 0;
         let ok = loop {
             if written == self.wbuf.len() {
                 break true;
             }
-            let Some(left) = deadline
-                .checked_duration_since(Instant::now())
-                .filter(|d| !d.is_zero())
-            else {
+            if Instant::now() >= deadline {
                 break false;
-            };
-            let _ = self.stream.set_write_timeout(Some(left));
+            }
             crate::sync::will_park("a server socket write");
             match self.stream.write(&self.wbuf[written..]) {
                 Ok(0) | Err(_) => break false,
                 Ok(n) => written += n,
             }
         };
+        // Idle next: no deadline may fire on a connection that waits.
+        let fired = self.write_watch.disarm();
         shrink_write_buffer(&mut self.wbuf);
-        ok
+        ok && !fired
     }
 
     fn timed_out<H: Handler>(&mut self, handler: &H) {
