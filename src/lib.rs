@@ -17,6 +17,7 @@ pub mod exchange;
 pub mod fuzz;
 pub mod http;
 pub mod ids;
+pub mod json;
 pub mod lead;
 pub mod limits;
 pub mod logging;

@@ -2,9 +2,10 @@
 //! with PII, recent transactions without, reload, stats, and the
 //! reconciliation export.
 
-use super::{bearer, bearer_token, json, load_lead, rfc3339, store_error, Api, ApiError, Obj};
+use super::{bearer, bearer_token, json, load_lead, rfc3339, store_error, Api, ApiError};
 use crate::exchange::{caps, Exchange};
 use crate::http::server::{Head, Request, Response};
+use crate::json::Answer;
 use crate::limits;
 use crate::metrics::{LatencySummary, PartyStats};
 use crate::records::{LeadRecord, PingRecord};
@@ -68,7 +69,7 @@ fn lead(ex: &Exchange, lead_id: &str) -> Result<Response, ApiError> {
 /// Everything about a lead, PII included (the admin's view).
 fn full_view(rec: &LeadRecord) -> Vec<u8> {
     let calls = serde_json::to_vec(&rec.post_calls).expect("records serialise");
-    let mut o = Obj::new()
+    let mut o = Answer::new()
         .str("lead_id", &rec.lead_id)
         .str("ping_id", &rec.ping_id)
         .str("publisher", &rec.publisher)
@@ -145,7 +146,7 @@ fn transactions(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
 /// One ping and its post, with per-buyer results and timings, no PII.
 fn transaction(ex: &Exchange, ping: &PingRecord) -> Result<Vec<u8>, ApiError> {
     let calls = serde_json::to_vec(&ping.calls).expect("records serialise");
-    let mut o = Obj::new()
+    let mut o = Answer::new()
         .str("ping_id", &ping.ping_id)
         .str("publisher", &ping.publisher)
         .str("vertical", &ping.vertical)
@@ -379,7 +380,7 @@ fn stats(ex: &Exchange) -> Vec<u8> {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(&party(&live.publisher(&p.id), Obj::new()).finish());
+        out.extend_from_slice(&party(&live.publisher(&p.id), Answer::new()).finish());
     }
     out.extend_from_slice(b"],\"buyers\":[");
     for (i, b) in rt.config.buyers.iter().enumerate() {
@@ -388,7 +389,7 @@ fn stats(ex: &Exchange) -> Vec<u8> {
         }
         let used = rt.buyers[i].cap.used(day);
         let o =
-            party(&live.buyer(&b.id), Obj::new()).raw("sold_today", used.to_string().as_bytes());
+            party(&live.buyer(&b.id), Answer::new()).raw("sold_today", used.to_string().as_bytes());
         out.extend_from_slice(&o.finish());
     }
     out.extend_from_slice(b"]}");
@@ -396,7 +397,7 @@ fn stats(ex: &Exchange) -> Vec<u8> {
 }
 
 /// One publisher's or buyer's numbers as JSON fields.
-fn party(s: &PartyStats, o: Obj) -> Obj {
+fn party(s: &PartyStats, o: Answer) -> Answer {
     let count = |n: u64| n.to_string().into_bytes();
     o.str("id", &s.id)
         .raw("pings", &count(s.pings))
@@ -438,7 +439,7 @@ fn latency_ms(l: &LatencySummary) -> Vec<u8> {
     } else {
         ms(l.mean_us)
     };
-    Obj::new()
+    Answer::new()
         .raw("count", l.count.to_string().as_bytes())
         .raw("mean", &mean)
         .raw("p50", &q(l.p50_us))

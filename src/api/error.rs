@@ -132,20 +132,15 @@ impl From<&crate::http::server::HttpError> for ApiError {
 pub fn error_body(code: &str, message: &str, field: Option<&str>) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + message.len());
     out.extend_from_slice(b"{\"error\":{\"code\":");
-    write_json_str(&mut out, code);
+    crate::json::write_str(&mut out, code);
     out.extend_from_slice(b",\"message\":");
-    write_json_str(&mut out, message);
+    crate::json::write_str(&mut out, message);
     if let Some(f) = field {
         out.extend_from_slice(b",\"field\":");
-        write_json_str(&mut out, f);
+        crate::json::write_str(&mut out, f);
     }
     out.extend_from_slice(b"}}");
     out
-}
-
-fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    // serde_json's string escaping cannot fail on a Vec.
-    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
 }
 
 #[cfg(test)]

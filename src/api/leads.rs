@@ -2,8 +2,9 @@
 //! it, without PII. Anyone else gets the same 404 as for a lead that does
 //! not exist, so ids cannot be probed.
 
-use super::{json, load_lead, rfc3339, Api, ApiError, Obj};
+use super::{json, load_lead, rfc3339, Api, ApiError};
 use crate::http::server::{Request, Response};
+use crate::json::Answer;
 use crate::records::LeadRecord;
 
 pub fn get(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
@@ -27,7 +28,7 @@ pub(crate) fn public_view(rec: &LeadRecord) -> Vec<u8> {
     } else {
         None
     };
-    let mut o = Obj::new()
+    let mut o = Answer::new()
         .str("lead_id", &rec.lead_id)
         .str("status", rec.status.as_str())
         .cents("price", price)

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use crate::config::{ConfigError, Publisher};
 use crate::exchange::{Exchange, Runtime};
 use crate::http::server::{Handler, Head, Request, Response};
+use crate::json::Answer;
 use crate::metrics::{self, Endpoint};
 use crate::records::LeadRecord;
 use crate::store::StoreError;
@@ -275,50 +276,6 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-/// A small JSON object writer for answers: keys are literals, values are
-/// escaped, money is written with two decimals.
-pub(crate) struct Obj {
-    out: Vec<u8>,
-}
-
-impl Obj {
-    pub fn new() -> Obj {
-        let mut out = Vec::with_capacity(128);
-        out.push(b'{');
-        Obj { out }
-    }
-    fn key(&mut self, k: &str) {
-        if self.out.len() > 1 {
-            self.out.push(b',');
-        }
-        self.out.push(b'"');
-        self.out.extend_from_slice(k.as_bytes());
-        self.out.extend_from_slice(b"\":");
-    }
-    pub fn str(mut self, k: &str, v: &str) -> Obj {
-        self.key(k);
-        serde_json::to_writer(&mut self.out, v).expect("writing to a Vec cannot fail");
-        self
-    }
-    pub fn cents(mut self, k: &str, v: Option<crate::money::Cents>) -> Obj {
-        self.key(k);
-        match v {
-            Some(c) => crate::money::write_cents(&mut self.out, c),
-            None => self.out.extend_from_slice(b"null"),
-        }
-        self
-    }
-    pub fn raw(mut self, k: &str, json: &[u8]) -> Obj {
-        self.key(k);
-        self.out.extend_from_slice(json);
-        self
-    }
-    pub fn finish(mut self) -> Vec<u8> {
-        self.out.push(b'}');
-        self.out
-    }
-}
-
 /// RFC 3339 UTC with milliseconds.
 pub(crate) fn rfc3339(ms: u64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -332,14 +289,14 @@ pub(crate) fn rfc3339(ms: u64) -> String {
 /// The publisher's answer for a settled post (contract §4).
 pub(crate) fn outcome_body(rec: &LeadRecord) -> Vec<u8> {
     if rec.status == crate::records::LeadStatus::Sold {
-        Obj::new()
+        Answer::new()
             .str("status", "sold")
             .str("lead_id", &rec.lead_id)
             .cents("price", rec.payout)
             .finish()
     } else {
         let reason = rec.reason.as_deref().unwrap_or("unsold");
-        Obj::new()
+        Answer::new()
             .str("status", "unsold")
             .str("lead_id", &rec.lead_id)
             .str("reason", reason)
@@ -374,7 +331,7 @@ mod tests {
 
     #[test]
     fn obj_writes_json() {
-        let b = super::Obj::new()
+        let b = crate::json::Answer::new()
             .str("a", "x\"y")
             .cents("p", Some(960))
             .cents("n", None)

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use super::{json, require_json, store_error, Api, ApiError, Obj};
+use super::{json, require_json, store_error, Api, ApiError};
 use crate::config::{Config, Publisher};
 use crate::exchange::admission::Budgets;
 use crate::exchange::fanout::{self, AuctionInput, AuctionResult};
 use crate::exchange::{Exchange, Runtime};
 use crate::http::server::{Request, Response};
 use crate::ids;
+use crate::json::Answer;
 use crate::lead::Lead;
 use crate::metrics::{self, AuctionOutcome, ShedReason};
 use crate::records::{self, PingRecord, StoredBid};
@@ -36,13 +37,13 @@ pub fn handle(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     };
     let ping = auction(ex, &rt, &input, false)?;
     let body = match ping.bids.first() {
-        Some(best) => Obj::new()
+        Some(best) => Answer::new()
             .str("status", "bid")
             .str("ping_id", &ping.ping_id)
             .cents("price", Some(best.payout))
             .str("expires_at", &super::rfc3339(ping.expires_ms))
             .finish(),
-        None => Obj::new()
+        None => Answer::new()
             .str("status", "no_bid")
             .str("ping_id", &ping.ping_id)
             .finish(),

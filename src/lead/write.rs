@@ -6,59 +6,7 @@
 use std::io::Write;
 
 use super::{Attr, Consent, Lead};
-
-/// Writes `"key":` — or `,"key":` after the first key — where `key` is a
-/// literal that needs no escaping.
-struct Obj<'a> {
-    out: &'a mut Vec<u8>,
-    first: bool,
-}
-
-impl<'a> Obj<'a> {
-    fn open(out: &'a mut Vec<u8>) -> Self {
-        out.push(b'{');
-        Obj { out, first: true }
-    }
-
-    fn key(&mut self, key: &str) -> &mut Vec<u8> {
-        if !self.first {
-            self.out.push(b',');
-        }
-        self.first = false;
-        self.out.push(b'"');
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(b"\":");
-        self.out
-    }
-
-    fn str(&mut self, key: &str, v: &str) {
-        str(self.key(key), v);
-    }
-
-    fn opt_str(&mut self, key: &str, v: Option<&str>) {
-        if let Some(v) = v {
-            self.str(key, v);
-        }
-    }
-
-    fn int(&mut self, key: &str, v: i64) {
-        let _ = write!(self.key(key), "{v}");
-    }
-
-    fn bool(&mut self, key: &str, v: bool) {
-        self.key(key)
-            .extend_from_slice(if v { b"true" } else { b"false" });
-    }
-
-    fn close(self) {
-        self.out.push(b'}');
-    }
-}
-
-/// A JSON string with every escape JSON needs.
-fn str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
-}
+use crate::json::{write_str as str, Obj};
 
 pub(super) fn lead(l: &Lead, out: &mut Vec<u8>, with_pii: bool) {
     let mut o = Obj::open(out);

@@ -6,15 +6,12 @@ mod answer;
 pub use answer::{parse_bid_answer, parse_post_answer};
 
 use super::{BidAnswer, Integration, PingCtx, PostAnswer, PostCtx};
+use crate::json::write_str;
 use crate::money::write_cents;
 
 pub struct Native;
 
 const JSON: &str = "application/json";
-
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
-}
 
 impl Integration for Native {
     fn build_ping(&self, ctx: &PingCtx<'_>, out: &mut Vec<u8>) -> &'static str {
