@@ -197,3 +197,26 @@ fn buyer_calls_and_server_reads_set_no_may_socket_timeout() {
         bad.join("\n")
     );
 }
+
+/// Buyer integrations are pure functions (bytes in, bytes out): nothing
+/// under `src/buyer/` names a module or type that does I/O.
+#[test]
+fn buyer_integrations_do_no_io() {
+    let io = [
+        "crate::http",
+        "crate::store",
+        "crate::exchange",
+        "std::net",
+        "std::fs",
+        "may::",
+    ];
+    let bad = offending_lines(
+        |name| !name.starts_with("src/buyer/"),
+        |_, _, line| io.iter().any(|m| line.contains(m)),
+    );
+    assert!(
+        bad.is_empty(),
+        "I/O in a buyer integration:\n{}",
+        bad.join("\n")
+    );
+}
