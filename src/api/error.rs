@@ -110,6 +110,81 @@ impl From<crate::lead::Invalid> for ApiError {
     }
 }
 
+/// A stage's refusal (`exchange::Refusal`): the one mapping from the
+/// exchange's domain refusals to status and contract code.
+impl From<crate::exchange::Refusal> for ApiError {
+    fn from(r: crate::exchange::Refusal) -> ApiError {
+        use crate::exchange::Refusal as R;
+        match r {
+            R::UnknownPing => ApiError::field(404, "unknown_ping", "ping_id", "no such ping"),
+            R::PostInProgress => ApiError::new(
+                409,
+                "post_in_progress",
+                "this ping is being posted; retry for its outcome",
+            ),
+            R::IdempotencyKeyInProgress => ApiError::new(
+                409,
+                "post_in_progress",
+                "a post with this Idempotency-Key is running; retry for its outcome",
+            ),
+            R::PingExpired => ApiError::field(
+                410,
+                "ping_expired",
+                "ping_id",
+                "the ping's bids have expired",
+            ),
+            R::PingMismatch { field } => ApiError::field(
+                422,
+                "ping_mismatch",
+                format!("lead.{field}"),
+                format!("lead.{field} differs from the ping's"),
+            ),
+            R::ConsentRequired => ApiError::field(
+                422,
+                "consent_required",
+                "consent",
+                "this vertical requires a consent object",
+            ),
+            R::DuplicateLead => ApiError::new(
+                409,
+                "duplicate_lead",
+                "this consumer was already sold in this vertical",
+            ),
+            R::Overloaded => ApiError::overloaded(),
+            // A buyer accepted but the sale is not durable yet.
+            R::SaleKept => ApiError::new(
+                503,
+                "overloaded",
+                "the sale is not recorded yet; retry the same request for its outcome",
+            ),
+            R::UnknownVertical(v) => {
+                ApiError::invalid("vertical", format!("unknown vertical {v:?}"))
+            }
+            R::VerticalNotAllowed(v) => {
+                ApiError::forbidden(format!("publisher may not sell vertical {v:?}"))
+            }
+            R::Store(e) => store_error(e),
+            // Logged where it was found.
+            R::Corrupt => ApiError::internal(),
+        }
+    }
+}
+
+/// A store failure as a client sees it: overload is retryable, the rest is
+/// internal (and logged here, the only place its text goes).
+pub(crate) fn store_error(e: crate::store::StoreError) -> ApiError {
+    use crate::store::StoreError;
+    match e {
+        // Unwritable was logged once, by the store's writer.
+        StoreError::Overloaded | StoreError::Unwritable => ApiError::overloaded(),
+        StoreError::Closed => ApiError::draining(),
+        other => {
+            log::error!(target: "leadx::store", "store failed error=\"{other}\"");
+            ApiError::internal()
+        }
+    }
+}
+
 /// A failure the HTTP layer found before (or instead of) a handler: its
 /// status is HTTP's, its contract code is decided here.
 impl From<&crate::http::server::HttpError> for ApiError {
@@ -164,6 +239,53 @@ mod tests {
         let body = error_body("bad_request", "quote \" and \n newline", None);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["error"]["message"], "quote \" and \n newline");
+    }
+
+    /// Every exchange refusal keeps the status and code the endpoints
+    /// answered before the stages moved into `exchange` (contract §8).
+    #[test]
+    fn refusals_map_to_the_contract_codes() {
+        use crate::exchange::Refusal as R;
+        use crate::store::StoreError;
+        let cases = [
+            (R::UnknownPing, 404, "unknown_ping", Some("ping_id")),
+            (R::PostInProgress, 409, "post_in_progress", None),
+            (R::IdempotencyKeyInProgress, 409, "post_in_progress", None),
+            (R::PingExpired, 410, "ping_expired", Some("ping_id")),
+            (
+                R::PingMismatch {
+                    field: "zip".into(),
+                },
+                422,
+                "ping_mismatch",
+                Some("lead.zip"),
+            ),
+            (R::ConsentRequired, 422, "consent_required", Some("consent")),
+            (R::DuplicateLead, 409, "duplicate_lead", None),
+            (R::Overloaded, 503, "overloaded", None),
+            (R::SaleKept, 503, "overloaded", None),
+            (
+                R::UnknownVertical("x".into()),
+                422,
+                "invalid_field",
+                Some("vertical"),
+            ),
+            (R::VerticalNotAllowed("x".into()), 403, "forbidden", None),
+            (R::Store(StoreError::Closed), 503, "draining", None),
+            (R::Store(StoreError::Unwritable), 503, "overloaded", None),
+            (R::Store(StoreError::Overloaded), 503, "overloaded", None),
+            (R::Store(StoreError::Io("x".into())), 500, "internal", None),
+            (R::Corrupt, 500, "internal", None),
+        ];
+        for (r, status, code, field) in cases {
+            let what = format!("{r:?}");
+            let e = ApiError::from(r);
+            assert_eq!(
+                (e.status, e.code, e.field.as_deref()),
+                (status, code, field),
+                "{what}"
+            );
+        }
     }
 
     #[test]

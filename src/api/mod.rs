@@ -19,7 +19,7 @@ use crate::http::server::{Handler, Head, Request, Response};
 use crate::json::Answer;
 use crate::metrics::{self, Endpoint};
 use crate::records::LeadRecord;
-use crate::store::StoreError;
+pub(crate) use error::store_error;
 pub use error::ApiError;
 
 /// Reloads the config file; the errors are what `check-config` would say.
@@ -262,20 +262,6 @@ fn require_json_type(content_type: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-/// A store failure as a client sees it: overload is retryable, the rest is
-/// internal (and logged here, the only place its text goes).
-pub(crate) fn store_error(e: StoreError) -> ApiError {
-    match e {
-        // Unwritable was logged once, by the store's writer.
-        StoreError::Overloaded | StoreError::Unwritable => ApiError::overloaded(),
-        StoreError::Closed => ApiError::draining(),
-        other => {
-            log::error!(target: "leadx::store", "store failed error=\"{other}\"");
-            ApiError::internal()
-        }
-    }
-}
-
 /// RFC 3339 UTC with milliseconds.
 pub(crate) fn rfc3339(ms: u64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -304,18 +290,9 @@ pub(crate) fn outcome_body(rec: &LeadRecord) -> Vec<u8> {
     }
 }
 
+/// A stored lead by id (`Exchange::lead`), its refusal mapped.
 pub(crate) fn load_lead(ex: &Exchange, lead_id: &str) -> Result<Option<LeadRecord>, ApiError> {
-    let Some(bytes) = ex
-        .store
-        .get(crate::store::Tree::Leads, lead_id.as_bytes())
-        .map_err(store_error)?
-    else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-        log::error!(target: "leadx::store", "lead record unreadable lead_id={lead_id} error=\"{e}\"");
-        ApiError::internal()
-    })
+    Ok(ex.lead(lead_id)?)
 }
 
 #[cfg(test)]

@@ -15,7 +15,11 @@ pub mod claims;
 pub mod fanout;
 pub mod outcomes;
 pub mod pings;
+mod refusal;
 pub mod sale;
+mod stages;
+
+pub use refusal::Refusal;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::buyer::{PostAnswer, PostCtx};
 use crate::exchange::admission::Budgets;
 use crate::exchange::outcomes::KeptSale;
-use crate::exchange::{caps, Exchange, Runtime};
+use crate::exchange::{caps, Exchange, Refusal, Runtime};
 use crate::ids;
 use crate::lead::{Consent, Lead};
 use crate::metrics::PostResult;
@@ -33,38 +33,12 @@ pub struct PostInput<'a> {
     pub with_outcome: &'a dyn Fn(&str, &mut Batch),
 }
 
-#[derive(Debug)]
-pub enum SaleError {
-    /// The same phone or email was sold (or is being sold) in this vertical
-    /// within its dedupe window.
-    Duplicate,
-    /// No buyer-call permit was free (`admission`): nothing was offered or
-    /// stored, so a retry can still sell the lead. Answered 503.
-    Overloaded,
-    /// A buyer accepted but the outcome could not be made durable yet: the
-    /// sale is kept (`exchange::outcomes`); a retry answers it once durable.
-    Kept,
-    Store(StoreError),
-}
-
-impl From<StoreError> for SaleError {
-    fn from(e: StoreError) -> Self {
-        SaleError::Store(e)
-    }
-}
-
 /// Runs the post stage and returns the durable lead record.
-pub fn run(
-    ex: &Exchange,
-    rt: &Arc<Runtime>,
-    input: &PostInput<'_>,
-) -> Result<LeadRecord, SaleError> {
+pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<LeadRecord, Refusal> {
     let ping = input.ping;
     // A drain that closed posts refuses this one (503 draining) before any
     // buyer sees the lead; else the drain waits for this ticket.
-    let _ticket = ex
-        .begin_post()
-        .ok_or(SaleError::Store(StoreError::Closed))?;
+    let _ticket = ex.begin_post().ok_or(Refusal::Store(StoreError::Closed))?;
     let dedupe_keys = dedupe_keys(rt, ping, input.lead);
     let selling = match &dedupe_keys {
         Some((keys, window_ms)) => Some(claim_unsold(ex, keys, *window_ms)?),
@@ -79,7 +53,7 @@ pub fn run(
         Some(
             ex.admission
                 .post_call(&Budgets::of(&rt.config.server))
-                .map_err(|_| SaleError::Overloaded)?,
+                .map_err(|_| Refusal::Overloaded)?,
         )
     };
     let now = ex.now_ms();
@@ -134,7 +108,7 @@ pub fn run(
                 },
                 &e,
             );
-            Err(SaleError::Kept)
+            Err(Refusal::SaleKept)
         }
         Err(e) => Err(e.into()),
     }
@@ -374,11 +348,11 @@ fn claim_unsold(
     ex: &Exchange,
     keys: &[Vec<u8>],
     window_ms: u64,
-) -> Result<crate::exchange::claims::Claim<Vec<u8>>, SaleError> {
+) -> Result<crate::exchange::claims::Claim<Vec<u8>>, Refusal> {
     let claim = ex
         .selling
         .claim_all(keys.to_vec())
-        .ok_or(SaleError::Duplicate)?;
+        .ok_or(Refusal::DuplicateLead)?;
     let now = ex.now_ms();
     for k in keys {
         if let Some(v) = ex.store.get(Tree::Dedupe, k)? {
@@ -388,7 +362,7 @@ fn claim_unsold(
                 .map(u64::from_be_bytes)
                 .unwrap_or(0);
             if now.saturating_sub(sold_ms) < window_ms {
-                return Err(SaleError::Duplicate);
+                return Err(Refusal::DuplicateLead);
             }
         }
     }

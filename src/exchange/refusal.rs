@@ -1,0 +1,46 @@
+//! Why an exchange stage said no, as a domain value: no status, no code.
+//! `api::error` alone maps each refusal to an HTTP status and contract code
+//! (and `Retry-After` for the retryable ones).
+
+use crate::store::StoreError;
+
+/// A stage's refusal (`Exchange::ping`, `post`, `direct`, `lead`).
+#[derive(Debug)]
+pub enum Refusal {
+    /// No such ping for this publisher (or not a ping id at all).
+    UnknownPing,
+    /// Another request is posting this ping; a retry gets its outcome.
+    PostInProgress,
+    /// A direct post with the same `Idempotency-Key` is running.
+    IdempotencyKeyInProgress,
+    /// The ping's bids have expired.
+    PingExpired,
+    /// The posted lead's ping field `field` (`zip`, `state`, …) differs from
+    /// the one pinged.
+    PingMismatch { field: String },
+    /// The vertical requires a consent object and none came.
+    ConsentRequired,
+    /// The consumer was sold (or is being sold) in this vertical within its
+    /// dedupe window.
+    DuplicateLead,
+    /// Shed for load (no permit, deadline mostly gone): nothing was stored,
+    /// a retry can still succeed.
+    Overloaded,
+    /// A buyer accepted but the outcome is not durable yet
+    /// (`exchange::outcomes`); a retry answers it once it is.
+    SaleKept,
+    /// The config has no such vertical (the publisher's typo).
+    UnknownVertical(String),
+    /// A known vertical this publisher may not sell.
+    VerticalNotAllowed(String),
+    /// The store refused or failed (closed by a drain, unwritable, …).
+    Store(StoreError),
+    /// A stored record that cannot be read; logged where it was found.
+    Corrupt,
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        Refusal::Store(e)
+    }
+}

@@ -1,0 +1,332 @@
+//! The stages an endpoint calls — ONE each: `Exchange::ping` (the auction,
+//! recorded), `Exchange::post` (a pinged lead sold), `Exchange::direct`
+//! (both in one call) and `Exchange::lead` (a stored outcome). Each takes
+//! parsed, validated input and returns the record to render or a
+//! [`Refusal`]; the api only parses and renders.
+//!
+//! Here live the checks between parsing and the I/O stages: vertical and
+//! consent, the ping's claim and lookup (store first, then the cache),
+//! expiry, publisher and ping-field match, a direct post's idempotency key,
+//! and settled outcomes answered again without calling any buyer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::admission::Budgets;
+use super::fanout::{self, AuctionInput, AuctionResult};
+use super::{sale, Exchange, Refusal, Runtime};
+use crate::config::{Config, Publisher};
+use crate::ids;
+use crate::lead::{self, Lead, Stage};
+use crate::metrics::{self, AuctionOutcome, PostOutcome};
+use crate::records::{self, keys, LeadRecord, PingRecord, StoredBid};
+use crate::store::{Batch, Tree};
+use crate::wire::{DirectRequest, PingRequest, PostRequest};
+
+impl Exchange {
+    /// `POST /v1/ping`: runs the auction on `req` for `publisher` and
+    /// records it; the deadline counts from `received_at`.
+    pub fn ping(
+        &self,
+        rt: &Arc<Runtime>,
+        publisher: &Publisher,
+        req: &PingRequest,
+        received_at: Instant,
+    ) -> Result<Arc<PingRecord>, Refusal> {
+        // A ping never waits for a flush (debug builds panic if it tries).
+        let _mark = crate::sync::no_store_wait();
+        check_vertical(&rt.config, publisher, &req.vertical)?;
+        let ping_id = ids::new_id();
+        let input = AuctionInput {
+            ping_id: &ping_id,
+            publisher,
+            vertical: &req.vertical,
+            lead: &req.lead,
+            test: req.test,
+            floor: req.floor,
+            started: received_at,
+        };
+        self.auction(rt, &input, false)
+    }
+
+    /// `POST /v1/post`: sells the lead of a ping. A ping is posted at most
+    /// once: the first post claims it, a concurrent one is refused
+    /// `PostInProgress`, and a later one gets the stored outcome with the
+    /// same lead id without any buyer being contacted — also after a
+    /// restart.
+    pub fn post(
+        &self,
+        rt: &Arc<Runtime>,
+        publisher: &Publisher,
+        req: &PostRequest,
+    ) -> Result<LeadRecord, Refusal> {
+        if !ids::looks_like_id(&req.ping_id) {
+            return Err(Refusal::UnknownPing);
+        }
+        let _claim = self
+            .posting
+            .claim(req.ping_id.clone())
+            .ok_or(Refusal::PostInProgress)?;
+        let ping = self
+            .find_ping(&req.ping_id)?
+            .filter(|ping| ping.publisher == publisher.id)
+            .ok_or(Refusal::UnknownPing)?;
+        if let Some(lead_id) = &ping.lead_id {
+            return self.settled(lead_id);
+        }
+        if self.now_ms() > ping.expires_ms {
+            return Err(Refusal::PingExpired);
+        }
+        require_consent(&rt.config, &ping.vertical, req.consent.is_some())?;
+        if let Some(field) = pinged_lead(&ping)?.ping_field_mismatch(&req.lead) {
+            return Err(Refusal::PingMismatch { field });
+        }
+        let started = Instant::now();
+        let input = sale::PostInput {
+            ping: &ping,
+            lead: &req.lead,
+            consent: req.consent.as_ref(),
+            started,
+            with_outcome: &|_, _| {},
+        };
+        let result = sale::run(self, rt, &input);
+        // A post shed for load or failed on the store leaves the ping as it
+        // was; its record may not have reached the store yet, so the cache
+        // keeps it for the publisher's retry.
+        if !matches!(result, Err(Refusal::Overloaded | Refusal::Store(_))) {
+            self.pings.remove(&ping.ping_id);
+        }
+        settle(result, started)
+    }
+
+    /// `POST /v1/leads`: a direct post — the ping stage and the post stage
+    /// in one call. An `idempotency_key` (scoped to the publisher) makes a
+    /// retry return the first outcome, also after a restart: the key is
+    /// written in the same durable batch as the outcome.
+    pub fn direct(
+        &self,
+        rt: &Arc<Runtime>,
+        publisher: &Publisher,
+        idempotency_key: Option<&str>,
+        req: &DirectRequest,
+        received_at: Instant,
+    ) -> Result<LeadRecord, Refusal> {
+        let idem_key = idempotency_key.map(|k| keys::idempotency(&publisher.id, k));
+        check_vertical(&rt.config, publisher, &req.vertical)?;
+        require_consent(&rt.config, &req.vertical, req.consent.is_some())?;
+        let _claim = match &idem_key {
+            Some(k) => {
+                let claim = self
+                    .idempotency
+                    .claim(k.clone())
+                    .ok_or(Refusal::IdempotencyKeyInProgress)?;
+                if let Some(lead_id) = self.store.get(Tree::Idempotency, k)? {
+                    return self.settled(&String::from_utf8_lossy(&lead_id));
+                }
+                Some(claim)
+            }
+            None => None,
+        };
+        let ping_id = ids::new_id();
+        let input = AuctionInput {
+            ping_id: &ping_id,
+            publisher,
+            vertical: &req.vertical,
+            lead: &req.lead,
+            test: req.test,
+            floor: None,
+            started: received_at,
+        };
+        let ping = self.auction(rt, &input, true)?;
+        let with_outcome = |lead_id: &str, batch: &mut Batch| {
+            if let Some(k) = &idem_key {
+                batch.insert(Tree::Idempotency, k.clone(), lead_id.as_bytes().to_vec());
+            }
+        };
+        let started = Instant::now();
+        let input = sale::PostInput {
+            ping: &ping,
+            lead: &req.lead,
+            consent: req.consent.as_ref(),
+            started,
+            with_outcome: &with_outcome,
+        };
+        settle(sale::run(self, rt, &input), started)
+    }
+
+    /// A stored lead record by id (`None`: no such lead).
+    pub fn lead(&self, lead_id: &str) -> Result<Option<LeadRecord>, Refusal> {
+        let Some(bytes) = self.store.get(Tree::Leads, lead_id.as_bytes())? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            log::error!(target: "leadx::store", "lead record unreadable lead_id={lead_id} error=\"{e}\"");
+            Refusal::Corrupt
+        })
+    }
+
+    /// Runs the auction and records it (store and, for a ping, the ping
+    /// cache). The ping record is written without waiting for a flush:
+    /// losing a ping to a crash costs an `unknown_ping` on its post, never
+    /// a sale.
+    ///
+    /// Overload is shed here, before any buyer is called: a ping whose
+    /// deadline is mostly gone, or that finds no auction or buyer-call
+    /// permit, is refused `Overloaded` at once (`exchange::admission`).
+    fn auction(
+        &self,
+        rt: &Arc<Runtime>,
+        input: &AuctionInput<'_>,
+        direct: bool,
+    ) -> Result<Arc<PingRecord>, Refusal> {
+        let budgets = Budgets::of(&rt.config.server);
+        let _auction = self
+            .admission
+            .auction(&budgets, input.started, rt.config.auction.ping_timeout_ms)
+            .map_err(|_| Refusal::Overloaded)?;
+        let AuctionResult { bids, calls } =
+            fanout::run(self, rt, input).map_err(|_| Refusal::Overloaded)?;
+        let now = self.now_ms();
+        let ping = Arc::new(PingRecord {
+            v: records::RECORD_VERSION,
+            ping_id: input.ping_id.to_string(),
+            publisher: input.publisher.id.clone(),
+            vertical: input.vertical.to_string(),
+            test: input.test,
+            created_ms: now,
+            expires_ms: now + rt.config.auction.bid_ttl_s * 1000,
+            lead_json: ping_fields_json(input.lead),
+            bids: bids
+                .iter()
+                .map(|b| StoredBid {
+                    buyer: rt.config.buyers[b.buyer].id.clone(),
+                    price: b.price,
+                    payout: b.payout,
+                    priority: b.priority,
+                    buyer_ref: b.buyer_ref.clone(),
+                })
+                .collect(),
+            calls,
+            lead_id: None,
+            direct,
+            auction_us: input.started.elapsed().as_micros() as u64,
+        });
+        let outcome = if ping.bids.is_empty() {
+            AuctionOutcome::NoBid
+        } else {
+            AuctionOutcome::Bid
+        };
+        // Test traffic counts toward no live statistics (contract §4).
+        if !ping.test {
+            metrics::global().auction(outcome, ping.auction_us);
+        }
+        metrics::global().live().auction(&ping);
+        crate::logging::events::auction(&ping);
+        let mut batch = Batch::default();
+        batch.insert(
+            Tree::Pings,
+            ping.ping_id.as_bytes().to_vec(),
+            serde_json::to_vec(&*ping).expect("record serialises"),
+        );
+        self.store.write(batch)?;
+        if !direct {
+            self.pings.insert(ping.clone(), now);
+        }
+        Ok(ping)
+    }
+
+    /// The stored outcome of a lead, answered again. A kept sale (its
+    /// outcome write failed) is written now, or refused `SaleKept` again.
+    /// The caller holds the claim on its ping or idempotency key, so a lead
+    /// still `posting` and not kept is a crash remnant and is settled as
+    /// interrupted.
+    fn settled(&self, lead_id: &str) -> Result<LeadRecord, Refusal> {
+        match self.kept.retry_one(&self.store, lead_id) {
+            Ok(Some(rec)) => return Ok(rec),
+            Ok(None) => {}
+            Err(_) => return Err(Refusal::SaleKept),
+        }
+        let mut rec = self.lead(lead_id)?.ok_or_else(|| {
+            log::error!(target: "leadx::store", "lead record missing lead_id={lead_id}");
+            Refusal::Corrupt
+        })?;
+        sale::settle_interrupted(self, &mut rec)?;
+        Ok(rec)
+    }
+
+    /// The store is the authority once it has the ping (it holds the outcome
+    /// link); the cache covers the moment before the writer applied it.
+    fn find_ping(&self, ping_id: &str) -> Result<Option<Arc<PingRecord>>, Refusal> {
+        if let Some(bytes) = self.store.get(Tree::Pings, ping_id.as_bytes())? {
+            let ping: PingRecord = serde_json::from_slice(&bytes).map_err(|e| {
+                log::error!(target: "leadx::store", "ping record unreadable ping_id={ping_id} error=\"{e}\"");
+                Refusal::Corrupt
+            })?;
+            return Ok(Some(Arc::new(ping)));
+        }
+        Ok(self.pings.get(ping_id))
+    }
+}
+
+/// The outcome of a finished post stage, counted and logged.
+fn settle(result: Result<LeadRecord, Refusal>, started: Instant) -> Result<LeadRecord, Refusal> {
+    let latency_us = started.elapsed().as_micros() as u64;
+    match &result {
+        Ok(rec) => {
+            let outcome = if rec.status == records::LeadStatus::Sold {
+                PostOutcome::Sold
+            } else {
+                PostOutcome::Unsold
+            };
+            if !rec.test {
+                metrics::global().post_outcome(outcome, latency_us);
+            }
+            metrics::global().live().post(rec, latency_us);
+            crate::logging::events::post(rec);
+        }
+        Err(Refusal::DuplicateLead) => {
+            metrics::global().post_outcome(PostOutcome::Duplicate, latency_us);
+        }
+        Err(_) => {}
+    }
+    result
+}
+
+/// An unknown vertical is the publisher's typo; a known one it may not sell
+/// is a permission problem.
+fn check_vertical(config: &Config, publisher: &Publisher, vertical: &str) -> Result<(), Refusal> {
+    if config.vertical(vertical).is_none() {
+        return Err(Refusal::UnknownVertical(vertical.to_string()));
+    }
+    if !publisher.verticals.iter().any(|v| v == vertical) {
+        return Err(Refusal::VerticalNotAllowed(vertical.to_string()));
+    }
+    Ok(())
+}
+
+fn require_consent(config: &Config, vertical: &str, has_consent: bool) -> Result<(), Refusal> {
+    let required = config.vertical(vertical).is_some_and(|v| v.require_consent);
+    if required && !has_consent {
+        return Err(Refusal::ConsentRequired);
+    }
+    Ok(())
+}
+
+/// The lead a ping was run on, read back from its record.
+fn pinged_lead(ping: &PingRecord) -> Result<Lead, Refusal> {
+    let mut bytes = ping.lead_json.clone().into_bytes();
+    let mut buffers =
+        simd_json::Buffers::with_max_depth(bytes.len(), crate::limits::JSON_DEPTH_MAX);
+    let value = simd_json::borrowed::to_value_with_buffers(&mut bytes, &mut buffers)
+        .map_err(|_| Refusal::Corrupt)?;
+    lead::lead_from_value(&value, Stage::Ping, "lead").map_err(|e| {
+        log::error!(target: "leadx::store", "stored ping lead invalid ping_id={} kind={:?}", ping.ping_id, e.kind);
+        Refusal::Corrupt
+    })
+}
+
+fn ping_fields_json(lead: &Lead) -> String {
+    let mut out = Vec::with_capacity(256);
+    lead.write_json(&mut out, false);
+    String::from_utf8(out).expect("JSON writers emit UTF-8")
+}
