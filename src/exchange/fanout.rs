@@ -271,9 +271,7 @@ fn spawn_call(
             },
         };
         let latency_us = t0.elapsed().as_micros() as u64;
-        if !test {
-            brt.metrics.ping(ping_result(&answer), latency_us);
-        }
+        super::report::buyer_ping(&brt.metrics, test, ping_result(&answer), latency_us);
         match board.post(Reply {
             buyer: i,
             answer,

@@ -16,6 +16,7 @@ pub mod fanout;
 pub mod outcomes;
 pub mod pings;
 mod refusal;
+mod report;
 pub mod sale;
 mod stages;
 

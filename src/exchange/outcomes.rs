@@ -110,11 +110,8 @@ impl KeptSales {
             // the publisher could have been told `sold`.
             // wall clock: a latency for metrics, not business time.
             let latency_us = crate::ids::now_ms().saturating_sub(sale.rec.created_ms) * 1000;
-            if !sale.rec.test {
-                crate::metrics::global()
-                    .post_outcome(crate::metrics::PostOutcome::Sold, latency_us);
-            }
-            crate::metrics::global().live().post(&sale.rec, latency_us);
+            let stats = super::report::process_stats();
+            super::report::kept_sale_recorded(stats, &sale.rec, latency_us);
         }
         Ok(())
     }

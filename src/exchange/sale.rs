@@ -232,9 +232,7 @@ fn post_one(
             (None, PostResult::Failed)
         }
     };
-    if !ping.test {
-        brt.metrics.post(metric, latency_us);
-    }
+    super::report::buyer_post(&brt.metrics, ping.test, metric, latency_us);
     rec.post_calls.push(call);
     accepted
 }

@@ -14,11 +14,10 @@ use std::time::Instant;
 
 use super::admission::Budgets;
 use super::fanout::{self, AuctionInput, AuctionResult};
-use super::{sale, Exchange, Refusal, Runtime};
+use super::{report, sale, Exchange, Refusal, Runtime};
 use crate::config::{Config, Publisher};
 use crate::ids;
 use crate::lead::{self, Lead, Stage};
-use crate::metrics::{self, AuctionOutcome, PostOutcome};
 use crate::records::{self, keys, LeadRecord, PingRecord, StoredBid};
 use crate::store::{Batch, Tree};
 use crate::wire::{DirectRequest, PingRequest, PostRequest};
@@ -96,7 +95,7 @@ impl Exchange {
         if !matches!(result, Err(Refusal::Overloaded | Refusal::Store(_))) {
             self.pings.remove(&ping.ping_id);
         }
-        settle(result, started)
+        settle(result, ping.test, started)
     }
 
     /// `POST /v1/leads`: a direct post — the ping stage and the post stage
@@ -151,7 +150,7 @@ impl Exchange {
             started,
             with_outcome: &with_outcome,
         };
-        settle(sale::run(self, rt, &input), started)
+        settle(sale::run(self, rt, &input), req.test, started)
     }
 
     /// A stored lead record by id (`None`: no such lead).
@@ -211,17 +210,7 @@ impl Exchange {
             direct,
             auction_us: input.started.elapsed().as_micros() as u64,
         });
-        let outcome = if ping.bids.is_empty() {
-            AuctionOutcome::NoBid
-        } else {
-            AuctionOutcome::Bid
-        };
-        // Test traffic counts toward no live statistics (contract §4).
-        if !ping.test {
-            metrics::global().auction(outcome, ping.auction_us);
-        }
-        metrics::global().live().auction(&ping);
-        crate::logging::events::auction(&ping);
+        report::auction_done(report::process_stats(), &ping);
         let mut batch = Batch::default();
         batch.insert(
             Tree::Pings,
@@ -268,25 +257,17 @@ impl Exchange {
     }
 }
 
-/// The outcome of a finished post stage, counted and logged.
-fn settle(result: Result<LeadRecord, Refusal>, started: Instant) -> Result<LeadRecord, Refusal> {
+/// The outcome of a finished post stage (of `test` traffic or not),
+/// counted and logged (`report`).
+fn settle(
+    result: Result<LeadRecord, Refusal>,
+    test: bool,
+    started: Instant,
+) -> Result<LeadRecord, Refusal> {
     let latency_us = started.elapsed().as_micros() as u64;
     match &result {
-        Ok(rec) => {
-            let outcome = if rec.status == records::LeadStatus::Sold {
-                PostOutcome::Sold
-            } else {
-                PostOutcome::Unsold
-            };
-            if !rec.test {
-                metrics::global().post_outcome(outcome, latency_us);
-            }
-            metrics::global().live().post(rec, latency_us);
-            crate::logging::events::post(rec);
-        }
-        Err(Refusal::DuplicateLead) => {
-            metrics::global().post_outcome(PostOutcome::Duplicate, latency_us);
-        }
+        Ok(rec) => report::post_done(report::process_stats(), rec, latency_us),
+        Err(Refusal::DuplicateLead) => report::post_duplicate(test, latency_us),
         Err(_) => {}
     }
     result

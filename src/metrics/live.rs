@@ -193,12 +193,9 @@ impl LiveStats {
         }
     }
 
-    /// Records a finished auction (a ping, or a direct post's ping stage).
-    /// Test traffic is not counted.
+    /// Records a finished auction (a ping, or a direct post's ping stage)
+    /// of live traffic: `exchange::report` applies the test-traffic rule.
     pub fn auction(&self, ping: &PingRecord) {
-        if ping.test {
-            return;
-        }
         let p = self.publishers.handle(&ping.publisher);
         add(&p.pings, 1);
         add(&p.bids, u64::from(!ping.bids.is_empty()));
@@ -223,12 +220,9 @@ impl LiveStats {
         }
     }
 
-    /// Records a settled post (or direct post) that took `latency_us`.
-    /// Test traffic is not counted.
+    /// Records a settled post (or direct post) of live traffic that took
+    /// `latency_us` (`exchange::report` applies the test-traffic rule).
     pub fn post(&self, rec: &LeadRecord, latency_us: u64) {
-        if rec.test {
-            return;
-        }
         let p = self.publishers.handle(&rec.publisher);
         add(&p.posts, 1);
         p.post_latency.observe(latency_us);
@@ -431,23 +425,6 @@ mod tests {
             (1, 0, 1)
         );
         assert_eq!(s.buyer("b2").posts, 0, "a skipped bidder was not posted to");
-    }
-
-    #[test]
-    fn test_traffic_counts_toward_nothing() {
-        let s = LiveStats::new();
-        s.auction(&ping(true, 1, vec![call("b1", "ping", "bid", None, 3_000)]));
-        s.post(
-            &lead(true, true, vec![call("b1", "post", "accepted", None, 1)]),
-            1,
-        );
-        assert_eq!(s.publisher("pub1"), LiveStats::new().publisher("pub1"));
-        assert_eq!(s.buyer("b1").pings + s.buyer("b1").posts, 0);
-        assert_eq!(
-            s.publisher("pub1").bid_rate(),
-            None,
-            "no denominator, no ratio"
-        );
     }
 
     #[test]

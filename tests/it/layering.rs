@@ -220,3 +220,69 @@ fn buyer_integrations_do_no_io() {
         bad.join("\n")
     );
 }
+
+/// Per-lead metrics and log events leave the exchange through
+/// `exchange::report` alone, the one place the test-traffic rule (contract
+/// §4) is applied: nowhere else names an auction, post or per-buyer series,
+/// the business statistics or a per-lead event, and nowhere else is a
+/// metric gated on a `.test` flag.
+#[test]
+fn only_report_gates_metrics_on_test_traffic() {
+    let home = |name: &str| {
+        name == "src/exchange/report.rs"
+            || name.starts_with("src/metrics/")
+            || name == "src/logging.rs"
+    };
+    let bad = offending_lines(home, report_violation);
+    assert!(
+        bad.is_empty(),
+        "per-lead metrics or test gating outside exchange::report:\n{}",
+        bad.join("\n")
+    );
+}
+
+/// A per-lead emission, or a `.test` check with a metric within the three
+/// lines after it.
+fn report_violation(lines: &[&str], n: usize, line: &str) -> bool {
+    let emits = [
+        ".live().",
+        "global().auction(",
+        ".post_outcome(",
+        "metrics.ping(",
+        "metrics.post(",
+        "events::auction(",
+        "events::post(",
+    ];
+    if emits.iter().any(|e| line.contains(e)) {
+        return true;
+    }
+    let gates = line.contains(".test") && (line.contains("if ") || line.contains(".then"));
+    gates
+        && lines[n.min(lines.len())..(n + 3).min(lines.len())]
+            .iter()
+            .any(|l| l.contains("metrics"))
+}
+
+/// The report guard catches the shape it replaced.
+#[test]
+fn the_report_guard_sees_test_gated_metrics() {
+    let old = [
+        "fn f() {",
+        "    if !ping.test {",
+        "        brt.metrics.ping(r, us);",
+        "    }",
+        "}",
+    ];
+    assert!(report_violation(&old, 2, old[1]), "a test-gated metric");
+    assert!(report_violation(&old, 3, old[2]), "a per-buyer series");
+    let gated = [
+        "    if !rec.test {",
+        "        crate::metrics::global().post_outcome(o, us);",
+    ];
+    assert!(report_violation(&gated, 1, gated[0]));
+    let caps = [
+        "    let counter = (!ping.test).then(|| &b.cap);",
+        "    reserve(counter);",
+    ];
+    assert!(!report_violation(&caps, 1, caps[0]), "caps are not metrics");
+}
