@@ -1,6 +1,11 @@
-//! What the store keeps, as versioned records. Serialised with serde_json:
-//! the records are small, human-readable in a pinch, and the version field
-//! lets a later leadx read (or refuse) what an earlier one wrote.
+//! What the store keeps, as versioned records, and their encoding: this
+//! module alone turns a record into stored bytes and back (`encode_*` /
+//! `decode_*`; `layering::only_records_encode_records` keeps it so).
+//! Pings and leads are serialised with serde_json: the records are small,
+//! human-readable in a pinch, and the version field lets a later leadx read
+//! (or refuse) what an earlier one wrote. The other trees hold a lead id
+//! (idempotency), a sale time (dedupe) or nothing (cap units, sales index).
+//! The bytes are pinned by `tests::records_written_before_the_codec_moved_here_still_decode`.
 //!
 //! PII lives in exactly one place: `LeadRecord::pii_json`. Pings hold only
 //! ping fields; call records hold outcomes and timings, never lead data.
@@ -179,6 +184,76 @@ pub struct LeadRecord {
     pub pii_json: String,
 }
 
+/// Stored bytes that do not decode as the record expected there; the text
+/// is for logs (with the key), never for clients.
+#[derive(Debug)]
+pub struct Undecodable(pub String);
+
+impl std::fmt::Display for Undecodable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Undecodable> {
+    serde_json::from_slice(bytes).map_err(|e| Undecodable(e.to_string()))
+}
+
+/// A ping record as stored in `Tree::Pings` (key: its ping id).
+pub fn encode_ping(ping: &PingRecord) -> Vec<u8> {
+    serde_json::to_vec(ping).expect("record serialises")
+}
+
+pub fn decode_ping(bytes: &[u8]) -> Result<PingRecord, Undecodable> {
+    decode(bytes)
+}
+
+/// A lead record as stored in `Tree::Leads` (key: its lead id).
+pub fn encode_lead(lead: &LeadRecord) -> Vec<u8> {
+    serde_json::to_vec(lead).expect("record serialises")
+}
+
+pub fn decode_lead(bytes: &[u8]) -> Result<LeadRecord, Undecodable> {
+    decode(bytes)
+}
+
+/// Call records as JSON, exactly as they sit inside a stored record (the
+/// admin views show them so).
+pub fn calls_json(calls: &[CallRecord]) -> Vec<u8> {
+    serde_json::to_vec(calls).expect("records serialise")
+}
+
+/// `Tree::Idempotency` value (key: `keys::idempotency`): the lead id the
+/// key's first post made.
+pub fn encode_idempotency(lead_id: &str) -> Vec<u8> {
+    lead_id.as_bytes().to_vec()
+}
+
+pub fn decode_idempotency(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `Tree::Dedupe` value (key: `keys::dedupe`): when the consumer was sold,
+/// in ms since the epoch, big-endian.
+pub fn encode_dedupe(sold_ms: u64) -> Vec<u8> {
+    sold_ms.to_be_bytes().to_vec()
+}
+
+/// The sale time of a dedupe value; 0 (long ago) if it is too short.
+pub fn decode_dedupe(bytes: &[u8]) -> u64 {
+    bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+/// `Tree::Caps` (key: `keys::cap_sale`) and `Tree::Sales` (key: the lead
+/// id) values: empty, the key is the record.
+pub fn encode_marker() -> Vec<u8> {
+    Vec::new()
+}
+
 /// Keys. Pings and leads use their ids (time-ordered, so a reverse scan is
 /// newest first); the rest are composed here so that no other module
 /// invents a key layout.
@@ -227,6 +302,109 @@ mod tests {
         assert!(!keys::cap_sale("b10", 20_000, "L1").starts_with(&day));
     }
 
+    fn full_ping() -> PingRecord {
+        PingRecord {
+            v: RECORD_VERSION,
+            ping_id: "0190a1b2c3d4e5f60718293a4b5c6d7e".into(),
+            publisher: "pub1".into(),
+            vertical: "auto".into(),
+            test: false,
+            created_ms: 1_700_000_000_123,
+            expires_ms: 1_700_000_060_123,
+            lead_json: r#"{"zip":"90210","state":"CA","age":30}"#.into(),
+            bids: vec![StoredBid {
+                buyer: "b1".into(),
+                price: 1_250,
+                payout: 1_000,
+                priority: 2,
+                buyer_ref: Some("ref-\"7\"".into()),
+            }],
+            calls: vec![
+                CallRecord {
+                    buyer: "b1".into(),
+                    stage: CallStage::Ping,
+                    outcome: CallOutcome::Bid,
+                    reason: None,
+                    latency_us: 4_200,
+                    price: Some(1_250),
+                },
+                CallRecord {
+                    buyer: "b2".into(),
+                    stage: CallStage::Skip,
+                    outcome: CallOutcome::Ineligible,
+                    reason: Some("cap_reached".into()),
+                    latency_us: 0,
+                    price: None,
+                },
+            ],
+            lead_id: Some("0190a1b2c3d4e5f60718293a4b5c6d7f".into()),
+            direct: true,
+            auction_us: 9_876,
+        }
+    }
+
+    fn full_lead() -> LeadRecord {
+        LeadRecord {
+            v: RECORD_VERSION,
+            lead_id: "0190a1b2c3d4e5f60718293a4b5c6d7f".into(),
+            ping_id: "0190a1b2c3d4e5f60718293a4b5c6d7e".into(),
+            publisher: "pub1".into(),
+            vertical: "auto".into(),
+            test: true,
+            created_ms: 1_700_000_001_000,
+            status: LeadStatus::Sold,
+            reason: Some("x".into()),
+            price: Some(1_250),
+            payout: Some(1_000),
+            buyer: Some("b1".into()),
+            buyer_lead_id: Some("BL-9".into()),
+            sold_ms: Some(1_700_000_001_500),
+            post_calls: vec![CallRecord {
+                buyer: "b1".into(),
+                stage: CallStage::Post,
+                outcome: CallOutcome::Accepted,
+                reason: None,
+                latency_us: 12_000,
+                price: Some(1_250),
+            }],
+            pii_json: r#"{"lead":{"email":"a@b.c"},"consent":null}"#.into(),
+        }
+    }
+
+    /// Bytes written by leadx before `records` owned the encoding (printed
+    /// by `serde_json::to_vec` at 05aae72): they decode to the same records
+    /// and today's encoders write them byte for byte.
+    #[test]
+    fn records_written_before_the_codec_moved_here_still_decode() {
+        let ping: &[u8] = br#"{"v":1,"ping_id":"0190a1b2c3d4e5f60718293a4b5c6d7e","publisher":"pub1","vertical":"auto","test":false,"created_ms":1700000000123,"expires_ms":1700000060123,"lead_json":"{\"zip\":\"90210\",\"state\":\"CA\",\"age\":30}","bids":[{"buyer":"b1","price":1250,"payout":1000,"priority":2,"buyer_ref":"ref-\"7\""}],"calls":[{"buyer":"b1","stage":"ping","outcome":"bid","latency_us":4200,"price":1250},{"buyer":"b2","stage":"skip","outcome":"ineligible","reason":"cap_reached","latency_us":0}],"lead_id":"0190a1b2c3d4e5f60718293a4b5c6d7f","direct":true,"auction_us":9876}"#;
+        let lead: &[u8] = br#"{"v":1,"lead_id":"0190a1b2c3d4e5f60718293a4b5c6d7f","ping_id":"0190a1b2c3d4e5f60718293a4b5c6d7e","publisher":"pub1","vertical":"auto","test":true,"created_ms":1700000001000,"status":"sold","reason":"x","price":1250,"payout":1000,"buyer":"b1","buyer_lead_id":"BL-9","sold_ms":1700000001500,"post_calls":[{"buyer":"b1","stage":"post","outcome":"accepted","latency_us":12000,"price":1250}],"pii_json":"{\"lead\":{\"email\":\"a@b.c\"},\"consent\":null}"}"#;
+        assert_eq!(decode_ping(ping).unwrap(), full_ping());
+        assert_eq!(encode_ping(&full_ping()), ping);
+        assert_eq!(decode_lead(lead).unwrap(), full_lead());
+        assert_eq!(encode_lead(&full_lead()), lead);
+        let calls = br#"[{"buyer":"b1","stage":"post","outcome":"accepted","latency_us":12000,"price":1250}]"#;
+        assert_eq!(calls_json(&full_lead().post_calls), calls);
+        // A minimal ping of an early version (optional fields absent).
+        let early = br#"{"v":1,"ping_id":"P","publisher":"p","vertical":"auto","test":false,"created_ms":1,"expires_ms":2,"lead_json":"{}","bids":[],"calls":[]}"#;
+        let p = decode_ping(early).unwrap();
+        assert_eq!((p.lead_id, p.direct, p.auction_us), (None, false, 0));
+        assert!(decode_ping(b"{\"v\":1").is_err());
+        assert!(decode_lead(ping).is_err(), "a ping is not a lead");
+        // The other trees' values.
+        assert_eq!(
+            encode_dedupe(1_700_000_000_123),
+            1_700_000_000_123u64.to_be_bytes()
+        );
+        assert_eq!(
+            decode_dedupe(&1_700_000_000_123u64.to_be_bytes()),
+            1_700_000_000_123
+        );
+        assert_eq!(decode_dedupe(b"short"), 0);
+        assert_eq!(encode_idempotency("L1"), b"L1");
+        assert_eq!(decode_idempotency(b"L1"), "L1");
+        assert!(encode_marker().is_empty());
+    }
+
     #[test]
     fn lead_record_round_trips() {
         let r = LeadRecord {
@@ -247,8 +425,7 @@ mod tests {
             post_calls: vec![],
             pii_json: "{}".into(),
         };
-        let bytes = serde_json::to_vec(&r).unwrap();
-        assert_eq!(serde_json::from_slice::<LeadRecord>(&bytes).unwrap(), r);
+        assert_eq!(decode_lead(&encode_lead(&r)).unwrap(), r);
     }
 
     /// The enum is stored as the very words the string field held, so

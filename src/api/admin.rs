@@ -8,7 +8,7 @@ use crate::http::server::{Head, Request, Response};
 use crate::json::Answer;
 use crate::limits;
 use crate::metrics::{LatencySummary, PartyStats};
-use crate::records::{LeadRecord, PingRecord};
+use crate::records::{self, LeadRecord, PingRecord};
 use crate::store::Tree;
 
 /// The head check of an admin request (`Api::screen`): the admin token,
@@ -68,7 +68,7 @@ fn lead(ex: &Exchange, lead_id: &str) -> Result<Response, ApiError> {
 
 /// Everything about a lead, PII included (the admin's view).
 fn full_view(rec: &LeadRecord) -> Vec<u8> {
-    let calls = serde_json::to_vec(&rec.post_calls).expect("records serialise");
+    let calls = records::calls_json(&rec.post_calls);
     let mut o = Answer::new()
         .str("lead_id", &rec.lead_id)
         .str("ping_id", &rec.ping_id)
@@ -127,7 +127,7 @@ fn transactions(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
     let mut out = b"{\"transactions\":[".to_vec();
     let mut first = true;
     for (key, bytes) in &rows {
-        let Ok(ping) = serde_json::from_slice::<PingRecord>(bytes) else {
+        let Ok(ping) = records::decode_ping(bytes) else {
             log::warn!(target: "leadx::store", "ping record unreadable, left out of transactions ping_id={}", String::from_utf8_lossy(key));
             continue;
         };
@@ -145,7 +145,7 @@ fn transactions(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
 
 /// One ping and its post, with per-buyer results and timings, no PII.
 fn transaction(ex: &Exchange, ping: &PingRecord) -> Result<Vec<u8>, ApiError> {
-    let calls = serde_json::to_vec(&ping.calls).expect("records serialise");
+    let calls = records::calls_json(&ping.calls);
     let mut o = Answer::new()
         .str("ping_id", &ping.ping_id)
         .str("publisher", &ping.publisher)
@@ -172,7 +172,7 @@ fn transaction(ex: &Exchange, ping: &PingRecord) -> Result<Vec<u8>, ApiError> {
         .transpose()?
         .flatten()
     {
-        let post_calls = serde_json::to_vec(&lead.post_calls).expect("records serialise");
+        let post_calls = records::calls_json(&lead.post_calls);
         o = o
             .str("lead_id", &lead.lead_id)
             .str("post_status", lead.status.as_str())
@@ -358,7 +358,14 @@ fn reload(api: &Api) -> Result<Response, ApiError> {
             // {"error":{…}} → {"error":{…},"problems":[…]}
             body.pop();
             body.extend_from_slice(b",\"problems\":");
-            body.extend_from_slice(&serde_json::to_vec(&lines).expect("strings serialise"));
+            body.push(b'[');
+            for (i, line) in lines.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                crate::json::write_str(&mut body, line);
+            }
+            body.push(b']');
             body.push(b'}');
             Ok(json(422, body))
         }

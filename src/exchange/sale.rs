@@ -270,11 +270,12 @@ fn outcome(
             batch.insert(
                 Tree::Caps,
                 keys::cap_sale(&bid.buyer, *day, &rec.lead_id),
-                Vec::new(),
+                records::encode_marker(),
             );
-            batch.insert(Tree::Sales, rec.lead_id.as_bytes().to_vec(), Vec::new());
+            let lead_key = rec.lead_id.as_bytes().to_vec();
+            batch.insert(Tree::Sales, lead_key, records::encode_marker());
             for k in dedupe {
-                batch.insert(Tree::Dedupe, k.clone(), now.to_be_bytes().to_vec());
+                batch.insert(Tree::Dedupe, k.clone(), records::encode_dedupe(now));
             }
         }
     } else {
@@ -292,12 +293,12 @@ fn add_links(input: &PostInput<'_>, rec: &LeadRecord, batch: &mut Batch) {
     batch.insert(
         Tree::Pings,
         ping.ping_id.as_bytes().to_vec(),
-        serde_json::to_vec(&ping).expect("record serialises"),
+        records::encode_ping(&ping),
     );
     batch.insert(
         Tree::Leads,
         rec.lead_id.as_bytes().to_vec(),
-        serde_json::to_vec(rec).expect("record serialises"),
+        records::encode_lead(rec),
     );
     (input.with_outcome)(&rec.lead_id, batch);
 }
@@ -316,7 +317,7 @@ pub fn settle_interrupted(ex: &Exchange, rec: &mut LeadRecord) -> Result<(), Sto
     batch.insert(
         Tree::Leads,
         rec.lead_id.as_bytes().to_vec(),
-        serde_json::to_vec(&*rec).expect("record serialises"),
+        records::encode_lead(rec),
     );
     ex.store.write_durable(batch)
 }
@@ -354,11 +355,7 @@ fn claim_unsold(
     let now = ex.now_ms();
     for k in keys {
         if let Some(v) = ex.store.get(Tree::Dedupe, k)? {
-            let sold_ms = v
-                .get(..8)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
+            let sold_ms = records::decode_dedupe(&v);
             if now.saturating_sub(sold_ms) < window_ms {
                 return Err(Refusal::DuplicateLead);
             }

@@ -120,7 +120,7 @@ impl Exchange {
                     .claim(k.clone())
                     .ok_or(Refusal::IdempotencyKeyInProgress)?;
                 if let Some(lead_id) = self.store.get(Tree::Idempotency, k)? {
-                    return self.settled(&String::from_utf8_lossy(&lead_id));
+                    return self.settled(&records::decode_idempotency(&lead_id));
                 }
                 Some(claim)
             }
@@ -139,7 +139,11 @@ impl Exchange {
         let ping = self.auction(rt, &input, true)?;
         let with_outcome = |lead_id: &str, batch: &mut Batch| {
             if let Some(k) = &idem_key {
-                batch.insert(Tree::Idempotency, k.clone(), lead_id.as_bytes().to_vec());
+                batch.insert(
+                    Tree::Idempotency,
+                    k.clone(),
+                    records::encode_idempotency(lead_id),
+                );
             }
         };
         let started = Instant::now();
@@ -158,7 +162,7 @@ impl Exchange {
         let Some(bytes) = self.store.get(Tree::Leads, lead_id.as_bytes())? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        records::decode_lead(&bytes).map(Some).map_err(|e| {
             log::error!(target: "leadx::store", "lead record unreadable lead_id={lead_id} error=\"{e}\"");
             Refusal::Corrupt
         })
@@ -215,7 +219,7 @@ impl Exchange {
         batch.insert(
             Tree::Pings,
             ping.ping_id.as_bytes().to_vec(),
-            serde_json::to_vec(&*ping).expect("record serialises"),
+            records::encode_ping(&ping),
         );
         self.store.write(batch)?;
         if !direct {
@@ -247,7 +251,7 @@ impl Exchange {
     /// link); the cache covers the moment before the writer applied it.
     fn find_ping(&self, ping_id: &str) -> Result<Option<Arc<PingRecord>>, Refusal> {
         if let Some(bytes) = self.store.get(Tree::Pings, ping_id.as_bytes())? {
-            let ping: PingRecord = serde_json::from_slice(&bytes).map_err(|e| {
+            let ping = records::decode_ping(&bytes).map_err(|e| {
                 log::error!(target: "leadx::store", "ping record unreadable ping_id={ping_id} error=\"{e}\"");
                 Refusal::Corrupt
             })?;

@@ -286,3 +286,46 @@ fn the_report_guard_sees_test_gated_metrics() {
     ];
     assert!(!report_violation(&caps, 1, caps[0]), "caps are not metrics");
 }
+
+/// `records` alone turns a stored record into bytes and back: no other
+/// production line calls serde_json's (de)serialisers (JSON answers and
+/// buyer bodies are written by `json`, requests read by `wire`/`lead`
+/// through simd-json).
+#[test]
+fn only_records_encode_records() {
+    let bad = offending_lines(|name| name == "src/records.rs", encodes_a_record);
+    assert!(
+        bad.is_empty(),
+        "records encoded or decoded outside records (use records::encode_*/decode_*):\n{}",
+        bad.join("\n")
+    );
+}
+
+fn encodes_a_record(_: &[&str], _: usize, line: &str) -> bool {
+    [
+        "serde_json::to_vec",
+        "serde_json::from_slice",
+        "serde_json::to_string",
+        "serde_json::from_str",
+    ]
+    .iter()
+    .any(|f| line.contains(f))
+}
+
+/// The records guard catches the lines it replaced (api::ping, api::post,
+/// exchange::sale, api::admin before the codec moved into records).
+#[test]
+fn the_records_guard_sees_the_old_encoders() {
+    for old in [
+        "        serde_json::to_vec(&*ping).expect(\"record serialises\"),",
+        "        let ping: PingRecord = serde_json::from_slice(&bytes).map_err(|e| {",
+        "    let calls = serde_json::to_vec(&ping.calls).expect(\"records serialise\");",
+    ] {
+        assert!(encodes_a_record(&[], 1, old), "{old}");
+    }
+    assert!(!encodes_a_record(
+        &[],
+        1,
+        "    records::encode_ping(&ping),"
+    ));
+}
