@@ -188,7 +188,7 @@ impl Running {
                 wait_connections_closed(&self.server, std::time::Instant::now() + answers);
             }
         }
-        self.ex.store.close().map_err(|e| e.to_string())?;
+        self.ex.close_store().map_err(|e| e.to_string())?;
         crate::logging::events::flush_summary();
         log::info!(target: "leadx::daemon", "stopped; store closed");
         Ok(())
@@ -206,9 +206,7 @@ impl Running {
         if running > 0 {
             log::error!(target: "leadx::daemon", "drain: posts still running after their deadline; closing the store under them posts={running}");
         }
-        if !self.ex.kept.is_empty() && self.ex.kept.retry_all(&self.ex.store) > 0 {
-            self.ex.kept.log_left();
-        }
+        self.ex.settle_kept_sales();
         waited
     }
 }

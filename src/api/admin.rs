@@ -2,14 +2,13 @@
 //! with PII, recent transactions without, reload, stats, and the
 //! reconciliation export.
 
-use super::{bearer, bearer_token, json, load_lead, rfc3339, store_error, Api, ApiError};
+use super::{bearer, bearer_token, json, load_lead, rfc3339, Api, ApiError};
 use crate::exchange::{caps, Exchange};
 use crate::http::server::{Head, Request, Response};
 use crate::json::Answer;
 use crate::limits;
 use crate::metrics::{LatencySummary, PartyStats};
 use crate::records::{self, LeadRecord, PingRecord};
-use crate::store::Tree;
 
 /// The head check of an admin request (`Api::screen`): the admin token,
 /// then whether the route takes a body at all — none does today.
@@ -120,24 +119,13 @@ fn transactions(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
                 )
             })?,
     };
-    let rows = ex
-        .store
-        .scan_range_rev(Tree::Pings, b"", b"g", limit)
-        .map_err(store_error)?;
+    let pings = ex.recent_pings(limit)?;
     let mut out = b"{\"transactions\":[".to_vec();
-    let mut first = true;
-    for (key, bytes) in &rows {
-        let Ok(ping) = records::decode_ping(bytes) else {
-            log::warn!(target: "leadx::store", "ping record unreadable, left out of transactions ping_id={}", String::from_utf8_lossy(key));
-            continue;
-        };
-        // The separator follows the rows actually written, not the scan index
-        // (a first row that does not decode must not leave `[,`).
-        if !first {
+    for (i, ping) in pings.iter().enumerate() {
+        if i > 0 {
             out.push(b',');
         }
-        first = false;
-        out.extend_from_slice(&transaction(ex, &ping)?);
+        out.extend_from_slice(&transaction(ex, ping)?);
     }
     out.extend_from_slice(b"]}");
     Ok(json(200, out))
@@ -256,27 +244,21 @@ fn export(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
         lo = lo.max(above);
     }
     let hi = crate::ids::hex(&to.min(0xffff_ffff_ffff).to_be_bytes()[2..]);
-    let mut rows = ex
-        .store
-        .scan_range(Tree::Sales, &lo, hi.as_bytes(), limit + 1)
-        .map_err(store_error)?;
+    let mut rows = ex.sold_lead_ids(&lo, hi.as_bytes(), limit + 1)?;
     let more = rows.len() > limit;
     rows.truncate(limit);
     let mut out =
         b"lead_id,publisher,vertical,buyer,price,payout,buyer_lead_id,created_at,sold_at\n"
             .to_vec();
-    for (key, _) in &rows {
-        let Some(rec) = load_lead(ex, &String::from_utf8_lossy(key))? else {
+    for lead_id in &rows {
+        let Some(rec) = load_lead(ex, lead_id)? else {
             continue;
         };
         csv_row(&mut out, &rec);
     }
     let mut headers = Vec::new();
-    if let Some((last, _)) = rows.last().filter(|_| more) {
-        headers.push((
-            "Link",
-            next_page_link(query, &String::from_utf8_lossy(last)),
-        ));
+    if let Some(last) = rows.last().filter(|_| more) {
+        headers.push(("Link", next_page_link(query, last)));
     }
     Ok(Response {
         status: 200,
@@ -492,7 +474,8 @@ pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
             }
         }
     }
-    let s = ex.store.stats();
+    let s = ex.store_stats();
+    let (pings_cached, pings_cached_bytes) = ex.pings_cached();
     write_gauge(
         out,
         "leadx_store_queue_depth",
@@ -505,7 +488,7 @@ pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
         "leadx_pings_cached",
         "Pings held in memory awaiting their post.",
         &[],
-        ex.pings.len() as f64,
+        pings_cached as f64,
     );
     let help = "Bytes the ping cache holds (bounded by server.ping_cache_bytes).";
     write_gauge(
@@ -513,7 +496,7 @@ pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
         "leadx_pings_cached_bytes",
         help,
         &[],
-        ex.pings.bytes() as f64,
+        pings_cached_bytes as f64,
     );
 }
 

@@ -19,7 +19,7 @@ pub fn readyz(ex: &Exchange) -> Response {
             503,
             crate::api::error::error_body("draining", "the exchange is shutting down", None),
         )
-    } else if !ex.store.is_writable() {
+    } else if !ex.is_writable() {
         json(
             503,
             crate::api::error::error_body(
@@ -53,9 +53,9 @@ pub fn metrics(ex: &Exchange) -> Response {
 /// The store's health and the sales waiting to be recorded.
 fn store_gauges(ex: &Exchange, out: &mut Vec<u8>) {
     use crate::metrics::write_gauge;
-    let writable = if ex.store.is_writable() { 1.0 } else { 0.0 };
+    let writable = if ex.is_writable() { 1.0 } else { 0.0 };
     write_gauge(out, "leadx_store_writable", "1 when the store accepts writes; 0 after a failed write (disk full, I/O error) until it recovers.", &[], writable);
-    let outages = ex.store.stats().unwritable_total as f64;
+    let outages = ex.store_stats().unwritable_total as f64;
     write_gauge(
         out,
         "leadx_store_unwritable_events",
@@ -68,6 +68,6 @@ fn store_gauges(ex: &Exchange, out: &mut Vec<u8>) {
         "leadx_sales_kept",
         "Sales a buyer accepted whose outcome is not durable yet (retried).",
         &[],
-        ex.kept.len() as f64,
+        ex.kept_sales() as f64,
     );
 }

@@ -19,7 +19,6 @@ use crate::http::server::{Handler, Head, Request, Response};
 use crate::json::Answer;
 use crate::metrics::{self, Endpoint};
 use crate::records::LeadRecord;
-pub(crate) use error::store_error;
 pub use error::ApiError;
 
 /// Reloads the config file; the errors are what `check-config` would say.
@@ -59,7 +58,7 @@ impl Api {
         }
         // A store that cannot write refuses work at once, before any buyer
         // is called (a lead read would be refused by the store too).
-        if is_publisher_call(endpoint) && !ex.store.is_writable() {
+        if is_publisher_call(endpoint) && !ex.is_writable() {
             return (endpoint, Err(ApiError::overloaded()));
         }
         let result = match endpoint {

@@ -117,22 +117,24 @@ impl Runtime {
     }
 }
 
-/// Everything a request handler needs.
+/// The running exchange: its runtime, its store and its live state, all
+/// private. Endpoints call one stage each (`ping`, `post`, `direct`,
+/// `lead`, the admin reads); the daemon starts, reloads and drains it.
 pub struct Exchange {
     runtime: ArcSwap<Runtime>,
-    pub store: Store,
+    store: Store,
     caps: caps::CapBook,
     /// Pings (by id) whose post is running.
-    pub posting: claims::Claims<String>,
+    posting: claims::Claims<String>,
     /// Direct posts (by publisher and idempotency key) running.
-    pub idempotency: claims::Claims<Vec<u8>>,
+    idempotency: claims::Claims<Vec<u8>>,
     /// Dedupe keys (vertical + contact hash) of leads being sold.
-    pub selling: claims::Claims<Vec<u8>>,
-    pub pings: pings::PingCache,
+    selling: claims::Claims<Vec<u8>>,
+    pings: pings::PingCache,
     /// Permits for auctions and buyer calls (overload is shed, not queued).
-    pub admission: Arc<admission::Admission>,
+    admission: Arc<admission::Admission>,
     /// Sales whose outcome write failed, retried until durable.
-    pub kept: outcomes::KeptSales,
+    kept: outcomes::KeptSales,
     /// Post stages running (`begin_post`); a drain waits for them.
     posts_in_flight: AtomicUsize,
     /// Set by a drain once it waits for the posts: no post starts after.
@@ -192,6 +194,55 @@ impl Exchange {
         self.pings.set_bytes_max(rt.config.server.ping_cache_bytes);
         self.runtime.store(Arc::new(rt));
         Ok(())
+    }
+
+    /// Whether the store accepts writes: false after a failed write until
+    /// the writer's probe succeeds (requests are refused 503 meanwhile).
+    pub fn is_writable(&self) -> bool {
+        self.store.is_writable()
+    }
+
+    /// The store's counters (queue depth, outages) for `/metrics`.
+    pub fn store_stats(&self) -> crate::store::StoreStats {
+        self.store.stats()
+    }
+
+    /// Sales a buyer accepted whose outcome is not durable yet
+    /// (`outcomes`), retried until it is.
+    pub fn kept_sales(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Pings held in memory awaiting their post, and the bytes charged for
+    /// them (bounded by `server.ping_cache_bytes`).
+    pub fn pings_cached(&self) -> (usize, usize) {
+        (self.pings.len(), self.pings.bytes())
+    }
+
+    /// At shutdown, once posts are closed: kept sales get a last try, and
+    /// any still not durable are logged by id for reconciliation.
+    pub fn settle_kept_sales(&self) {
+        if !self.kept.is_empty() && self.kept.retry_all(&self.store) > 0 {
+            self.kept.log_left();
+        }
+    }
+
+    /// Closes the store (the drain's last step).
+    pub fn close_store(&self) -> Result<(), crate::store::StoreError> {
+        self.store.close()
+    }
+
+    /// Test seam: the store itself (fault injection, raw writes). Not for
+    /// the request path, which goes through the stages.
+    #[doc(hidden)]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Test seam: the permits (`admission`), to hold some in a test.
+    #[doc(hidden)]
+    pub fn admission(&self) -> &Arc<admission::Admission> {
+        &self.admission
     }
 
     pub fn set_ready(&self, ready: bool) {

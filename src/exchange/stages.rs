@@ -168,6 +168,37 @@ impl Exchange {
         })
     }
 
+    /// The newest `limit` ping records, newest first (admin
+    /// transactions); a record that does not decode is logged and left out.
+    pub fn recent_pings(&self, limit: usize) -> Result<Vec<PingRecord>, Refusal> {
+        let rows = self.store.scan_range_rev(Tree::Pings, b"", b"g", limit)?;
+        let mut pings = Vec::with_capacity(rows.len());
+        for (key, bytes) in &rows {
+            match records::decode_ping(bytes) {
+                Ok(ping) => pings.push(ping),
+                Err(_) => {
+                    log::warn!(target: "leadx::store", "ping record unreadable, left out of transactions ping_id={}", String::from_utf8_lossy(key));
+                }
+            }
+        }
+        Ok(pings)
+    }
+
+    /// The lead ids of sales whose ids fall in `[lo, hi)`, oldest first, at
+    /// most `limit` (the reconciliation export pages through them).
+    pub fn sold_lead_ids(
+        &self,
+        lo: &[u8],
+        hi: &[u8],
+        limit: usize,
+    ) -> Result<Vec<String>, Refusal> {
+        let rows = self.store.scan_range(Tree::Sales, lo, hi, limit)?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, _)| String::from_utf8_lossy(&key).into_owned())
+            .collect())
+    }
+
     /// Runs the auction and records it (store and, for a ping, the ping
     /// cache). The ping record is written without waiting for a flush:
     /// losing a ping to a crash costs an `unknown_ping` on its post, never

@@ -233,7 +233,7 @@ fn transactions_skip_an_undecodable_first_row_and_stay_json() {
         "f".repeat(32),
         &b"{not a ping record"[..],
     );
-    l.ex().store.write_durable(batch).unwrap();
+    l.ex().store().write_durable(batch).unwrap();
     let r = admin_get(&l, "/v1/admin/transactions");
     assert_eq!(r.status, 200);
     let list = r.json()["transactions"].as_array().unwrap().clone();

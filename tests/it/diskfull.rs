@@ -220,7 +220,7 @@ fn disk_full_on_a_small_tmpfs_refuses_writes_and_recovers_by_itself() {
         "disk full: {} sales acknowledged, refused posts {}, sales kept {}",
         acknowledged.len(),
         refused_posts.len(),
-        l.ex().kept.len()
+        l.ex().kept_sales()
     );
     let ready = request(l.addr, "GET", "/readyz", &[], b"");
     assert_eq!(
@@ -241,7 +241,7 @@ fn disk_full_on_a_small_tmpfs_refuses_writes_and_recovers_by_itself() {
     // While the disk stays full the probes fail and nothing flips back.
     std::thread::sleep(Duration::from_millis(1_600));
     assert_eq!(request(l.addr, "GET", "/readyz", &[], b"").status, 503);
-    assert_eq!(l.ex().store.stats().unwritable_total, 1, "one outage");
+    assert_eq!(l.ex().store().stats().unwritable_total, 1, "one outage");
     // Space returns; nobody sends anything; leadx must notice by itself.
     std::fs::remove_file(&filler).unwrap();
     let freed = Instant::now();

@@ -98,13 +98,13 @@ fn an_accepted_sale_whose_outcome_write_fails_is_kept_and_recorded_later() {
         eventually(|| a.buyer.posts() == 1),
         "the buyer never got the post"
     );
-    l.ex().store.inject_fault(Fault::FailWrites);
+    l.ex().store().inject_fault(Fault::FailWrites);
     let r = poster.join().unwrap();
     assert_eq!(
         (r.status, r.code().as_str(), r.header("Retry-After")),
         (503, "overloaded", Some("1"))
     );
-    assert_eq!(l.ex().kept.len(), 1);
+    assert_eq!(l.ex().kept_sales(), 1);
     assert_eq!(gauge(addr, "leadx_sales_kept"), 1.0);
     let again = post_at(addr, &id);
     assert_eq!(
@@ -112,10 +112,10 @@ fn an_accepted_sale_whose_outcome_write_fails_is_kept_and_recorded_later() {
         (503, "overloaded"),
         "not durable yet"
     );
-    l.ex().store.inject_fault(Fault::None);
+    l.ex().store().inject_fault(Fault::None);
     // The store's probe, then the background retry (about a second).
     assert!(
-        eventually(|| l.ex().kept.is_empty()),
+        eventually(|| l.ex().kept_sales() == 0),
         "the kept sale was never recorded"
     );
     let sold = post_at(addr, &id);
@@ -169,10 +169,10 @@ fn a_kept_direct_post_is_answered_on_the_publishers_retry() {
     };
     let poster = std::thread::spawn(send);
     assert!(eventually(|| flat.buyer.posts() == 1));
-    l.ex().store.inject_fault(Fault::FailWrites);
+    l.ex().store().inject_fault(Fault::FailWrites);
     assert_eq!(poster.join().unwrap().status, 503);
-    l.ex().store.inject_fault(Fault::None);
-    assert!(eventually(|| l.ex().store.is_writable()));
+    l.ex().store().inject_fault(Fault::None);
+    assert!(eventually(|| l.ex().store().is_writable()));
     let mut answer = send();
     for _ in 0..100 {
         if answer.status == 200 {
@@ -251,11 +251,11 @@ fn an_unwritable_store_refuses_at_once_and_recovers_by_itself() {
     let sold = post_at(l.addr, &ping_id(&l)).json();
     let lead_path = format!("/v1/leads/{}", sold["lead_id"].as_str().unwrap());
     assert_eq!(gauge(l.addr, "leadx_store_writable"), 1.0);
-    l.ex().store.inject_fault(Fault::FailWrites);
+    l.ex().store().inject_fault(Fault::FailWrites);
     // A ping's record is written without waiting: the ping is answered,
     // its write fails a moment later.
     let _ = ping(&l);
-    assert!(eventually(|| !l.ex().store.is_writable()));
+    assert!(eventually(|| !l.ex().store().is_writable()));
     let pings_before = a.buyer.pings();
     for _ in 0..20 {
         let r = post_json(
@@ -287,7 +287,7 @@ fn an_unwritable_store_refuses_at_once_and_recovers_by_itself() {
         1.0,
         "one outage, logged once"
     );
-    l.ex().store.inject_fault(Fault::None);
+    l.ex().store().inject_fault(Fault::None);
     assert!(
         eventually(|| request(l.addr, "GET", "/readyz", &[], b"").status == 200),
         "no recovery"
@@ -309,7 +309,7 @@ fn a_cap_counter_read_during_an_outage_is_not_counted_as_zero() {
         assert_eq!(post(&l, &id, phone).json()["status"], "sold");
     }
     l.restart();
-    l.ex().store.inject_fault(Fault::FailWrites);
+    l.ex().store().inject_fault(Fault::FailWrites);
     // pub2's `home` vertical has no buyer: the ping loads no cap counter,
     // and its record's failed write makes the store unwritable.
     let r = post_json(
@@ -319,10 +319,10 @@ fn a_cap_counter_read_during_an_outage_is_not_counted_as_zero() {
         &json!({"vertical": "home", "lead": ping_lead()}),
     );
     assert_eq!(r.status, 200);
-    assert!(eventually(|| !l.ex().store.is_writable()));
+    assert!(eventually(|| !l.ex().store().is_writable()));
     let _ = request(l.addr, "GET", "/metrics", &[], b"");
-    l.ex().store.inject_fault(Fault::None);
-    assert!(eventually(|| l.ex().store.is_writable()));
+    l.ex().store().inject_fault(Fault::None);
+    assert!(eventually(|| l.ex().store().is_writable()));
     let sold: Vec<String> = ["5552345603", "5552345604", "5552345605"]
         .iter()
         .map(|phone| {

@@ -128,7 +128,7 @@ fn a_burst_past_the_auction_limit_is_shed_at_once_and_the_server_then_answers_no
     assert!(slow.buyer.pings() <= 2, "a shed ping calls no buyer");
     assert!(metric(&l, "leadx_shed_total{reason=\"auctions\"}") - shed_before >= shed.len() as f64);
     // Every permit is back, and the server answers normally.
-    let adm = &l.ex().admission;
+    let adm = l.ex().admission();
     assert!(eventually(Duration::from_secs(5), || adm
         .auctions_in_flight()
         == 0
@@ -168,7 +168,7 @@ fn pings_past_their_share_of_buyer_calls_are_shed_while_posts_keep_their_reserve
         &buyer_toml("a", &a, ""),
     );
     let id = ping(&l)["ping_id"].as_str().unwrap().to_string();
-    let pings_held = l.ex().admission.ping_calls(&budgets(&l), 3).unwrap();
+    let pings_held = l.ex().admission().ping_calls(&budgets(&l), 3).unwrap();
     assert_shed(&ping_reply(&l));
     assert_eq!(a.buyer.pings(), 1, "the shed ping called nobody");
     let r = post(&l, &id, "5552345678");
@@ -193,7 +193,7 @@ fn a_post_without_a_buyer_call_permit_answers_503_and_a_retry_still_sells_to_the
     let id = ping(&l)["ping_id"].as_str().unwrap().to_string();
     let b = budgets(&l);
     let held: Vec<_> = (0..3)
-        .map(|_| l.ex().admission.post_call(&b).unwrap())
+        .map(|_| l.ex().admission().post_call(&b).unwrap())
         .collect();
     let r = post(&l, &id, "5552345678");
     assert_shed(&r);
@@ -248,7 +248,7 @@ fn permits_come_back_after_many_auctions_and_posts_with_failing_buyers() {
         }
     });
     assert!(bids.buyer.posts() > 0, "posts ran and failed");
-    let adm = &l.ex().admission;
+    let adm = l.ex().admission();
     let back = eventually(Duration::from_secs(10), || {
         adm.auctions_in_flight() == 0 && adm.buyer_calls_in_flight() == 0
     });
