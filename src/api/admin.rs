@@ -372,11 +372,12 @@ fn stats(ex: &Exchange) -> Vec<u8> {
         out.extend_from_slice(&party(&live.publisher(&p.id), Answer::new()).finish());
     }
     out.extend_from_slice(b"],\"buyers\":[");
-    for (i, b) in rt.config.buyers.iter().enumerate() {
+    for (i, brt) in rt.buyers.iter().enumerate() {
+        let b = &brt.cfg;
         if i > 0 {
             out.push(b',');
         }
-        let used = rt.buyers[i].cap.used(day);
+        let used = brt.cap.used(day);
         let o =
             party(&live.buyer(&b.id), Answer::new()).raw("sold_today", used.to_string().as_bytes());
         out.extend_from_slice(&o.finish());
@@ -442,9 +443,10 @@ pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
     use crate::metrics::write_gauge;
     let rt = ex.runtime();
     let day = caps::utc_day(ex.now_ms());
-    for (i, b) in rt.config.buyers.iter().enumerate() {
+    for brt in &rt.buyers {
+        let b = &brt.cfg;
         if let Some(cap) = b.caps.daily {
-            let left = cap.saturating_sub(rt.buyers[i].cap.used(day));
+            let left = cap.saturating_sub(brt.cap.used(day));
             write_gauge(
                 out,
                 "leadx_buyer_cap_remaining",
@@ -453,7 +455,6 @@ pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
                 f64::from(left),
             );
         }
-        let brt = &rt.buyers[i];
         for (stage, client) in [("ping", brt.ping.as_ref()), ("post", Some(&brt.post))] {
             let Some(c) = client else { continue };
             let s = c.stats();

@@ -9,6 +9,8 @@
 
 pub mod native;
 
+use std::sync::{Arc, OnceLock};
+
 use crate::lead::{Consent, Lead};
 use crate::money::Cents;
 
@@ -70,7 +72,11 @@ pub trait Integration: Send + Sync {
     fn parse_result(&self, status: u16, body: &mut [u8]) -> PostAnswer;
 }
 
-/// The integration a buyer speaks. One format exists today.
-pub fn for_buyer(_buyer: &crate::config::Buyer) -> &'static dyn Integration {
-    &native::Native
+/// The integration a buyer speaks, built once per runtime and owned by the
+/// runtime's buyer (so per-buyer state, such as compiled templates, can
+/// live in it). One format exists today; it is stateless, so every native
+/// buyer shares one object (and the auction builds its ping body once).
+pub fn for_buyer(_buyer: &crate::config::Buyer) -> Arc<dyn Integration> {
+    static NATIVE: OnceLock<Arc<native::Native>> = OnceLock::new();
+    NATIVE.get_or_init(|| Arc::new(native::Native)).clone()
 }

@@ -24,7 +24,7 @@ use crate::auction::{self, Bid, Skip};
 use crate::buyer::{BidAnswer, PingCtx};
 use crate::config::Publisher;
 use crate::exchange::admission::{Budgets, Permit};
-use crate::exchange::{caps, Exchange, Runtime};
+use crate::exchange::{caps, BuyerRt, Exchange, Runtime};
 use crate::lead::Lead;
 use crate::limits;
 use crate::metrics::{self, PingResult, ShedReason};
@@ -126,12 +126,13 @@ pub fn run(
     let mut calls = Vec::new();
     let mut bids = Vec::new();
     let mut to_call = Vec::new();
-    for (i, buyer) in rt.config.buyers.iter().enumerate() {
-        if let Err(skip) = admit(rt, i, input, day) {
+    for (i, brt) in rt.buyers.iter().enumerate() {
+        let buyer = &brt.cfg;
+        if let Err(skip) = admit(brt, input, day) {
             calls.push(skip_record(&buyer.id, skip.reason()));
             continue;
         }
-        if rt.buyers[i].ping.is_none() {
+        if brt.ping.is_none() {
             // A direct-post buyer bids its fixed price without a call.
             let price = buyer.fixed_price.unwrap_or(0);
             bids.push(Bid::new(
@@ -185,11 +186,11 @@ pub fn run(
 
 /// Eligibility, plus caps for live traffic (test mode neither checks nor
 /// consumes them).
-fn admit(rt: &Runtime, i: usize, input: &AuctionInput<'_>, day: u32) -> Result<(), Skip> {
-    let buyer = &rt.config.buyers[i];
+fn admit(brt: &BuyerRt, input: &AuctionInput<'_>, day: u32) -> Result<(), Skip> {
+    let buyer = &brt.cfg;
     auction::eligible(buyer, input.vertical, input.lead)?;
     if let (Some(cap), false) = (buyer.caps.daily, input.test) {
-        if rt.buyers[i].cap.used(day) >= cap {
+        if brt.cap.used(day) >= cap {
             return Err(Skip::CapReached);
         }
     }
@@ -214,7 +215,7 @@ fn shared_ping_body(
     i: usize,
     input: &AuctionInput<'_>,
 ) -> (Arc<Vec<u8>>, &'static str) {
-    let integration = rt.buyers[i].integration;
+    let integration = &*rt.buyers[i].integration;
     let key = integration as *const dyn crate::buyer::Integration as *const () as usize;
     if let Some((k, body, ct)) = cache {
         if *k == key {
@@ -245,8 +246,8 @@ fn spawn_call(
     crate::rt::spawn(move || {
         // Given back when this coroutine ends, however it ends.
         let _permit = permit;
-        let buyer = &rt.config.buyers[i];
         let brt = &rt.buyers[i];
+        let buyer = &brt.cfg;
         let t0 = Instant::now();
         let own = t0.max(started) + Duration::from_millis(buyer.ping_timeout_ms);
         let deadline = own.min(answer_by);
@@ -331,10 +332,10 @@ fn record(
     bids: &mut Vec<Bid>,
     calls: &mut Vec<CallRecord>,
 ) {
-    let mut answered = vec![false; rt.config.buyers.len()];
+    let mut answered = vec![false; rt.buyers.len()];
     for reply in replies {
         answered[reply.buyer] = true;
-        let buyer = &rt.config.buyers[reply.buyer];
+        let buyer = &rt.buyers[reply.buyer].cfg;
         let mut rec = CallRecord {
             buyer: buyer.id.clone(),
             stage: CallStage::Ping,
@@ -366,10 +367,10 @@ fn record(
         calls.push(rec);
     }
     if pending > 0 {
-        for (i, buyer) in rt.config.buyers.iter().enumerate() {
-            let called = rt.buyers[i].ping.is_some()
-                && !answered[i]
-                && !calls.iter().any(|c| c.buyer == buyer.id);
+        for (i, brt) in rt.buyers.iter().enumerate() {
+            let buyer = &brt.cfg;
+            let called =
+                brt.ping.is_some() && !answered[i] && !calls.iter().any(|c| c.buyer == buyer.id);
             if called {
                 calls.push(CallRecord {
                     buyer: buyer.id.clone(),

@@ -29,17 +29,21 @@ use arc_swap::ArcSwap;
 
 use crate::buyer::{self, Integration};
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError};
+use crate::config::{Buyer, Config, ConfigError};
 use crate::http::client::{BuyerClient, ClientOptions};
 use crate::metrics::{self, BuyerMetrics};
 use crate::store::Store;
 
-/// A buyer with everything needed to call it.
+/// A buyer with everything needed to call it: its config and what was
+/// built from it, in one struct (`Runtime::buyers` is the one list).
 pub struct BuyerRt {
+    pub cfg: Buyer,
     pub ping: Option<BuyerClient>,
     pub post: BuyerClient,
     pub metrics: Arc<BuyerMetrics>,
-    pub integration: &'static dyn Integration,
+    /// Its format, built with the runtime (`buyer::for_buyer`); stateless
+    /// formats share one object, so buyers speaking them share a ping body.
+    pub integration: Arc<dyn Integration>,
     /// Its sales today (live traffic), capped or not: read and reserved
     /// lock-free on the request path, counted from the store when this
     /// runtime was built.
@@ -48,8 +52,10 @@ pub struct BuyerRt {
 
 /// One config and what was built from it.
 pub struct Runtime {
+    /// The config, its `buyers` moved into `Runtime::buyers` (empty here;
+    /// `layering::runtime_buyers_are_one_list` keeps code off it).
     pub config: Config,
-    /// Same order as `config.buyers`.
+    /// Every buyer, in config order; a `Bid`'s `buyer` indexes this.
     pub buyers: Vec<BuyerRt>,
 }
 
@@ -59,12 +65,13 @@ impl Runtime {
     /// and waits for the store, so it blocks: call it from a plain thread
     /// (start-up, the reload thread), never on a request.
     fn build(
-        config: Config,
+        mut config: Config,
         book: &caps::CapBook,
         store: &Store,
         now_ms: u64,
     ) -> Result<Runtime, Vec<ConfigError>> {
-        let ids: Vec<&str> = config.buyers.iter().map(|b| b.id.as_str()).collect();
+        let cfgs = std::mem::take(&mut config.buyers);
+        let ids: Vec<&str> = cfgs.iter().map(|b| b.id.as_str()).collect();
         let day = caps::utc_day(now_ms);
         let counters = book.attach(&ids, day, |buyer| {
             let prefix = crate::records::keys::cap_day(buyer, day);
@@ -79,9 +86,9 @@ impl Runtime {
                     }]
                 })
         })?;
-        let mut buyers = Vec::with_capacity(config.buyers.len());
+        let mut buyers = Vec::with_capacity(cfgs.len());
         let mut errors = Vec::new();
-        for ((i, b), cap) in config.buyers.iter().enumerate().zip(counters) {
+        for ((i, b), cap) in cfgs.iter().enumerate().zip(counters) {
             let client = |url: &crate::http::url::Url, key: &str| {
                 BuyerClient::new(url, ClientOptions::default()).map_err(|e| ConfigError {
                     key: format!("buyer[{i}].{key}"),
@@ -96,6 +103,7 @@ impl Runtime {
             let post = client(&b.post_url, "post_url");
             match (ping, post) {
                 (Ok(ping), Ok(post)) => buyers.push(BuyerRt {
+                    cfg: b.clone(),
                     ping,
                     post,
                     metrics: metrics::global().buyer(&b.id),
@@ -113,7 +121,7 @@ impl Runtime {
     }
 
     pub fn buyer_index(&self, id: &str) -> Option<usize> {
-        self.config.buyers.iter().position(|b| b.id == id)
+        self.buyers.iter().position(|b| b.cfg.id == id)
     }
 }
 

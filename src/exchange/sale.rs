@@ -134,7 +134,7 @@ fn offer(
             rec.post_calls.push(skip(&bid.buyer, "buyer_removed"));
             continue;
         };
-        let buyer = &rt.config.buyers[i];
+        let buyer = &rt.buyers[i].cfg;
         // Every live sale takes a unit, capped buyer or not, so that a cap
         // a reload adds starts from the true count.
         let counter = (!ping.test).then(|| &rt.buyers[i].cap);
@@ -176,8 +176,8 @@ fn post_one(
     body: &mut Vec<u8>,
     rec: &mut LeadRecord,
 ) -> Option<Option<String>> {
-    let buyer = &rt.config.buyers[i];
     let brt = &rt.buyers[i];
+    let buyer = &brt.cfg;
     let ping = input.ping;
     body.clear();
     let ctx = PostCtx {

@@ -233,7 +233,7 @@ impl Exchange {
             bids: bids
                 .iter()
                 .map(|b| StoredBid {
-                    buyer: rt.config.buyers[b.buyer].id.clone(),
+                    buyer: rt.buyers[b.buyer].cfg.id.clone(),
                     price: b.price,
                     payout: b.payout,
                     priority: b.priority,

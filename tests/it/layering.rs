@@ -329,3 +329,34 @@ fn the_records_guard_sees_the_old_encoders() {
         "    records::encode_ping(&ping),"
     ));
 }
+
+/// Runtime buyers are one list: each `exchange::BuyerRt` carries its
+/// config (`cfg`), and `Runtime::build` moves `config.buyers` into it, so
+/// nothing indexes a second, parallel vector.
+#[test]
+fn runtime_buyers_are_one_list() {
+    let bad = offending_lines(|name| name.starts_with("src/config/"), names_config_buyers);
+    assert!(
+        bad.is_empty(),
+        "config.buyers is empty in a runtime; use rt.buyers[i].cfg:\n{}",
+        bad.join("\n")
+    );
+}
+
+fn names_config_buyers(_: &[&str], _: usize, line: &str) -> bool {
+    line.contains("config.buyers") && !line.contains("std::mem::take(&mut config.buyers)")
+}
+
+#[test]
+fn the_buyer_list_guard_sees_a_parallel_index() {
+    assert!(names_config_buyers(
+        &[],
+        1,
+        "    let buyer = &rt.config.buyers[i];"
+    ));
+    assert!(!names_config_buyers(
+        &[],
+        1,
+        "    let buyer = &rt.buyers[i].cfg;"
+    ));
+}
