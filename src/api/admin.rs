@@ -362,7 +362,7 @@ fn reload(api: &Api) -> Result<Response, ApiError> {
 /// against its daily cap (UTC day, from the store, so it survives restarts).
 fn stats(ex: &Exchange) -> Vec<u8> {
     let rt = ex.runtime();
-    let live = crate::metrics::global().live();
+    let live = ex.live_stats();
     let day = caps::utc_day(ex.now_ms());
     let mut out = b"{\"publishers\":[".to_vec();
     for (i, p) in rt.config.publishers.iter().enumerate() {

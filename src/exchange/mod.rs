@@ -31,7 +31,7 @@ use crate::buyer::{self, Integration};
 use crate::clock::Clock;
 use crate::config::{Buyer, Config, ConfigError};
 use crate::http::client::{BuyerClient, ClientOptions};
-use crate::metrics::{self, BuyerMetrics};
+use crate::metrics::{self, BuyerMetrics, LiveStats};
 use crate::store::Store;
 
 /// A buyer with everything needed to call it: its config and what was
@@ -150,6 +150,9 @@ pub struct Exchange {
     draining: AtomicBool,
     ready: AtomicBool,
     clock: Arc<dyn Clock>,
+    /// Business statistics per publisher and buyer (`/v1/admin/stats`),
+    /// live traffic since this exchange started; fed by `report` only.
+    stats: LiveStats,
 }
 
 impl Exchange {
@@ -181,6 +184,7 @@ impl Exchange {
             draining: AtomicBool::new(false),
             ready: AtomicBool::new(false),
             clock,
+            stats: LiveStats::new(),
         })
     }
 
@@ -230,7 +234,7 @@ impl Exchange {
     /// At shutdown, once posts are closed: kept sales get a last try, and
     /// any still not durable are logged by id for reconciliation.
     pub fn settle_kept_sales(&self) {
-        if !self.kept.is_empty() && self.kept.retry_all(&self.store) > 0 {
+        if !self.kept.is_empty() && self.kept.retry_all(&self.store, &self.stats) > 0 {
             self.kept.log_left();
         }
     }
@@ -238,6 +242,12 @@ impl Exchange {
     /// Closes the store (the drain's last step).
     pub fn close_store(&self) -> Result<(), crate::store::StoreError> {
         self.store.close()
+    }
+
+    /// The business statistics of this exchange (admin stats): per
+    /// publisher and per buyer, live traffic only, in memory since start.
+    pub fn live_stats(&self) -> &LiveStats {
+        &self.stats
     }
 
     /// Test seam: the store itself (fault injection, raw writes). Not for

@@ -23,6 +23,7 @@ use crate::sync::Mutex;
 use crate::exchange::claims::Claim;
 use crate::exchange::Exchange;
 use crate::limits;
+use crate::metrics::LiveStats;
 use crate::records::LeadRecord;
 use crate::store::{Batch, Store, StoreError};
 
@@ -68,21 +69,22 @@ impl KeptSales {
     pub fn retry_one(
         &self,
         store: &Store,
+        stats: &LiveStats,
         lead_id: &str,
     ) -> Result<Option<LeadRecord>, StoreError> {
         // The lock guards the lookup only; the write waits without it.
         let Some(sale) = self.by_lead.lock().get(lead_id).cloned() else {
             return Ok(None);
         };
-        self.write(store, &sale)?;
+        self.write(store, stats, &sale)?;
         Ok(Some(sale.rec.clone()))
     }
 
     /// Tries every kept sale once; returns how many are still kept.
-    pub fn retry_all(&self, store: &Store) -> usize {
+    pub fn retry_all(&self, store: &Store, stats: &LiveStats) -> usize {
         let sales: Vec<Arc<KeptSale>> = self.by_lead.lock().values().cloned().collect();
         for sale in sales {
-            if self.write(store, &sale).is_err() {
+            if self.write(store, stats, &sale).is_err() {
                 // The store refuses the rest the same way; try again later.
                 break;
             }
@@ -102,7 +104,12 @@ impl KeptSales {
         }
     }
 
-    fn write(&self, store: &Store, sale: &Arc<KeptSale>) -> Result<(), StoreError> {
+    fn write(
+        &self,
+        store: &Store,
+        stats: &LiveStats,
+        sale: &Arc<KeptSale>,
+    ) -> Result<(), StoreError> {
         store.write_durable(sale.batch.clone())?;
         if self.by_lead.lock().remove(&sale.rec.lead_id).is_some() {
             log_sale(&sale.rec, "kept sale recorded", log::Level::Info);
@@ -110,7 +117,6 @@ impl KeptSales {
             // the publisher could have been told `sold`.
             // wall clock: a latency for metrics, not business time.
             let latency_us = crate::ids::now_ms().saturating_sub(sale.rec.created_ms) * 1000;
-            let stats = super::report::process_stats();
             super::report::kept_sale_recorded(stats, &sale.rec, latency_us);
         }
         Ok(())
@@ -139,7 +145,7 @@ pub fn spawn_retrier(ex: &Arc<Exchange>) {
                 return;
             }
             if !ex.kept.is_empty() {
-                ex.kept.retry_all(&ex.store);
+                ex.kept.retry_all(&ex.store, &ex.stats);
             }
         });
     if let Err(e) = spawned {

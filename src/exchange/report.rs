@@ -15,11 +15,6 @@ use crate::metrics::{
 };
 use crate::records::{LeadRecord, LeadStatus, PingRecord};
 
-/// The business statistics the stages feed: the process-wide registry's.
-pub(crate) fn process_stats() -> &'static LiveStats {
-    metrics::global().live()
-}
-
 /// An auction is over and recorded (a ping, or a direct post's ping stage).
 pub(crate) fn auction_done(stats: &LiveStats, ping: &PingRecord) {
     if !ping.test {

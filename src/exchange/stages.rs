@@ -18,6 +18,7 @@ use super::{report, sale, Exchange, Refusal, Runtime};
 use crate::config::{Config, Publisher};
 use crate::ids;
 use crate::lead::{self, Lead, Stage};
+use crate::metrics::LiveStats;
 use crate::records::{self, keys, LeadRecord, PingRecord, StoredBid};
 use crate::store::{Batch, Tree};
 use crate::wire::{DirectRequest, PingRequest, PostRequest};
@@ -95,7 +96,7 @@ impl Exchange {
         if !matches!(result, Err(Refusal::Overloaded | Refusal::Store(_))) {
             self.pings.remove(&ping.ping_id);
         }
-        settle(result, ping.test, started)
+        settle(&self.stats, result, ping.test, started)
     }
 
     /// `POST /v1/leads`: a direct post — the ping stage and the post stage
@@ -154,7 +155,7 @@ impl Exchange {
             started,
             with_outcome: &with_outcome,
         };
-        settle(sale::run(self, rt, &input), req.test, started)
+        settle(&self.stats, sale::run(self, rt, &input), req.test, started)
     }
 
     /// A stored lead record by id (`None`: no such lead).
@@ -245,7 +246,7 @@ impl Exchange {
             direct,
             auction_us: input.started.elapsed().as_micros() as u64,
         });
-        report::auction_done(report::process_stats(), &ping);
+        report::auction_done(&self.stats, &ping);
         let mut batch = Batch::default();
         batch.insert(
             Tree::Pings,
@@ -265,7 +266,7 @@ impl Exchange {
     /// still `posting` and not kept is a crash remnant and is settled as
     /// interrupted.
     fn settled(&self, lead_id: &str) -> Result<LeadRecord, Refusal> {
-        match self.kept.retry_one(&self.store, lead_id) {
+        match self.kept.retry_one(&self.store, &self.stats, lead_id) {
             Ok(Some(rec)) => return Ok(rec),
             Ok(None) => {}
             Err(_) => return Err(Refusal::SaleKept),
@@ -295,13 +296,14 @@ impl Exchange {
 /// The outcome of a finished post stage (of `test` traffic or not),
 /// counted and logged (`report`).
 fn settle(
+    stats: &LiveStats,
     result: Result<LeadRecord, Refusal>,
     test: bool,
     started: Instant,
 ) -> Result<LeadRecord, Refusal> {
     let latency_us = started.elapsed().as_micros() as u64;
     match &result {
-        Ok(rec) => report::post_done(report::process_stats(), rec, latency_us),
+        Ok(rec) => report::post_done(stats, rec, latency_us),
         Err(Refusal::DuplicateLead) => report::post_duplicate(test, latency_us),
         Err(_) => {}
     }

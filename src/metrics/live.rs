@@ -195,7 +195,7 @@ impl LiveStats {
 
     /// Records a finished auction (a ping, or a direct post's ping stage)
     /// of live traffic: `exchange::report` applies the test-traffic rule.
-    pub fn auction(&self, ping: &PingRecord) {
+    pub(crate) fn auction(&self, ping: &PingRecord) {
         let p = self.publishers.handle(&ping.publisher);
         add(&p.pings, 1);
         add(&p.bids, u64::from(!ping.bids.is_empty()));
@@ -222,7 +222,7 @@ impl LiveStats {
 
     /// Records a settled post (or direct post) of live traffic that took
     /// `latency_us` (`exchange::report` applies the test-traffic rule).
-    pub fn post(&self, rec: &LeadRecord, latency_us: u64) {
+    pub(crate) fn post(&self, rec: &LeadRecord, latency_us: u64) {
         let p = self.publishers.handle(&rec.publisher);
         add(&p.posts, 1);
         p.post_latency.observe(latency_us);

@@ -10,7 +10,8 @@
 //!
 //! `render` writes the exposition for `/metrics`; `snapshot` returns plain
 //! structs with counts and latency quantiles for `/v1/admin/stats`, and
-//! `live` the per-publisher and per-buyer business numbers (no test traffic).
+//! `live` the per-publisher and per-buyer business numbers (no test
+//! traffic), owned by each running `Exchange`, not by this registry.
 
 mod buyer;
 pub mod histogram;
@@ -183,8 +184,6 @@ pub struct Registry {
     buyers: Mutex<BTreeMap<String, Arc<BuyerMetrics>>>,
     other_buyer: Arc<BuyerMetrics>,
     other_buyer_used: AtomicBool,
-    /// Business statistics for admin stats (live traffic only).
-    live: LiveStats,
 }
 
 /// The process-wide registry.
@@ -216,7 +215,6 @@ impl Registry {
             buyers: Mutex::new(BTreeMap::new()),
             other_buyer: Arc::new(BuyerMetrics::default()),
             other_buyer_used: AtomicBool::new(false),
-            live: LiveStats::new(),
         }
     }
 
@@ -259,12 +257,6 @@ impl Registry {
         }
         self.other_buyer_used.store(true, Ordering::Relaxed);
         Arc::clone(&self.other_buyer)
-    }
-
-    /// Per-publisher and per-buyer business statistics (test traffic
-    /// excluded), fed from the ping and lead records.
-    pub fn live(&self) -> &LiveStats {
-        &self.live
     }
 
     pub fn gauges(&self) -> &Gauges {

@@ -64,16 +64,9 @@ fn stats_count_live_traffic_per_publisher_and_buyer() {
     let buyers = buyer_toml("st_b1", &b1, "")
         + &buyer_toml("st_slow", &slow, "")
         + &direct_buyer_toml("st_flat", &flat, "3.00", "");
-    // Ids of their own: the metrics registry is one per process, shared
-    // with every other test running in parallel.
-    let mut l = start("ping_timeout_ms = 200", "", &buyers);
-    let text = std::fs::read_to_string(&l.config_path).unwrap().replacen(
-        "id = \"pub1\"",
-        "id = \"st_pub\"",
-        1,
-    );
-    std::fs::write(&l.config_path, text).unwrap();
-    l.restart();
+    // The stats are this exchange's own (not a process global), so the
+    // ids need not differ from those of the tests running beside it.
+    let l = start("ping_timeout_ms = 200", "", &buyers);
     for (i, test) in [(0, false), (1, false), (2, true)] {
         let r = post_json(
             l.addr,
@@ -96,7 +89,7 @@ fn stats_count_live_traffic_per_publisher_and_buyer() {
     let stats = admin_get(&l, "/v1/admin/stats");
     assert_eq!(stats.status, 200);
     let s = stats.json();
-    let p = find(&s["publishers"], "st_pub");
+    let p = find(&s["publishers"], "pub1");
     let counts = |v: &Value, keys: &[&str]| {
         keys.iter()
             .map(|k| v[*k].as_f64().unwrap_or(-1.0))
@@ -487,4 +480,29 @@ fn no_request_fails_because_of_a_reload() {
         8.0,
         "the last good config (a) still serves"
     );
+}
+
+/// Business stats belong to the running exchange, not to the process: two
+/// exchanges in one process with the same publisher and buyer ids count
+/// only their own traffic (with one process-wide registry, the second saw
+/// the first's ping, and both saw every other test's).
+#[test]
+fn each_exchange_counts_only_its_own_traffic() {
+    let b = mock(Act::Bid(10.0), Act::Accept("BL"));
+    let one = start("", "", &buyer_toml("b1", &b, ""));
+    let two = start("", "", &buyer_toml("b1", &b, ""));
+    let r = post_json(
+        one.addr,
+        "/v1/ping",
+        KEY,
+        &json!({"vertical": "auto", "lead": ping_lead()}),
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    let pings = |l: &Leadx, list: &str, id: &str| {
+        find(&admin_get(l, "/v1/admin/stats").json()[list], id)["pings"].as_u64()
+    };
+    assert_eq!(pings(&one, "publishers", "pub1"), Some(1));
+    assert_eq!(pings(&one, "buyers", "b1"), Some(1));
+    assert_eq!(pings(&two, "publishers", "pub1"), Some(0));
+    assert_eq!(pings(&two, "buyers", "b1"), Some(0));
 }

@@ -246,6 +246,8 @@ fn only_report_gates_metrics_on_test_traffic() {
 fn report_violation(lines: &[&str], n: usize, line: &str) -> bool {
     let emits = [
         ".live().",
+        "stats.auction(",
+        "stats.post(",
         "global().auction(",
         ".post_outcome(",
         "metrics.ping(",
