@@ -12,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::lead::{Consent, Lead, Stage};
 use crate::money::Cents;
 
 pub const RECORD_VERSION: u32 = 1;
@@ -254,6 +255,37 @@ pub fn encode_marker() -> Vec<u8> {
     Vec::new()
 }
 
+/// `PingRecord::lead_json`: the ping fields of a lead (no PII), as JSON.
+pub fn ping_lead_json(lead: &Lead) -> String {
+    let mut out = Vec::with_capacity(256);
+    lead.write_json(&mut out, false);
+    String::from_utf8(out).expect("JSON writers emit UTF-8")
+}
+
+/// The lead a ping was run on, read back from `PingRecord::lead_json`
+/// (for `ping_mismatch`), through `wire::parse_json` like any JSON.
+pub fn ping_lead(ping: &PingRecord) -> Result<Lead, Undecodable> {
+    let mut bytes = ping.lead_json.clone().into_bytes();
+    let value = crate::wire::parse_json(&mut bytes).map_err(|e| Undecodable(e.to_string()))?;
+    crate::lead::lead_from_value(&value, Stage::Ping, "lead")
+        .map_err(|e| Undecodable(format!("{:?} at {:?}", e.kind, e.field)))
+}
+
+/// `LeadRecord::pii_json`: the full lead and its consent, as JSON — the
+/// only PII leadx keeps.
+pub fn pii_json(lead: &Lead, consent: Option<&Consent>) -> String {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"{\"lead\":");
+    lead.write_json(&mut out, true);
+    out.extend_from_slice(b",\"consent\":");
+    match consent {
+        Some(c) => c.write_json(&mut out),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.push(b'}');
+    String::from_utf8(out).expect("JSON writers emit UTF-8")
+}
+
 /// Keys. Pings and leads use their ids (time-ordered, so a reverse scan is
 /// newest first); the rest are composed here so that no other module
 /// invents a key layout.
@@ -403,6 +435,22 @@ mod tests {
         assert_eq!(encode_idempotency("L1"), b"L1");
         assert_eq!(decode_idempotency(b"L1"), "L1");
         assert!(encode_marker().is_empty());
+    }
+
+    #[test]
+    fn the_pinged_lead_reads_back_from_its_record() {
+        let lead = Lead {
+            zip: "90210".into(),
+            state: "CA".into(),
+            age: Some(30),
+            ..Lead::default()
+        };
+        let mut p = full_ping();
+        p.lead_json = ping_lead_json(&lead);
+        let back = ping_lead(&p).unwrap();
+        assert_eq!(back.ping_field_mismatch(&lead), None, "{}", p.lead_json);
+        p.lead_json = "{".into();
+        assert!(ping_lead(&p).is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! with PII, recent transactions without, reload, stats, and the
 //! reconciliation export.
 
-use super::{bearer, bearer_token, json, load_lead, rfc3339, Api, ApiError};
+use super::{bearer, bearer_token, json, rfc3339, Api, ApiError};
 use crate::exchange::{caps, Exchange};
 use crate::http::server::{Head, Request, Response};
 use crate::json::Answer;
@@ -61,7 +61,7 @@ fn lead(ex: &Exchange, lead_id: &str) -> Result<Response, ApiError> {
     if !crate::ids::looks_like_id(lead_id) {
         return Err(ApiError::not_found());
     }
-    let rec = load_lead(ex, lead_id)?.ok_or_else(ApiError::not_found)?;
+    let rec = ex.lead(lead_id)?.ok_or_else(ApiError::not_found)?;
     Ok(json(200, full_view(&rec)))
 }
 
@@ -119,20 +119,20 @@ fn transactions(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
                 )
             })?,
     };
-    let pings = ex.recent_pings(limit)?;
+    let rows = ex.transactions(limit)?;
     let mut out = b"{\"transactions\":[".to_vec();
-    for (i, ping) in pings.iter().enumerate() {
+    for (i, (ping, lead)) in rows.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(&transaction(ex, ping)?);
+        out.extend_from_slice(&transaction(ping, lead.as_ref()));
     }
     out.extend_from_slice(b"]}");
     Ok(json(200, out))
 }
 
 /// One ping and its post, with per-buyer results and timings, no PII.
-fn transaction(ex: &Exchange, ping: &PingRecord) -> Result<Vec<u8>, ApiError> {
+fn transaction(ping: &PingRecord, lead: Option<&LeadRecord>) -> Vec<u8> {
     let calls = records::calls_json(&ping.calls);
     let mut o = Answer::new()
         .str("ping_id", &ping.ping_id)
@@ -153,13 +153,7 @@ fn transaction(ex: &Exchange, ping: &PingRecord) -> Result<Vec<u8>, ApiError> {
         .cents("best_payout", ping.bids.first().map(|b| b.payout))
         .raw("auction_us", ping.auction_us.to_string().as_bytes())
         .raw("ping_calls", &calls);
-    if let Some(lead) = ping
-        .lead_id
-        .as_deref()
-        .map(|id| load_lead(ex, id))
-        .transpose()?
-        .flatten()
-    {
+    if let Some(lead) = lead {
         let post_calls = records::calls_json(&lead.post_calls);
         o = o
             .str("lead_id", &lead.lead_id)
@@ -171,7 +165,7 @@ fn transaction(ex: &Exchange, ping: &PingRecord) -> Result<Vec<u8>, ApiError> {
         }
         o = o.raw("post_calls", &post_calls);
     }
-    Ok(o.finish())
+    o.finish()
 }
 
 /// `GET /v1/admin/leads?from=…&to=…&format=csv[&limit=N][&after=ID]`: sold
@@ -244,21 +238,16 @@ fn export(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
         lo = lo.max(above);
     }
     let hi = crate::ids::hex(&to.min(0xffff_ffff_ffff).to_be_bytes()[2..]);
-    let mut rows = ex.sold_lead_ids(&lo, hi.as_bytes(), limit + 1)?;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
+    let (leads, next) = ex.sales_page(&lo, hi.as_bytes(), limit)?;
     let mut out =
         b"lead_id,publisher,vertical,buyer,price,payout,buyer_lead_id,created_at,sold_at\n"
             .to_vec();
-    for lead_id in &rows {
-        let Some(rec) = load_lead(ex, lead_id)? else {
-            continue;
-        };
-        csv_row(&mut out, &rec);
+    for rec in &leads {
+        csv_row(&mut out, rec);
     }
     let mut headers = Vec::new();
-    if let Some(last) = rows.last().filter(|_| more) {
-        headers.push(("Link", next_page_link(query, last)));
+    if let Some(last) = next {
+        headers.push(("Link", next_page_link(query, &last)));
     }
     Ok(Response {
         status: 200,

@@ -2,7 +2,7 @@
 //! it, without PII. Anyone else gets the same 404 as for a lead that does
 //! not exist, so ids cannot be probed.
 
-use super::{json, load_lead, rfc3339, Api, ApiError};
+use super::{json, rfc3339, Api, ApiError};
 use crate::http::server::{Request, Response};
 use crate::json::Answer;
 use crate::records::LeadRecord;
@@ -14,7 +14,9 @@ pub fn get(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     if !crate::ids::looks_like_id(lead_id) {
         return Err(ApiError::not_found());
     }
-    let rec = load_lead(&api.ex, lead_id)?
+    let rec = api
+        .ex
+        .lead(lead_id)?
         .filter(|r| r.publisher == publisher.id)
         .ok_or_else(ApiError::not_found)?;
     Ok(json(200, public_view(&rec)))

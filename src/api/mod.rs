@@ -289,11 +289,6 @@ pub(crate) fn outcome_body(rec: &LeadRecord) -> Vec<u8> {
     }
 }
 
-/// A stored lead by id (`Exchange::lead`), its refusal mapped.
-pub(crate) fn load_lead(ex: &Exchange, lead_id: &str) -> Result<Option<LeadRecord>, ApiError> {
-    Ok(ex.lead(lead_id)?)
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -15,6 +15,7 @@ pub mod claims;
 pub mod fanout;
 pub mod outcomes;
 pub mod pings;
+mod reads;
 mod refusal;
 mod report;
 pub mod sale;

@@ -73,7 +73,7 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
         buyer_lead_id: None,
         sold_ms: None,
         post_calls: Vec::new(),
-        pii_json: pii_json(input.lead, input.consent),
+        pii_json: records::pii_json(input.lead, input.consent),
     };
     if ping.bids.is_empty() {
         rec.status = records::LeadStatus::Unsold;
@@ -362,17 +362,4 @@ fn claim_unsold(
         }
     }
     Ok(claim)
-}
-
-fn pii_json(lead: &Lead, consent: Option<&Consent>) -> String {
-    let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(b"{\"lead\":");
-    lead.write_json(&mut out, true);
-    out.extend_from_slice(b",\"consent\":");
-    match consent {
-        Some(c) => c.write_json(&mut out),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.push(b'}');
-    String::from_utf8(out).expect("JSON writers emit UTF-8")
 }

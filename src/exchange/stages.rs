@@ -1,6 +1,6 @@
 //! The stages an endpoint calls — ONE each: `Exchange::ping` (the auction,
-//! recorded), `Exchange::post` (a pinged lead sold), `Exchange::direct`
-//! (both in one call) and `Exchange::lead` (a stored outcome). Each takes
+//! recorded), `Exchange::post` (a pinged lead sold) and `Exchange::direct`
+//! (both in one call); the reads are in `reads`. Each takes
 //! parsed, validated input and returns the record to render or a
 //! [`Refusal`]; the api only parses and renders.
 //!
@@ -17,7 +17,6 @@ use super::fanout::{self, AuctionInput, AuctionResult};
 use super::{report, sale, Exchange, Refusal, Runtime};
 use crate::config::{Config, Publisher};
 use crate::ids;
-use crate::lead::{self, Lead, Stage};
 use crate::metrics::LiveStats;
 use crate::records::{self, keys, LeadRecord, PingRecord, StoredBid};
 use crate::store::{Batch, Tree};
@@ -78,7 +77,11 @@ impl Exchange {
             return Err(Refusal::PingExpired);
         }
         require_consent(&rt.config, &ping.vertical, req.consent.is_some())?;
-        if let Some(field) = pinged_lead(&ping)?.ping_field_mismatch(&req.lead) {
+        let pinged = records::ping_lead(&ping).map_err(|e| {
+            log::error!(target: "leadx::store", "stored ping lead invalid ping_id={} error=\"{e}\"", ping.ping_id);
+            Refusal::Corrupt
+        })?;
+        if let Some(field) = pinged.ping_field_mismatch(&req.lead) {
             return Err(Refusal::PingMismatch { field });
         }
         let started = Instant::now();
@@ -158,48 +161,6 @@ impl Exchange {
         settle(&self.stats, sale::run(self, rt, &input), req.test, started)
     }
 
-    /// A stored lead record by id (`None`: no such lead).
-    pub fn lead(&self, lead_id: &str) -> Result<Option<LeadRecord>, Refusal> {
-        let Some(bytes) = self.store.get(Tree::Leads, lead_id.as_bytes())? else {
-            return Ok(None);
-        };
-        records::decode_lead(&bytes).map(Some).map_err(|e| {
-            log::error!(target: "leadx::store", "lead record unreadable lead_id={lead_id} error=\"{e}\"");
-            Refusal::Corrupt
-        })
-    }
-
-    /// The newest `limit` ping records, newest first (admin
-    /// transactions); a record that does not decode is logged and left out.
-    pub fn recent_pings(&self, limit: usize) -> Result<Vec<PingRecord>, Refusal> {
-        let rows = self.store.scan_range_rev(Tree::Pings, b"", b"g", limit)?;
-        let mut pings = Vec::with_capacity(rows.len());
-        for (key, bytes) in &rows {
-            match records::decode_ping(bytes) {
-                Ok(ping) => pings.push(ping),
-                Err(_) => {
-                    log::warn!(target: "leadx::store", "ping record unreadable, left out of transactions ping_id={}", String::from_utf8_lossy(key));
-                }
-            }
-        }
-        Ok(pings)
-    }
-
-    /// The lead ids of sales whose ids fall in `[lo, hi)`, oldest first, at
-    /// most `limit` (the reconciliation export pages through them).
-    pub fn sold_lead_ids(
-        &self,
-        lo: &[u8],
-        hi: &[u8],
-        limit: usize,
-    ) -> Result<Vec<String>, Refusal> {
-        let rows = self.store.scan_range(Tree::Sales, lo, hi, limit)?;
-        Ok(rows
-            .into_iter()
-            .map(|(key, _)| String::from_utf8_lossy(&key).into_owned())
-            .collect())
-    }
-
     /// Runs the auction and records it (store and, for a ping, the ping
     /// cache). The ping record is written without waiting for a flush:
     /// losing a ping to a crash costs an `unknown_ping` on its post, never
@@ -230,7 +191,7 @@ impl Exchange {
             test: input.test,
             created_ms: now,
             expires_ms: now + rt.config.auction.bid_ttl_s * 1000,
-            lead_json: ping_fields_json(input.lead),
+            lead_json: records::ping_lead_json(input.lead),
             bids: bids
                 .iter()
                 .map(|b| StoredBid {
@@ -328,23 +289,4 @@ fn require_consent(config: &Config, vertical: &str, has_consent: bool) -> Result
         return Err(Refusal::ConsentRequired);
     }
     Ok(())
-}
-
-/// The lead a ping was run on, read back from its record.
-fn pinged_lead(ping: &PingRecord) -> Result<Lead, Refusal> {
-    let mut bytes = ping.lead_json.clone().into_bytes();
-    let mut buffers =
-        simd_json::Buffers::with_max_depth(bytes.len(), crate::limits::JSON_DEPTH_MAX);
-    let value = simd_json::borrowed::to_value_with_buffers(&mut bytes, &mut buffers)
-        .map_err(|_| Refusal::Corrupt)?;
-    lead::lead_from_value(&value, Stage::Ping, "lead").map_err(|e| {
-        log::error!(target: "leadx::store", "stored ping lead invalid ping_id={} kind={:?}", ping.ping_id, e.kind);
-        Refusal::Corrupt
-    })
-}
-
-fn ping_fields_json(lead: &Lead) -> String {
-    let mut out = Vec::with_capacity(256);
-    lead.write_json(&mut out, false);
-    String::from_utf8(out).expect("JSON writers emit UTF-8")
 }
