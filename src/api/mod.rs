@@ -1,6 +1,7 @@
 //! The HTTP API: routing, authentication and the helpers every endpoint
-//! shares. One file per endpoint family; every failure leaves through
-//! `error::ApiError`, the one place that maps errors to HTTP.
+//! shares. One file per endpoint family, each parse → one `Exchange` call →
+//! render; every failure leaves through `error::ApiError`, the one place
+//! that maps errors (an `exchange::Refusal` among them) to HTTP.
 
 pub mod admin;
 pub mod direct;

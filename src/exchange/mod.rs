@@ -1,7 +1,11 @@
-//! The exchange's live state and its two I/O stages: the ping auction
-//! (`fanout`) and the post with failover that makes a sale durable (`sale`),
-//! both under the permits of `admission`, with `outcomes` keeping a sale
-//! whose outcome write failed.
+//! The exchange's live state and its stages. Endpoints call one stage each
+//! (`stages`: `ping`, `post`, `direct`; `reads`: `lead`, `transactions`,
+//! `sales_page`), which return a record or a `Refusal`. Under them run the
+//! two I/O stages: the ping auction (`fanout`) and the post with failover
+//! that makes a sale durable (`sale`), both under the permits of
+//! `admission`, with `outcomes` keeping a sale whose outcome write failed.
+//! `report` is where per-lead metrics and events leave, test traffic
+//! filtered out once.
 //!
 //! `Runtime` is one immutable config with everything built from it (buyer
 //! connection pools, metric handles); a reload builds a new one and swaps it

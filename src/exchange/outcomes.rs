@@ -6,8 +6,9 @@
 //! The whole outcome batch is kept in memory, logged by ids (never PII),
 //! and retried: about every `limits::KEPT_SALE_RETRY_MS` by a background
 //! thread, when the publisher retries the same ping or idempotency key
-//! (`api::post::settled`), and once more at shutdown. Until it is durable the
-//! publisher gets 503 `overloaded`; then `sold` with the same lead id. The
+//! (`exchange::stages`, answering a settled outcome), and once more at
+//! shutdown. Until it is durable the publisher gets 503 `overloaded`
+//! (`Refusal::SaleKept`); then `sold` with the same lead id. The
 //! buyer is never posted again: a retry only writes. The batch is the same
 //! every time (same keys, same values), so two retries racing are harmless.
 //! What is kept is lost if the process dies before a retry succeeds; the
