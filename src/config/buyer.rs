@@ -125,9 +125,7 @@ fn stages(
     s: &Section,
     buyer_headers: &[(String, String)],
 ) -> Option<(Option<StageRead>, Option<StageRead>)> {
-    let maps = spec::maps(w, s);
-    let empty = Default::default();
-    let maps = maps.as_ref().unwrap_or(&empty);
+    let maps = &spec::maps(w, s);
     let mut read = |name: &str, url_key: &str, ms_key: &str, ms_max: u64| {
         if !s.has(name) {
             return Some(None);

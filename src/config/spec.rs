@@ -38,13 +38,13 @@ pub(super) struct StageRead {
 }
 
 /// `[buyer.maps]`: name → `{ value = replacement, "_" = otherwise }`.
-/// Replacements are strings, integers, floats or booleans.
-pub(super) fn maps(w: &mut Walker, s: &Section) -> Option<Maps> {
-    if !s.has("maps") {
-        return Some(Maps::new());
-    }
-    let (path, table) = s.table(w, "maps")?;
-    let before = w.errors.len();
+/// Replacements are strings, integers, floats or booleans. A bad entry is
+/// reported and left out, but its map stays, so the templates that name
+/// it are not reported as naming an unknown map too.
+pub(super) fn maps(w: &mut Walker, s: &Section) -> Maps {
+    let Some((path, table)) = s.has("maps").then(|| s.table(w, "maps")).flatten() else {
+        return Maps::new();
+    };
     let m = Section { path: &path, table };
     let mut out = Maps::new();
     for name in table.keys() {
@@ -84,7 +84,7 @@ pub(super) fn maps(w: &mut Walker, s: &Section) -> Option<Maps> {
         }
         out.insert(name.clone(), Arc::new(map));
     }
-    (w.errors.len() == before).then_some(out)
+    out
 }
 
 /// One stage table (`name` is `ping` or `post`); `buyer_headers` are the
@@ -368,3 +368,7 @@ fn rule(w: &mut Walker, r: &Section, name: &str, format: Format) -> Option<Rule>
         equals: equals?,
     })
 }
+
+#[cfg(test)]
+#[path = "spec_tests.rs"]
+mod tests;

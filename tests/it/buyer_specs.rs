@@ -278,3 +278,24 @@ fn the_fixtures_cover_formats_methods_and_outcomes() {
         assert!(seen.contains(want), "no fixture with {want}: {seen:?}");
     }
 }
+
+/// `leadx check-config` names a bad template, regex and rule by key, each
+/// on its own line, and accepts every fixture's buyer.
+#[test]
+fn check_config_names_spec_problems_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = format!(
+        "{BASE}\n{}",
+        read(&cases()[0], "buyer.toml")
+            .replace("{{ lead.zip }}", "{{ lead.zipcode }}")
+            .replace("path = \"/result/bid/amount\"", "regex = \"(\"")
+    );
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, bad).unwrap();
+    let out = crate::cli::run(&["check-config", "--config", path.to_str().unwrap()], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for key in ["buyer[0].ping.body: ", "buyer[0].ping.response.price.regex: invalid regex"] {
+        assert!(err.lines().any(|l| l.starts_with(key)), "{key} missing in:\n{err}");
+    }
+}
