@@ -346,7 +346,11 @@ pub fn buyer_spec_answer(data: &[u8]) {
     let enc = gzip.then_some("gzip");
     let max = limits::BUYER_ANSWER_STRING_BYTES_MAX;
     let bid = read_bid(format, &ping, 200, enc, &mut body.to_vec());
-    assert_eq!(bid, read_bid(format, &ping, 200, enc, &mut body.to_vec()), "not deterministic");
+    assert_eq!(
+        bid,
+        read_bid(format, &ping, 200, enc, &mut body.to_vec()),
+        "not deterministic"
+    );
     if let BidAnswer::Bid { price, buyer_ref } = &bid.answer {
         assert!(*price > 0, "a bid of zero");
         assert!(buyer_ref.as_ref().is_none_or(|r| r.len() <= max));

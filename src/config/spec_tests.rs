@@ -17,8 +17,11 @@ fn secrets(name: &str) -> Option<String> {
 }
 
 fn load(buyer: &str) -> Result<Config, Vec<String>> {
-    parse(&format!("{BASE}\n[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\n{buyer}"), &secrets)
-        .map_err(|e| e.iter().map(|e| e.to_string()).collect())
+    parse(
+        &format!("{BASE}\n[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\n{buyer}"),
+        &secrets,
+    )
+    .map_err(|e| e.iter().map(|e| e.to_string()).collect())
 }
 
 const PING: &str = r#"
@@ -47,18 +50,30 @@ const MAPS: &str = "[buyer.maps]\ncredit = { good = \"B\", \"_\" = \"U\" }\n";
 
 #[test]
 fn stage_tables_load_with_their_urls_time_outs_and_headers() {
-    let c = load(&format!("headers = {{ \"X-Key\" = \"old\", \"X-B\" = \"1\" }}\n{PING}{POST}{MAPS}"))
-        .unwrap();
+    let c = load(&format!(
+        "headers = {{ \"X-Key\" = \"old\", \"X-B\" = \"1\" }}\n{PING}{POST}{MAPS}"
+    ))
+    .unwrap();
     let b = &c.buyers[0];
     assert_eq!(b.ping_url.as_ref().unwrap().target, "/ping?x=1");
     assert_eq!(b.post_url.target, "/post");
     assert_eq!(b.ping_timeout_ms, 120);
     let ping = b.spec.ping.as_ref().unwrap();
     assert_eq!((ping.method, ping.format), (Method::Post, Format::Xml));
-    assert_eq!(ping.content_type, "text/xml", "a headers entry overrides the format's");
-    let names: Vec<(&str, &str)> =
-        ping.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    assert_eq!(names, [("X-B", "1"), ("X-Key", "k-123")], "the stage's header wins");
+    assert_eq!(
+        ping.content_type, "text/xml",
+        "a headers entry overrides the format's"
+    );
+    let names: Vec<(&str, &str)> = ping
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [("X-B", "1"), ("X-Key", "k-123")],
+        "the stage's header wins"
+    );
     let post = b.spec.post.as_ref().unwrap();
     assert_eq!((post.method, post.format), (Method::Put, Format::Form));
     assert_eq!(post.content_type, "application/x-www-form-urlencoded");

@@ -295,7 +295,13 @@ fn check_config_names_spec_problems_by_key() {
     let out = crate::cli::run(&["check-config", "--config", path.to_str().unwrap()], b"");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    for key in ["buyer[0].ping.body: ", "buyer[0].ping.response.price.regex: invalid regex"] {
-        assert!(err.lines().any(|l| l.starts_with(key)), "{key} missing in:\n{err}");
+    for key in [
+        "buyer[0].ping.body: ",
+        "buyer[0].ping.response.price.regex: invalid regex",
+    ] {
+        assert!(
+            err.lines().any(|l| l.starts_with(key)),
+            "{key} missing in:\n{err}"
+        );
     }
 }

@@ -230,5 +230,9 @@ fn every_regex_is_built_with_size_limits() {
         |_| false,
         |_, _, line| line.contains("Regex::new(") || line.contains("regex::Regex"),
     );
-    assert!(bad.is_empty(), "a regex without size limits:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "a regex without size limits:\n{}",
+        bad.join("\n")
+    );
 }
