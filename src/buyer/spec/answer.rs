@@ -138,12 +138,6 @@ enum Doc<'a> {
     Text,
 }
 
-/// An answer's body after decoding and parsing, and its raw bytes (for
-/// regex rules; read before JSON parsing, which works in place).
-struct Parsed<'a> {
-    doc: Doc<'a>,
-}
-
 /// Why an answer is no answer: the reason recorded for the call.
 pub type Failure = &'static str;
 
@@ -179,35 +173,40 @@ fn decoded<'b>(
 
 /// `http_<status>` for the statuses buyers send; `http_status` otherwise.
 fn http_reason(status: u16) -> &'static str {
+    const NAMED: &[(u16, &str)] = &[
+        (400, "http_400"),
+        (401, "http_401"),
+        (403, "http_403"),
+        (404, "http_404"),
+        (405, "http_405"),
+        (408, "http_408"),
+        (409, "http_409"),
+        (413, "http_413"),
+        (415, "http_415"),
+        (422, "http_422"),
+        (429, "http_429"),
+        (500, "http_500"),
+        (501, "http_501"),
+        (502, "http_502"),
+        (503, "http_503"),
+        (504, "http_504"),
+    ];
+    if let Some((_, name)) = NAMED.iter().find(|(code, _)| *code == status) {
+        return name;
+    }
     match status {
         100..=199 => "http_1xx",
         300..=399 => "http_3xx",
-        400 => "http_400",
-        401 => "http_401",
-        403 => "http_403",
-        404 => "http_404",
-        405 => "http_405",
-        408 => "http_408",
-        409 => "http_409",
-        413 => "http_413",
-        415 => "http_415",
-        422 => "http_422",
-        429 => "http_429",
         400..=499 => "http_4xx",
-        500 => "http_500",
-        501 => "http_501",
-        502 => "http_502",
-        503 => "http_503",
-        504 => "http_504",
         _ => "http_5xx",
     }
 }
 
 /// Runs every regex rule over the raw body (in `order`), then parses the
 /// body in `format`; path rules are read from the parse.
-fn read<'b, const N: usize>(
+fn read<const N: usize>(
     format: Format,
-    body: &'b mut [u8],
+    body: &mut [u8],
     rules: [Option<&Rule>; N],
 ) -> Result<[Option<String>; N], Failure> {
     let mut out: [Option<String>; N] = std::array::from_fn(|_| None);
@@ -224,16 +223,15 @@ fn read<'b, const N: usize>(
             });
         }
     }
-    let parsed = Parsed {
-        doc: match format {
-            Format::Json => Doc::Json(crate::wire::parse_json(body).map_err(|_| "malformed_json")?),
-            Format::Xml | Format::Soap => Doc::Xml(xml::parse(body)?),
-            Format::Form => Doc::Text,
-        },
+    // Regexes ran first: JSON parsing works on the body in place.
+    let doc = match format {
+        Format::Json => Doc::Json(crate::wire::parse_json(body).map_err(|_| "malformed_json")?),
+        Format::Xml | Format::Soap => Doc::Xml(xml::parse(body)?),
+        Format::Form => Doc::Text,
     };
     for (slot, rule) in out.iter_mut().zip(&rules) {
         let Some(rule) = rule else { continue };
-        match (&rule.source, &parsed.doc) {
+        match (&rule.source, &doc) {
             (Source::Pointer(p), Doc::Json(v)) => *slot = json_at(v, p).map(Cow::into_owned),
             (Source::XmlPath { elems, attr }, Doc::Xml(d)) => {
                 *slot = d.find(elems, attr.as_deref()).map(str::to_string)
