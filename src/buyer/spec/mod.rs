@@ -16,6 +16,7 @@
 //! tests in `template_tests.rs`, and the `buyer_spec_render` fuzz target).
 
 mod answer;
+mod grammar;
 #[doc(hidden)]
 pub mod roundtrip;
 pub mod template;
