@@ -131,7 +131,10 @@ pub(super) fn stage(
     };
     let own = headers(w, &st);
     let (method, format) = (method?, format?);
-    let payload = payload(w, &st, kind, method, format, maps);
+    // The templates after `${NAME}`: part of the source, so a reload with a
+    // new secret in a body is a different stage.
+    let mut substituted = String::new();
+    let payload = payload(w, &st, (kind, method, format), maps, &mut substituted);
     let rules = response(w, &st, kind, format);
     let (headers, content_type) = merge_headers(buyer_headers, &own?, format);
     let source = format!(
@@ -140,7 +143,8 @@ pub(super) fn stage(
         headers,
         content_type,
         maps.keys().collect::<Vec<_>>()
-    ) + &maps_source(maps);
+    ) + &maps_source(maps)
+        + &substituted;
     if w.errors.len() != before {
         return None;
     }
@@ -213,10 +217,9 @@ fn merge_headers(
 fn payload(
     w: &mut Walker,
     st: &Section,
-    kind: StageKind,
-    method: Method,
-    format: Format,
+    (kind, method, format): (StageKind, Method, Format),
     maps: &Maps,
+    substituted: &mut String,
 ) -> Option<Payload> {
     let wants_fields = method == Method::Get || format == Format::Form;
     let (want, other, why) = if wants_fields {
@@ -240,6 +243,7 @@ fn payload(
     }
     if !wants_fields {
         let text = st.string(w, "body")?;
+        substituted.push_str(&text.value);
         let key = st.key("body");
         let t = compile(w, &key, &text.value, kind, maps)?;
         if let Err(why) = spec::check_renders(&t, format, kind) {
@@ -266,6 +270,7 @@ fn payload(
         let Some(text) = f.string(w, name) else {
             continue;
         };
+        substituted.push_str(&format!("\n{name:?}={:?}", text.value));
         if let Some(t) = compile(w, &f.key(name), &text.value, kind, maps) {
             let mut encoded = Vec::new();
             spec::template::percent_encode(&mut encoded, name);

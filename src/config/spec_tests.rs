@@ -98,6 +98,26 @@ fn native_ping_with_a_custom_post_and_a_direct_post_buyer_load() {
     assert_eq!(a, b);
     let c = load(&format!("{PING}{POST}{}", MAPS.replace("\"B\"", "\"2\""))).unwrap();
     assert_ne!(a.buyers[0].spec, c.buyers[0].spec);
+    // A secret in a body: a reload with its new value is a new stage.
+    let with_secret = format!("{PING}{POST}{MAPS}").replace("<P>", "<P><K>${BODY_KEY}</K>");
+    let text = |key: &'static str| {
+        move |n: &str| match n {
+            "BODY_KEY" => Some(key.to_string()),
+            _ => secrets(n),
+        }
+    };
+    let full = |s: &str, secrets: &dyn Fn(&str) -> Option<String>| {
+        parse(
+            &format!("{BASE}\n[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\n{s}"),
+            secrets,
+        )
+        .unwrap()
+    };
+    let (old, new) = (
+        full(&with_secret, &text("k1")),
+        full(&with_secret, &text("k2")),
+    );
+    assert_ne!(old.buyers[0].spec.ping, new.buyers[0].spec.ping);
 }
 
 /// One bad snippet per rule, with the exact line(s) `check-config` prints.
