@@ -129,6 +129,7 @@ mod tests {
                 age_max,
             },
             caps: Caps { daily: None },
+            spec: Default::default(),
         }
     }
 

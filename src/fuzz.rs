@@ -31,6 +31,8 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("client_response", client_response),
     ("lead", lead),
     ("config", config),
+    ("buyer_spec_render", buyer_spec_render),
+    ("buyer_spec_answer", buyer_spec_answer),
 ];
 
 /// The check for the target called `name`.
@@ -296,6 +298,84 @@ pub fn config(data: &[u8]) {
     // Debug order differs between two equal maps (the first fuzz finding
     // here was that false alarm, kept in fuzz/regressions/config).
     assert!(first == again, "two parses disagree");
+}
+
+/// Contract §9: two lead values (the bytes split at the first 0xFF, each
+/// half read as UTF-8, lossily) rendered into JSON, SOAP, a form body and
+/// a GET query: each output parses in its format, carries both values as
+/// data, and has exactly the fields its template wrote
+/// (`buyer::spec::roundtrip::check`, shared with the property tests).
+pub fn buyer_spec_render(data: &[u8]) {
+    let cut = data.iter().position(|&b| b == 0xFF).unwrap_or(data.len());
+    let a = String::from_utf8_lossy(&data[..cut]);
+    let b = String::from_utf8_lossy(data.get(cut + 1..).unwrap_or_default());
+    crate::buyer::spec::roundtrip::check(&a, &b);
+}
+
+/// Contract §9: any answer body, read by a ping and a post stage of each
+/// format (first byte: format and encoding), never panics, keeps its
+/// strings within `BUYER_ANSWER_STRING_BYTES_MAX`, bids only positive
+/// amounts, and reads the same twice.
+pub fn buyer_spec_answer(data: &[u8]) {
+    use crate::buyer::spec::{read_bid, read_post, Format};
+    let Some((&mode, body)) = data.split_first() else {
+        return;
+    };
+    let format = [Format::Json, Format::Xml, Format::Soap, Format::Form][usize::from(mode & 3)];
+    let (ping, post) = &answer_rules()[usize::from(mode & 3)];
+    let enc = (mode & 4 != 0).then_some("gzip");
+    let max = limits::BUYER_ANSWER_STRING_BYTES_MAX;
+    let bid = read_bid(format, ping, 200, enc, &mut body.to_vec());
+    assert_eq!(
+        bid,
+        read_bid(format, ping, 200, enc, &mut body.to_vec()),
+        "not deterministic"
+    );
+    if let BidAnswer::Bid { price, buyer_ref } = &bid.answer {
+        assert!(*price > 0, "a bid of zero");
+        assert!(buyer_ref.as_ref().is_none_or(|r| r.len() <= max));
+    }
+    assert!(bid.buyer_reason.as_ref().is_none_or(|r| r.len() <= max));
+    match read_post(format, post, 200, enc, &mut body.to_vec()) {
+        PostAnswer::Accepted { buyer_lead_id } => {
+            assert!(buyer_lead_id.is_none_or(|id| id.len() <= max))
+        }
+        PostAnswer::Rejected { reason } => assert!(reason.len() <= max),
+        PostAnswer::Invalid(_) => {}
+    }
+}
+
+type AnswerRules = [(crate::buyer::spec::PingRules, crate::buyer::spec::PostRules); 4];
+
+/// Ping and post rules per format (json, xml, soap, form), compiled once.
+fn answer_rules() -> &'static AnswerRules {
+    use crate::buyer::spec::{Format, PingRules, PostRules, Rule, Source};
+    static RULES: std::sync::OnceLock<AnswerRules> = std::sync::OnceLock::new();
+    RULES.get_or_init(|| {
+        [Format::Json, Format::Xml, Format::Soap, Format::Form].map(|format| {
+            let rule = |path: &str, regex: &str, equals: Option<&[&str]>| Rule {
+                source: match format {
+                    Format::Form => Source::regex(regex),
+                    Format::Json => Source::path(format, &path.replace('@', "")),
+                    _ => Source::path(format, path),
+                }
+                .expect("constant rules compile"),
+                equals: equals.map(|e| e.iter().map(|s| s.to_string()).collect()),
+            };
+            let ping = PingRules {
+                bid: Some(rule("/r/@ok", "ok=(\\w+)", Some(&["yes", "1"]))),
+                price: rule("/r/p", "p=([^;]*)", None),
+                buyer_ref: Some(rule("/r/t", "t=([^;]*)", None)),
+                reason: Some(rule("/r/m", "m=(.*)", None)),
+            };
+            let post = PostRules {
+                accepted: rule("/r/@ok", "^OK", None),
+                lead_id: Some(rule("/r/id", "^OK:(\\w+)", None)),
+                reason: Some(rule("/r/m", "ERR:(.*)", None)),
+            };
+            (ping, post)
+        })
+    })
 }
 
 #[cfg(test)]

@@ -217,6 +217,17 @@ pub const PUBLISHER_IPS_MAX: usize = 1024;
 pub const RATE_LIMIT_RPS_MAX: u32 = 1_000_000;
 /// Most extra headers sent to one buyer.
 pub const BUYER_HEADERS_MAX: usize = 32;
+/// Buyer specs (contract §9): most `fields` in one stage, entries in one
+/// `[buyer.maps]` table, words in one rule's `equals`.
+pub const BUYER_FIELDS_MAX: usize = 128;
+pub const BUYER_MAP_ENTRIES_MAX: usize = 1024;
+pub const BUYER_EQUALS_MAX: usize = 32;
+/// Compiled size of one response-rule regex (program and lazy DFA cache,
+/// each): a bigger pattern is a config error, so no buyer pattern can
+/// take a worker's memory. Matching is linear in the body whatever the size.
+pub const BUYER_REGEX_BYTES_MAX: usize = 1 << 20;
+/// Deepest element nesting read from a buyer's XML or SOAP answer.
+pub const BUYER_XML_DEPTH_MAX: usize = 32;
 /// Most entries in `buyer.filter.states` (there are 62 USPS codes).
 pub const FILTER_STATES_MAX: usize = 64;
 /// Ceiling for `auction.ping_timeout_ms` and `buyer.ping_timeout_ms`.

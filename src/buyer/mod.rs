@@ -8,6 +8,7 @@
 //! per buyer in `for_buyer`.
 
 pub mod native;
+pub mod spec;
 
 use std::sync::{Arc, OnceLock};
 

@@ -1,12 +1,16 @@
-//! `[[buyer]]` with its `headers`, `[buyer.filter]` and `[buyer.caps]`.
+//! `[[buyer]]` with its `headers`, `[buyer.filter]` and `[buyer.caps]`;
+//! its spec tables (`[buyer.ping]`, `[buyer.post]`, `[buyer.maps]`) are
+//! read by `config::spec`.
 //! Buyers carry the most rules (URLs, prices, header syntax, filter ranges),
 //! so they get their own reader.
 
 use std::collections::HashSet;
 
 use super::sections::{id, unique_ids, vertical_refs};
+use super::spec::{self, StageRead};
 use super::walk::{Section, Walker};
 use super::{Auction, Buyer, Caps, Filter};
+use crate::buyer::spec::BuyerSpec;
 use crate::http::url::{self, Url};
 use crate::limits;
 use crate::money::{cents_from_f64, Cents};
@@ -23,6 +27,9 @@ const BUYER_KEYS: &[&str] = &[
     "headers",
     "filter",
     "caps",
+    "ping",
+    "post",
+    "maps",
 ];
 
 /// Headers that frame the request leadx sends; a config value for one
@@ -60,12 +67,9 @@ fn buyer(
 ) -> Option<Buyer> {
     let verticals = vertical_refs(w, s, known);
     let ping_url = optional(s.has("ping_url"), url_at(w, s, "ping_url"));
-    let post_url = s
-        .need(w, "post_url")
-        .then(|| url_at(w, s, "post_url"))
-        .flatten();
+    let post_url = optional(s.has("post_url"), url_at(w, s, "post_url"));
     let fixed_price = optional(s.has("fixed_price"), price(w, s, "fixed_price"));
-    let priced = s.has("ping_url") || s.has("fixed_price");
+    let priced = s.has("ping_url") || s.has("ping") || s.has("fixed_price");
     if !priced {
         w.error(
             s.key("fixed_price"),
@@ -88,20 +92,83 @@ fn buyer(
     let headers = headers(w, s);
     let filter = filter(w, s);
     let caps = caps(w, s);
+    let stages = stages(w, s, headers.as_deref().unwrap_or_default());
     priced.then_some(())?;
+    let (ping_stage, post_stage) = stages?;
+    let (ping_url, ping_ms) = pick(ping_url?, ping_ms? as u64, ping_stage.as_ref());
+    let (post_url, post_ms) = pick(post_url?, post_ms? as u64, post_stage.as_ref());
     Some(Buyer {
         id: id?,
         verticals: verticals?,
-        ping_url: ping_url?,
+        ping_url,
         post_url: post_url?,
         fixed_price: fixed_price?,
-        ping_timeout_ms: ping_ms? as u64,
-        post_timeout_ms: post_ms? as u64,
+        ping_timeout_ms: ping_ms,
+        post_timeout_ms: post_ms,
         priority: priority?,
         headers: headers?,
         filter: filter?,
         caps: caps?,
+        spec: BuyerSpec {
+            ping: ping_stage.map(|s| s.stage),
+            post: post_stage.map(|s| s.stage),
+        },
     })
+}
+
+/// `[buyer.ping]`, `[buyer.post]` (with `[buyer.maps]`): each instead of
+/// its `*_url`, never both; `post_url` is required without `[buyer.post]`,
+/// and a stage's `timeout_ms` stands for `*_timeout_ms`.
+#[allow(clippy::type_complexity)]
+fn stages(
+    w: &mut Walker,
+    s: &Section,
+    buyer_headers: &[(String, String)],
+) -> Option<(Option<StageRead>, Option<StageRead>)> {
+    let maps = &spec::maps(w, s);
+    let mut read = |name: &str, url_key: &str, ms_key: &str, ms_max: u64| {
+        if !s.has(name) {
+            return Some(None);
+        }
+        if s.has(url_key) {
+            w.error(
+                s.key(name),
+                format!("give {url_key} or [buyer.{name}], not both"),
+            );
+        }
+        let stage = spec::stage(w, s, name, maps, buyer_headers, ms_max)?;
+        if stage.timeout_ms.is_some() && s.has(ms_key) {
+            w.error(
+                s.key(name) + ".timeout_ms",
+                format!("give {ms_key} or {name}.timeout_ms, not both"),
+            );
+        }
+        Some(Some(stage))
+    };
+    let ping = read(
+        "ping",
+        "ping_url",
+        "ping_timeout_ms",
+        limits::PING_TIMEOUT_MS_MAX,
+    );
+    let post = read(
+        "post",
+        "post_url",
+        "post_timeout_ms",
+        limits::POST_TIMEOUT_MS_MAX,
+    );
+    if !s.has("post") {
+        s.need(w, "post_url");
+    }
+    Some((ping?, post?))
+}
+
+/// The URL and time-out of a stage: its table's when it has one.
+fn pick(url: Option<Url>, ms: u64, stage: Option<&StageRead>) -> (Option<Url>, u64) {
+    match stage {
+        Some(st) => (Some(st.url.clone()), st.timeout_ms.unwrap_or(ms)),
+        None => (url, ms),
+    }
 }
 
 /// An optional key's value: `Some(None)` when absent, `None` when present
@@ -139,7 +206,7 @@ fn price(w: &mut Walker, s: &Section, name: &str) -> Option<Cents> {
 /// `headers = { "Name" = "value" }`: names are HTTP tokens, unique ignoring
 /// case, not one leadx sets itself; values (after `${NAME}`) hold no CR, LF
 /// or NUL, which could smuggle a header. Values never appear in errors.
-fn headers(w: &mut Walker, s: &Section) -> Option<Vec<(String, String)>> {
+pub(super) fn headers(w: &mut Walker, s: &Section) -> Option<Vec<(String, String)>> {
     if !s.has("headers") {
         return Some(Vec::new());
     }

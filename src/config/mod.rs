@@ -15,6 +15,7 @@ mod buyer;
 mod ipnet;
 mod secrets;
 mod sections;
+mod spec;
 mod walk;
 
 use std::collections::HashMap;
@@ -153,7 +154,9 @@ pub struct Buyer {
     pub id: String,
     pub verticals: Vec<String>,
     /// Absent: a direct-post buyer, which bids `fixed_price` without a call.
+    /// A `[buyer.ping]` table's `url` when it has one.
     pub ping_url: Option<Url>,
+    /// `post_url`, or the `[buyer.post]` table's `url`.
     pub post_url: Url,
     /// Required when `ping_url` is absent.
     pub fixed_price: Option<Cents>,
@@ -165,6 +168,9 @@ pub struct Buyer {
     pub headers: Vec<(String, String)>,
     pub filter: Filter,
     pub caps: Caps,
+    /// Contract §9: the stages this buyer describes in its own format
+    /// (their URLs and time-outs are in the fields above); none = native.
+    pub spec: crate::buyer::spec::BuyerSpec,
 }
 
 impl fmt::Debug for Buyer {
@@ -186,6 +192,7 @@ impl fmt::Debug for Buyer {
             .field("headers", &headers)
             .field("filter", &self.filter)
             .field("caps", &self.caps)
+            .field("spec", &self.spec)
             .finish()
     }
 }

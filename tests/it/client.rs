@@ -205,7 +205,8 @@ fn sends_the_promised_head_and_returns_the_answer() {
         r.unwrap(),
         ClientResponse {
             status: 200,
-            body: b"{\"a\":1}".to_vec()
+            body: b"{\"a\":1}".to_vec(),
+            content_encoding: None,
         }
     );
     let seen = m.seen.lock().unwrap()[0].clone();
@@ -565,4 +566,68 @@ fn a_pooled_tls_connection_with_leftover_decrypted_bytes_is_stale() {
         (m.accepts(), c.stats().reused.load(Ordering::SeqCst)),
         (2, 0)
     );
+}
+
+/// Buyer specs (contract §9): GET with the lead in the query string and no
+/// body framing, PUT with its content type, per-request headers, and a
+/// gzip answer handed back with its encoding, on a real socket.
+#[test]
+fn get_and_put_calls_and_a_gzip_answer_round_trip() {
+    use std::io::Write as _;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"<r><price>12.50</price></r>").unwrap();
+    let zipped = gz.finish().unwrap();
+    let answer = zipped.clone();
+    let m = mock(move |_, w| {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            answer.len()
+        );
+        w.write_all(head.as_bytes()).unwrap();
+        w.write_all(&answer).unwrap();
+        After::KeepOpen
+    });
+    let c = client(&m, ClientOptions::default());
+    let headers = vec![("X-Key".to_string(), "k".to_string())];
+    let (get, put) = co(move || {
+        let get = c.call(
+            "GET",
+            "/ping?zip=90210&name=A%26B",
+            &headers,
+            None,
+            b"",
+            Instant::now() + SECOND,
+        );
+        let put = c.call(
+            "PUT",
+            "/post",
+            &[],
+            Some("application/xml"),
+            b"<a/>",
+            Instant::now() + SECOND,
+        );
+        (get.unwrap(), put.unwrap())
+    });
+    assert_eq!(get.content_encoding.as_deref(), Some("gzip"));
+    assert_eq!(get.body, zipped);
+    assert_eq!(put.status, 200);
+    let seen = m.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen[0].head,
+        format!(
+            "GET /ping?zip=90210&name=A%26B HTTP/1.1\r\nHost: {}\r\nConnection: keep-alive\r\nX-Key: k\r\n\r\n",
+            m.addr
+        )
+    );
+    assert!(
+        seen[1].head.starts_with("PUT /post HTTP/1.1\r\n"),
+        "{}",
+        seen[1].head
+    );
+    assert!(seen[1]
+        .head
+        .contains("Content-Type: application/xml\r\nContent-Length: 4\r\n"));
+    assert_eq!(seen[1].body, b"<a/>");
+    // Both calls on one keep-alive connection: the GET's framing was right.
+    assert_eq!(m.accepts(), 1);
 }

@@ -362,3 +362,19 @@ fn the_buyer_list_guard_sees_a_parallel_index() {
         "    let buyer = &rt.buyers[i].cfg;"
     ));
 }
+
+/// Contract §9: no buyer-supplied pattern can take a worker's memory or
+/// time. Every regex is built by `buyer::spec::Source::regex` with size
+/// limits (`RegexBuilder::size_limit`), never `Regex::new`.
+#[test]
+fn every_regex_is_built_with_size_limits() {
+    let bad = offending_lines(
+        |_| false,
+        |_, _, line| line.contains("Regex::new(") || line.contains("regex::Regex"),
+    );
+    assert!(
+        bad.is_empty(),
+        "a regex without size limits:\n{}",
+        bad.join("\n")
+    );
+}

@@ -4,6 +4,7 @@
 
 mod appliance;
 mod auction;
+mod buyer_specs;
 mod cli;
 mod client;
 mod config;

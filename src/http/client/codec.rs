@@ -12,6 +12,9 @@ use crate::limits;
 pub(crate) struct Response {
     pub status: u16,
     pub body: Vec<u8>,
+    /// `Content-Encoding`, lower-cased, when the answer has one other than
+    /// `identity` (the body is as sent: decoding is the reader's job).
+    pub content_encoding: Option<String>,
     /// The connection may carry another request: the response was framed,
     /// fully read, nothing followed it, and the server did not ask to close.
     pub reusable: bool,
@@ -60,12 +63,15 @@ fn is_framing_header(name: &str) -> bool {
 
 /// The whole request (head and body) in one buffer so that it leaves in one
 /// write: a buyer call is small and one syscall is cheaper than two.
-/// Invalid extra headers are left out (see `header_is_valid`).
-pub(crate) fn build_request(
+/// `method` is `POST`, `PUT` or `GET` (buyer specs, contract §9); without a
+/// content type and body (a GET), neither Content-Type nor Content-Length
+/// is written. Invalid extra headers are left out (see `header_is_valid`).
+pub(crate) fn build(
+    method: &str,
     authority: &str,
     target: &str,
     headers: &[(String, String)],
-    content_type: &str,
+    content_type: Option<&str>,
     body: &[u8],
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(160 + target.len() + body.len() + headers.len() * 48);
@@ -77,23 +83,25 @@ pub(crate) fn build_request(
     } else {
         "/"
     };
-    let content_type = if header_is_valid("x", content_type) {
-        content_type
-    } else {
-        "application/octet-stream"
+    // Only the methods buyer specs use; anything else would be a bug.
+    let method = match method {
+        "PUT" | "GET" => method,
+        _ => "POST",
     };
-    for part in [
-        "POST ",
-        target,
-        " HTTP/1.1\r\nHost: ",
-        authority,
-        "\r\nContent-Type: ",
-        content_type,
-    ] {
+    for part in [method, " ", target, " HTTP/1.1\r\nHost: ", authority] {
         out.extend_from_slice(part.as_bytes());
     }
-    out.extend_from_slice(b"\r\nContent-Length: ");
-    out.extend_from_slice(body.len().to_string().as_bytes());
+    let bodiless = content_type.is_none() && body.is_empty() && method == "GET";
+    if !bodiless {
+        let content_type = match content_type {
+            Some(ct) if header_is_valid("x", ct) => ct,
+            _ => "application/octet-stream",
+        };
+        for part in ["\r\nContent-Type: ", content_type, "\r\nContent-Length: "] {
+            out.extend_from_slice(part.as_bytes());
+        }
+        out.extend_from_slice(body.len().to_string().as_bytes());
+    }
     out.extend_from_slice(b"\r\nConnection: keep-alive\r\n");
     for (name, value) in headers {
         if !header_is_valid(name, value) || is_framing_header(name) {
@@ -121,6 +129,7 @@ enum Framing {
 /// What the head said, copied out of httparse's borrowed view.
 struct Head {
     status: u16,
+    content_encoding: Option<String>,
     len: usize,
     framing: Framing,
     keep_alive: bool,
@@ -190,6 +199,7 @@ fn read_with<R: Read>(
     Ok(Response {
         status: head.status,
         body,
+        content_encoding: head.content_encoding,
         reusable,
     })
 }
@@ -408,6 +418,7 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, ReadError> {
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut other_coding = false;
+    let mut content_encoding = None;
     for h in resp.headers.iter() {
         let value = std::str::from_utf8(h.value)
             .map_err(|_| ReadError::Malformed)?
@@ -424,6 +435,9 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, ReadError> {
             let last = value.rsplit(',').next().unwrap_or("").trim();
             chunked = last.eq_ignore_ascii_case("chunked");
             other_coding = !chunked;
+        } else if h.name.eq_ignore_ascii_case("content-encoding") {
+            let v = value.to_ascii_lowercase();
+            content_encoding = (!v.is_empty() && v != "identity").then_some(v);
         } else if h.name.eq_ignore_ascii_case("connection") {
             for token in value.split(',').map(str::trim) {
                 if token.eq_ignore_ascii_case("close") {
@@ -448,6 +462,7 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, ReadError> {
     }
     Ok(Some(Head {
         status,
+        content_encoding,
         len,
         framing,
         keep_alive,

@@ -95,6 +95,10 @@ impl std::error::Error for CallError {}
 pub struct ClientResponse {
     pub status: u16,
     pub body: Vec<u8>,
+    /// `Content-Encoding` (lower-cased) unless absent or `identity`. The
+    /// body is left encoded: the buyer's integration decodes it within its
+    /// own bound (`buyer::spec` reads gzip).
+    pub content_encoding: Option<String>,
 }
 
 /// Connection counters of one `BuyerClient`, for metrics.
@@ -195,10 +199,26 @@ impl BuyerClient {
         body: &[u8],
         deadline: Instant,
     ) -> Result<ClientResponse, CallError> {
+        self.call("POST", target, headers, Some(content_type), body, deadline)
+    }
+
+    /// Like [`BuyerClient::post`] for any method of a buyer spec (`POST`,
+    /// `PUT`, `GET`); `target` may carry a query string. A GET goes without
+    /// Content-Type and Content-Length when `content_type` is `None` and
+    /// `body` is empty.
+    pub fn call(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(String, String)],
+        content_type: Option<&str>,
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<ClientResponse, CallError> {
         if Instant::now() >= deadline {
             return Err(CallError::Timeout);
         }
-        let request = codec::build_request(&self.authority, target, headers, content_type, body);
+        let request = codec::build(method, &self.authority, target, headers, content_type, body);
         let _slot = self.acquire_slot(deadline)?;
         let mut transport = match self.pop_idle() {
             Some(t) => t,
@@ -229,6 +249,7 @@ impl BuyerClient {
                 Ok(ClientResponse {
                     status: resp.status,
                     body: resp.body,
+                    content_encoding: resp.content_encoding,
                 })
             }
             Ok(resp) => {
@@ -236,6 +257,7 @@ impl BuyerClient {
                 Ok(ClientResponse {
                     status: resp.status,
                     body: resp.body,
+                    content_encoding: resp.content_encoding,
                 })
             }
             Err(e) => {

@@ -105,11 +105,12 @@ fn flood(prefix: &[u8], unit: &[u8]) -> Result<Response, ReadError> {
 #[test]
 fn request_has_the_head_leadx_promises() {
     let headers = vec![("X-Api-Key".to_string(), "k1".to_string())];
-    let req = build_request(
+    let req = build(
+        "POST",
         "b.example:9001",
         "/post?a=1",
         &headers,
-        "application/json",
+        Some("application/json"),
         b"{}",
     );
     let text = String::from_utf8(req).unwrap();
@@ -129,8 +130,15 @@ fn request_drops_headers_that_could_split_it() {
         ("content-length".to_string(), "99".to_string()),
         ("Host".to_string(), "evil".to_string()),
     ];
-    let text =
-        String::from_utf8(build_request("h", "/", &headers, "text/plain\r\nX: y", b"")).unwrap();
+    let text = String::from_utf8(build(
+        "POST",
+        "h",
+        "/",
+        &headers,
+        Some("text/plain\r\nX: y"),
+        b"",
+    ))
+    .unwrap();
     assert!(text.contains("X-Ok: 1\r\n"));
     assert!(
         !text.contains("Injected") && !text.contains("Bad") && !text.contains("X: y"),
@@ -147,9 +155,56 @@ fn content_length_body_and_keep_alive() {
         Response {
             status: 200,
             body: b"hello".to_vec(),
+            content_encoding: None,
             reusable: true
         }
     );
+}
+
+/// Buyer specs (contract §9): the encoding is handed to the caller, the
+/// body left as sent; `identity` counts as none.
+#[test]
+fn content_encoding_is_reported_and_the_body_left_as_sent() {
+    let r = read(
+        b"HTTP/1.1 200 OK\r\nContent-Encoding:  GZip \r\nContent-Length: 3\r\n\r\n\x1f\x8b\x08",
+        64,
+    )
+    .unwrap();
+    assert_eq!(r.content_encoding.as_deref(), Some("gzip"));
+    assert_eq!(r.body, b"\x1f\x8b\x08");
+    let r = read(
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: identity\r\nContent-Length: 0\r\n\r\n",
+        64,
+    )
+    .unwrap();
+    assert_eq!(r.content_encoding, None);
+}
+
+#[test]
+fn get_and_put_requests_have_their_heads() {
+    let headers = vec![("Accept".to_string(), "application/xml".to_string())];
+    let get = build("GET", "h", "/p?zip=90210&a=%26", &headers, None, b"");
+    assert_eq!(
+        String::from_utf8(get).unwrap(),
+        "GET /p?zip=90210&a=%26 HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\
+         Accept: application/xml\r\n\r\n"
+    );
+    let put = build(
+        "PUT",
+        "h",
+        "/p",
+        &[],
+        Some("text/xml; charset=utf-8"),
+        b"<a/>",
+    );
+    assert_eq!(
+        String::from_utf8(put).unwrap(),
+        "PUT /p HTTP/1.1\r\nHost: h\r\nContent-Type: text/xml; charset=utf-8\r\n\
+         Content-Length: 4\r\nConnection: keep-alive\r\n\r\n<a/>"
+    );
+    // Anything else is POST: the method never comes from outside.
+    let odd = String::from_utf8(build("DELETE /x", "h", "/", &[], None, b"")).unwrap();
+    assert!(odd.starts_with("POST / HTTP/1.1\r\n"), "{odd}");
 }
 
 #[test]
