@@ -127,8 +127,12 @@ mod tests {
                 states: states.map(|s| s.into_iter().map(String::from).collect()),
                 age_min,
                 age_max,
+                ..Filter::default()
             },
-            caps: Caps { daily: None },
+            caps: Caps::default(),
+            timezone: jiff::tz::TimeZone::UTC,
+            schedule: None,
+            health: crate::config::Health::default(),
         }
     }
 
