@@ -326,6 +326,10 @@ pub const BREAKER_FAILURES_MAX: u32 = 1_000_000;
 pub const BREAKER_COOLDOWN_MS_MAX: u64 = 3_600_000;
 /// `buyer.health.breaker_cooldown_ms` when only `breaker_failures` is given.
 pub const BREAKER_COOLDOWN_MS_DEFAULT: u64 = 5_000;
+/// The least time a buyer call is made with (`routing::budget`): with
+/// less left, the buyer is skipped as `no_time` — a call that cannot
+/// finish costs a connection and counts as the buyer's failure.
+pub const BUYER_CALL_MIN_MS: u64 = 5;
 /// Ceiling for a count cap (`buyer.caps.hourly` … `monthly`): a cap cell
 /// holds its count in 40 bits (`exchange::caps`).
 pub const CAP_COUNT_MAX: u32 = u32::MAX;

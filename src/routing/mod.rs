@@ -10,11 +10,13 @@
 //! - [`schedule`]: whether `[buyer.schedule]` is open now.
 //! - [`breaker`]: the lock-free circuit breaker of `[buyer.health]`.
 //! - [`gate`]: the per-buyer concurrency gate (`concurrency_max`).
+//! - [`budget`]: the time a call gets, or `no_time`.
 //!
 //! The live counters for caps and budgets are in `exchange::caps`: they
 //! are state that outlives a reload and is counted from the store.
 
 pub mod breaker;
+pub mod budget;
 pub mod filter;
 pub mod gate;
 pub mod period;
