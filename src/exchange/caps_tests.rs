@@ -226,7 +226,8 @@ fn the_book_keeps_live_ledgers_recounts_on_a_zone_change_and_attaches_nothing_on
 }
 
 /// Sales written the way a sale writes them are counted back from a real
-/// store, also after it is closed and reopened.
+/// store, also after it is closed and reopened, and never under the
+/// book's lock.
 #[test]
 fn stored_sales_are_counted_from_the_store_after_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -255,6 +256,19 @@ fn stored_sales_are_counted_from_the_store_after_a_reopen() {
     let store = Store::open(dir.path(), crate::store::StoreOptions::default()).unwrap();
     let sales = stored_sales(&store, "b1", from).unwrap();
     assert_eq!(sales, [(from, 250), (now, 250)]);
+    // Through the book, as a runtime build does: counting waits for the
+    // store writer, which panics in debug builds under a held lock (#7).
+    let book = LedgerBook::default();
+    let zone = ny();
+    let l = book
+        .attach(&[("b1", &zone)], now, |b, from| {
+            stored_sales(&store, b, from)
+        })
+        .unwrap();
+    assert_eq!(
+        (l[0].usage(now).monthly, l[0].usage(now).monthly_spent),
+        (2, 500)
+    );
     let mut bad = crate::store::Batch::default();
     bad.insert(Tree::Caps, keys::buyer_sale("b1", now, "L7"), vec![1, 2]);
     store.write_durable(bad).unwrap();
