@@ -539,6 +539,7 @@ fn concurrent_reservations_and_restarts_never_pass_a_cap_or_budget() {
         );
     }
     let sales = stored.lock().clone();
-    // The week's budget binds first (about 70 sales a week).
-    assert!(sales.len() > 80, "the run sold {}", sales.len());
+    // Budgets bind (about 27 sales a day, 70 a week): some 110 sales in
+    // the 60 simulated hours; far fewer means the run tested little.
+    assert!(sales.len() > 60, "the run sold {}", sales.len());
 }
