@@ -127,9 +127,13 @@ mod tests {
                 states: states.map(|s| s.into_iter().map(String::from).collect()),
                 age_min,
                 age_max,
+                ..Filter::default()
             },
-            caps: Caps { daily: None },
+            caps: Caps::default(),
             spec: Default::default(),
+            timezone: jiff::tz::TimeZone::UTC,
+            schedule: None,
+            health: crate::config::Health::default(),
         }
     }
 

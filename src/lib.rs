@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod money;
 pub mod notify;
 pub mod records;
+pub mod routing;
 pub mod rt;
 pub mod store;
 pub mod sync;

@@ -316,3 +316,38 @@ const _: () = assert!(LEAD_AGE_MIN <= LEAD_AGE_MAX);
 pub const LOG_LINES_QUEUED_MAX: usize = 16 * 1024;
 /// Error lines have a lane of their own that other lines cannot fill.
 pub const LOG_ERROR_LINES_QUEUED_MAX: usize = 1024;
+
+// Routing controls (contract §10; `config::routing`, `routing`).
+
+/// Most entries in each of `buyer.filter.zips` / `exclude_zips`.
+pub const FILTER_ZIPS_MAX: usize = 10_000;
+/// Most entries in each id list of `buyer.filter` (`publishers`, `sub_ids`
+/// and their `exclude_` twins) and in one attribute's value set.
+pub const FILTER_IDS_MAX: usize = 1024;
+/// Most attribute rules in `buyer.filter.attributes` (and its
+/// `exclude_attributes`): a lead has at most this many attributes.
+pub const FILTER_ATTRIBUTES_MAX: usize = LEAD_ATTRIBUTES_MAX;
+/// Most time ranges on one day of `buyer.schedule`.
+pub const SCHEDULE_RANGES_PER_DAY_MAX: usize = 24;
+/// Ceiling for `buyer.health.concurrency_max` (a buyer's calls in flight).
+pub const BUYER_CONCURRENCY_MAX_CEILING: u32 = 1_000_000;
+/// Ceiling for `buyer.health.breaker_failures`.
+pub const BREAKER_FAILURES_MAX: u32 = 1_000_000;
+/// Ceiling for `buyer.health.breaker_cooldown_ms`: an hour.
+pub const BREAKER_COOLDOWN_MS_MAX: u64 = 3_600_000;
+/// `buyer.health.breaker_cooldown_ms` when only `breaker_failures` is given.
+pub const BREAKER_COOLDOWN_MS_DEFAULT: u64 = 5_000;
+/// The least time a buyer call is made with (`routing::budget`): with
+/// less left, the buyer is skipped as `no_time` — a call that cannot
+/// finish costs a connection and counts as the buyer's failure.
+pub const BUYER_CALL_MIN_MS: u64 = 5;
+/// Ceiling for a count cap (`buyer.caps.hourly` … `monthly`): a cap cell
+/// holds its count in 40 bits (`exchange::caps`).
+pub const CAP_COUNT_MAX: u32 = u32::MAX;
+/// Ceiling for a budget (`buyer.caps.daily_budget` …), in cents: a cap cell
+/// holds its sum in 40 bits, and a month's sales must fit beside it.
+pub const CAP_BUDGET_CENTS_MAX: u64 = 100_000_000_000;
+
+const _: () = assert!(BREAKER_COOLDOWN_MS_DEFAULT <= BREAKER_COOLDOWN_MS_MAX);
+const _: () = assert!(CAP_BUDGET_CENTS_MAX < (1 << 40) / 2);
+const _: () = assert!((CAP_COUNT_MAX as u64) < (1 << 40));

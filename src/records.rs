@@ -313,6 +313,57 @@ pub mod keys {
         k
     }
 
+    /// Marks a §10 sale key in `Tree::Caps` (after `buyer \0`): a v1
+    /// `cap_day` key has a day number there, whose first byte stays 0 for
+    /// the next 45,000 years, so the two layouts never mix.
+    const SALE_MARK: u8 = 0x01;
+
+    /// One accepted sale for caps and budgets (contract §10): `buyer \0
+    /// 0x01 at_ms lead_id`, the value its price in cents (8 bytes, big
+    /// endian). `at_ms` is when its cap unit was reserved, so a restart
+    /// counts it in the same hour, day, week and month the live counter
+    /// did (`exchange::caps::Reservation::at_ms`).
+    pub fn buyer_sale(buyer: &str, at_ms: u64, lead_id: &str) -> Vec<u8> {
+        let mut k = buyer_sales_from(buyer, at_ms);
+        k.extend_from_slice(lead_id.as_bytes());
+        k
+    }
+
+    /// Where `buyer`'s sales reserved at or after `from_ms` begin.
+    pub fn buyer_sales_from(buyer: &str, from_ms: u64) -> Vec<u8> {
+        let mut k = Vec::with_capacity(buyer.len() + 10);
+        k.extend_from_slice(buyer.as_bytes());
+        k.push(0);
+        k.push(SALE_MARK);
+        k.extend_from_slice(&from_ms.to_be_bytes());
+        k
+    }
+
+    /// Just past `buyer`'s last sale key (exclusive end of a range scan).
+    pub fn buyer_sales_end(buyer: &str) -> Vec<u8> {
+        let mut k = Vec::with_capacity(buyer.len() + 2);
+        k.extend_from_slice(buyer.as_bytes());
+        k.push(0);
+        k.push(SALE_MARK + 1);
+        k
+    }
+
+    /// The value of a `buyer_sale` key.
+    pub fn buyer_sale_value(price: crate::money::Cents) -> Vec<u8> {
+        price.to_be_bytes().to_vec()
+    }
+
+    /// `(at_ms, price)` of a `buyer_sale` key and value of `buyer`, or
+    /// `None` if they are not one.
+    pub fn parse_buyer_sale(buyer: &str, key: &[u8], value: &[u8]) -> Option<(u64, u64)> {
+        let rest = key
+            .strip_prefix(buyer.as_bytes())?
+            .strip_prefix(&[0, SALE_MARK])?;
+        let at_ms = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+        let price = u64::from_be_bytes(value.try_into().ok()?);
+        Some((at_ms, price))
+    }
+
     pub fn dedupe(vertical: &str, hash: &[u8; 32]) -> Vec<u8> {
         let mut k = Vec::with_capacity(vertical.len() + 33);
         k.extend_from_slice(vertical.as_bytes());
@@ -451,6 +502,32 @@ mod tests {
         assert_eq!(back.ping_field_mismatch(&lead), None, "{}", p.lead_json);
         p.lead_json = "{".into();
         assert!(ping_lead(&p).is_err());
+    }
+
+    /// §10 sale keys sort by time within a buyer, never fall inside a v1
+    /// day range or another buyer's range, and read back.
+    #[test]
+    fn buyer_sale_keys_sort_by_time_and_stay_apart_from_day_keys() {
+        let (from, end) = (
+            keys::buyer_sales_from("b1", 1000),
+            keys::buyer_sales_end("b1"),
+        );
+        let k = keys::buyer_sale("b1", 1500, "L1");
+        assert!(from <= k && k < end);
+        assert!(keys::buyer_sale("b1", 999, "L9") < from);
+        assert!(keys::buyer_sale("b1", u64::MAX, "L9") < end);
+        for other in [
+            keys::buyer_sale("b10", 1500, "L1"),
+            keys::buyer_sale("b", 1500, "L1"),
+            keys::cap_sale("b1", u32::MAX >> 8, "L1"),
+        ] {
+            assert!(!(from <= other && other < end), "{other:?}");
+        }
+        assert!(!k.starts_with(&keys::cap_day("b1", 0)[..4]));
+        let v = keys::buyer_sale_value(1250);
+        assert_eq!(keys::parse_buyer_sale("b1", &k, &v), Some((1500, 1250)));
+        assert_eq!(keys::parse_buyer_sale("b1", &k, &v[1..]), None);
+        assert_eq!(keys::parse_buyer_sale("b2", &k, &v), None);
     }
 
     #[test]

@@ -1,15 +1,16 @@
-//! `[[buyer]]` with its `headers`, `[buyer.filter]` and `[buyer.caps]`;
-//! its spec tables (`[buyer.ping]`, `[buyer.post]`, `[buyer.maps]`) are
-//! read by `config::spec`.
-//! Buyers carry the most rules (URLs, prices, header syntax, filter ranges),
-//! so they get their own reader.
+//! `[[buyer]]` with its `headers`; its spec tables (`[buyer.ping]`,
+//! `[buyer.post]`, `[buyer.maps]`) are read by `config::spec`, the routing
+//! controls (`timezone`, `[buyer.filter]`, `[buyer.caps]`,
+//! `[buyer.schedule]`, `[buyer.health]`) by `config::routing`. Buyers carry the most rules (URLs,
+//! prices, header syntax, filter ranges), so they get their own reader.
 
 use std::collections::HashSet;
 
+use super::routing;
 use super::sections::{id, unique_ids, vertical_refs};
 use super::spec::{self, StageRead};
 use super::walk::{Section, Walker};
-use super::{Auction, Buyer, Caps, Filter};
+use super::{Auction, Buyer};
 use crate::buyer::spec::BuyerSpec;
 use crate::http::url::{self, Url};
 use crate::limits;
@@ -30,6 +31,10 @@ const BUYER_KEYS: &[&str] = &[
     "ping",
     "post",
     "maps",
+    // Routing controls (contract §10): `config::routing`.
+    "timezone",
+    "schedule",
+    "health",
 ];
 
 /// Headers that frame the request leadx sends; a config value for one
@@ -90,9 +95,12 @@ fn buyer(
     );
     let priority = s.int_or(w, "priority", i64::MIN..=i64::MAX, 0);
     let headers = headers(w, s);
-    let filter = filter(w, s);
-    let caps = caps(w, s);
     let stages = stages(w, s, headers.as_deref().unwrap_or_default());
+    let filter = routing::filter(w, s);
+    let caps = routing::caps(w, s);
+    let timezone = routing::timezone(w, s);
+    let schedule = routing::schedule(w, s);
+    let health = routing::health(w, s);
     priced.then_some(())?;
     let (ping_stage, post_stage) = stages?;
     let (ping_url, ping_ms) = pick(ping_url?, ping_ms? as u64, ping_stage.as_ref());
@@ -113,6 +121,9 @@ fn buyer(
             ping: ping_stage.map(|s| s.stage),
             post: post_stage.map(|s| s.stage),
         },
+        timezone: timezone?,
+        schedule: schedule?,
+        health: health?,
     })
 }
 
@@ -249,67 +260,4 @@ fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-fn filter(w: &mut Walker, s: &Section) -> Option<Filter> {
-    if !s.has("filter") {
-        return Some(Filter::default());
-    }
-    let (path, table) = s.table(w, "filter")?;
-    let f = Section { path: &path, table };
-    f.only(w, &["states", "age_min", "age_max"]);
-    let states = optional(f.has("states"), states(w, &f));
-    let ages = i64::from(limits::AGE_YEARS_MIN)..=i64::from(limits::AGE_YEARS_MAX);
-    let age_min = optional(
-        f.has("age_min"),
-        f.int(w, "age_min", ages.clone()).map(|n| n as u16),
-    );
-    let age_max = optional(
-        f.has("age_max"),
-        f.int(w, "age_max", ages).map(|n| n as u16),
-    );
-    if let (Some(Some(lo)), Some(Some(hi))) = (age_min, age_max) {
-        if lo > hi {
-            w.error(f.key("age_min"), "greater than age_max");
-            return None;
-        }
-    }
-    Some(Filter {
-        states: states?,
-        age_min: age_min?,
-        age_max: age_max?,
-    })
-}
-
-fn states(w: &mut Walker, f: &Section) -> Option<Vec<String>> {
-    let before = w.errors.len();
-    let items = f.strings(w, "states", limits::FILTER_STATES_MAX)?;
-    if items.is_empty() {
-        w.error(
-            f.key("states"),
-            "must not be empty (leave it out to accept every state)",
-        );
-    }
-    let mut out = Vec::with_capacity(items.len());
-    for (key, text) in items {
-        if crate::usps::is_state(&text.value) {
-            out.push(text.value);
-        } else {
-            w.error(key, format!("not a USPS state code {}", text.shown()));
-        }
-    }
-    (w.errors.len() == before).then_some(out)
-}
-
-fn caps(w: &mut Walker, s: &Section) -> Option<Caps> {
-    if !s.has("caps") {
-        return Some(Caps::default());
-    }
-    let (path, table) = s.table(w, "caps")?;
-    let c = Section { path: &path, table };
-    c.only(w, &["daily"]);
-    let daily = c.int(w, "daily", 1..=i64::from(u32::MAX)).map(|n| n as u32);
-    Some(Caps {
-        daily: optional(c.has("daily"), daily)?,
-    })
 }

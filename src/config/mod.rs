@@ -13,6 +13,7 @@
 
 mod buyer;
 mod ipnet;
+mod routing;
 mod secrets;
 mod sections;
 mod spec;
@@ -29,6 +30,9 @@ use crate::limits;
 use crate::money::{Cents, SharePpm};
 
 pub use ipnet::IpNet;
+#[cfg(test)]
+pub(crate) use routing::parse_range;
+pub use routing::{AttrRule, AttrTest, AttrValue, Health, Schedule, ZipSet, DAYS};
 pub use secrets::{default_secrets, hash_key, verify_key};
 
 /// One problem in a config file. Displays as `{key}: {message}`, one line.
@@ -171,6 +175,12 @@ pub struct Buyer {
     /// Contract §9: the stages this buyer describes in its own format
     /// (their URLs and time-outs are in the fields above); none = native.
     pub spec: crate::buyer::spec::BuyerSpec,
+    /// Caps and the schedule are counted in this zone (contract §10);
+    /// default UTC.
+    pub timezone: jiff::tz::TimeZone,
+    /// `None`: always open.
+    pub schedule: Option<Schedule>,
+    pub health: Health,
 }
 
 impl fmt::Debug for Buyer {
@@ -193,22 +203,54 @@ impl fmt::Debug for Buyer {
             .field("filter", &self.filter)
             .field("caps", &self.caps)
             .field("spec", &self.spec)
+            .field("timezone", &self.timezone.iana_name())
+            .field("schedule", &self.schedule)
+            .field("health", &self.health)
             .finish()
     }
 }
 
-/// Every key optional; all that are given must hold for a lead to match.
+/// `[buyer.filter]` (contract §10). Every key optional; all that are given
+/// must hold for a lead to match (`routing::filter::check`). A lead that
+/// lacks a field an inclusion filter names does not match; an `exclude_`
+/// filter only refuses a lead that has one of its values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
     pub states: Option<Vec<String>>,
+    pub exclude_states: Option<Vec<String>>,
+    pub zips: Option<ZipSet>,
+    pub exclude_zips: Option<ZipSet>,
     pub age_min: Option<u16>,
     pub age_max: Option<u16>,
+    pub income_min: Option<i64>,
+    pub income_max: Option<i64>,
+    pub credit: Option<Vec<crate::lead::Credit>>,
+    pub exclude_credit: Option<Vec<crate::lead::Credit>>,
+    pub homeowner: Option<bool>,
+    /// Sorted.
+    pub publishers: Option<Vec<String>>,
+    pub exclude_publishers: Option<Vec<String>>,
+    /// Sorted.
+    pub sub_ids: Option<Vec<String>>,
+    pub exclude_sub_ids: Option<Vec<String>>,
+    /// Sorted by key; empty = none.
+    pub attributes: Vec<AttrRule>,
+    pub exclude_attributes: Vec<AttrRule>,
 }
 
+/// `[buyer.caps]` (contract §10), counted in the buyer's time zone: accepted
+/// leads per hour, day, week (from Monday) and month, and budgets — the sum
+/// of accepted prices — per day, week and month. `exchange::caps` keeps
+/// them, never exceeded under concurrency.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caps {
-    /// Accepted leads per UTC day.
+    pub hourly: Option<u32>,
     pub daily: Option<u32>,
+    pub weekly: Option<u32>,
+    pub monthly: Option<u32>,
+    pub daily_budget: Option<Cents>,
+    pub weekly_budget: Option<Cents>,
+    pub monthly_budget: Option<Cents>,
 }
 
 impl Config {

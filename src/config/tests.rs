@@ -152,10 +152,17 @@ fn the_contract_example_parses_to_its_values() {
         Filter {
             states,
             age_min: Some(18),
-            age_max: Some(30)
+            age_max: Some(30),
+            ..Filter::default()
         }
     );
-    assert_eq!(b.caps, Caps { daily: Some(100) });
+    assert_eq!(
+        b.caps,
+        Caps {
+            daily: Some(100),
+            ..Caps::default()
+        }
+    );
 }
 
 #[test]
@@ -324,13 +331,13 @@ const BAD: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"http://h/p\"\nfixed_price = 1\n[buyer.filter]\nstates = [\"CA\", \"ca\", 5]\nage_min = 40\nage_max = 30\nzip = \"9\"\n[buyer.caps]\ndaily = 0\nweekly = 1",
+        "[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"http://h/p\"\nfixed_price = 1\n[buyer.filter]\nstates = [\"CA\", \"ca\", 5]\nage_min = 40\nage_max = 30\nzip = \"9\"\n[buyer.caps]\ndaily = 0\nyearly = 1",
         &[
             "buyer[0].filter.zip: unknown key",
             "buyer[0].filter.states[2]: expected a string",
             "buyer[0].filter.states[1]: not a USPS state code \"ca\"",
             "buyer[0].filter.age_min: greater than age_max",
-            "buyer[0].caps.weekly: unknown key",
+            "buyer[0].caps.yearly: unknown key",
             "buyer[0].caps.daily: must be between 1 and 4294967295",
         ],
     ),

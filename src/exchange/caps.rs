@@ -1,3 +1,11 @@
+//! Caps and budgets as atomic reservations (contract §10).
+//!
+//! Two generations live here while the exchange moves over: the v1
+//! [`CapCounter`] (accepted leads per UTC day, what `fanout` and `sale` use
+//! today) and the [`Ledger`] of §10 — hourly, daily, weekly and monthly
+//! counts and daily, weekly and monthly budgets (sums of accepted prices,
+//! in cents), each in the buyer's time zone. Both share the rules below.
+//!
 //! Daily caps as atomic reservations. A post reserves a unit of the buyer's
 //! cap *before* calling it and releases it if the buyer refuses, so a cap of
 //! 5 with 50 concurrent posts sells exactly 5 — no check-then-act window.
@@ -149,6 +157,10 @@ impl CapBook {
         self.counters.lock().remove(buyer);
     }
 }
+
+#[path = "caps_ledger.rs"]
+mod ledger;
+pub use ledger::*;
 
 #[cfg(test)]
 mod tests {

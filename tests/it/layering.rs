@@ -378,3 +378,38 @@ fn every_regex_is_built_with_size_limits() {
         bad.join("\n")
     );
 }
+
+/// The routing core (contract §10) is pure and lock-free: nothing under
+/// `src/routing/` names a module that does I/O, a lock, or a clock — time
+/// comes in as `now_ms` from the caller, so every rule is tested with plain
+/// values and nothing on the request path can wait on it.
+#[test]
+fn the_routing_core_does_no_io_and_takes_no_lock() {
+    let banned = [
+        "crate::http",
+        "crate::store",
+        "crate::exchange",
+        "crate::sync",
+        "crate::clock",
+        "crate::ids",
+        "std::net",
+        "std::fs",
+        "std::thread::sleep",
+        "may::",
+        "Mutex",
+        "RwLock",
+        "Instant::now",
+        "SystemTime",
+        "Zoned::now",
+        "Timestamp::now",
+    ];
+    let bad = offending_lines(
+        |name| !name.starts_with("src/routing/"),
+        |_, _, line| banned.iter().any(|m| line.contains(m)),
+    );
+    assert!(
+        bad.is_empty(),
+        "I/O, a lock or a clock in the routing core:\n{}",
+        bad.join("\n")
+    );
+}
