@@ -27,6 +27,7 @@ pub mod notify;
 pub mod records;
 pub mod rt;
 pub mod store;
+pub mod suppress;
 pub mod sync;
 pub mod usps;
 pub mod watchdog;
