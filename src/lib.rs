@@ -24,6 +24,7 @@ pub mod logging;
 pub mod metrics;
 pub mod money;
 pub mod notify;
+pub mod privacy;
 pub mod records;
 pub mod rt;
 pub mod store;
