@@ -121,7 +121,10 @@ fn bench(c: &mut Criterion) {
         })
     });
     let hits = probes.iter().filter(|&&p| set.contains(p)).count();
-    eprintln!("suppress: {hits} of {} probes are on the list", probes.len());
+    eprintln!(
+        "suppress: {hits} of {} probes are on the list",
+        probes.len()
+    );
     g.finish();
 }
 

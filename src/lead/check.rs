@@ -51,7 +51,11 @@ pub fn phone_number(s: &[u8]) -> Option<u64> {
     if national[0] < 2 || national[3] < 2 {
         return None;
     }
-    Some(national.iter().fold(0u64, |acc, &d| acc * 10 + u64::from(d)))
+    Some(
+        national
+            .iter()
+            .fold(0u64, |acc, &d| acc * 10 + u64::from(d)),
+    )
 }
 
 /// A plausible email address: one `@`, a local part of 1–64 bytes, a domain

@@ -40,11 +40,9 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LoadError::Io(e) => write!(f, "cannot read: {e}"),
-            LoadError::TooManyNumbers => write!(
-                f,
-                "more than {} numbers",
-                limits::SUPPRESSION_NUMBERS_MAX
-            ),
+            LoadError::TooManyNumbers => {
+                write!(f, "more than {} numbers", limits::SUPPRESSION_NUMBERS_MAX)
+            }
         }
     }
 }

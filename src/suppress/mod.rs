@@ -69,10 +69,7 @@ impl SuppressionSet {
     pub fn from_numbers(numbers: impl IntoIterator<Item = u64>) -> SuppressionSet {
         let mut c = Collector::default();
         for n in numbers {
-            assert!(
-                (NANP_MIN..=NANP_MAX).contains(&n),
-                "not a NANP number: {n}"
-            );
+            assert!((NANP_MIN..=NANP_MAX).contains(&n), "not a NANP number: {n}");
             c.push(n);
         }
         c.finish()

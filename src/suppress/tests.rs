@@ -160,10 +160,13 @@ fn a_file_in_any_spelling_loads_and_counts_invalid_lines() {
         };
         let loaded = load_reader(r, LIST.len() as u64).unwrap();
         assert!(
-            loaded
-                .set
-                .iter()
-                .eq([5_552_345_678, 5_552_345_679, 5_552_345_680, 5_552_345_681, 5_552_345_682]),
+            loaded.set.iter().eq([
+                5_552_345_678,
+                5_552_345_679,
+                5_552_345_680,
+                5_552_345_681,
+                5_552_345_682
+            ]),
             "step {step}: {:?}",
             loaded.set.iter().collect::<Vec<_>>()
         );
@@ -185,7 +188,11 @@ fn overlong_lines_are_invalid_and_never_buffered_whole() {
         let loaded = load_reader(r, 0).unwrap();
         assert!(loaded.set.iter().eq([5_552_345_678]), "step {step}");
         assert_eq!(
-            (loaded.lines, loaded.invalid_lines, loaded.first_invalid_line),
+            (
+                loaded.lines,
+                loaded.invalid_lines,
+                loaded.first_invalid_line
+            ),
             (3, 2, Some(1)),
             "step {step}"
         );
