@@ -137,7 +137,7 @@ fn bad_privacy_keys_are_named_and_never_echo_a_secret() {
             &["privacy.data_key: not a data key: 64 hex digits (32 bytes), as `openssl rand -hex 32` prints"],
         ),
         (
-            &"[privacy]\ndata_key = \"${LEADX_DATA_KEY}\"\nold_data_keys = [\"${OLD_KEY}\", \"${LEADX_DATA_KEY}\", \"${OLD_KEY}\"]",
+            "[privacy]\ndata_key = \"${LEADX_DATA_KEY}\"\nold_data_keys = [\"${OLD_KEY}\", \"${LEADX_DATA_KEY}\", \"${OLD_KEY}\"]",
             &[
                 "privacy.old_data_keys[1]: the same key as privacy.data_key",
                 "privacy.old_data_keys[2]: the same key as privacy.old_data_keys[0]",
