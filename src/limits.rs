@@ -351,3 +351,34 @@ pub const CAP_BUDGET_CENTS_MAX: u64 = 100_000_000_000;
 const _: () = assert!(BREAKER_COOLDOWN_MS_DEFAULT <= BREAKER_COOLDOWN_MS_MAX);
 const _: () = assert!(CAP_BUDGET_CENTS_MAX < (1 << 40) / 2);
 const _: () = assert!((CAP_COUNT_MAX as u64) < (1 << 40));
+
+/// `[[suppression]]` lists in one config.
+pub const SUPPRESSION_LISTS_MAX: usize = 64;
+/// Numbers one suppression file may hold (the national DNC registry holds
+/// about 250 million). Loading takes 4 bytes a number while it sorts, on
+/// top of the finished set (`suppress`: about 2 bytes a number at 10
+/// million).
+pub const SUPPRESSION_NUMBERS_MAX: usize = 250_000_000;
+/// A suppression file line longer than this is invalid (and skipped
+/// without being buffered): a phone in any spelling is far shorter.
+pub const SUPPRESSION_LINE_BYTES_MAX: usize = 64;
+/// `suppression.max_age_days` ceiling.
+pub const SUPPRESSION_MAX_AGE_DAYS_MAX: i64 = 3_650;
+/// `privacy.old_data_keys` entries.
+pub const OLD_DATA_KEYS_MAX: usize = 8;
+/// `privacy.pii_retention_days` / `ping_retention_days` ceiling.
+pub const RETENTION_DAYS_MAX: i64 = 36_500;
+/// A publisher's `signing_secret`: at least this many bytes (a shorter one
+/// can be guessed), at most [`SECRET_BYTES_MAX`].
+pub const SIGNING_SECRET_BYTES_MIN: usize = 16;
+/// API key hashes one publisher may hold at once (key rotation).
+pub const PUBLISHER_API_KEYS_MAX: usize = 2;
+/// `Leadx-Signature`: how far `t` may be from leadx's clock.
+pub const SIGNATURE_TOLERANCE_S: u64 = 300;
+/// `Leadx-Signature` header bytes; the real one is about 80.
+pub const SIGNATURE_HEADER_BYTES_MAX: usize = 256;
+/// Signatures the replay cache remembers (`privacy::signature`). About 48
+/// bytes each in the B-tree (a 24-byte entry plus node overhead), so about
+/// 24 MiB at most; a full cache refuses only timestamps older than the
+/// oldest one it still holds.
+pub const REPLAY_CACHE_ENTRIES_MAX: usize = 512 * 1024;

@@ -14,6 +14,7 @@
 mod buyer;
 mod ipnet;
 mod routing;
+mod privacy;
 mod secrets;
 mod sections;
 mod spec;
@@ -33,6 +34,7 @@ pub use ipnet::IpNet;
 #[cfg(test)]
 pub(crate) use routing::parse_range;
 pub use routing::{AttrRule, AttrTest, AttrValue, Health, Schedule, ZipSet, DAYS};
+pub use privacy::{Privacy, SigningSecret, Suppression, INTERNAL_LIST_ID};
 pub use secrets::{default_secrets, hash_key, verify_key};
 
 /// One problem in a config file. Displays as `{key}: {message}`, one line.
@@ -60,6 +62,10 @@ pub struct Config {
     pub verticals: Vec<Vertical>,
     pub publishers: Vec<Publisher>,
     pub buyers: Vec<Buyer>,
+    /// `[privacy]` (contract §12); a v1 config gets the default.
+    pub privacy: Privacy,
+    /// `[[suppression]]` lists (contract §12).
+    pub suppressions: Vec<Suppression>,
     index: Index,
 }
 
@@ -142,7 +148,12 @@ pub struct Vertical {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publisher {
     pub id: String,
-    pub api_key_sha256: [u8; 32],
+    /// `api_key_sha256`: one hash, or two while a key is rotated; each
+    /// authenticates.
+    pub api_keys_sha256: Vec<[u8; 32]>,
+    /// Extension (§12): when set, every request must carry a valid
+    /// `Leadx-Signature` made with it.
+    pub signing_secret: Option<SigningSecret>,
     /// `revenue_share` in the file (0..=1), in parts per million.
     pub revenue_share_ppm: SharePpm,
     pub verticals: Vec<String>,
@@ -277,6 +288,18 @@ impl Config {
             .and_then(|&i| self.buyers.get(i))
     }
 
+    /// What is allowed but unwise, one line each as `{key}: {message}`:
+    /// printed by `check-config` and logged at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.privacy.data_key.is_none() && !self.privacy.plaintext_pii {
+            out.push(
+                "privacy.data_key: not set: PII (names, phone, email, address, consumer IP) is stored in clear; set a data key (docs/ops.md), or privacy.plaintext_pii = true if that is intended".to_string(),
+            );
+        }
+        out
+    }
+
     /// Rebuilds the lookup indexes; needed only after editing the lists.
     pub fn reindex(&mut self) {
         self.index = Index {
@@ -284,7 +307,7 @@ impl Config {
                 .publishers
                 .iter()
                 .enumerate()
-                .map(|(i, p)| (p.api_key_sha256, i))
+                .flat_map(|(i, p)| p.api_keys_sha256.iter().map(move |&h| (h, i)))
                 .collect(),
             vertical_by_id: self
                 .verticals
@@ -355,6 +378,8 @@ pub fn parse(
             "vertical",
             "publisher",
             "buyer",
+            "privacy",
+            "suppression",
         ],
     );
     let server = sections::server(&mut w, &top);
@@ -368,10 +393,15 @@ pub fn parse(
         &known,
         auction.as_ref().unwrap_or(&Auction::default()),
     );
+    let privacy = privacy::privacy(&mut w, &top);
+    let suppressions = privacy::suppressions(&mut w, &top, &known);
     if let (Some(server), Some(buyers)) = (&server, &buyers) {
         sections::check_call_budget(&mut w, server, buyers);
     }
-    match (server, admin, auction, verticals, publishers, buyers) {
+    let security = privacy.zip(suppressions);
+    match (
+        server, admin, auction, verticals, publishers, buyers, security,
+    ) {
         (
             Some(server),
             Some(admin),
@@ -379,6 +409,7 @@ pub fn parse(
             Some(verticals),
             Some(publishers),
             Some(buyers),
+            Some((privacy, suppressions)),
         ) if w.errors.is_empty() => {
             let mut config = Config {
                 server,
@@ -387,6 +418,8 @@ pub fn parse(
                 verticals,
                 publishers,
                 buyers,
+                privacy,
+                suppressions,
                 index: Index::default(),
             };
             config.reindex();

@@ -253,6 +253,7 @@ pub(super) fn verticals(w: &mut Walker, top: &Section) -> (Option<Vec<Vertical>>
 const PUBLISHER_KEYS: &[&str] = &[
     "id",
     "api_key_sha256",
+    "signing_secret",
     "revenue_share",
     "verticals",
     "allowed_ips",
@@ -274,15 +275,17 @@ pub(super) fn publishers(
         s.only(w, PUBLISHER_KEYS);
         let id_text = id(w, &s);
         ids.extend(id_text.clone().map(|t| (s.key("id"), t)));
-        let hash = s
-            .need(w, "api_key_sha256")
-            .then(|| sha256_hex(w, &s, "api_key_sha256"))
-            .flatten();
-        if let Some(h) = hash {
-            if let Some(first) = by_hash.insert(h, path.clone()) {
-                w.error(s.key("api_key_sha256"), format!("the same key as {first}"));
+        let hashes = super::privacy::api_keys(w, &s);
+        for (i, h) in hashes.iter().flatten().enumerate() {
+            if let Some(first) = by_hash.insert(*h, path.clone()) {
+                let key = match s.table.get("api_key_sha256") {
+                    Some(toml::Value::Array(_)) => format!("{}[{i}]", s.key("api_key_sha256")),
+                    _ => s.key("api_key_sha256"),
+                };
+                w.error(key, format!("the same key as {first}"));
             }
         }
+        let signing = super::privacy::signing_secret(w, &s);
         let share = s
             .need(w, "revenue_share")
             .then(|| revenue_share(w, &s))
@@ -301,7 +304,8 @@ pub(super) fn publishers(
             rps_ok.then_some(())?;
             Some(Publisher {
                 id: id_text?.value,
-                api_key_sha256: hash?,
+                api_keys_sha256: hashes?,
+                signing_secret: signing?,
                 revenue_share_ppm: share?,
                 verticals: verticals?,
                 allowed_ips: ips?,

@@ -116,7 +116,8 @@ fn the_contract_example_parses_to_its_values() {
     );
     let p = Publisher {
         id: "pub1".into(),
-        api_key_sha256: hash(&hash_key(b"pub1-key")),
+        api_keys_sha256: vec![hash(&hash_key(b"pub1-key"))],
+        signing_secret: None,
         revenue_share_ppm: 800_000,
         verticals: vec!["auto_insurance".into()],
         allowed_ips: vec![],

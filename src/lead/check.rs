@@ -15,17 +15,28 @@ pub fn normalize_phone(s: &str) -> Option<String> {
     if s.len() > limits::PHONE_BYTES_MAX {
         return None;
     }
-    let s = s.trim();
-    let (plus, body) = match s.strip_prefix('+') {
+    let number = phone_number(s.trim().as_bytes())?;
+    Some(format!("+1{number}"))
+}
+
+/// The 10-digit NANP number (area code, exchange, line: `5552345678`) of a
+/// phone spelled as [`normalize_phone`] accepts, surrounding ASCII
+/// whitespace ignored. One rule for leads and suppression lists
+/// (`suppress`), so a listed number matches a lead however either spells
+/// it. Reads at most 12 digits before it gives up: cost bounded by the
+/// input, no allocation.
+pub fn phone_number(s: &[u8]) -> Option<u64> {
+    let s = s.trim_ascii();
+    let (plus, body) = match s.strip_prefix(b"+") {
         Some(rest) => (true, rest),
         None => (false, s),
     };
     let mut digits = [0u8; 11];
     let mut n = 0;
-    for b in body.bytes() {
+    for &b in body {
         match b {
             b'0'..=b'9' if n < digits.len() => {
-                digits[n] = b;
+                digits[n] = b - b'0';
                 n += 1;
             }
             b' ' | b'-' | b'.' | b'(' | b')' => {}
@@ -33,18 +44,18 @@ pub fn normalize_phone(s: &str) -> Option<String> {
         }
     }
     let national = match (n, plus) {
-        (11, _) if digits[0] == b'1' => &digits[1..11],
+        (11, _) if digits[0] == 1 => &digits[1..11],
         (10, false) => &digits[..10],
         _ => return None,
     };
-    if national[0] < b'2' || national[3] < b'2' {
+    if national[0] < 2 || national[3] < 2 {
         return None;
     }
-    let mut out = String::with_capacity(12);
-    out.push_str("+1");
-    // Only ASCII digits were copied in.
-    out.extend(national.iter().map(|&b| b as char));
-    Some(out)
+    Some(
+        national
+            .iter()
+            .fold(0u64, |acc, &d| acc * 10 + u64::from(d)),
+    )
 }
 
 /// A plausible email address: one `@`, a local part of 1–64 bytes, a domain
@@ -108,6 +119,7 @@ mod tests {
             "+1 (555) 234-5678",
         ] {
             assert_eq!(normalize_phone(s).as_deref(), Some("+15552345678"), "{s}");
+            assert_eq!(phone_number(s.as_bytes()), Some(5_552_345_678), "{s}");
         }
     }
 
@@ -130,8 +142,10 @@ mod tests {
             "１５５５２３４５６７８", // full-width digits
         ] {
             assert_eq!(normalize_phone(s), None, "{s:?}");
+            assert_eq!(phone_number(s.as_bytes()), None, "{s:?}");
         }
         assert_eq!(normalize_phone(&"5".repeat(2_000_000)), None);
+        assert_eq!(phone_number("5".repeat(2_000_000).as_bytes()), None);
     }
 
     #[test]

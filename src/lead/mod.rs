@@ -15,7 +15,9 @@ mod write;
 
 use sha2::{Digest, Sha256};
 
-pub use check::{normalize_phone, parse_rfc3339, valid_email, valid_ip, valid_page_url};
+pub use check::{
+    normalize_phone, parse_rfc3339, phone_number, valid_email, valid_ip, valid_page_url,
+};
 pub use invalid::{Invalid, InvalidKind};
 pub use parse::{consent_from_value, lead_from_value};
 

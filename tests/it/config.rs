@@ -47,7 +47,7 @@ fn the_example_file_is_valid() {
         .any(|n| n.contains("192.168.0.1".parse().unwrap())));
     assert_eq!(
         config::hash_key(b"pub1-demo-key\n"),
-        hex(&pub1.api_key_sha256)
+        hex(&pub1.api_keys_sha256[0])
     );
     let b1 = c.buyer("b1").unwrap();
     assert_eq!(

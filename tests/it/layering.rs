@@ -413,3 +413,31 @@ fn the_routing_core_does_no_io_and_takes_no_lock() {
         bad.join("\n")
     );
 }
+
+/// The security building blocks are pure (ARCHITECTURE.md, "Security and
+/// compliance"): nothing under `src/privacy/` or `src/suppress/` does I/O,
+/// except the list loader (`suppress/load.rs`), which reads its file.
+#[test]
+fn privacy_and_suppression_blocks_do_no_io() {
+    let io = [
+        "crate::http",
+        "crate::store",
+        "crate::exchange",
+        "crate::api",
+        "std::net",
+        "std::fs",
+        "may::",
+    ];
+    let bad = offending_lines(
+        |name| {
+            !(name.starts_with("src/privacy/") || name.starts_with("src/suppress/"))
+                || name == "src/suppress/load.rs"
+        },
+        |_, _, line| io.iter().any(|m| line.contains(m)),
+    );
+    assert!(
+        bad.is_empty(),
+        "I/O in a security building block:\n{}",
+        bad.join("\n")
+    );
+}
