@@ -2,7 +2,12 @@
 //!
 //! The protocol is one datagram of `KEY=VALUE` lines to the unix socket
 //! named by `$NOTIFY_SOCKET` (a path, or `@name` for the abstract
-//! namespace). That is a few lines over `UnixDatagram`, so no crate. Every
+//! namespace). That is a few lines over `UnixDatagram`. Kept rather than the
+//! `sd-notify` crate (compared in issue #8): its `notify` sends on a blocking
+//! socket, which on a may worker would stall every coroutine there when
+//! systemd's queue is full, and it reads the environment on every call;
+//! ours is non-blocking and takes the socket path as a value, so the tests
+//! point it at their own socket. Every
 //! function is a no-op when `NOTIFY_SOCKET` is unset (not under systemd).
 //!
 //! Order the server keeps (`Type=notify`): `ready()` only once the store is

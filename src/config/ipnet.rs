@@ -1,15 +1,16 @@
 //! `publisher.allowed_ips` entries: an IP address or a CIDR block, v4 or v6.
-//! Small enough to write here rather than pull a crate for one `contains`.
+//! The block arithmetic is the `ipnet` crate's (well kept, used by the
+//! HTTP stacks we compared); this file keeps leadx's stricter reading of a
+//! config value: a bare address is a one-host block, a prefix is 1–3
+//! digits, host bits past the prefix are refused, and an IPv4-mapped IPv6
+//! peer counts as its IPv4 address.
 
 use std::fmt;
 use std::net::IpAddr;
 
 /// An address block: `addr/prefix_len`, with no bits set past the prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix_len: u8,
-}
+pub struct IpNet(ipnet::IpNet);
 
 impl IpNet {
     /// Parses `1.2.3.4`, `10.0.0.0/8`, `::1` or `2001:db8::/32`. A block
@@ -21,65 +22,32 @@ impl IpNet {
             None => (s, None),
         };
         let addr: IpAddr = addr.parse().map_err(|_| "not an IP address")?;
-        let bits = bits_of(addr);
+        let bits = if addr.is_ipv4() { 32 } else { 128 };
         let prefix_len = match prefix {
             None => bits,
-            Some(p) if p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty() && p.len() <= 3 => p
-                .parse::<u8>()
-                .ok()
-                .filter(|n| *n <= bits)
-                .ok_or("prefix length too long")?,
+            Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse::<u8>().map_err(|_| "prefix length too long")?
+            }
             Some(_) => return Err("bad prefix length"),
         };
-        let net = IpNet { addr, prefix_len };
-        if to_bits(addr) & !net.mask() != 0 {
+        let net = ipnet::IpNet::new(addr, prefix_len).map_err(|_| "prefix length too long")?;
+        if net.trunc() != net {
             return Err("host bits set past the prefix length");
         }
-        Ok(net)
+        Ok(IpNet(net))
     }
 
     /// True when `ip` is inside the block. An IPv4-mapped IPv6 address
     /// (`::ffff:1.2.3.4`, what a dual-stack listener reports) counts as
     /// its IPv4 address.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        if ip.is_ipv4() != self.addr.is_ipv4() {
-            return false;
-        }
-        (to_bits(ip) & self.mask()) == to_bits(self.addr)
-    }
-
-    /// The prefix as a mask aligned like [`to_bits`].
-    fn mask(&self) -> u128 {
-        let width = bits_of(self.addr);
-        let ones = if self.prefix_len == 0 {
-            0
-        } else {
-            u128::MAX << (128 - u32::from(self.prefix_len))
-        };
-        // Shift down so that an IPv4 mask lines up with the low 32 bits.
-        ones >> (128 - u32::from(width))
-    }
-}
-
-fn bits_of(addr: IpAddr) -> u8 {
-    if addr.is_ipv4() {
-        32
-    } else {
-        128
-    }
-}
-
-fn to_bits(addr: IpAddr) -> u128 {
-    match addr {
-        IpAddr::V4(a) => u128::from(u32::from(a)),
-        IpAddr::V6(a) => u128::from(a),
+        self.0.contains(&ip.to_canonical())
     }
 }
 
 impl fmt::Display for IpNet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix_len)
+        write!(f, "{}/{}", self.0.addr(), self.0.prefix_len())
     }
 }
 
