@@ -352,7 +352,7 @@ fn reload(api: &Api) -> Result<Response, ApiError> {
 fn stats(ex: &Exchange) -> Vec<u8> {
     let rt = ex.runtime();
     let live = ex.live_stats();
-    let day = caps::utc_day(ex.now_ms());
+    let now = ex.now_ms();
     let mut out = b"{\"publishers\":[".to_vec();
     for (i, p) in rt.config.publishers.iter().enumerate() {
         if i > 0 {
@@ -366,13 +366,37 @@ fn stats(ex: &Exchange) -> Vec<u8> {
         if i > 0 {
             out.push(b',');
         }
-        let used = brt.cap.used(day);
-        let o =
-            party(&live.buyer(&b.id), Answer::new()).raw("sold_today", used.to_string().as_bytes());
+        let usage = brt.ledger.usage(now);
+        let o = party(&live.buyer(&b.id), Answer::new())
+            .raw("sold_today", usage.daily.to_string().as_bytes())
+            .raw("caps", &caps_usage(&b.caps, &usage));
         out.extend_from_slice(&o.finish());
     }
     out.extend_from_slice(b"]}");
     out
+}
+
+/// A buyer's usage per period against its limit (contract §10), in its
+/// zone: `{"hourly":{"used":3,"limit":20},…,"daily_budget":{"used":"12.50",
+/// "limit":"1500.00"},…}`; `limit` is `null` where none is set.
+fn caps_usage(c: &crate::config::Caps, u: &caps::Usage) -> Vec<u8> {
+    let count = |used: u64, limit: Option<u32>| {
+        let limit = limit.map_or_else(|| "null".to_string(), |l| l.to_string());
+        Answer::new()
+            .raw("used", used.to_string().as_bytes())
+            .raw("limit", limit.as_bytes())
+            .finish()
+    };
+    let money = |used: u64, limit: Option<u64>| Answer::new().cents("used", Some(used)).cents("limit", limit).finish();
+    Answer::new()
+        .raw("hourly", &count(u.hourly, c.hourly))
+        .raw("daily", &count(u.daily, c.daily))
+        .raw("weekly", &count(u.weekly, c.weekly))
+        .raw("monthly", &count(u.monthly, c.monthly))
+        .raw("daily_budget", &money(u.daily_spent, c.daily_budget))
+        .raw("weekly_budget", &money(u.weekly_spent, c.weekly_budget))
+        .raw("monthly_budget", &money(u.monthly_spent, c.monthly_budget))
+        .finish()
 }
 
 /// One publisher's or buyer's numbers as JSON fields.
@@ -431,17 +455,35 @@ fn latency_ms(l: &LatencySummary) -> Vec<u8> {
 pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
     use crate::metrics::write_gauge;
     let rt = ex.runtime();
-    let day = caps::utc_day(ex.now_ms());
+    let now = ex.now_ms();
     for brt in &rt.buyers {
         let b = &brt.cfg;
         if let Some(cap) = b.caps.daily {
-            let left = cap.saturating_sub(brt.cap.used(day));
+            let left = u64::from(cap).saturating_sub(brt.ledger.usage(now).daily);
             write_gauge(
                 out,
                 "leadx_buyer_cap_remaining",
-                "Leads a buyer may still buy today (UTC) under its daily cap.",
+                "Leads a buyer may still buy today (in its zone) under its daily cap.",
                 &[("buyer", &b.id)],
-                f64::from(left),
+                left as f64,
+            );
+        }
+        if let Some(breaker) = &brt.health.breaker {
+            write_gauge(
+                out,
+                "leadx_buyer_breaker_state",
+                "A buyer's circuit breaker: 0 closed, 1 open, 2 half-open (a trial is due).",
+                &[("buyer", &b.id)],
+                f64::from(breaker.state(now) as u8),
+            );
+        }
+        if let Some(gate) = &brt.health.gate {
+            write_gauge(
+                out,
+                "leadx_buyer_in_flight",
+                "Calls in flight to a buyer, under its concurrency_max.",
+                &[("buyer", &b.id)],
+                f64::from(gate.in_flight()),
             );
         }
         for (stage, client) in [("ping", brt.ping.as_ref()), ("post", Some(&brt.post))] {

@@ -1,4 +1,5 @@
-//! Per-buyer counters: ping results, error kinds, bid prices, post results.
+//! Per-buyer counters: ping results, error kinds, bid prices, post results,
+//! skips by reason (contract §10).
 //!
 //! A handle is resolved once per buyer at config load and kept with the
 //! buyer, so the hot path records with atomic adds and never looks a buyer
@@ -9,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::histogram::{self, Latency, Prices};
 use crate::money::Cents;
+use crate::routing::Reason;
 
 /// What one ping of one buyer came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +76,8 @@ pub struct BuyerMetrics {
     bid_prices: Prices,
     posts: [AtomicU64; POST_RESULTS.len()],
     post_latency: Latency,
+    /// Times the buyer was not called, by `Reason::SKIPS` index.
+    skips: [AtomicU64; Reason::SKIPS.len()],
 }
 
 impl Default for BuyerMetrics {
@@ -85,6 +89,7 @@ impl Default for BuyerMetrics {
             bid_prices: histogram::prices(),
             posts: Default::default(),
             post_latency: histogram::latency(),
+            skips: Default::default(),
         }
     }
 }
@@ -119,6 +124,14 @@ impl BuyerMetrics {
         self.post_latency.observe(latency_us);
     }
 
+    /// Records that the buyer was not called, and why (a reason that is
+    /// not a skip is ignored: the label set stays `Reason::SKIPS`).
+    pub fn skip(&self, reason: Reason) {
+        if let Some(i) = Reason::SKIPS.iter().position(|r| *r == reason) {
+            self.skips[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub(super) fn read(&self) -> BuyerReading {
         BuyerReading {
             pings: load_all(&self.pings),
@@ -127,6 +140,7 @@ impl BuyerMetrics {
             bid_prices: self.bid_prices.snapshot(),
             posts: load_all(&self.posts),
             post_latency: self.post_latency.snapshot(),
+            skips: load_all(&self.skips),
         }
     }
 }
@@ -144,6 +158,7 @@ pub(super) struct BuyerReading {
     pub bid_prices: histogram::HistogramSnapshot<8>,
     pub posts: [u64; POST_RESULTS.len()],
     pub post_latency: histogram::HistogramSnapshot<13>,
+    pub skips: [u64; Reason::SKIPS.len()],
 }
 
 #[cfg(test)]
