@@ -347,8 +347,9 @@ fn reload(api: &Api) -> Result<Response, ApiError> {
 /// buyer of the running config, since the process started — counts, bid
 /// rate, fill rate, post success rate, revenue, payout, margin (USD),
 /// response times (ms) and time-outs; every definition is in
-/// `metrics::live`. Each buyer also has `sold_today`, its sales counted
-/// against its daily cap (UTC day, from the store, so it survives restarts).
+/// `metrics::live`. Each buyer also has `sold_today` (its sales today in its
+/// zone) and `caps` (`caps_usage`): its usage per period against its limit,
+/// from its ledger, so it survives restarts.
 fn stats(ex: &Exchange) -> Vec<u8> {
     let rt = ex.runtime();
     let live = ex.live_stats();
@@ -377,8 +378,8 @@ fn stats(ex: &Exchange) -> Vec<u8> {
 }
 
 /// A buyer's usage per period against its limit (contract §10), in its
-/// zone: `{"hourly":{"used":3,"limit":20},…,"daily_budget":{"used":"12.50",
-/// "limit":"1500.00"},…}`; `limit` is `null` where none is set.
+/// zone: `{"hourly":{"used":3,"limit":20},…,"daily_budget":{"used":12.5,
+/// "limit":1500.0},…}` (money in USD); `limit` is `null` where none is set.
 fn caps_usage(c: &crate::config::Caps, u: &caps::Usage) -> Vec<u8> {
     let count = |used: u64, limit: Option<u32>| {
         let limit = limit.map_or_else(|| "null".to_string(), |l| l.to_string());

@@ -147,7 +147,8 @@ fn a_daily_cap_in_new_york_frees_up_at_new_york_midnight() {
     assert_eq!(ping(&l)["status"], "bid", "a new day in New York, same UTC day");
     let caps = &stats_buyer(&l, 0)["caps"];
     assert_eq!(caps["daily"], serde_json::json!({"used": 0, "limit": 1}));
-    assert_eq!(caps["weekly"]["used"], 1, "the sale is in this week still");
+    assert_eq!(caps["weekly"]["used"], 0, "Monday 00:00 in New York: a new week");
+    assert_eq!(caps["monthly"]["used"], 1, "the sale is in this month still");
 }
 
 /// A budget is a sum of accepted prices: the post that would pass it is
@@ -179,7 +180,7 @@ fn a_daily_budget_stops_the_post_that_would_pass_it() {
     let caps = &stats_buyer(&l, 0)["caps"];
     assert_eq!(
         caps["daily_budget"],
-        serde_json::json!({"used": "4.00", "limit": "5.00"})
+        serde_json::json!({"used": 4.0, "limit": 5.0})
     );
     // A new day (UTC here), a new budget.
     clock.set_ms(at("2026-12-08T00:00:00Z"));
@@ -282,7 +283,7 @@ fn caps_survive_a_restart_and_count_v1_sales() {
     l.restart();
     let caps = &stats_buyer(&l, 0)["caps"];
     assert_eq!(caps["daily"]["used"], 2, "{caps}");
-    assert_eq!(caps["monthly_budget"]["used"], "4.00", "{caps}");
+    assert_eq!(caps["monthly_budget"]["used"], 4.0, "{caps}");
     sell(&l, "3125550702");
     assert_eq!(ping(&l)["status"], "no_bid");
     assert_eq!(ping_reason(&l, "b"), "cap_daily");
