@@ -388,7 +388,12 @@ fn caps_usage(c: &crate::config::Caps, u: &caps::Usage) -> Vec<u8> {
             .raw("limit", limit.as_bytes())
             .finish()
     };
-    let money = |used: u64, limit: Option<u64>| Answer::new().cents("used", Some(used)).cents("limit", limit).finish();
+    let money = |used: u64, limit: Option<u64>| {
+        Answer::new()
+            .cents("used", Some(used))
+            .cents("limit", limit)
+            .finish()
+    };
     Answer::new()
         .raw("hourly", &count(u.hourly, c.hourly))
         .raw("daily", &count(u.daily, c.daily))

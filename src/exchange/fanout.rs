@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use crate::auction::{self, Bid};
 use crate::buyer::{BidAnswer, PingCtx};
+use crate::clock::Clock;
 use crate::config::Publisher;
 use crate::exchange::admission::{Budgets, Permit};
-use crate::clock::Clock;
 use crate::exchange::{BuyerRt, Exchange, Runtime};
 use crate::lead::Lead;
 use crate::limits;
@@ -219,7 +219,12 @@ fn admit(
     }
     let left = answer_by.saturating_duration_since(Instant::now());
     routing::budget::call_ms(buyer.ping_timeout_ms, left.as_millis() as u64, 0)?;
-    let gate = brt.health.gate.as_ref().map(|g| g.try_enter()).transpose()?;
+    let gate = brt
+        .health
+        .gate
+        .as_ref()
+        .map(|g| g.try_enter())
+        .transpose()?;
     if let Some(breaker) = &brt.health.breaker {
         breaker.admit(now_ms)?;
     }

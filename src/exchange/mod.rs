@@ -101,7 +101,11 @@ impl Runtime {
         let healths = books.1.attach(&healths);
         let mut buyers = Vec::with_capacity(cfgs.len());
         let mut errors = Vec::new();
-        for ((i, b), (ledger, health)) in cfgs.iter().enumerate().zip(ledgers.into_iter().zip(healths)) {
+        for ((i, b), (ledger, health)) in cfgs
+            .iter()
+            .enumerate()
+            .zip(ledgers.into_iter().zip(healths))
+        {
             let client = |url: &crate::http::url::Url, key: &str| {
                 BuyerClient::new(url, ClientOptions::default()).map_err(|e| ConfigError {
                     key: format!("buyer[{i}].{key}"),

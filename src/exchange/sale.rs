@@ -205,7 +205,12 @@ fn admit(
     };
     let left = deadline.saturating_duration_since(Instant::now());
     routing::budget::call_ms(buyer.post_timeout_ms, left.as_millis() as u64, 0)?;
-    let gate = brt.health.gate.as_ref().map(|g| g.try_enter()).transpose()?;
+    let gate = brt
+        .health
+        .gate
+        .as_ref()
+        .map(|g| g.try_enter())
+        .transpose()?;
     if let Some(breaker) = &brt.health.breaker {
         breaker.admit(now_ms)?;
     }

@@ -70,10 +70,25 @@ fn every_ping_skip_is_recorded_for_its_buyer_with_its_reason() {
     let clock = Arc::new(ManualClock::at(at("2026-12-07T10:00:00Z")));
     let buyers = [
         buyer("home_only", &m, "[\"home\"]", ""),
-        buyer("texas", &m, "[\"auto\"]", "[buyer.filter]\nstates = [\"TX\"]"),
+        buyer(
+            "texas",
+            &m,
+            "[\"auto\"]",
+            "[buyer.filter]\nstates = [\"TX\"]",
+        ),
         buyer("sf", &m, "[\"auto\"]", "[buyer.filter]\nzips = [\"941*\"]"),
-        buyer("credit", &m, "[\"auto\"]", "[buyer.filter]\ncredit = [\"excellent\"]"),
-        buyer("pub2_only", &m, "[\"auto\"]", "[buyer.filter]\npublishers = [\"pub2\"]"),
+        buyer(
+            "credit",
+            &m,
+            "[\"auto\"]",
+            "[buyer.filter]\ncredit = [\"excellent\"]",
+        ),
+        buyer(
+            "pub2_only",
+            &m,
+            "[\"auto\"]",
+            "[buyer.filter]\npublishers = [\"pub2\"]",
+        ),
         buyer(
             "mornings",
             &m,
@@ -106,7 +121,11 @@ fn every_ping_skip_is_recorded_for_its_buyer_with_its_reason() {
     assert_eq!(ping_reason(&l, "mornings"), "called");
     clock.set_ms(at("2026-12-07T13:00:00Z"));
     ping(&l);
-    assert_eq!(ping_reason(&l, "mornings"), "schedule", "ranges end exclusive");
+    assert_eq!(
+        ping_reason(&l, "mornings"),
+        "schedule",
+        "ranges end exclusive"
+    );
     // The fixed-price buyer's budget: its price no longer fits at the ping.
     let direct = post_json(
         l.addr,
@@ -117,7 +136,10 @@ fn every_ping_skip_is_recorded_for_its_buyer_with_its_reason() {
     assert_eq!(direct.json()["status"], "sold", "{}", direct.json());
     let sale = get(
         l.addr,
-        &format!("/v1/admin/leads/{}", direct.json()["lead_id"].as_str().unwrap()),
+        &format!(
+            "/v1/admin/leads/{}",
+            direct.json()["lead_id"].as_str().unwrap()
+        ),
         ADMIN,
     );
     assert_eq!(sale.json()["buyer"], "fixed", "ties go to the instant bid");
@@ -144,11 +166,21 @@ fn a_daily_cap_in_new_york_frees_up_at_new_york_midnight() {
     clock.set_ms(at("2026-12-07T04:59:59Z"));
     assert_eq!(ping(&l)["status"], "no_bid", "23:59:59 in New York");
     clock.set_ms(at("2026-12-07T05:00:00Z"));
-    assert_eq!(ping(&l)["status"], "bid", "a new day in New York, same UTC day");
+    assert_eq!(
+        ping(&l)["status"],
+        "bid",
+        "a new day in New York, same UTC day"
+    );
     let caps = &stats_buyer(&l, 0)["caps"];
     assert_eq!(caps["daily"], serde_json::json!({"used": 0, "limit": 1}));
-    assert_eq!(caps["weekly"]["used"], 0, "Monday 00:00 in New York: a new week");
-    assert_eq!(caps["monthly"]["used"], 1, "the sale is in this month still");
+    assert_eq!(
+        caps["weekly"]["used"], 0,
+        "Monday 00:00 in New York: a new week"
+    );
+    assert_eq!(
+        caps["monthly"]["used"], 1,
+        "the sale is in this month still"
+    );
 }
 
 /// A budget is a sum of accepted prices: the post that would pass it is
@@ -220,7 +252,11 @@ fn the_breaker_opens_after_failures_lets_one_trial_per_cooldown_and_closes_on_su
     ping(&l);
     assert_eq!(m.buyer.pings(), 3, "the trial call");
     ping(&l);
-    assert_eq!(ping_reason(&l, "b"), "circuit_open", "one trial per cooldown");
+    assert_eq!(
+        ping_reason(&l, "b"),
+        "circuit_open",
+        "one trial per cooldown"
+    );
     assert_eq!(m.buyer.pings(), 3);
     clock.set_ms(t0 + 10_000);
     m.buyer.set_ping(Act::Bid(4.0));
@@ -236,7 +272,11 @@ fn the_breaker_opens_after_failures_lets_one_trial_per_cooldown_and_closes_on_su
 fn a_buyer_at_its_concurrency_max_is_skipped() {
     let m = mock(Act::Delay(400, Box::new(Act::Bid(4.0))), Act::Accept("B1"));
     let extra = "ping_timeout_ms = 800\n[buyer.health]\nconcurrency_max = 1";
-    let l = Arc::new(start("ping_timeout_ms = 1000", "", &buyer_toml("slow", &m, extra)));
+    let l = Arc::new(start(
+        "ping_timeout_ms = 1000",
+        "",
+        &buyer_toml("slow", &m, extra),
+    ));
     let first = {
         let l = l.clone();
         std::thread::spawn(move || ping(&l))
