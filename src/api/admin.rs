@@ -62,11 +62,14 @@ fn lead(ex: &Exchange, lead_id: &str) -> Result<Response, ApiError> {
         return Err(ApiError::not_found());
     }
     let rec = ex.lead(lead_id)?.ok_or_else(ApiError::not_found)?;
-    Ok(json(200, full_view(&rec)))
+    let ping = ex.ping_record(&rec.ping_id)?;
+    Ok(json(200, full_view(&rec, ping.as_ref())))
 }
 
-/// Everything about a lead, PII included (the admin's view).
-fn full_view(rec: &LeadRecord) -> Vec<u8> {
+/// Everything about a lead, PII included (the admin's view): with its
+/// ping's calls (`ping_calls`, every buyer with its reason, contract §10)
+/// when the ping record is there.
+fn full_view(rec: &LeadRecord, ping: Option<&PingRecord>) -> Vec<u8> {
     let calls = records::calls_json(&rec.post_calls);
     let mut o = Answer::new()
         .str("lead_id", &rec.lead_id)
@@ -89,6 +92,9 @@ fn full_view(rec: &LeadRecord) -> Vec<u8> {
     }
     if let Some(ms) = rec.sold_ms {
         o = o.str("sold_at", &rfc3339(ms));
+    }
+    if let Some(ping) = ping {
+        o = o.raw("ping_calls", &records::calls_json(&ping.calls));
     }
     o.raw("post_calls", &calls)
         .raw("data", rec.pii_json.as_bytes())

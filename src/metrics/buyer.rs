@@ -59,8 +59,14 @@ pub const ERROR_KINDS: [&str; 15] = [
     "other",
 ];
 
-/// Index of an error kind in [`ERROR_KINDS`]; unknown kinds map to "other".
+/// Index of an error kind in [`ERROR_KINDS`]; every `http_<status>`
+/// reason (contract §10) counts as "http_status", unknown kinds as "other".
 pub fn error_kind_index(kind: &str) -> usize {
+    let kind = if kind.starts_with("http_") {
+        "http_status"
+    } else {
+        kind
+    };
     ERROR_KINDS
         .iter()
         .position(|k| *k == kind)
@@ -169,12 +175,13 @@ mod tests {
     fn unknown_error_kinds_count_as_other() {
         let m = BuyerMetrics::default();
         m.ping(PingResult::Error("http_status"), 10);
+        m.ping(PingResult::Error("http_503"), 10);
         m.ping(PingResult::Error("a brand new kind"), 10);
         let r = m.read();
-        assert_eq!(r.errors[error_kind_index("http_status")], 1);
+        assert_eq!(r.errors[error_kind_index("http_status")], 2);
         assert_eq!(r.errors[ERROR_KINDS.len() - 1], 1);
-        assert_eq!(r.pings[3], 2);
-        assert_eq!(r.ping_latency.count(), 2);
+        assert_eq!(r.pings[3], 3);
+        assert_eq!(r.ping_latency.count(), 3);
     }
 
     #[test]

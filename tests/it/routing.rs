@@ -115,6 +115,19 @@ fn every_ping_skip_is_recorded_for_its_buyer_with_its_reason() {
         assert_eq!(ping_reason(&l, b), why, "{b}");
     }
     assert_eq!(m.buyer.pings(), 1, "only the open buyer was pinged");
+    // The lead view shows the ping's reasons too; the fixed-price buyer
+    // wins the tie (an instant bid) and buys at 4.00 ...
+    let sold = post(&l, p["ping_id"].as_str().unwrap(), "3125550901").json();
+    assert_eq!(sold["status"], "sold", "{sold}");
+    let lead = get(
+        l.addr,
+        &format!("/v1/admin/leads/{}", sold["lead_id"].as_str().unwrap()),
+        ADMIN,
+    )
+    .json();
+    assert_eq!(lead["buyer"], "fixed");
+    assert_eq!(reason_of(&lead["ping_calls"], "texas"), "filter_state");
+    assert_eq!(reason_of(&lead["ping_calls"], "mornings"), "schedule");
     // The schedule opens at noon (the buyer's zone is UTC).
     clock.set_ms(at("2026-12-07T12:00:00Z"));
     ping(&l);
@@ -126,23 +139,7 @@ fn every_ping_skip_is_recorded_for_its_buyer_with_its_reason() {
         "schedule",
         "ranges end exclusive"
     );
-    // The fixed-price buyer's budget: its price no longer fits at the ping.
-    let direct = post_json(
-        l.addr,
-        "/v1/leads",
-        KEY,
-        &serde_json::json!({"vertical": "auto", "lead": full_lead("3125550901", "a@example.com"), "consent": consent()}),
-    );
-    assert_eq!(direct.json()["status"], "sold", "{}", direct.json());
-    let sale = get(
-        l.addr,
-        &format!(
-            "/v1/admin/leads/{}",
-            direct.json()["lead_id"].as_str().unwrap()
-        ),
-        ADMIN,
-    );
-    assert_eq!(sale.json()["buyer"], "fixed", "ties go to the instant bid");
+    // ... so its price no longer fits its budget of 5.00 at the next ping.
     ping(&l);
     assert_eq!(ping_reason(&l, "fixed"), "cap_daily_budget");
     let text = metrics(&l);
@@ -240,7 +237,7 @@ fn the_breaker_opens_after_failures_lets_one_trial_per_cooldown_and_closes_on_su
     };
     assert_eq!(state(&l), "0");
     ping(&l);
-    assert_ne!(ping_reason(&l, "b"), "circuit_open");
+    assert_eq!(ping_reason(&l, "b"), "http_503");
     ping(&l);
     assert_eq!(m.buyer.pings(), 2);
     assert_eq!(state(&l), "1", "open after 2 failures");
@@ -270,7 +267,7 @@ fn the_breaker_opens_after_failures_lets_one_trial_per_cooldown_and_closes_on_su
 /// as `concurrency`; the slot comes back when the slow call ends.
 #[test]
 fn a_buyer_at_its_concurrency_max_is_skipped() {
-    let m = mock(Act::Delay(400, Box::new(Act::Bid(4.0))), Act::Accept("B1"));
+    let m = mock(Act::Delay(700, Box::new(Act::Bid(4.0))), Act::Accept("B1"));
     let extra = "ping_timeout_ms = 800\n[buyer.health]\nconcurrency_max = 1";
     let l = Arc::new(start(
         "ping_timeout_ms = 1000",
@@ -334,4 +331,37 @@ fn caps_survive_a_restart_and_count_v1_sales() {
 fn ping_reason_after_ping(l: &Leadx) -> String {
     assert_eq!(ping(l)["status"], "no_bid");
     ping_reason(l, "b")
+}
+
+/// A post that fails counts toward the breaker too: a failed post (a
+/// non-2xx, recorded as `http_500`) opens a breaker of one failure, and the
+/// next ping skips the buyer.
+#[test]
+fn a_failed_post_opens_the_breaker() {
+    let m = mock(Act::Bid(4.0), Act::Status(500));
+    let health = "[buyer.health]\nbreaker_failures = 1\nbreaker_cooldown_ms = 60000";
+    let clock = Arc::new(ManualClock::at(at("2026-12-07T10:00:00Z")));
+    let l = start_with_clock("", "", &buyer_toml("b", &m, health), clock);
+    let p = ping(&l);
+    let r = post(&l, p["ping_id"].as_str().unwrap(), "3125550801").json();
+    assert_eq!(r["status"], "unsold");
+    let lead = get(
+        l.addr,
+        &format!("/v1/admin/leads/{}", r["lead_id"].as_str().unwrap()),
+        ADMIN,
+    )
+    .json();
+    assert_eq!(reason_of(&lead["post_calls"], "b"), "http_500");
+    assert_eq!(
+        reason_of(&lead["ping_calls"], "b"),
+        "called",
+        "the lead view shows the ping"
+    );
+    assert_eq!(ping(&l)["status"], "no_bid");
+    assert_eq!(ping_reason(&l, "b"), "circuit_open");
+    assert_eq!(
+        stats_buyer(&l, 0)["caps"]["daily"]["used"],
+        0,
+        "the unit came back"
+    );
 }
