@@ -242,6 +242,15 @@ fn the_breaker_opens_after_failures_lets_one_trial_per_cooldown_and_closes_on_su
     assert_eq!(m.buyer.pings(), 2);
     assert_eq!(state(&l), "1", "open after 2 failures");
     ping(&l);
+    // The §10 families are valid exposition (one HELP/TYPE each, bounded
+    // labels), also for promtool when it is installed.
+    let text = metrics(&l);
+    // (Series are process-wide and other tests name a buyer "b" too.)
+    assert!(text.contains("leadx_buyer_skips_total{buyer=\"b\",reason=\"circuit_open\"} "));
+    crate::ops::check_exposition(&text);
+    if crate::ops::have_tool("promtool") {
+        crate::ops::promtool_check(&text);
+    }
     assert_eq!(ping_reason(&l, "b"), "circuit_open");
     assert_eq!(m.buyer.pings(), 2, "not called while open");
     clock.set_ms(t0 + 5000);
@@ -283,6 +292,11 @@ fn a_buyer_at_its_concurrency_max_is_skipped() {
     }
     assert_eq!(ping(&l)["status"], "no_bid");
     assert_eq!(ping_reason(&l, "slow"), "concurrency");
+    let text = metrics(&l);
+    assert!(
+        text.contains("leadx_buyer_in_flight{buyer=\"slow\"} 1\n"),
+        "{text}"
+    );
     assert_eq!(m.buyer.pings(), 1);
     assert_eq!(first.join().unwrap()["status"], "bid");
     assert_eq!(ping(&l)["status"], "bid", "the slot came back");
