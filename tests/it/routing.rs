@@ -379,3 +379,45 @@ fn a_failed_post_opens_the_breaker() {
         "the unit came back"
     );
 }
+
+/// A reload keeps a buyer's breaker while its `[buyer.health]` is the
+/// same (open stays open), and a changed section starts it afresh.
+#[test]
+fn a_reload_keeps_an_open_breaker_unless_its_section_changes() {
+    let m = mock(Act::Status(500), Act::Accept("B1"));
+    let health = "[buyer.health]\nbreaker_failures = 1\nbreaker_cooldown_ms = 60000";
+    let clock = Arc::new(ManualClock::at(at("2026-12-07T10:00:00Z")));
+    let l = start_with_clock("", "", &buyer_toml("b", &m, health), clock);
+    ping(&l);
+    m.buyer.set_ping(Act::Bid(4.0));
+    let reload = |l: &Leadx| {
+        let auth = format!("Bearer {ADMIN}");
+        let r = request(
+            l.addr,
+            "POST",
+            "/v1/admin/reload",
+            &[("Authorization", &auth)],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    };
+    // An unrelated change: a second buyer.
+    let other = mock(Act::NoBid, Act::Reject);
+    let text = std::fs::read_to_string(&l.config_path).unwrap();
+    std::fs::write(&l.config_path, text.clone() + &buyer_toml("c", &other, "")).unwrap();
+    reload(&l);
+    assert_eq!(ping(&l)["status"], "no_bid");
+    assert_eq!(
+        ping_reason(&l, "b"),
+        "circuit_open",
+        "still open after the reload"
+    );
+    let text = text.replace("breaker_cooldown_ms = 60000", "breaker_cooldown_ms = 30000");
+    std::fs::write(&l.config_path, text).unwrap();
+    reload(&l);
+    assert_eq!(
+        ping(&l)["status"],
+        "bid",
+        "a changed section: a new breaker"
+    );
+}
