@@ -62,11 +62,14 @@ fn lead(ex: &Exchange, lead_id: &str) -> Result<Response, ApiError> {
         return Err(ApiError::not_found());
     }
     let rec = ex.lead(lead_id)?.ok_or_else(ApiError::not_found)?;
-    Ok(json(200, full_view(&rec)))
+    let ping = ex.ping_record(&rec.ping_id)?;
+    Ok(json(200, full_view(&rec, ping.as_ref())))
 }
 
-/// Everything about a lead, PII included (the admin's view).
-fn full_view(rec: &LeadRecord) -> Vec<u8> {
+/// Everything about a lead, PII included (the admin's view): with its
+/// ping's calls (`ping_calls`, every buyer with its reason, contract §10)
+/// when the ping record is there.
+fn full_view(rec: &LeadRecord, ping: Option<&PingRecord>) -> Vec<u8> {
     let calls = records::calls_json(&rec.post_calls);
     let mut o = Answer::new()
         .str("lead_id", &rec.lead_id)
@@ -89,6 +92,9 @@ fn full_view(rec: &LeadRecord) -> Vec<u8> {
     }
     if let Some(ms) = rec.sold_ms {
         o = o.str("sold_at", &rfc3339(ms));
+    }
+    if let Some(ping) = ping {
+        o = o.raw("ping_calls", &records::calls_json(&ping.calls));
     }
     o.raw("post_calls", &calls)
         .raw("data", rec.pii_json.as_bytes())
@@ -347,12 +353,13 @@ fn reload(api: &Api) -> Result<Response, ApiError> {
 /// buyer of the running config, since the process started — counts, bid
 /// rate, fill rate, post success rate, revenue, payout, margin (USD),
 /// response times (ms) and time-outs; every definition is in
-/// `metrics::live`. Each buyer also has `sold_today`, its sales counted
-/// against its daily cap (UTC day, from the store, so it survives restarts).
+/// `metrics::live`. Each buyer also has `sold_today` (its sales today in its
+/// zone) and `caps` (`caps_usage`): its usage per period against its limit,
+/// from its ledger, so it survives restarts.
 fn stats(ex: &Exchange) -> Vec<u8> {
     let rt = ex.runtime();
     let live = ex.live_stats();
-    let day = caps::utc_day(ex.now_ms());
+    let now = ex.now_ms();
     let mut out = b"{\"publishers\":[".to_vec();
     for (i, p) in rt.config.publishers.iter().enumerate() {
         if i > 0 {
@@ -366,13 +373,42 @@ fn stats(ex: &Exchange) -> Vec<u8> {
         if i > 0 {
             out.push(b',');
         }
-        let used = brt.cap.used(day);
-        let o =
-            party(&live.buyer(&b.id), Answer::new()).raw("sold_today", used.to_string().as_bytes());
+        let usage = brt.ledger.usage(now);
+        let o = party(&live.buyer(&b.id), Answer::new())
+            .raw("sold_today", usage.daily.to_string().as_bytes())
+            .raw("caps", &caps_usage(&b.caps, &usage));
         out.extend_from_slice(&o.finish());
     }
     out.extend_from_slice(b"]}");
     out
+}
+
+/// A buyer's usage per period against its limit (contract §10), in its
+/// zone: `{"hourly":{"used":3,"limit":20},…,"daily_budget":{"used":12.5,
+/// "limit":1500.0},…}` (money in USD); `limit` is `null` where none is set.
+fn caps_usage(c: &crate::config::Caps, u: &caps::Usage) -> Vec<u8> {
+    let count = |used: u64, limit: Option<u32>| {
+        let limit = limit.map_or_else(|| "null".to_string(), |l| l.to_string());
+        Answer::new()
+            .raw("used", used.to_string().as_bytes())
+            .raw("limit", limit.as_bytes())
+            .finish()
+    };
+    let money = |used: u64, limit: Option<u64>| {
+        Answer::new()
+            .cents("used", Some(used))
+            .cents("limit", limit)
+            .finish()
+    };
+    Answer::new()
+        .raw("hourly", &count(u.hourly, c.hourly))
+        .raw("daily", &count(u.daily, c.daily))
+        .raw("weekly", &count(u.weekly, c.weekly))
+        .raw("monthly", &count(u.monthly, c.monthly))
+        .raw("daily_budget", &money(u.daily_spent, c.daily_budget))
+        .raw("weekly_budget", &money(u.weekly_spent, c.weekly_budget))
+        .raw("monthly_budget", &money(u.monthly_spent, c.monthly_budget))
+        .finish()
 }
 
 /// One publisher's or buyer's numbers as JSON fields.
@@ -431,17 +467,35 @@ fn latency_ms(l: &LatencySummary) -> Vec<u8> {
 pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
     use crate::metrics::write_gauge;
     let rt = ex.runtime();
-    let day = caps::utc_day(ex.now_ms());
+    let now = ex.now_ms();
     for brt in &rt.buyers {
         let b = &brt.cfg;
         if let Some(cap) = b.caps.daily {
-            let left = cap.saturating_sub(brt.cap.used(day));
+            let left = u64::from(cap).saturating_sub(brt.ledger.usage(now).daily);
             write_gauge(
                 out,
                 "leadx_buyer_cap_remaining",
-                "Leads a buyer may still buy today (UTC) under its daily cap.",
+                "Leads a buyer may still buy today (in its zone) under its daily cap.",
                 &[("buyer", &b.id)],
-                f64::from(left),
+                left as f64,
+            );
+        }
+        if let Some(breaker) = &brt.health.breaker {
+            write_gauge(
+                out,
+                "leadx_buyer_breaker_state",
+                "A buyer's circuit breaker: 0 closed, 1 open, 2 half-open (a trial is due).",
+                &[("buyer", &b.id)],
+                f64::from(breaker.state(now) as u8),
+            );
+        }
+        if let Some(gate) = &brt.health.gate {
+            write_gauge(
+                out,
+                "leadx_buyer_in_flight",
+                "Calls in flight to a buyer, under its concurrency_max.",
+                &[("buyer", &b.id)],
+                f64::from(gate.in_flight()),
             );
         }
         for (stage, client) in [("ping", brt.ping.as_ref()), ("post", Some(&brt.post))] {

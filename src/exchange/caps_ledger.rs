@@ -314,8 +314,9 @@ impl Drop for Reservation {
     }
 }
 
-/// Ledgers by buyer id, kept for the life of the process, like
-/// [`CapBook`](super::CapBook): a reload keeps a buyer's ledger unless its
+/// Ledgers by buyer id, kept for the life of the process (a buyer removed
+/// by one reload and added back by another keeps its count, including the
+/// sales posts still running on the old config make meanwhile): a reload keeps a buyer's ledger unless its
 /// time zone changed (then its periods are other spans: counted anew).
 #[derive(Default)]
 pub struct LedgerBook {

@@ -20,16 +20,18 @@ use std::sync::Arc;
 use crate::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::auction::{self, Bid, Skip};
+use crate::auction::{self, Bid};
 use crate::buyer::{BidAnswer, PingCtx};
+use crate::clock::Clock;
 use crate::config::Publisher;
 use crate::exchange::admission::{Budgets, Permit};
-use crate::exchange::{caps, BuyerRt, Exchange, Runtime};
+use crate::exchange::{BuyerRt, Exchange, Runtime};
 use crate::lead::Lead;
 use crate::limits;
 use crate::metrics::{self, PingResult, ShedReason};
 use crate::money::Cents;
 use crate::records::{CallOutcome, CallRecord, CallStage};
+use crate::routing::{self, gate::GatePermit, Reason};
 
 /// One auction to run.
 pub struct AuctionInput<'a> {
@@ -122,16 +124,20 @@ pub fn run(
 ) -> Result<AuctionResult, ShedReason> {
     let deadline = input.started + Duration::from_millis(rt.config.auction.ping_timeout_ms);
     let answer_by = deadline - Duration::from_millis(limits::RESPONSE_MARGIN_MS);
-    let day = caps::utc_day(ex.now_ms());
+    let now = ex.now_ms();
     let mut calls = Vec::new();
     let mut bids = Vec::new();
     let mut to_call = Vec::new();
     for (i, brt) in rt.buyers.iter().enumerate() {
         let buyer = &brt.cfg;
-        if let Err(skip) = admit(brt, input, day) {
-            calls.push(skip_record(&buyer.id, skip.reason()));
-            continue;
-        }
+        let gate = match admit(brt, input, now, answer_by) {
+            Ok(gate) => gate,
+            Err(reason) => {
+                super::report::buyer_skip(&brt.metrics, input.test, reason);
+                calls.push(skip_record(&buyer.id, reason.as_str()));
+                continue;
+            }
+        };
         if brt.ping.is_none() {
             // A direct-post buyer bids its fixed price without a call.
             let price = buyer.fixed_price.unwrap_or(0);
@@ -153,15 +159,16 @@ pub fn run(
             });
             continue;
         }
-        to_call.push(i);
+        to_call.push((i, gate));
     }
     let permits = ex
         .admission
         .ping_calls(&Budgets::of(&rt.config.server), to_call.len())?;
     let board = Board::new(to_call.len());
+    let calling = !to_call.is_empty();
     let (done_tx, done_rx) = may::sync::mpsc::channel::<()>();
     let mut ping_body: Option<(usize, Arc<Vec<u8>>, &'static str)> = None;
-    for (&i, permit) in to_call.iter().zip(permits) {
+    for ((i, gate), permit) in to_call.into_iter().zip(permits) {
         let body = shared_ping_body(&mut ping_body, rt, i, input);
         spawn_call(
             rt.clone(),
@@ -169,11 +176,11 @@ pub fn run(
             body,
             (input.started, answer_by, input.test),
             (board.clone(), done_tx.clone()),
-            permit,
+            (permit, gate, ex.clock.clone()),
         );
     }
     drop(done_tx);
-    if !to_call.is_empty() {
+    if calling {
         wait_for_answers(&done_rx, answer_by);
     }
     let (replies, pending) = board.close();
@@ -184,17 +191,44 @@ pub fn run(
     })
 }
 
-/// Eligibility, plus caps for live traffic (test mode neither checks nor
-/// consumes them).
-fn admit(brt: &BuyerRt, input: &AuctionInput<'_>, day: u32) -> Result<(), Skip> {
+/// Contract §10's checks for one buyer, cheapest and stateless first and
+/// nothing taken that a later check could waste: vertical and filter,
+/// schedule, caps (live traffic only: test mode neither checks nor
+/// consumes them), and for a buyer that is called, time left (`no_time`),
+/// its concurrency gate (the permit is returned, to travel with the call)
+/// and its breaker, last, so a trial call is never spent on a buyer
+/// another check skips.
+fn admit(
+    brt: &BuyerRt,
+    input: &AuctionInput<'_>,
+    now_ms: u64,
+    answer_by: Instant,
+) -> Result<Option<GatePermit>, Reason> {
     let buyer = &brt.cfg;
-    auction::eligible(buyer, input.vertical, input.lead)?;
-    if let (Some(cap), false) = (buyer.caps.daily, input.test) {
-        if brt.cap.used(day) >= cap {
-            return Err(Skip::CapReached);
+    routing::filter::eligible(buyer, input.vertical, input.lead, &input.publisher.id)?;
+    if let Some(schedule) = &buyer.schedule {
+        if !routing::schedule::is_open(schedule, &buyer.timezone, now_ms) {
+            return Err(Reason::Schedule);
         }
     }
-    Ok(())
+    if !input.test {
+        brt.ledger.check(&buyer.caps, now_ms, buyer.fixed_price)?;
+    }
+    if brt.ping.is_none() {
+        return Ok(None);
+    }
+    let left = answer_by.saturating_duration_since(Instant::now());
+    routing::budget::call_ms(buyer.ping_timeout_ms, left.as_millis() as u64, 0)?;
+    let gate = brt
+        .health
+        .gate
+        .as_ref()
+        .map(|g| g.try_enter())
+        .transpose()?;
+    if let Some(breaker) = &brt.health.breaker {
+        breaker.admit(now_ms)?;
+    }
+    Ok(gate)
 }
 
 fn skip_record(buyer: &str, reason: &str) -> CallRecord {
@@ -241,11 +275,11 @@ fn spawn_call(
     (body, content_type): (Arc<Vec<u8>>, &'static str),
     (started, answer_by, test): (Instant, Instant, bool),
     (board, done): (Arc<Board>, may::sync::mpsc::Sender<()>),
-    permit: Permit,
+    (permit, gate, clock): (Permit, Option<GatePermit>, Arc<dyn Clock>),
 ) {
     crate::rt::spawn(move || {
         // Given back when this coroutine ends, however it ends.
-        let _permit = permit;
+        let (_permit, _gate) = (permit, gate);
         let brt = &rt.buyers[i];
         let buyer = &brt.cfg;
         let t0 = Instant::now();
@@ -272,6 +306,14 @@ fn spawn_call(
             },
         };
         let latency_us = t0.elapsed().as_micros() as u64;
+        if let Some(breaker) = &brt.health.breaker {
+            // A parsed answer (bid or no bid) is a success; a time-out, an
+            // error, a non-2xx or an answer that does not parse, a failure.
+            match answer {
+                Answer::Failed { .. } => breaker.failure(clock.now_ms()),
+                _ => breaker.success(),
+            }
+        }
         super::report::buyer_ping(&brt.metrics, test, ping_result(&answer), latency_us);
         match board.post(Reply {
             buyer: i,

@@ -10,13 +10,14 @@
 //! `Runtime` is one immutable config with everything built from it (buyer
 //! connection pools, metric handles); a reload builds a new one and swaps it
 //! in atomically, and every request keeps the `Arc<Runtime>` it started
-//! with. State that must outlive a reload (cap counters, claims, the ping
-//! cache) lives in `Exchange`.
+//! with. State that must outlive a reload (caps ledgers, breakers and
+//! gates, claims, the ping cache) lives in `Exchange`.
 
 pub mod admission;
 pub mod caps;
 pub mod claims;
 pub mod fanout;
+pub mod health;
 pub mod outcomes;
 pub mod pings;
 mod reads;
@@ -49,10 +50,13 @@ pub struct BuyerRt {
     /// Its format, built with the runtime (`buyer::for_buyer`); stateless
     /// formats share one object, so buyers speaking them share a ping body.
     pub integration: Arc<dyn Integration>,
-    /// Its sales today (live traffic), capped or not: read and reserved
-    /// lock-free on the request path, counted from the store when this
-    /// runtime was built.
-    pub cap: Arc<caps::CapCounter>,
+    /// Its sales and spend per period in its zone (live traffic), capped
+    /// or not: checked and reserved lock-free on the request path, counted
+    /// from the store when a runtime first named it.
+    pub ledger: Arc<caps::Ledger>,
+    /// Its circuit breaker and concurrency gate (`[buyer.health]`), kept
+    /// across reloads by buyer id.
+    pub health: health::BuyerHealth,
 }
 
 /// One config and what was built from it.
@@ -65,35 +69,43 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Builds connection pools for every buyer and attaches its cap counter
-    /// from `book` (new buyers are counted in `store`). Resolves host names
+    /// Builds connection pools for every buyer and attaches its caps ledger
+    /// and health controls from `books` (new buyers are counted in `store`). Resolves host names
     /// and waits for the store, so it blocks: call it from a plain thread
     /// (start-up, the reload thread), never on a request.
     fn build(
         mut config: Config,
-        book: &caps::CapBook,
+        books: (&caps::LedgerBook, &health::HealthBook),
         store: &Store,
         now_ms: u64,
     ) -> Result<Runtime, Vec<ConfigError>> {
         let cfgs = std::mem::take(&mut config.buyers);
-        let ids: Vec<&str> = cfgs.iter().map(|b| b.id.as_str()).collect();
-        let day = caps::utc_day(now_ms);
-        let counters = book.attach(&ids, day, |buyer| {
-            let prefix = crate::records::keys::cap_day(buyer, day);
-            store
-                .count_prefix(crate::store::Tree::Caps, &prefix)
-                .map(|n| n as u32)
-                .map_err(|e| {
-                    let i = ids.iter().position(|b| *b == buyer).unwrap_or(0);
-                    vec![ConfigError {
-                        key: format!("buyer[{i}]"),
-                        message: format!("counting its sales today in the store failed: {e}"),
-                    }]
-                })
+        let zones: Vec<(&str, &jiff::tz::TimeZone)> =
+            cfgs.iter().map(|b| (b.id.as_str(), &b.timezone)).collect();
+        let ledgers = books.0.attach(&zones, now_ms, |buyer, from| {
+            let count = || -> Result<Vec<(u64, crate::money::Cents)>, caps::CountError> {
+                let mut sales = caps::stored_sales(store, buyer, from)?;
+                sales.extend(caps::v1_sales_today(store, buyer, now_ms, from)?);
+                Ok(sales)
+            };
+            count().map_err(|e| {
+                let i = zones.iter().position(|(b, _)| *b == buyer).unwrap_or(0);
+                vec![ConfigError {
+                    key: format!("buyer[{i}]"),
+                    message: format!("counting its sales in the store failed: {e}"),
+                }]
+            })
         })?;
+        let healths: Vec<(&str, &crate::config::Health)> =
+            cfgs.iter().map(|b| (b.id.as_str(), &b.health)).collect();
+        let healths = books.1.attach(&healths);
         let mut buyers = Vec::with_capacity(cfgs.len());
         let mut errors = Vec::new();
-        for ((i, b), cap) in cfgs.iter().enumerate().zip(counters) {
+        for ((i, b), (ledger, health)) in cfgs
+            .iter()
+            .enumerate()
+            .zip(ledgers.into_iter().zip(healths))
+        {
             let client = |url: &crate::http::url::Url, key: &str| {
                 BuyerClient::new(url, ClientOptions::default()).map_err(|e| ConfigError {
                     key: format!("buyer[{i}].{key}"),
@@ -113,7 +125,8 @@ impl Runtime {
                     post,
                     metrics: metrics::global().buyer(&b.id),
                     integration: buyer::for_buyer(b),
-                    cap,
+                    ledger,
+                    health,
                 }),
                 (ping, post) => errors.extend(ping.err().into_iter().chain(post.err())),
             }
@@ -136,7 +149,8 @@ impl Runtime {
 pub struct Exchange {
     runtime: ArcSwap<Runtime>,
     store: Store,
-    caps: caps::CapBook,
+    ledgers: caps::LedgerBook,
+    health: health::HealthBook,
     /// Pings (by id) whose post is running.
     posting: claims::Claims<String>,
     /// Direct posts (by publisher and idempotency key) running.
@@ -169,15 +183,16 @@ impl Exchange {
         store: Store,
         clock: Arc<dyn Clock>,
     ) -> Result<Exchange, Vec<ConfigError>> {
-        let caps = caps::CapBook::default();
-        let runtime = Runtime::build(config, &caps, &store, clock.now_ms())?;
+        let (ledgers, health) = (caps::LedgerBook::default(), health::HealthBook::default());
+        let runtime = Runtime::build(config, (&ledgers, &health), &store, clock.now_ms())?;
         let ping_cache_bytes = runtime.config.server.ping_cache_bytes;
         let admission = admission::Admission::new();
         admission::spawn_lag_probe(&admission);
         Ok(Exchange {
             runtime: ArcSwap::from_pointee(runtime),
             store,
-            caps,
+            ledgers,
+            health,
             posting: claims::Claims::default(),
             idempotency: claims::Claims::default(),
             selling: claims::Claims::default(),
@@ -207,7 +222,12 @@ impl Exchange {
     /// running finish on the one they started with. Blocking: call it from a
     /// plain thread (see `daemon::reload_from`).
     pub fn reload(&self, config: Config) -> Result<(), Vec<ConfigError>> {
-        let rt = Runtime::build(config, &self.caps, &self.store, self.now_ms())?;
+        let rt = Runtime::build(
+            config,
+            (&self.ledgers, &self.health),
+            &self.store,
+            self.now_ms(),
+        )?;
         self.pings.set_bytes_max(rt.config.server.ping_cache_bytes);
         self.runtime.store(Arc::new(rt));
         Ok(())

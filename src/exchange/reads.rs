@@ -19,6 +19,21 @@ impl Exchange {
         })
     }
 
+    /// The stored ping `ping_id` (the admin lead view shows its calls), or
+    /// `None` when absent or unreadable (logged): the lead is still shown.
+    pub fn ping_record(&self, ping_id: &str) -> Result<Option<PingRecord>, Refusal> {
+        let Some(bytes) = self.store.get(Tree::Pings, ping_id.as_bytes())? else {
+            return Ok(None);
+        };
+        match records::decode_ping(&bytes) {
+            Ok(p) => Ok(Some(p)),
+            Err(e) => {
+                log::error!(target: "leadx::store", "ping record unreadable ping_id={ping_id} error=\"{e}\"");
+                Ok(None)
+            }
+        }
+    }
+
     /// The newest `limit` pings, newest first, each with its lead once
     /// posted (admin transactions). A ping record that does not decode is
     /// logged and left out.

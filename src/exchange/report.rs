@@ -57,6 +57,13 @@ pub(crate) fn buyer_ping(buyer: &BuyerMetrics, test: bool, result: PingResult, l
     }
 }
 
+/// One buyer not called, and why (contract §10).
+pub(crate) fn buyer_skip(buyer: &BuyerMetrics, test: bool, reason: crate::routing::Reason) {
+    if !test {
+        buyer.skip(reason);
+    }
+}
+
 /// One buyer's post call answered (or failed) after `latency_us`.
 pub(crate) fn buyer_post(buyer: &BuyerMetrics, test: bool, result: PostResult, latency_us: u64) {
     if !test {

@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 use crate::buyer::{PostAnswer, PostCtx};
 use crate::exchange::admission::Budgets;
 use crate::exchange::outcomes::KeptSale;
-use crate::exchange::{caps, Exchange, Refusal, Runtime};
+use crate::exchange::{caps, BuyerRt, Exchange, Refusal, Runtime};
 use crate::ids;
 use crate::lead::{Consent, Lead};
 use crate::metrics::PostResult;
 use crate::records::{
     self, keys, CallOutcome, CallRecord, CallStage, LeadRecord, PingRecord, StoredBid,
 };
+use crate::routing::{self, gate::GatePermit, Reason};
 use crate::store::{Batch, StoreError, Tree};
 
 pub struct PostInput<'a> {
@@ -90,7 +91,7 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
     let mut intent = Batch::default();
     add_links(input, &rec, &mut intent);
     ex.store.write_durable(intent)?;
-    let sale = offer(rt, input, &mut rec, caps::utc_day(ex.now_ms()));
+    let sale = offer(ex, rt, input, &mut rec);
     let dedupe: &[Vec<u8>] = match (&sale, &dedupe_keys) {
         (Some(_), Some((keys, _))) => keys,
         _ => &[],
@@ -114,13 +115,16 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
     }
 }
 
-/// Walks the bids; returns the accepting bid and its cap reservation day.
+/// The sale's entry in `Tree::Caps` (key, value), for live traffic.
+type CapEntry = Option<(Vec<u8>, Vec<u8>)>;
+
+/// Walks the bids; returns the accepting bid and its committed cap entry.
 fn offer(
+    ex: &Exchange,
     rt: &Arc<Runtime>,
     input: &PostInput<'_>,
     rec: &mut LeadRecord,
-    day: u32,
-) -> Option<(StoredBid, u32)> {
+) -> Option<(StoredBid, CapEntry)> {
     let ping = input.ping;
     let deadline = input.started + Duration::from_millis(rt.config.auction.post_timeout_ms);
     let mut body = Vec::with_capacity(1024);
@@ -134,23 +138,34 @@ fn offer(
             rec.post_calls.push(skip(&bid.buyer, "buyer_removed"));
             continue;
         };
-        let buyer = &rt.buyers[i].cfg;
-        // Every live sale takes a unit, capped buyer or not, so that a cap
-        // a reload adds starts from the true count.
-        let counter = (!ping.test).then(|| &rt.buyers[i].cap);
-        if let Some(counter) = counter {
-            if !counter.reserve(day, buyer.caps.daily.unwrap_or(u32::MAX)) {
-                rec.post_calls.push(skip(&bid.buyer, "cap_reached"));
+        let brt = &rt.buyers[i];
+        // Held through the call: the reservation is given back on drop
+        // unless committed, the gate's slot always.
+        let (reservation, _gate) = match admit(brt, ping.test, ex.now_ms(), bid.price, deadline) {
+            Ok(taken) => taken,
+            Err(reason) => {
+                super::report::buyer_skip(&brt.metrics, ping.test, reason);
+                rec.post_calls.push(skip(&bid.buyer, reason.as_str()));
                 continue;
             }
-        }
+        };
         attempted = true;
-        if let Some(buyer_lead_id) = post_one(rt, i, bid, input, deadline, &mut body, rec) {
-            rec.buyer_lead_id = buyer_lead_id;
-            return Some((bid.clone(), day));
+        let accepted = post_one(rt, i, bid, input, deadline, &mut body, rec);
+        if let Some(breaker) = &brt.health.breaker {
+            // A parsed answer, accepted or rejected, is a success.
+            let answered = rec.post_calls.last().is_some_and(|c| {
+                matches!(c.outcome, CallOutcome::Accepted | CallOutcome::Rejected)
+            });
+            if answered {
+                breaker.success();
+            } else {
+                breaker.failure(ex.now_ms());
+            }
         }
-        if let Some(counter) = counter {
-            counter.release(day);
+        if let Some(buyer_lead_id) = accepted {
+            rec.buyer_lead_id = buyer_lead_id;
+            let entry = reservation.map(|r| r.commit(&bid.buyer, &rec.lead_id));
+            return Some((bid.clone(), entry));
         }
     }
     if rec.reason.is_none() {
@@ -164,6 +179,42 @@ fn offer(
         );
     }
     None
+}
+
+/// Contract §10's checks before a post call, in the ping's order:
+/// schedule, caps and budgets (live traffic: every live sale reserves,
+/// capped buyer or not, so a cap a reload adds starts from the true
+/// count), time left, the concurrency gate, the breaker last.
+fn admit(
+    brt: &BuyerRt,
+    test: bool,
+    now_ms: u64,
+    price: crate::money::Cents,
+    deadline: Instant,
+) -> Result<(Option<caps::Reservation>, Option<GatePermit>), Reason> {
+    let buyer = &brt.cfg;
+    if let Some(schedule) = &buyer.schedule {
+        if !routing::schedule::is_open(schedule, &buyer.timezone, now_ms) {
+            return Err(Reason::Schedule);
+        }
+    }
+    let reservation = if test {
+        None
+    } else {
+        Some(brt.ledger.reserve(&buyer.caps, now_ms, price)?)
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    routing::budget::call_ms(buyer.post_timeout_ms, left.as_millis() as u64, 0)?;
+    let gate = brt
+        .health
+        .gate
+        .as_ref()
+        .map(|g| g.try_enter())
+        .transpose()?;
+    if let Some(breaker) = &brt.health.breaker {
+        breaker.admit(now_ms)?;
+    }
+    Ok((reservation, gate))
 }
 
 /// One post call; `Some(buyer's lead id)` when the buyer accepted.
@@ -255,23 +306,21 @@ fn outcome(
     now: u64,
     input: &PostInput<'_>,
     rec: &mut LeadRecord,
-    sale: Option<(StoredBid, u32)>,
+    sale: Option<(StoredBid, CapEntry)>,
     dedupe: &[Vec<u8>],
 ) -> Batch {
     let mut batch = Batch::default();
-    if let Some((bid, day)) = &sale {
+    if let Some((bid, entry)) = sale {
         rec.status = records::LeadStatus::Sold;
         rec.reason = None;
         rec.price = Some(bid.price);
         rec.payout = Some(bid.payout);
         rec.buyer = Some(bid.buyer.clone());
         rec.sold_ms = Some(now);
+        if let Some((k, v)) = entry {
+            batch.insert(Tree::Caps, k, v);
+        }
         if !rec.test {
-            batch.insert(
-                Tree::Caps,
-                keys::cap_sale(&bid.buyer, *day, &rec.lead_id),
-                records::encode_marker(),
-            );
             let lead_key = rec.lead_id.as_bytes().to_vec();
             batch.insert(Tree::Sales, lead_key, records::encode_marker());
             for k in dedupe {

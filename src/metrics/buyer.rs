@@ -1,4 +1,5 @@
-//! Per-buyer counters: ping results, error kinds, bid prices, post results.
+//! Per-buyer counters: ping results, error kinds, bid prices, post results,
+//! skips by reason (contract §10).
 //!
 //! A handle is resolved once per buyer at config load and kept with the
 //! buyer, so the hot path records with atomic adds and never looks a buyer
@@ -9,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::histogram::{self, Latency, Prices};
 use crate::money::Cents;
+use crate::routing::Reason;
 
 /// What one ping of one buyer came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +59,14 @@ pub const ERROR_KINDS: [&str; 15] = [
     "other",
 ];
 
-/// Index of an error kind in [`ERROR_KINDS`]; unknown kinds map to "other".
+/// Index of an error kind in [`ERROR_KINDS`]; every `http_<status>`
+/// reason (contract §10) counts as "http_status", unknown kinds as "other".
 pub fn error_kind_index(kind: &str) -> usize {
+    let kind = if kind.starts_with("http_") {
+        "http_status"
+    } else {
+        kind
+    };
     ERROR_KINDS
         .iter()
         .position(|k| *k == kind)
@@ -74,6 +82,8 @@ pub struct BuyerMetrics {
     bid_prices: Prices,
     posts: [AtomicU64; POST_RESULTS.len()],
     post_latency: Latency,
+    /// Times the buyer was not called, by `Reason::SKIPS` index.
+    skips: [AtomicU64; Reason::SKIPS.len()],
 }
 
 impl Default for BuyerMetrics {
@@ -85,6 +95,7 @@ impl Default for BuyerMetrics {
             bid_prices: histogram::prices(),
             posts: Default::default(),
             post_latency: histogram::latency(),
+            skips: Default::default(),
         }
     }
 }
@@ -119,6 +130,14 @@ impl BuyerMetrics {
         self.post_latency.observe(latency_us);
     }
 
+    /// Records that the buyer was not called, and why (a reason that is
+    /// not a skip is ignored: the label set stays `Reason::SKIPS`).
+    pub fn skip(&self, reason: Reason) {
+        if let Some(i) = Reason::SKIPS.iter().position(|r| *r == reason) {
+            self.skips[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub(super) fn read(&self) -> BuyerReading {
         BuyerReading {
             pings: load_all(&self.pings),
@@ -127,6 +146,7 @@ impl BuyerMetrics {
             bid_prices: self.bid_prices.snapshot(),
             posts: load_all(&self.posts),
             post_latency: self.post_latency.snapshot(),
+            skips: load_all(&self.skips),
         }
     }
 }
@@ -144,6 +164,7 @@ pub(super) struct BuyerReading {
     pub bid_prices: histogram::HistogramSnapshot<8>,
     pub posts: [u64; POST_RESULTS.len()],
     pub post_latency: histogram::HistogramSnapshot<13>,
+    pub skips: [u64; Reason::SKIPS.len()],
 }
 
 #[cfg(test)]
@@ -154,12 +175,13 @@ mod tests {
     fn unknown_error_kinds_count_as_other() {
         let m = BuyerMetrics::default();
         m.ping(PingResult::Error("http_status"), 10);
+        m.ping(PingResult::Error("http_503"), 10);
         m.ping(PingResult::Error("a brand new kind"), 10);
         let r = m.read();
-        assert_eq!(r.errors[error_kind_index("http_status")], 1);
+        assert_eq!(r.errors[error_kind_index("http_status")], 2);
         assert_eq!(r.errors[ERROR_KINDS.len() - 1], 1);
-        assert_eq!(r.pings[3], 2);
-        assert_eq!(r.ping_latency.count(), 2);
+        assert_eq!(r.pings[3], 3);
+        assert_eq!(r.ping_latency.count(), 3);
     }
 
     #[test]

@@ -376,7 +376,7 @@ mod tests {
     fn posts_count_sales_money_and_failover() {
         let s = LiveStats::new();
         let calls = vec![
-            call("b2", "post", "skipped", Some("cap_reached"), 0),
+            call("b2", "post", "skipped", Some("cap_daily"), 0),
             call("b3", "post", "failed", Some("timeout"), 900_000),
             call("b1", "post", "accepted", None, 20_000),
         ];

@@ -218,6 +218,21 @@ impl Registry {
                 }
             }
         }
+        let name = "leadx_buyer_skips_total";
+        write_header(
+            out,
+            name,
+            "Times a buyer was not called (live traffic), by reason (contract §10).",
+            "counter",
+        );
+        for (id, r) in &readings {
+            for (i, reason) in crate::routing::Reason::SKIPS.iter().enumerate() {
+                if r.skips[i] > 0 {
+                    let labels = [("buyer", id.as_str()), ("reason", reason.as_str())];
+                    write_sample(out, name, &labels, r.skips[i]);
+                }
+            }
+        }
         let name = "leadx_buyer_ping_duration_seconds";
         write_header(out, name, "Buyer ping call duration.", "histogram");
         for (id, r) in &readings {

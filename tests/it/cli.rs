@@ -551,7 +551,7 @@ fn logs_carry_ids_and_never_pii() {
             "level=debug",
             "msg=\"buyer post failed\"",
             "buyer=b1",
-            "reason=http_status"
+            "reason=http_500"
         ]),
         "{log}"
     );

@@ -20,6 +20,7 @@ mod ops;
 mod overload;
 mod post;
 mod reliability;
+mod routing;
 mod server;
 mod store;
 mod support;

@@ -83,7 +83,7 @@ fn family_of<'a>(name: &'a str, types: &HashMap<String, String>) -> &'a str {
 }
 
 /// Checks the text format's rules that promtool does not all check.
-fn check_exposition(text: &str) {
+pub(crate) fn check_exposition(text: &str) {
     let mut types: HashMap<String, String> = HashMap::new();
     let mut helped: HashSet<String> = HashSet::new();
     let mut series = HashSet::new();
@@ -201,7 +201,7 @@ fn empty_registry_exposition_is_valid_too() {
 
 /// True when a tool is on PATH. In CI a missing tool is a failure, not a
 /// reason to skip: `.ci/run` installs it.
-fn have_tool(tool: &str) -> bool {
+pub(crate) fn have_tool(tool: &str) -> bool {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .output()
@@ -215,7 +215,7 @@ fn have_tool(tool: &str) -> bool {
     found
 }
 
-fn promtool_check(text: &str) {
+pub(crate) fn promtool_check(text: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("metrics.txt");
     std::fs::write(&path, text).unwrap();

@@ -8,6 +8,7 @@ pub use answer::{parse_bid_answer, parse_post_answer};
 use super::{BidAnswer, Integration, PingCtx, PostAnswer, PostCtx};
 use crate::json::write_str;
 use crate::money::write_cents;
+use crate::routing::Reason;
 
 pub struct Native;
 
@@ -31,7 +32,7 @@ impl Integration for Native {
 
     fn parse_bid(&self, status: u16, body: &mut [u8]) -> BidAnswer {
         if status != 200 {
-            return BidAnswer::Invalid("http_status");
+            return BidAnswer::Invalid(Reason::Http(status).as_str());
         }
         parse_bid_answer(body)
     }
@@ -65,7 +66,7 @@ impl Integration for Native {
 
     fn parse_result(&self, status: u16, body: &mut [u8]) -> PostAnswer {
         if status != 200 {
-            return PostAnswer::Invalid("http_status");
+            return PostAnswer::Invalid(Reason::Http(status).as_str());
         }
         parse_post_answer(body)
     }
@@ -133,12 +134,12 @@ mod tests {
         let mut body = br#"{"status":"bid","price":5}"#.to_vec();
         assert!(matches!(
             Native.parse_bid(500, &mut body),
-            BidAnswer::Invalid("http_status")
+            BidAnswer::Invalid("http_500")
         ));
         let mut body = br#"{"status":"accepted","lead_id":"x"}"#.to_vec();
         assert!(matches!(
             Native.parse_result(201, &mut body),
-            PostAnswer::Invalid("http_status")
+            PostAnswer::Invalid("http_201")
         ));
         let mut body = br#"{"status":"bid","price":5.25,"ref":"a"}"#.to_vec();
         assert!(matches!(
