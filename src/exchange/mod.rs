@@ -49,6 +49,11 @@ pub struct BuyerRt {
     /// Its format, built with the runtime (`buyer::for_buyer`); stateless
     /// formats share one object, so buyers speaking them share a ping body.
     pub integration: Arc<dyn Integration>,
+    /// Its own posting spec (contract §9), when it has a `[buyer.ping]` or
+    /// `[buyer.post]` table: a stage it describes is rendered and read by
+    /// this instead of `integration` (`fanout`, `sale`); a stage it does not
+    /// describe stays native.
+    pub spec: Option<buyer::spec::SpecIntegration>,
     /// Its sales today (live traffic), capped or not: read and reserved
     /// lock-free on the request path, counted from the store when this
     /// runtime was built.
@@ -113,6 +118,7 @@ impl Runtime {
                     post,
                     metrics: metrics::global().buyer(&b.id),
                     integration: buyer::for_buyer(b),
+                    spec: buyer::spec::SpecIntegration::for_buyer(b),
                     cap,
                 }),
                 (ping, post) => errors.extend(ping.err().into_iter().chain(post.err())),

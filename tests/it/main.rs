@@ -21,5 +21,6 @@ mod overload;
 mod post;
 mod reliability;
 mod server;
+mod spec_wired;
 mod store;
 mod support;
