@@ -76,7 +76,9 @@ const BUYERS: [(&str, SimBuyer); 4] = [
     ),
 ];
 
-/// A simulated buyer speaking the native protocol.
+/// A simulated buyer speaking the native protocol (`/ping`, `/post`), or a
+/// form post answered in plain text `OK:<id>` / `ERR:<reason>` (`/form`,
+/// the demo's spec buyer, contract §9).
 pub struct SimHandler {
     pub sim: SimBuyer,
     seed: AtomicU64,
@@ -125,6 +127,19 @@ impl Handler for SimHandler {
                 format!(r#"{{"status":"accepted","lead_id":"sim-{n}"}}"#)
             }
             "/post" => r#"{"status":"rejected","reason":"filtered"}"#.to_string(),
+            "/form" => {
+                let text = if self.roll(100) < s.accept_pct {
+                    format!("OK:sim-{}", self.leads.fetch_add(1, Ordering::Relaxed))
+                } else {
+                    "ERR:filtered".to_string()
+                };
+                return Response {
+                    status: 200,
+                    content_type: "text/plain",
+                    headers: Vec::new(),
+                    body: text.into_bytes(),
+                };
+            }
             _ => {
                 return Response {
                     status: 404,
@@ -193,9 +208,33 @@ verticals = ["auto_insurance"]
             "\n[[buyer]]\nid = \"{id}\"\nverticals = [\"auto_insurance\"]\nping_url = \"http://{addr}/ping\"\npost_url = \"http://{addr}/post\"\nping_timeout_ms = 250\npost_timeout_ms = 1000\npriority = {i}\n"
         ));
     }
-    t.push_str(&format!(
-        "\n[[buyer]]\nid = \"flat_fee\"\nverticals = [\"auto_insurance\"]\npost_url = \"http://{direct}/post\"\nfixed_price = 4.00\n[buyer.filter]\nstates = [\"CA\", \"TX\", \"FL\", \"NY\"]\n"
-    ));
+    // A direct-post buyer with its own spec (contract §9): a form post
+    // answered in plain text.
+    t.push_str(
+        &r#"
+[[buyer]]
+id = "flat_fee"
+verticals = ["auto_insurance"]
+fixed_price = 4.00
+[buyer.filter]
+states = ["CA", "TX", "FL", "NY"]
+[buyer.post]
+url = "http://DIRECT/form"
+format = "form"
+[buyer.post.fields]
+first_name = "{{ lead.first_name }}"
+last_name = "{{ lead.last_name }}"
+phone = "{{ lead.phone | phone('dashed') }}"
+email = "{{ lead.email }}"
+zip = "{{ lead.zip }}"
+tcpa_text = "{{ consent.text }}"
+[buyer.post.response]
+accepted = { regex = "^OK:(\\S+)$" }
+lead_id = { regex = "^OK:(\\S+)$" }
+reason = { regex = "^ERR:(.*)$" }
+"#
+        .replace("DIRECT", &direct.to_string()),
+    );
     t
 }
 
@@ -208,7 +247,7 @@ pub fn instructions(addr: SocketAddr) -> String {
     let auth =
         format!("-H 'Authorization: Bearer {DEMO_API_KEY}' -H 'Content-Type: application/json'");
     format!(
-        r#"leadx demo is serving on http://{addr} (4 simulated ping buyers + 1 fixed-price buyer; Ctrl-C stops it)
+        r#"leadx demo is serving on http://{addr} (4 simulated ping buyers + 1 fixed-price buyer posted as a form; Ctrl-C stops it)
 
 # 1. Ping (no PII) — answers within 300 ms with the best payout:
 curl -s http://{addr}/v1/ping {auth} -d '{{"vertical":"auto_insurance","lead":{{{LEAD}}}}}'; echo
@@ -266,4 +305,20 @@ pub fn run(listen: SocketAddr) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&data_dir);
     drop((sims, direct));
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_config_loads_with_its_form_buyer() {
+        let a = SocketAddr::from(([127, 0, 0, 1], 9));
+        let text = config_text(a, std::path::Path::new("/tmp/x"), &[("acme_auto", a)], a);
+        let config = crate::config::parse(&text, &crate::config::default_secrets)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let flat = config.buyers.iter().find(|b| b.id == "flat_fee").unwrap();
+        assert!(flat.spec.post.is_some() && flat.ping_url.is_none());
+        assert_eq!(flat.post_url.target, "/form");
+    }
 }

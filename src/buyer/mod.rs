@@ -3,9 +3,11 @@
 //! (`exchange::fanout`, `exchange::sale`) does the HTTP, so every format can
 //! be tested with bytes in and bytes out.
 //!
-//! Today every buyer speaks the native JSON protocol (contract §5). Custom
-//! formats (XML, form, SOAP, templated JSON) are new `Integration`s chosen
-//! per buyer in `for_buyer`.
+//! A buyer speaks the native JSON protocol (contract §5, `native`, through
+//! the `Integration` that `for_buyer` gives it) or, stage by stage, its own
+//! posting spec described in the config (contract §9, `spec`: XML, form,
+//! SOAP, templated JSON), which the exchange calls through the buyer's
+//! `spec::SpecIntegration`.
 
 pub mod native;
 pub mod spec;

@@ -11,6 +11,10 @@
 //! (may wakes its timer thread on every timer cancelled early), which was
 //! the largest single cost of a ping after the HTTP exchanges themselves.
 //!
+//! A buyer with a `[buyer.ping]` spec (contract §9) gets its own request,
+//! rendered here before its call is spawned (pure, about a microsecond) and
+//! its answer read by its `SpecIntegration`; native buyers share one body.
+//!
 //! Each call holds one of the ping's buyer-call permits (`admission`) until
 //! it ends, answered or not, so the calls a late buyer keeps open count
 //! against the budget; without a permit for every call, nobody is called.
@@ -21,6 +25,7 @@ use crate::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::auction::{self, Bid};
+use crate::buyer::spec::{BidRead, Request, Vars};
 use crate::buyer::{BidAnswer, PingCtx};
 use crate::clock::Clock;
 use crate::config::Publisher;
@@ -57,11 +62,19 @@ enum Answer {
         price: Cents,
         buyer_ref: Option<String>,
     },
-    NoBid,
+    /// With the buyer's own words for it, when a spec reads them.
+    NoBid { reason: Option<String> },
     Failed {
         outcome: CallOutcome,
         reason: &'static str,
     },
+}
+
+/// What one call sends: the shared native body and its content type, or
+/// the buyer's own rendered request (`Err`: it could not be rendered).
+enum Outgoing {
+    Native(Arc<Vec<u8>>, &'static str),
+    Spec(Result<Request, &'static str>),
 }
 
 struct Reply {
@@ -168,12 +181,19 @@ pub fn run(
     let calling = !to_call.is_empty();
     let (done_tx, done_rx) = may::sync::mpsc::channel::<()>();
     let mut ping_body: Option<(usize, Arc<Vec<u8>>, &'static str)> = None;
+    let now_ms = ex.now_ms();
     for ((i, gate), permit) in to_call.into_iter().zip(permits) {
-        let body = shared_ping_body(&mut ping_body, rt, i, input);
+        let out = match &rt.buyers[i].spec {
+            Some(spec) if spec.has_ping() => Outgoing::Spec(spec_request(spec, input, now_ms)),
+            _ => {
+                let (body, ct) = shared_ping_body(&mut ping_body, rt, i, input);
+                Outgoing::Native(body, ct)
+            }
+        };
         spawn_call(
             rt.clone(),
             i,
-            body,
+            out,
             (input.started, answer_by, input.test),
             (board.clone(), done_tx.clone()),
             (permit, gate, ex.clock.clone()),
@@ -269,10 +289,27 @@ fn shared_ping_body(
     (body, ct)
 }
 
+/// A spec buyer's ping request, rendered from the lead.
+fn spec_request(
+    spec: &crate::buyer::spec::SpecIntegration,
+    input: &AuctionInput<'_>,
+    now_ms: u64,
+) -> Result<Request, &'static str> {
+    let ctx = PingCtx {
+        ping_id: input.ping_id,
+        vertical: input.vertical,
+        lead: input.lead,
+        test: input.test,
+    };
+    let mut req = Request::default();
+    spec.render_ping(&Vars::ping(&ctx, &input.publisher.id, now_ms), &mut req)?;
+    Ok(req)
+}
+
 fn spawn_call(
     rt: Arc<Runtime>,
     i: usize,
-    (body, content_type): (Arc<Vec<u8>>, &'static str),
+    out: Outgoing,
     (started, answer_by, test): (Instant, Instant, bool),
     (board, done): (Arc<Board>, may::sync::mpsc::Sender<()>),
     (permit, gate, clock): (Permit, Option<GatePermit>, Arc<dyn Clock>),
@@ -285,26 +322,7 @@ fn spawn_call(
         let t0 = Instant::now();
         let own = t0.max(started) + Duration::from_millis(buyer.ping_timeout_ms);
         let deadline = own.min(answer_by);
-        let client = brt.ping.as_ref().expect("only ping buyers are called");
-        let url = buyer.ping_url.as_ref().expect("ping buyer has a ping_url");
-        let answer = match client.post(&url.target, &buyer.headers, content_type, &body, deadline) {
-            Ok(mut resp) => match brt.integration.parse_bid(resp.status, &mut resp.body) {
-                BidAnswer::Bid { price, buyer_ref } => Answer::Bid { price, buyer_ref },
-                BidAnswer::NoBid => Answer::NoBid,
-                BidAnswer::Invalid(reason) => Answer::Failed {
-                    outcome: CallOutcome::Invalid,
-                    reason,
-                },
-            },
-            Err(crate::http::client::CallError::Timeout) => Answer::Failed {
-                outcome: CallOutcome::Timeout,
-                reason: "timeout",
-            },
-            Err(e) => Answer::Failed {
-                outcome: CallOutcome::Error,
-                reason: e.reason(),
-            },
-        };
+        let answer = call_buyer(brt, &out, deadline);
         let latency_us = t0.elapsed().as_micros() as u64;
         if let Some(breaker) = &brt.health.breaker {
             // A parsed answer (bid or no bid) is a success; a time-out, an
@@ -328,12 +346,73 @@ fn spawn_call(
     });
 }
 
+/// Sends one ping and reads its answer, native or by the buyer's spec.
+fn call_buyer(brt: &BuyerRt, out: &Outgoing, deadline: Instant) -> Answer {
+    let client = brt.ping.as_ref().expect("only ping buyers are called");
+    let result = match out {
+        Outgoing::Native(body, ct) => {
+            let url = brt
+                .cfg
+                .ping_url
+                .as_ref()
+                .expect("ping buyer has a ping_url");
+            client.post(&url.target, &brt.cfg.headers, ct, body, deadline)
+        }
+        Outgoing::Spec(Ok(req)) => client.call(
+            req.method,
+            &req.target,
+            &req.headers,
+            req.content_type.as_deref(),
+            &req.body,
+            deadline,
+        ),
+        Outgoing::Spec(Err(reason)) => {
+            return Answer::Failed {
+                outcome: CallOutcome::Error,
+                reason,
+            }
+        }
+    };
+    match (result, &brt.spec) {
+        (Ok(mut resp), Some(spec)) if matches!(out, Outgoing::Spec(_)) => answer_of(spec.read_bid(
+            resp.status,
+            resp.content_encoding.as_deref(),
+            &mut resp.body,
+        )),
+        (Ok(mut resp), _) => answer_of(BidRead {
+            answer: brt.integration.parse_bid(resp.status, &mut resp.body),
+            buyer_reason: None,
+        }),
+        (Err(crate::http::client::CallError::Timeout), _) => Answer::Failed {
+            outcome: CallOutcome::Timeout,
+            reason: "timeout",
+        },
+        (Err(e), _) => Answer::Failed {
+            outcome: CallOutcome::Error,
+            reason: e.reason(),
+        },
+    }
+}
+
+fn answer_of(read: BidRead) -> Answer {
+    match read.answer {
+        BidAnswer::Bid { price, buyer_ref } => Answer::Bid { price, buyer_ref },
+        BidAnswer::NoBid => Answer::NoBid {
+            reason: read.buyer_reason,
+        },
+        BidAnswer::Invalid(reason) => Answer::Failed {
+            outcome: CallOutcome::Invalid,
+            reason,
+        },
+    }
+}
+
 fn ping_result(a: &Answer) -> PingResult {
     match a {
         Answer::Bid { price, .. } => PingResult::Bid {
             price_cents: *price,
         },
-        Answer::NoBid => PingResult::NoBid,
+        Answer::NoBid { .. } => PingResult::NoBid,
         Answer::Failed {
             outcome: CallOutcome::Timeout,
             ..
@@ -400,7 +479,10 @@ fn record(
                     buyer_ref,
                 ));
             }
-            Answer::NoBid => rec.outcome = CallOutcome::NoBid,
+            Answer::NoBid { reason } => {
+                rec.outcome = CallOutcome::NoBid;
+                rec.reason = reason;
+            }
             Answer::Failed { outcome, reason } => {
                 rec.outcome = outcome;
                 rec.reason = Some(reason.into());

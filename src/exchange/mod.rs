@@ -57,6 +57,11 @@ pub struct BuyerRt {
     /// Its circuit breaker and concurrency gate (`[buyer.health]`), kept
     /// across reloads by buyer id.
     pub health: health::BuyerHealth,
+    /// Its own posting spec (contract §9), when it has a `[buyer.ping]` or
+    /// `[buyer.post]` table: a stage it describes is rendered and read by
+    /// this instead of `integration` (`fanout`, `sale`); a stage it does not
+    /// describe stays native.
+    pub spec: Option<buyer::spec::SpecIntegration>,
 }
 
 /// One config and what was built from it.
@@ -127,6 +132,7 @@ impl Runtime {
                     integration: buyer::for_buyer(b),
                     ledger,
                     health,
+                    spec: buyer::spec::SpecIntegration::for_buyer(b),
                 }),
                 (ping, post) => errors.extend(ping.err().into_iter().chain(post.err())),
             }

@@ -7,10 +7,15 @@
 //! If that write fails after a buyer accepted, the sale is kept and retried
 //! (`exchange::outcomes`) rather than dropped. A running post stage holds a
 //! `PostTicket`, so a drain closes the store only after its outcome.
+//!
+//! A buyer with a `[buyer.post]` spec (contract §9) is posted its own
+//! rendered request and its answer is read by its `SpecIntegration`; the
+//! others get the native body.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::buyer::spec::{Request, Vars};
 use crate::buyer::{PostAnswer, PostCtx};
 use crate::exchange::admission::Budgets;
 use crate::exchange::outcomes::KeptSale;
@@ -150,7 +155,7 @@ fn offer(
             }
         };
         attempted = true;
-        let accepted = post_one(rt, i, bid, input, deadline, &mut body, rec);
+        let accepted = post_one(rt, i, bid, input, (deadline, ex.now_ms()), &mut body, rec);
         if let Some(breaker) = &brt.health.breaker {
             // A parsed answer, accepted or rejected, is a success.
             let answered = rec.post_calls.last().is_some_and(|c| {
@@ -223,7 +228,7 @@ fn post_one(
     i: usize,
     bid: &StoredBid,
     input: &PostInput<'_>,
-    deadline: Instant,
+    (deadline, now_ms): (Instant, u64),
     body: &mut Vec<u8>,
     rec: &mut LeadRecord,
 ) -> Option<Option<String>> {
@@ -240,16 +245,9 @@ fn post_one(
         price: bid.price,
         test: ping.test,
     };
-    let content_type = brt.integration.build_post(&ctx, body);
     let t0 = Instant::now();
     let call_deadline = (t0 + Duration::from_millis(buyer.post_timeout_ms)).min(deadline);
-    let result = brt.post.post(
-        &buyer.post_url.target,
-        &buyer.headers,
-        content_type,
-        body,
-        call_deadline,
-    );
+    let answer = send_post(brt, &ctx, (&ping.publisher, now_ms), call_deadline, body);
     let latency_us = t0.elapsed().as_micros() as u64;
     let mut call = CallRecord {
         buyer: buyer.id.clone(),
@@ -260,8 +258,8 @@ fn post_one(
         latency_us,
         price: Some(bid.price),
     };
-    let (accepted, metric) = match result {
-        Ok(mut resp) => match brt.integration.parse_result(resp.status, &mut resp.body) {
+    let (accepted, metric) = match answer {
+        Ok(answer) => match answer {
             PostAnswer::Accepted { buyer_lead_id } => {
                 call.outcome = CallOutcome::Accepted;
                 (Some(buyer_lead_id), PostResult::Accepted)
@@ -277,15 +275,50 @@ fn post_one(
                 (None, PostResult::Failed)
             }
         },
-        Err(e) => {
+        Err(reason) => {
             call.outcome = CallOutcome::Failed;
-            call.reason = Some(e.reason().into());
+            call.reason = Some(reason.into());
             (None, PostResult::Failed)
         }
     };
     super::report::buyer_post(&brt.metrics, ping.test, metric, latency_us);
     rec.post_calls.push(call);
     accepted
+}
+
+/// Builds the post (native body into `body`, or the buyer's own request
+/// from its spec), sends it and reads the answer; `Err` is why no answer
+/// came (the call failed, or the request could not be rendered).
+fn send_post(
+    brt: &BuyerRt,
+    ctx: &PostCtx<'_>,
+    (publisher, now_ms): (&str, u64),
+    deadline: Instant,
+    body: &mut Vec<u8>,
+) -> Result<PostAnswer, &'static str> {
+    let buyer = &brt.cfg;
+    match brt.spec.as_ref().filter(|s| s.has_post()) {
+        Some(spec) => {
+            let mut req = Request::default();
+            spec.render_post(&Vars::post(ctx, publisher, now_ms), &mut req)?;
+            let (method, ct) = (req.method, req.content_type.as_deref());
+            let mut resp = brt
+                .post
+                .call(method, &req.target, &req.headers, ct, &req.body, deadline)
+                .map_err(|e| e.reason())?;
+            let encoding = resp.content_encoding.as_deref();
+            Ok(spec.read_post(resp.status, encoding, &mut resp.body))
+        }
+        None => {
+            let content_type = brt.integration.build_post(ctx, body);
+            let target = &buyer.post_url.target;
+            let mut resp = brt
+                .post
+                .post(target, &buyer.headers, content_type, body, deadline)
+                .map_err(|e| e.reason())?;
+            Ok(brt.integration.parse_result(resp.status, &mut resp.body))
+        }
+    }
 }
 
 fn skip(buyer: &str, reason: &str) -> CallRecord {

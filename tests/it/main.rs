@@ -22,5 +22,6 @@ mod post;
 mod reliability;
 mod routing;
 mod server;
+mod spec_wired;
 mod store;
 mod support;
