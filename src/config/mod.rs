@@ -13,8 +13,8 @@
 
 mod buyer;
 mod ipnet;
-mod routing;
 mod privacy;
+mod routing;
 mod secrets;
 mod sections;
 mod spec;
@@ -31,10 +31,10 @@ use crate::limits;
 use crate::money::{Cents, SharePpm};
 
 pub use ipnet::IpNet;
+pub use privacy::{Privacy, SigningSecret, Suppression, INTERNAL_LIST_ID};
 #[cfg(test)]
 pub(crate) use routing::parse_range;
 pub use routing::{AttrRule, AttrTest, AttrValue, Health, Schedule, ZipSet, DAYS};
-pub use privacy::{Privacy, SigningSecret, Suppression, INTERNAL_LIST_ID};
 pub use secrets::{default_secrets, hash_key, verify_key};
 
 /// One problem in a config file. Displays as `{key}: {message}`, one line.
