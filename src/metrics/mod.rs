@@ -162,6 +162,18 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Why a signed request was refused (401 `bad_signature`); the `kind`
+/// label of `leadx_bad_signatures_total`, as `SignatureError::kind` names
+/// it.
+pub const SIGNATURE_FAILURES: [&str; 6] = [
+    "missing",
+    "malformed",
+    "stale",
+    "mismatch",
+    "replayed",
+    "replay_cache_full",
+];
+
 /// Label value of the shared handle for buyers past `limits::BUYERS_MAX`.
 pub const OTHER_BUYER: &str = "_other";
 
@@ -180,6 +192,7 @@ pub struct Registry {
     store_flush_ops: AtomicU64,
     late_answers: AtomicU64,
     shed: [AtomicU64; SHED_REASONS.len()],
+    bad_signatures: [AtomicU64; SIGNATURE_FAILURES.len()],
     /// Only touched at config load, render and snapshot — never per request.
     buyers: Mutex<BTreeMap<String, Arc<BuyerMetrics>>>,
     other_buyer: Arc<BuyerMetrics>,
@@ -212,6 +225,7 @@ impl Registry {
             store_flush_ops: AtomicU64::new(0),
             late_answers: AtomicU64::new(0),
             shed: Default::default(),
+            bad_signatures: Default::default(),
             buyers: Mutex::new(BTreeMap::new()),
             other_buyer: Arc::new(BuyerMetrics::default()),
             other_buyer_used: AtomicBool::new(false),
@@ -283,6 +297,22 @@ impl Registry {
     /// Requests shed so far for `reason`.
     pub fn shed_count(&self, reason: ShedReason) -> u64 {
         self.shed[reason as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts one request refused for its signature; `kind` is one of
+    /// [`SIGNATURE_FAILURES`] (anything else is not counted).
+    pub fn bad_signature(&self, kind: &str) {
+        if let Some(i) = SIGNATURE_FAILURES.iter().position(|k| *k == kind) {
+            self.bad_signatures[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Requests refused so far for their signature, with `kind`.
+    pub fn bad_signature_count(&self, kind: &str) -> u64 {
+        SIGNATURE_FAILURES
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| self.bad_signatures[i].load(Ordering::Relaxed))
     }
 
     /// The buyers to report, sorted by id, `_other` last when handed out.

@@ -1,0 +1,231 @@
+//! Contract §12 on the wire: signed requests and suppression lists, with
+//! real HTTP against leadx in-process and a `ManualClock` for time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use leadx::clock::{Clock, ManualClock};
+use leadx::privacy::SigningKey;
+use serde_json::json;
+
+use crate::support::*;
+
+/// pub1's signing secret in these tests.
+const SIGNING: &str = "pub1-signing-secret-0123456789abcdef";
+/// Business time the tests start at (2027-01-15).
+const NOW_MS: u64 = 1_800_000_000_000;
+
+/// leadx with pub1 signing, `extra` appended to the config, on a manual
+/// clock.
+fn start_signed(extra: &str, buyers: &str) -> (Leadx, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::at(NOW_MS));
+    let l = start_with_text(
+        |text| {
+            text.replacen(
+                "revenue_share = 0.8",
+                &format!("revenue_share = 0.8\nsigning_secret = \"{SIGNING}\""),
+                1,
+            ) + extra
+        },
+        buyers,
+        clock.clone(),
+    );
+    (l, clock)
+}
+
+/// Like `support::start_with_clock`, with the config text edited by `edit`.
+pub fn start_with_text(
+    edit: impl Fn(String) -> String,
+    buyers: &str,
+    clock: Arc<dyn Clock>,
+) -> Leadx {
+    let dir = tempfile::tempdir().unwrap();
+    let text = edit(format!(
+        "{}\n{buyers}",
+        base_toml(&dir.path().join("data"), "", "")
+    ));
+    let config_path = dir.path().join("leadx.toml");
+    std::fs::write(&config_path, &text).unwrap();
+    let config = leadx::config::parse(&text, &|_| None)
+        .unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
+    let running =
+        leadx::daemon::start_with_clock(config, Some(config_path.clone()), clock.clone()).unwrap();
+    let addr = running.local_addr();
+    Leadx {
+        running: Some(running),
+        addr,
+        dir,
+        config_path,
+        clock,
+    }
+}
+
+/// POST `body` to `path` as `key`, with `signature` as `Leadx-Signature`.
+fn send(addr: SocketAddr, path: &str, key: &str, signature: Option<&str>, body: &[u8]) -> Reply {
+    let auth = format!("Bearer {key}");
+    let mut headers = vec![
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    if let Some(s) = signature {
+        headers.push(("Leadx-Signature", s));
+    }
+    request(addr, "POST", path, &headers, body)
+}
+
+fn ping_body() -> Vec<u8> {
+    json!({"vertical": "auto", "lead": ping_lead()})
+        .to_string()
+        .into_bytes()
+}
+
+fn sign(secret: &str, t_ms: u64, body: &[u8]) -> String {
+    SigningKey::new(secret.as_bytes()).sign(t_ms / 1000, body)
+}
+
+fn refused(r: &Reply, what: &str) {
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (401, "bad_signature"),
+        "{what}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+}
+
+#[test]
+fn a_signing_publisher_must_sign_every_request_right_once() {
+    let (l, clock) = start_signed("", "");
+    let body = ping_body();
+    let before = |k: &str| leadx::metrics::global().bad_signature_count(k);
+    let (mismatch0, replayed0, missing0, stale0) = (
+        before("mismatch"),
+        before("replayed"),
+        before("missing"),
+        before("stale"),
+    );
+
+    let good = sign(SIGNING, clock.now_ms(), &body);
+    let r = send(l.addr, "/v1/ping", KEY, Some(&good), &body);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    refused(
+        &send(l.addr, "/v1/ping", KEY, Some(&good), &body),
+        "replayed",
+    );
+    refused(&send(l.addr, "/v1/ping", KEY, None, &body), "missing");
+    refused(
+        &send(l.addr, "/v1/ping", KEY, Some("t=1,v1=zz"), &body),
+        "malformed",
+    );
+    let stale = sign(SIGNING, clock.now_ms() - 301_000, &body);
+    refused(&send(l.addr, "/v1/ping", KEY, Some(&stale), &body), "stale");
+    let future = sign(SIGNING, clock.now_ms() + 301_000, &body);
+    refused(
+        &send(l.addr, "/v1/ping", KEY, Some(&future), &body),
+        "future",
+    );
+    let wrong = sign("another-secret-0123456789abcdef0123", clock.now_ms(), &body);
+    refused(&send(l.addr, "/v1/ping", KEY, Some(&wrong), &body), "wrong");
+    // The body changed after signing: one byte of the zip.
+    let tampered_body = String::from_utf8(body.clone())
+        .unwrap()
+        .replace("90210", "90211");
+    let signed_other = sign(SIGNING, clock.now_ms() + 1000, &body);
+    refused(
+        &send(
+            l.addr,
+            "/v1/ping",
+            KEY,
+            Some(&signed_other),
+            tampered_body.as_bytes(),
+        ),
+        "tampered",
+    );
+
+    // Checked before the body is parsed: garbage unsigned is 401, not 400;
+    // garbage signed right reaches the parser.
+    refused(
+        &send(l.addr, "/v1/post", KEY, None, b"{not json"),
+        "unparsed",
+    );
+    let garbage = sign(SIGNING, clock.now_ms() + 2000, b"{not json");
+    let r = send(l.addr, "/v1/post", KEY, Some(&garbage), b"{not json");
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    // A GET signs its empty body.
+    let path = "/v1/leads/00000000000000000000000000";
+    let auth = format!("Bearer {KEY}");
+    let r = request(l.addr, "GET", path, &[("Authorization", &auth)], b"");
+    refused(&r, "get unsigned");
+    let empty = sign(SIGNING, clock.now_ms() + 3000, b"");
+    let r = request(
+        l.addr,
+        "GET",
+        path,
+        &[("Authorization", &auth), ("Leadx-Signature", &empty)],
+        b"",
+    );
+    assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
+
+    // A publisher without signing_secret is unchanged.
+    let r = send(l.addr, "/v1/ping", KEY2, None, &body);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+
+    // The window moves with the exchange's clock.
+    clock.advance_ms(600_000);
+    let late = sign(SIGNING, NOW_MS, &body);
+    refused(&send(l.addr, "/v1/ping", KEY, Some(&late), &body), "old");
+    let fresh = sign(SIGNING, clock.now_ms(), &body);
+    assert_eq!(
+        send(l.addr, "/v1/ping", KEY, Some(&fresh), &body).status,
+        200
+    );
+
+    let g = leadx::metrics::global();
+    assert!(g.bad_signature_count("mismatch") >= mismatch0 + 2);
+    assert!(g.bad_signature_count("replayed") > replayed0);
+    assert!(g.bad_signature_count("missing") >= missing0 + 2);
+    assert!(g.bad_signature_count("stale") >= stale0 + 3);
+    let auth = format!("Bearer {ADMIN}");
+    let m = request(l.addr, "GET", "/metrics", &[("Authorization", &auth)], b"");
+    let text = String::from_utf8_lossy(&m.body).into_owned();
+    assert!(
+        text.contains("leadx_bad_signatures_total{kind=\"replayed\"}"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_replay_cache_outlives_a_reload() {
+    let (l, clock) = start_signed("", "");
+    let body = ping_body();
+    let good = sign(SIGNING, clock.now_ms(), &body);
+    assert_eq!(
+        send(l.addr, "/v1/ping", KEY, Some(&good), &body).status,
+        200
+    );
+    let auth = format!("Bearer {ADMIN}");
+    let r = request(
+        l.addr,
+        "POST",
+        "/v1/admin/reload",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    refused(
+        &send(l.addr, "/v1/ping", KEY, Some(&good), &body),
+        "replayed after reload",
+    );
+    // A reload that removes the secret stops the check.
+    let text = std::fs::read_to_string(&l.config_path).unwrap();
+    let unsigned = text.replace(&format!("signing_secret = \"{SIGNING}\""), "");
+    std::fs::write(&l.config_path, unsigned).unwrap();
+    let r = request(
+        l.addr,
+        "POST",
+        "/v1/admin/reload",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(send(l.addr, "/v1/ping", KEY, None, &body).status, 200);
+}
