@@ -288,7 +288,7 @@ pub(crate) fn require_json(req: &Request<'_>) -> Result<(), ApiError> {
     require_json_type(req.header("content-type"))
 }
 
-fn require_json_type(content_type: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn require_json_type(content_type: Option<&str>) -> Result<(), ApiError> {
     let ct = content_type.unwrap_or("");
     let media = ct.split(';').next().unwrap_or("").trim();
     if media.eq_ignore_ascii_case("application/json") {

@@ -229,3 +229,184 @@ fn the_replay_cache_outlives_a_reload() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(send(l.addr, "/v1/ping", KEY, None, &body).status, 200);
 }
+
+const DAY_MS: u64 = 86_400_000;
+
+/// leadx with one buyer `a` and a `[[suppression]]` list of `auto` at
+/// `dnc.txt` holding `numbers`, on a manual clock at the real time (the
+/// list's mtime is real).
+fn start_suppressed(numbers: &str) -> (Leadx, Mock, Arc<ManualClock>, tempfile::TempDir) {
+    let a = mock(Act::Bid(10.0), Act::Accept("A-1"));
+    let lists = tempfile::tempdir().unwrap();
+    let list = lists.path().join("dnc.txt");
+    std::fs::write(&list, numbers).unwrap();
+    // wall clock: the list file's mtime is real, so business time starts there.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let clock = Arc::new(ManualClock::at(now));
+    let extra = format!(
+        "\n[[suppression]]\nid = \"dnc\"\npath = \"{}\"\nmax_age_days = 31\nverticals = [\"auto\"]\n",
+        list.display()
+    );
+    let l = start_with_text(|t| t + &extra, &buyer_toml("a", &a, ""), clock.clone());
+    (l, a, clock, lists)
+}
+
+fn direct(l: &Leadx, phone: &str) -> Reply {
+    post_json(
+        l.addr,
+        "/v1/leads",
+        KEY,
+        &json!({"vertical": "auto", "lead": full_lead(phone, "ann@example.com"), "consent": consent()}),
+    )
+}
+
+fn ping_and_post(l: &Leadx, phone: &str) -> Reply {
+    let p = ping(l);
+    post(l, p["ping_id"].as_str().unwrap(), phone)
+}
+
+fn suppressed(r: &Reply, what: &str) {
+    assert_eq!(
+        (r.status, r.code().as_str(), r.field().as_str()),
+        (422, "suppressed", "lead.phone"),
+        "{what}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+}
+
+fn admin(l: &Leadx, method: &str, body: &serde_json::Value) -> Reply {
+    let auth = format!("Bearer {ADMIN}");
+    request(
+        l.addr,
+        method,
+        "/v1/admin/suppressions",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.to_string().as_bytes(),
+    )
+}
+
+#[test]
+fn a_listed_phone_is_refused_before_any_buyer_sees_it_and_lists_reload() {
+    let (l, a, clock, lists) = start_suppressed("# national list\n(555) 234-5678\nnot a number\n");
+    let list = lists.path().join("dnc.txt");
+    // Any spelling of the listed number, at post and direct post.
+    suppressed(&ping_and_post(&l, "+15552345678"), "post E.164");
+    suppressed(&ping_and_post(&l, "555.234.5678"), "post dotted");
+    assert_eq!(a.buyer.posts(), 0, "no buyer saw the suppressed lead");
+    let pings = a.buyer.pings();
+    suppressed(&direct(&l, "555-234-5678"), "direct");
+    assert_eq!(
+        a.buyer.pings(),
+        pings,
+        "a direct post is refused before its auction"
+    );
+    assert_eq!(a.buyer.posts(), 0);
+    // Another number sells.
+    let r = ping_and_post(&l, "5552345679");
+    assert_eq!(
+        r.json()["status"],
+        "sold",
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+
+    // A new list file is read on reload (SIGHUP runs the same reload).
+    std::fs::write(&list, "5552345680\n").unwrap();
+    let auth = format!("Bearer {ADMIN}");
+    let r = request(
+        l.addr,
+        "POST",
+        "/v1/admin/reload",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    suppressed(&ping_and_post(&l, "5552345680"), "new list");
+    let r = ping_and_post(&l, "5552345678");
+    assert_eq!(r.json()["status"], "sold", "the old number left the list");
+
+    // Past max_age_days on the exchange's clock: every post of its
+    // vertical is 503 list_stale, before any buyer call.
+    clock.advance_ms(32 * DAY_MS);
+    let posts = a.buyer.posts();
+    for r in [ping_and_post(&l, "5552345681"), direct(&l, "5552345682")] {
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (503, "list_stale"),
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    assert_eq!(a.buyer.posts(), posts);
+}
+
+#[test]
+fn the_internal_list_is_durable_and_changed_by_the_admin_api() {
+    let (mut l, a, _clock, _list) = start_suppressed("");
+    let r = admin(
+        &l,
+        "POST",
+        &json!({"phones": ["(555) 234-5690", "+15552345691"]}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["size"], 2);
+    suppressed(&ping_and_post(&l, "5552345690"), "internal");
+    suppressed(&direct(&l, "555-234-5691"), "internal direct");
+    l.restart();
+    suppressed(&ping_and_post(&l, "555 234 5690"), "after restart");
+    let r = admin(&l, "DELETE", &json!({"phones": ["5552345690"]}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["size"], 1);
+    let r = ping_and_post(&l, "5552345690");
+    assert_eq!(
+        r.json()["status"],
+        "sold",
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(a.buyer.posts(), 1);
+    l.restart();
+    suppressed(&direct(&l, "5552345691"), "the other stays");
+
+    // Bad input names the field; nothing changes.
+    let r = admin(&l, "POST", &json!({"phones": ["5552345692", "12"]}));
+    assert_eq!(
+        (r.status, r.field().as_str()),
+        (422, "phones[1]"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let r = admin(&l, "POST", &json!({"phones": []}));
+    assert_eq!((r.status, r.field().as_str()), (422, "phones"));
+    let r = admin(&l, "POST", &json!({"numbers": ["5552345692"]}));
+    assert_eq!((r.status, r.field().as_str()), (422, "numbers"));
+    let r = ping_and_post(&l, "5552345692");
+    assert_eq!(r.json()["status"], "sold");
+    // Only the admin may, and other admin routes still take no body.
+    let r = request(
+        l.addr,
+        "POST",
+        "/v1/admin/suppressions",
+        &[
+            ("Authorization", "Bearer nope"),
+            ("Content-Type", "application/json"),
+        ],
+        b"{\"phones\":[\"5552345693\"]}",
+    );
+    assert_eq!(r.status, 401);
+    let auth = format!("Bearer {ADMIN}");
+    let r = request(
+        l.addr,
+        "POST",
+        "/v1/admin/reload",
+        &[("Authorization", &auth)],
+        b"{}",
+    );
+    assert_eq!(r.status, 413);
+}
