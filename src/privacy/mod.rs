@@ -18,7 +18,8 @@
 //! encrypts or hashes anything, and a key for one job says nothing about
 //! another's.
 //!
-//! Not wired into requests yet: ARCHITECTURE.md, "Security and compliance".
+//! Wired: `signature` (in `api`). Not yet: `seal`, `dedupe` — see
+//! ARCHITECTURE.md, "Security and compliance".
 
 pub mod dedupe;
 pub mod seal;
