@@ -60,7 +60,7 @@ pub fn route(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
         "suppressions" if takes_body(req.method, req.path) => suppressions(api, req),
         "transactions" if get => transactions(&api.ex, req.query),
         "leads" if get => export(&api.ex, req.query),
-        r if r.starts_with("leads/") && get => lead(&api.ex, &r["leads/".len()..]),
+        r if r.starts_with("leads/") && get => lead(api, &r["leads/".len()..]),
         "stats" | "reload" | "transactions" | "leads" | "suppressions" => {
             Err(ApiError::method_not_allowed())
         }
@@ -69,16 +69,24 @@ pub fn route(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     }
 }
 
-fn lead(ex: &Exchange, lead_id: &str) -> Result<Response, ApiError> {
+fn lead(api: &Api, lead_id: &str) -> Result<Response, ApiError> {
     if !crate::ids::looks_like_id(lead_id) {
         return Err(ApiError::not_found());
     }
-    let rec = ex.lead(lead_id)?.ok_or_else(ApiError::not_found)?;
-    Ok(json(200, full_view(&rec)))
+    let rec = api.ex.lead(lead_id)?.ok_or_else(ApiError::not_found)?;
+    let rt = api.ex.runtime();
+    // Opened here, for this answer only; the record stays sealed.
+    let pii = records::open_pii(rt.key_ring.as_ref(), &rec.lead_id, &rec.pii_json)
+        .unwrap_or_else(|e| {
+            log::error!(target: "leadx::privacy", "PII cannot be opened lead_id={} error=\"{e}\"", rec.lead_id);
+            "null".to_string()
+        });
+    Ok(json(200, full_view(&rec, &pii)))
 }
 
-/// Everything about a lead, PII included (the admin's view).
-fn full_view(rec: &LeadRecord) -> Vec<u8> {
+/// Everything about a lead, PII (`pii`, in clear) included (the admin's
+/// view).
+fn full_view(rec: &LeadRecord, pii: &str) -> Vec<u8> {
     let calls = records::calls_json(&rec.post_calls);
     let mut o = Answer::new()
         .str("lead_id", &rec.lead_id)
@@ -103,7 +111,7 @@ fn full_view(rec: &LeadRecord) -> Vec<u8> {
         o = o.str("sold_at", &rfc3339(ms));
     }
     o.raw("post_calls", &calls)
-        .raw("data", rec.pii_json.as_bytes())
+        .raw("data", pii.as_bytes())
         .finish()
 }
 

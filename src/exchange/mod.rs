@@ -65,6 +65,9 @@ pub struct Runtime {
     pub buyers: Vec<BuyerRt>,
     /// The `[[suppression]]` files, loaded with this runtime.
     pub suppression: suppression::Lists,
+    /// The data key ring PII is sealed with (`[privacy]`); `None`: in
+    /// clear (a v1 config).
+    pub key_ring: Option<crate::privacy::KeyRing>,
 }
 
 impl Runtime {
@@ -124,6 +127,7 @@ impl Runtime {
         let suppression = suppression::Lists::load(&config.suppressions);
         match suppression {
             Ok(suppression) if errors.is_empty() => Ok(Runtime {
+                key_ring: config.privacy.key_ring(),
                 config,
                 buyers,
                 suppression,

@@ -57,9 +57,15 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
         )
     };
     let now = ex.now_ms();
+    let lead_id = ids::new_id();
+    let pii_json = records::seal_pii(
+        rt.key_ring.as_ref(),
+        &lead_id,
+        records::pii_json(input.lead, input.consent),
+    );
     let mut rec = LeadRecord {
         v: records::RECORD_VERSION,
-        lead_id: ids::new_id(),
+        lead_id,
         ping_id: ping.ping_id.clone(),
         publisher: ping.publisher.clone(),
         vertical: ping.vertical.clone(),
@@ -73,7 +79,7 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
         buyer_lead_id: None,
         sold_ms: None,
         post_calls: Vec::new(),
-        pii_json: records::pii_json(input.lead, input.consent),
+        pii_json,
     };
     if ping.bids.is_empty() {
         rec.status = records::LeadStatus::Unsold;

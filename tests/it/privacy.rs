@@ -410,3 +410,126 @@ fn the_internal_list_is_durable_and_changed_by_the_admin_api() {
     );
     assert_eq!(r.status, 413);
 }
+
+/// Every file under `dir`, recursively, as bytes.
+fn every_byte_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+fn admin_lead(l: &Leadx, lead_id: &str) -> serde_json::Value {
+    let auth = format!("Bearer {ADMIN}");
+    let path = format!("/v1/admin/leads/{lead_id}");
+    let r = request(l.addr, "GET", &path, &[("Authorization", &auth)], b"");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+/// Issue #10: with a data key, a sold lead's phone (every spelling),
+/// email and consent IP are nowhere in the bytes under `data_dir`; the
+/// admin still reads them, after a restart and after a key rotation.
+#[test]
+fn with_a_data_key_no_pii_byte_reaches_the_data_dir() {
+    let a = mock(Act::Bid(10.0), Act::Accept("A-1"));
+    let key1 = "1f".repeat(32);
+    let key2 = "2e".repeat(32);
+    let mut l = start_with_text(
+        |t| format!("{t}\n[privacy]\ndata_key = \"{key1}\"\n"),
+        &buyer_toml("a", &a, ""),
+        Arc::new(leadx::clock::SystemClock),
+    );
+    let phone = "5559876543";
+    let email = "zelda.quirkyname@example.org";
+    let p = ping(&l);
+    let r = post_json(
+        l.addr,
+        "/v1/post",
+        KEY,
+        &json!({"ping_id": p["ping_id"], "lead": full_lead(phone, email),
+                "consent": {"text": "I agree", "captured_at": "2026-11-27T12:00:00Z",
+                            "ip": "198.51.100.77", "user_agent": "UA", "page_url": "https://example.com/q"}}),
+    );
+    assert_eq!(
+        r.json()["status"],
+        "sold",
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let lead_id = r.json()["lead_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        a.buyer.last_post_json()["lead"]["email"],
+        email,
+        "the buyer gets it in clear"
+    );
+    let data = admin_lead(&l, &lead_id)["data"].clone();
+    assert_eq!(data["lead"]["email"], email, "{data}");
+
+    l.stop();
+    let needles: [&str; 7] = [
+        "5559876543",
+        "+15559876543",
+        "555-987-6543",
+        "(555) 987-6543",
+        email,
+        "zelda",
+        "198.51.100.77",
+    ];
+    let files = every_byte_under(&l.dir.path().join("data"));
+    assert!(!files.is_empty());
+    for (path, bytes) in &files {
+        for n in needles {
+            assert!(
+                !bytes.windows(n.len()).any(|w| w == n.as_bytes()),
+                "{n:?} in clear in {}",
+                path.display()
+            );
+        }
+    }
+
+    // A restart reads it; a rotation (new key, the old one in
+    // old_data_keys) still opens it.
+    l.restart();
+    assert_eq!(admin_lead(&l, &lead_id)["data"]["lead"]["email"], email);
+    let text = std::fs::read_to_string(&l.config_path).unwrap().replace(
+        &format!("data_key = \"{key1}\""),
+        &format!("data_key = \"{key2}\"\nold_data_keys = [\"{key1}\"]"),
+    );
+    std::fs::write(&l.config_path, text).unwrap();
+    let auth = format!("Bearer {ADMIN}");
+    let r = request(
+        l.addr,
+        "POST",
+        "/v1/admin/reload",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(admin_lead(&l, &lead_id)["data"]["lead"]["email"], email);
+}
+
+/// A v1 config (no data key) keeps PII in clear, readable as before.
+#[test]
+fn without_a_data_key_pii_stays_in_clear_as_in_v1() {
+    let a = mock(Act::Bid(10.0), Act::Accept("A-1"));
+    let l = start("", "", &buyer_toml("a", &a, ""));
+    let p = ping(&l);
+    let r = post(&l, p["ping_id"].as_str().unwrap(), "5559876544");
+    let lead_id = r.json()["lead_id"].as_str().unwrap().to_string();
+    let rec = l.ex().lead(&lead_id).unwrap().unwrap();
+    assert!(rec.pii_json.contains("ann@example.com"), "{}", rec.pii_json);
+    assert_eq!(
+        admin_lead(&l, &lead_id)["data"]["lead"]["email"],
+        "ann@example.com"
+    );
+}
