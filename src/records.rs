@@ -329,6 +329,58 @@ pub fn open_pii(
     String::from_utf8(clear).map_err(|_| "sealed PII is not UTF-8".to_string())
 }
 
+/// The `Tree::Dedupe` keys of a lead in `vertical`: `write` is what a sale
+/// stores (and claims), `lookup` what a post checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DedupeKeys {
+    pub write: Vec<Vec<u8>>,
+    pub lookup: Vec<Vec<u8>>,
+}
+
+/// With a data key, dedupe keys are HMACs under the ring (contract §12):
+/// written under the current key, looked up under every key of the ring
+/// (a rotation keeps the window) and as the plain SHA-256 a store written
+/// before the data key holds (migration: those age out with the window;
+/// none is written any more). Without one (v1), the plain SHA-256 both.
+pub fn dedupe_keys(
+    ring: Option<&crate::privacy::KeyRing>,
+    vertical: &str,
+    lead: &Lead,
+) -> DedupeKeys {
+    use crate::privacy::DedupeField;
+    let plain: Vec<Vec<u8>> = lead
+        .dedupe_hashes()
+        .iter()
+        .flatten()
+        .map(|h| keys::dedupe(vertical, h))
+        .collect();
+    let Some(ring) = ring else {
+        return DedupeKeys {
+            write: plain.clone(),
+            lookup: plain,
+        };
+    };
+    let email = lead.email.as_deref().map(str::to_lowercase);
+    let values = [
+        (DedupeField::Phone, lead.phone.as_deref()),
+        (DedupeField::Email, email.as_deref()),
+    ];
+    let mut write = Vec::new();
+    let mut lookup = Vec::new();
+    for (field, value) in values {
+        let Some(value) = value else { continue };
+        for (i, h) in ring.dedupe_hashes(field, value.as_bytes()).enumerate() {
+            let k = keys::dedupe(vertical, &h);
+            if i == 0 {
+                write.push(k.clone());
+            }
+            lookup.push(k);
+        }
+    }
+    lookup.extend(plain);
+    DedupeKeys { write, lookup }
+}
+
 fn unhex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;

@@ -18,7 +18,8 @@
 //! encrypts or hashes anything, and a key for one job says nothing about
 //! another's.
 //!
-//! Wired: `signature` (in `api`). Not yet: `seal`, `dedupe` — see
+//! Wired: `signature` (in `api`), `seal` and `dedupe` for new writes
+//! (through `records`); not yet the retention and re-seal sweeps — see
 //! ARCHITECTURE.md, "Security and compliance".
 
 pub mod dedupe;

@@ -533,3 +533,86 @@ fn without_a_data_key_pii_stays_in_clear_as_in_v1() {
         "ann@example.com"
     );
 }
+
+/// Contract §12: with a data key the stored dedupe keys are keyed hashes,
+/// never a plain SHA-256 of the phone or email; duplicates are still found
+/// across a rotation, and against plain hashes written before the key
+/// (migration).
+#[test]
+fn dedupe_keys_are_keyed_with_a_data_key_and_old_stores_still_dedupe() {
+    use sha2::{Digest, Sha256};
+    let a = mock(Act::Bid(10.0), Act::Accept("A-1"));
+    let key1 = "3d".repeat(32);
+    let key2 = "4c".repeat(32);
+    let mut l = start_with_text(
+        |t| {
+            t.replacen(
+                "id = \"auto\"\n",
+                "id = \"auto\"\ndedupe_window_days = 30\n",
+                1,
+            )
+        },
+        &buyer_toml("a", &a, ""),
+        Arc::new(leadx::clock::SystemClock),
+    );
+    let sell = |l: &Leadx, phone: &str, email: &str| {
+        let p = ping(l);
+        post_json(
+            l.addr,
+            "/v1/post",
+            KEY,
+            &json!({"ping_id": p["ping_id"], "lead": full_lead(phone, email), "consent": consent()}),
+        )
+    };
+    let duplicate = |r: Reply, what: &str| {
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (409, "duplicate_lead"),
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        )
+    };
+    // v1: plain hashes.
+    assert_eq!(
+        sell(&l, "5552340001", "one@example.com").json()["status"],
+        "sold"
+    );
+    // The data key arrives: the old plain keys still dedupe.
+    let set_key = |l: &Leadx, privacy: &str| {
+        let text = std::fs::read_to_string(&l.config_path).unwrap();
+        let base = text.split("\n[privacy]").next().unwrap().to_string();
+        std::fs::write(&l.config_path, format!("{base}\n[privacy]\n{privacy}\n")).unwrap();
+    };
+    set_key(&l, &format!("data_key = \"{key1}\""));
+    l.restart();
+    duplicate(
+        sell(&l, "5552340001", "x1@example.com"),
+        "plain phone, keyed lookup",
+    );
+    assert_eq!(
+        sell(&l, "5552340002", "two@example.com").json()["status"],
+        "sold"
+    );
+    duplicate(sell(&l, "5552340009", "TWO@example.com"), "keyed email");
+    // No plain hash of the new lead's contacts is stored.
+    let dedupe = l
+        .ex()
+        .store()
+        .scan_prefix(leadx::store::Tree::Dedupe, b"", usize::MAX)
+        .unwrap();
+    assert!(dedupe.len() >= 4, "{}", dedupe.len());
+    for plain in ["+15552340002", "two@example.com"] {
+        let h: [u8; 32] = Sha256::digest(plain.as_bytes()).into();
+        assert!(
+            !dedupe.iter().any(|(k, _)| k.windows(32).any(|w| w == h)),
+            "plain hash of {plain} stored"
+        );
+    }
+    // A rotation keeps the window.
+    set_key(
+        &l,
+        &format!("data_key = \"{key2}\"\nold_data_keys = [\"{key1}\"]"),
+    );
+    l.restart();
+    duplicate(sell(&l, "5552340002", "y@example.com"), "after rotation");
+}
