@@ -169,7 +169,7 @@ impl Exchange {
     /// list of `vertical` refuses every lead (`ListStale`), a phone on a
     /// list of `vertical` or on the internal list refuses this one
     /// (`Suppressed`). Recorded as a log line by id and list, never the
-    /// number.
+    /// number, and in `leadx_suppression_refusals_total`.
     fn check_suppression(
         &self,
         rt: &Runtime,
@@ -193,10 +193,12 @@ impl Exchange {
         match blocked {
             None => Ok(()),
             Some(Blocked::Suppressed { list }) => {
+                crate::metrics::global().suppression_refusal(false);
                 log::info!(target: "leadx::suppress", "lead suppressed ping_id={ping_id} vertical={vertical} list={list}");
                 Err(Refusal::Suppressed { list })
             }
             Some(Blocked::Stale { list }) => {
+                crate::metrics::global().suppression_refusal(true);
                 log::error!(target: "leadx::suppress", "suppression list stale: no lead of its verticals is sold until it is updated ping_id={ping_id} vertical={vertical} list={list}");
                 Err(Refusal::ListStale { list })
             }

@@ -174,6 +174,10 @@ pub const SIGNATURE_FAILURES: [&str; 6] = [
     "replay_cache_full",
 ];
 
+/// Why a post or direct post was refused by a suppression list (contract
+/// §12); the `reason` label of `leadx_suppression_refusals_total`.
+pub const SUPPRESSION_REFUSALS: [&str; 2] = ["suppressed", "list_stale"];
+
 /// Label value of the shared handle for buyers past `limits::BUYERS_MAX`.
 pub const OTHER_BUYER: &str = "_other";
 
@@ -193,6 +197,7 @@ pub struct Registry {
     late_answers: AtomicU64,
     shed: [AtomicU64; SHED_REASONS.len()],
     bad_signatures: [AtomicU64; SIGNATURE_FAILURES.len()],
+    suppression_refusals: [AtomicU64; SUPPRESSION_REFUSALS.len()],
     /// Only touched at config load, render and snapshot — never per request.
     buyers: Mutex<BTreeMap<String, Arc<BuyerMetrics>>>,
     other_buyer: Arc<BuyerMetrics>,
@@ -226,6 +231,7 @@ impl Registry {
             late_answers: AtomicU64::new(0),
             shed: Default::default(),
             bad_signatures: Default::default(),
+            suppression_refusals: Default::default(),
             buyers: Mutex::new(BTreeMap::new()),
             other_buyer: Arc::new(BuyerMetrics::default()),
             other_buyer_used: AtomicBool::new(false),
@@ -313,6 +319,17 @@ impl Registry {
             .iter()
             .position(|k| *k == kind)
             .map_or(0, |i| self.bad_signatures[i].load(Ordering::Relaxed))
+    }
+
+    /// Counts one post refused by suppression; `stale`: 503 `list_stale`,
+    /// else 422 `suppressed`.
+    pub fn suppression_refusal(&self, stale: bool) {
+        self.suppression_refusals[usize::from(stale)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Posts refused so far by suppression (`stale` as above).
+    pub fn suppression_refusal_count(&self, stale: bool) -> u64 {
+        self.suppression_refusals[usize::from(stale)].load(Ordering::Relaxed)
     }
 
     /// The buyers to report, sorted by id, `_other` last when handed out.

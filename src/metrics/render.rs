@@ -8,7 +8,7 @@ use super::histogram::{HistogramSnapshot, CENTS_PER_USD, LATENCY_LE, PRICE_LE, U
 use super::text::{regroup, write_header, write_histogram, write_sample};
 use super::{
     Endpoint, Registry, AUCTION_OUTCOMES, POST_OUTCOMES, SHED_REASONS, SIGNATURE_FAILURES,
-    STATUS_LABELS,
+    STATUS_LABELS, SUPPRESSION_REFUSALS,
 };
 
 impl Registry {
@@ -172,6 +172,14 @@ impl Registry {
             "kind",
             &SIGNATURE_FAILURES,
             &self.bad_signatures,
+        );
+        write_counters(
+            out,
+            "leadx_suppression_refusals_total",
+            "Posts refused by suppression lists (contract §12): 422 suppressed or 503 list_stale.",
+            "reason",
+            &SUPPRESSION_REFUSALS,
+            &self.suppression_refusals,
         );
     }
 

@@ -293,6 +293,11 @@ fn admin(l: &Leadx, method: &str, body: &serde_json::Value) -> Reply {
 
 #[test]
 fn a_listed_phone_is_refused_before_any_buyer_sees_it_and_lists_reload() {
+    let g = leadx::metrics::global();
+    let (suppressed0, stale0) = (
+        g.suppression_refusal_count(false),
+        g.suppression_refusal_count(true),
+    );
     let (l, a, clock, lists) = start_suppressed("# national list\n(555) 234-5678\nnot a number\n");
     let list = lists.path().join("dnc.txt");
     // Any spelling of the listed number, at post and direct post.
@@ -344,6 +349,8 @@ fn a_listed_phone_is_refused_before_any_buyer_sees_it_and_lists_reload() {
         );
     }
     assert_eq!(a.buyer.posts(), posts);
+    assert!(g.suppression_refusal_count(false) >= suppressed0 + 4);
+    assert!(g.suppression_refusal_count(true) >= stale0 + 2);
 }
 
 #[test]
