@@ -71,6 +71,7 @@ pub fn start_with_clock(
     clock: Arc<dyn crate::clock::Clock>,
 ) -> Result<Running, StartError> {
     crate::rt::configure(config.server.workers);
+    log_warnings(&config);
     let listen = config.server.listen;
     let listener = server::bind(listen).map_err(|e| StartError::Bind(listen, e))?;
     let store_opts = StoreOptions {
@@ -104,6 +105,14 @@ pub fn start_with_clock(
     })
 }
 
+/// Logs what the config allows but is unwise (`Config::warnings`), at
+/// start-up and after each reload.
+fn log_warnings(config: &Config) {
+    for w in config.warnings() {
+        log::warn!(target: "leadx::daemon", "config warning problem=\"{w}\"");
+    }
+}
+
 /// Reads, validates and swaps in the config file. Building the runtime can
 /// block on DNS, so it runs on a plain thread while the caller (possibly a
 /// coroutine) waits on a coroutine-aware channel.
@@ -125,6 +134,7 @@ pub fn reload_from(
             if c.server.listen != old.config.server.listen || c.server.data_dir != old.config.server.data_dir {
                 log::warn!(target: "leadx::daemon", "reload ignores server.listen and server.data_dir changes; restart to apply them");
             }
+            log_warnings(&c);
             ex2.reload(c)
         });
         let _ = tx.send(result);

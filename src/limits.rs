@@ -364,6 +364,9 @@ pub const SUPPRESSION_NUMBERS_MAX: usize = 250_000_000;
 pub const SUPPRESSION_LINE_BYTES_MAX: usize = 64;
 /// `suppression.max_age_days` ceiling.
 pub const SUPPRESSION_MAX_AGE_DAYS_MAX: i64 = 3_650;
+/// Numbers one `POST`/`DELETE /v1/admin/suppressions` may name (one
+/// durable batch; bigger lists belong in a `[[suppression]]` file).
+pub const SUPPRESSION_CHANGE_MAX: usize = 10_000;
 /// `privacy.old_data_keys` entries.
 pub const OLD_DATA_KEYS_MAX: usize = 8;
 /// `privacy.pii_retention_days` / `ping_retention_days` ceiling.

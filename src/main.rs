@@ -123,7 +123,11 @@ fn demo(args: &[String]) -> ExitCode {
 
 fn check_config(args: &[String]) -> ExitCode {
     match load(args) {
-        Ok((path, _)) => {
+        Ok((path, config)) => {
+            // Allowed but unwise: said on stderr, the exit code stays 0.
+            for w in config.warnings() {
+                eprintln!("warning: {w}");
+            }
             println!("{}: ok", path.display());
             ExitCode::SUCCESS
         }

@@ -7,7 +7,8 @@
 //! (idempotency), a sale time (dedupe) or nothing (cap units, sales index).
 //! The bytes are pinned by `tests::records_written_before_the_codec_moved_here_still_decode`.
 //!
-//! PII lives in exactly one place: `LeadRecord::pii_json`. Pings hold only
+//! PII lives in exactly one place: `LeadRecord::pii_json`, sealed with the
+//! data key when there is one (`seal_pii` / `open_pii`). Pings hold only
 //! ping fields; call records hold outcomes and timings, never lead data.
 
 use serde::{Deserialize, Serialize};
@@ -284,6 +285,114 @@ pub fn pii_json(lead: &Lead, consent: Option<&Consent>) -> String {
     }
     out.push(b'}');
     String::from_utf8(out).expect("JSON writers emit UTF-8")
+}
+
+/// What `LeadRecord::pii_json` starts with when sealed: then the lowercase
+/// hex of `KeyRing::seal`'s output, sealed with the lead id as context.
+/// Anything else is PII in clear (a v1 config, or a record from before a
+/// data key was set), read as it is.
+pub const SEALED_PII_PREFIX: &str = "sealed:";
+
+/// `pii_json` as it is to be stored: sealed under `ring` when there is a
+/// data key, else as it is (v1). A seal cannot fail but for the OS's
+/// randomness; then the PII is dropped (logged by lead id), never stored
+/// in clear.
+pub fn seal_pii(ring: Option<&crate::privacy::KeyRing>, lead_id: &str, pii_json: String) -> String {
+    let Some(ring) = ring else {
+        return pii_json;
+    };
+    match ring.seal(pii_json.as_bytes(), lead_id.as_bytes()) {
+        Ok(sealed) => format!("{SEALED_PII_PREFIX}{}", crate::privacy::hex(&sealed)),
+        Err(e) => {
+            log::error!(target: "leadx::privacy", "PII not sealed, dropped lead_id={lead_id} error=\"{e}\"");
+            format!("{SEALED_PII_PREFIX}-")
+        }
+    }
+}
+
+/// The stored `pii_json` in clear: opened under `ring` when sealed, as it
+/// is when not. The error names what is wrong (no key, unknown key id,
+/// tampered), never the data.
+pub fn open_pii(
+    ring: Option<&crate::privacy::KeyRing>,
+    lead_id: &str,
+    stored: &str,
+) -> Result<String, String> {
+    let Some(hex) = stored.strip_prefix(SEALED_PII_PREFIX) else {
+        return Ok(stored.to_string());
+    };
+    let ring = ring.ok_or("sealed PII and no privacy.data_key to open it")?;
+    let bytes = unhex(hex).ok_or("sealed PII is not hex")?;
+    let clear = ring
+        .open(&bytes, lead_id.as_bytes())
+        .map_err(|e| e.to_string())?;
+    String::from_utf8(clear).map_err(|_| "sealed PII is not UTF-8".to_string())
+}
+
+/// The `Tree::Dedupe` keys of a lead in `vertical`: `write` is what a sale
+/// stores (and claims), `lookup` what a post checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DedupeKeys {
+    pub write: Vec<Vec<u8>>,
+    pub lookup: Vec<Vec<u8>>,
+}
+
+/// With a data key, dedupe keys are HMACs under the ring (contract §12):
+/// written under the current key, looked up under every key of the ring
+/// (a rotation keeps the window) and as the plain SHA-256 a store written
+/// before the data key holds (migration: those age out with the window;
+/// none is written any more). Without one (v1), the plain SHA-256 both.
+pub fn dedupe_keys(
+    ring: Option<&crate::privacy::KeyRing>,
+    vertical: &str,
+    lead: &Lead,
+) -> DedupeKeys {
+    use crate::privacy::DedupeField;
+    let plain: Vec<Vec<u8>> = lead
+        .dedupe_hashes()
+        .iter()
+        .flatten()
+        .map(|h| keys::dedupe(vertical, h))
+        .collect();
+    let Some(ring) = ring else {
+        return DedupeKeys {
+            write: plain.clone(),
+            lookup: plain,
+        };
+    };
+    let email = lead.email.as_deref().map(str::to_lowercase);
+    let values = [
+        (DedupeField::Phone, lead.phone.as_deref()),
+        (DedupeField::Email, email.as_deref()),
+    ];
+    let mut write = Vec::new();
+    let mut lookup = Vec::new();
+    for (field, value) in values {
+        let Some(value) = value else { continue };
+        for (i, h) in ring.dedupe_hashes(field, value.as_bytes()).enumerate() {
+            let k = keys::dedupe(vertical, &h);
+            if i == 0 {
+                write.push(k.clone());
+            }
+            lookup.push(k);
+        }
+    }
+    lookup.extend(plain);
+    DedupeKeys { write, lookup }
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    s.as_bytes()
+        .chunks_exact(2)
+        .map(|p| {
+            let hi = char::from(p[0]).to_digit(16)?;
+            let lo = char::from(p[1]).to_digit(16)?;
+            Some((hi * 16 + lo) as u8)
+        })
+        .collect()
 }
 
 /// Keys. Pings and leads use their ids (time-ordered, so a reverse scan is
@@ -609,5 +718,38 @@ mod tests {
                 format!("\"{}\"", s.as_str())
             );
         }
+    }
+
+    #[test]
+    fn sealed_pii_opens_only_with_its_key_and_lead_id_and_clear_pii_reads_as_is() {
+        use crate::privacy::{DataKey, KeyRing};
+        let k1 = DataKey::new([7; 32]);
+        let ring = KeyRing::new(&k1, &[]).unwrap();
+        let pii = r#"{"lead":{"phone":"+15552345678"},"consent":null}"#;
+        let sealed = seal_pii(Some(&ring), "L1", pii.to_string());
+        assert!(sealed.starts_with(SEALED_PII_PREFIX), "{sealed}");
+        assert!(!sealed.contains("5552345678"));
+        assert_eq!(open_pii(Some(&ring), "L1", &sealed).unwrap(), pii);
+        assert!(
+            open_pii(Some(&ring), "L2", &sealed).is_err(),
+            "another lead id"
+        );
+        assert!(open_pii(None, "L1", &sealed).is_err(), "no key");
+        let other = KeyRing::new(&DataKey::new([8; 32]), &[]).unwrap();
+        assert!(
+            open_pii(Some(&other), "L1", &sealed).is_err(),
+            "another key"
+        );
+        let rotated = KeyRing::new(&DataKey::new([8; 32]), &[k1]).unwrap();
+        assert_eq!(open_pii(Some(&rotated), "L1", &sealed).unwrap(), pii);
+        let mut tampered = sealed.clone().into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] = if tampered[last] == b'0' { b'1' } else { b'0' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert!(open_pii(Some(&ring), "L1", &tampered).is_err(), "tampered");
+        assert!(open_pii(Some(&ring), "L1", "sealed:zz").is_err());
+        // v1: no key, stored and read as it is.
+        assert_eq!(seal_pii(None, "L1", pii.to_string()), pii);
+        assert_eq!(open_pii(Some(&ring), "L1", pii).unwrap(), pii);
     }
 }

@@ -11,7 +11,8 @@ use crate::metrics::{LatencySummary, PartyStats};
 use crate::records::{self, LeadRecord, PingRecord};
 
 /// The head check of an admin request (`Api::screen`): the admin token,
-/// then whether the route takes a body at all — none does today.
+/// then whether the route takes a body at all — only `POST` and `DELETE
+/// /v1/admin/suppressions` do, as JSON.
 pub fn screen(api: &Api, head: &Head<'_>) -> Result<(), ApiError> {
     let rt = api.ex.runtime();
     let token = head
@@ -27,9 +28,17 @@ pub fn screen(api: &Api, head: &Head<'_>) -> Result<(), ApiError> {
         return Err(ApiError::unauthorized());
     }
     if head.has_body() {
-        return Err(super::no_body_here());
+        if !takes_body(head.method, head.path) {
+            return Err(super::no_body_here());
+        }
+        return super::require_json_type(head.header("content-type"));
     }
     Ok(())
+}
+
+/// The admin routes that read a request body.
+fn takes_body(method: &str, path: &str) -> bool {
+    path == "/v1/admin/suppressions" && matches!(method, "POST" | "DELETE")
 }
 
 pub fn route(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
@@ -48,28 +57,38 @@ pub fn route(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     match rest {
         "stats" if get => Ok(json(200, stats(&api.ex))),
         "reload" if req.method == "POST" => reload(api),
+        "suppressions" if takes_body(req.method, req.path) => suppressions(api, req),
         "transactions" if get => transactions(&api.ex, req.query),
         "leads" if get => export(&api.ex, req.query),
-        r if r.starts_with("leads/") && get => lead(&api.ex, &r["leads/".len()..]),
-        "stats" | "reload" | "transactions" | "leads" => Err(ApiError::method_not_allowed()),
+        r if r.starts_with("leads/") && get => lead(api, &r["leads/".len()..]),
+        "stats" | "reload" | "transactions" | "leads" | "suppressions" => {
+            Err(ApiError::method_not_allowed())
+        }
         r if r.starts_with("leads/") => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::not_found()),
     }
 }
 
-fn lead(ex: &Exchange, lead_id: &str) -> Result<Response, ApiError> {
+fn lead(api: &Api, lead_id: &str) -> Result<Response, ApiError> {
     if !crate::ids::looks_like_id(lead_id) {
         return Err(ApiError::not_found());
     }
-    let rec = ex.lead(lead_id)?.ok_or_else(ApiError::not_found)?;
-    let ping = ex.ping_record(&rec.ping_id)?;
-    Ok(json(200, full_view(&rec, ping.as_ref())))
+    let rec = api.ex.lead(lead_id)?.ok_or_else(ApiError::not_found)?;
+    let ping = api.ex.ping_record(&rec.ping_id)?;
+    let rt = api.ex.runtime();
+    // Opened here, for this answer only; the record stays sealed.
+    let pii = records::open_pii(rt.key_ring.as_ref(), &rec.lead_id, &rec.pii_json)
+        .unwrap_or_else(|e| {
+            log::error!(target: "leadx::privacy", "PII cannot be opened lead_id={} error=\"{e}\"", rec.lead_id);
+            "null".to_string()
+        });
+    Ok(json(200, full_view(&rec, ping.as_ref(), &pii)))
 }
 
-/// Everything about a lead, PII included (the admin's view): with its
-/// ping's calls (`ping_calls`, every buyer with its reason, contract §10)
-/// when the ping record is there.
-fn full_view(rec: &LeadRecord, ping: Option<&PingRecord>) -> Vec<u8> {
+/// Everything about a lead, PII (`pii`, in clear) included (the admin's
+/// view): with its ping's calls (`ping_calls`, every buyer with its reason,
+/// contract §10) when the ping record is there.
+fn full_view(rec: &LeadRecord, ping: Option<&PingRecord>, pii: &str) -> Vec<u8> {
     let calls = records::calls_json(&rec.post_calls);
     let mut o = Answer::new()
         .str("lead_id", &rec.lead_id)
@@ -97,7 +116,7 @@ fn full_view(rec: &LeadRecord, ping: Option<&PingRecord>) -> Vec<u8> {
         o = o.raw("ping_calls", &records::calls_json(&ping.calls));
     }
     o.raw("post_calls", &calls)
-        .raw("data", rec.pii_json.as_bytes())
+        .raw("data", pii.as_bytes())
         .finish()
 }
 
@@ -319,6 +338,28 @@ fn csv_cell(out: &mut Vec<u8>, f: &str) {
     } else {
         out.extend_from_slice(f.as_bytes());
     }
+}
+
+/// `POST` / `DELETE /v1/admin/suppressions` `{"phones": [...]}`: adds to
+/// or removes from the durable internal list (contract §12). Every phone
+/// must be a US number in any common spelling, or nothing changes (422
+/// naming `phones[i]`; `wire::parse_phones`). Answers how many numbers the request named and the
+/// list's size after it.
+fn suppressions(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
+    super::require_json(req)?;
+    let numbers = crate::wire::parse_phones(req.body)?;
+    let add = req.method == "POST";
+    api.ex.change_suppressions(&numbers, add)?;
+    log::info!(target: "leadx::suppress", "internal list changed added={add} numbers={} size={}", numbers.len(), api.ex.internal_suppressions());
+    let body = Answer::new()
+        .str("status", if add { "added" } else { "removed" })
+        .raw("phones", numbers.len().to_string().as_bytes())
+        .raw(
+            "size",
+            api.ex.internal_suppressions().to_string().as_bytes(),
+        )
+        .finish();
+    Ok(json(200, body))
 }
 
 fn reload(api: &Api) -> Result<Response, ApiError> {

@@ -150,6 +150,17 @@ impl From<crate::exchange::Refusal> for ApiError {
                 "duplicate_lead",
                 "this consumer was already sold in this vertical",
             ),
+            R::Suppressed { .. } => ApiError::field(
+                422,
+                "suppressed",
+                "lead.phone",
+                "this phone number is on a suppression list",
+            ),
+            R::ListStale { .. } => ApiError::new(
+                503,
+                "list_stale",
+                "a suppression list of this vertical is out of date; leads cannot be sold until it is updated",
+            ),
             R::Overloaded => ApiError::overloaded(),
             // A buyer accepted but the sale is not durable yet.
             R::SaleKept => ApiError::new(
@@ -262,6 +273,13 @@ mod tests {
             ),
             (R::ConsentRequired, 422, "consent_required", Some("consent")),
             (R::DuplicateLead, 409, "duplicate_lead", None),
+            (
+                R::Suppressed { list: "x".into() },
+                422,
+                "suppressed",
+                Some("lead.phone"),
+            ),
+            (R::ListStale { list: "x".into() }, 503, "list_stale", None),
             (R::Overloaded, 503, "overloaded", None),
             (R::SaleKept, 503, "overloaded", None),
             (

@@ -14,11 +14,12 @@ mod ratelimit;
 
 use std::sync::Arc;
 
-use crate::config::{ConfigError, Publisher};
+use crate::config::{ConfigError, Publisher, SigningSecret};
 use crate::exchange::{Exchange, Runtime};
 use crate::http::server::{Handler, Head, Request, Response};
 use crate::json::Answer;
 use crate::metrics::{self, Endpoint};
+use crate::privacy::{signature, ReplayCache};
 use crate::records::LeadRecord;
 pub use error::ApiError;
 
@@ -30,6 +31,10 @@ pub struct Api {
     pub ex: Arc<Exchange>,
     pub reload: Arc<ReloadFn>,
     limits: ratelimit::RateLimits,
+    /// Signatures accepted lately (contract §12): one per process, built
+    /// here at start-up and kept across reloads, so a reload does not
+    /// reopen the replay window.
+    replay: ReplayCache,
 }
 
 impl Api {
@@ -38,6 +43,7 @@ impl Api {
             ex,
             reload,
             limits: ratelimit::RateLimits::default(),
+            replay: ReplayCache::default(),
         }
     }
 
@@ -103,7 +109,9 @@ impl Api {
     }
 
     /// The publisher a request speaks for: bearer key, then IP allow-list,
-    /// then rate limit.
+    /// then rate limit, then — for a publisher with `signing_secret` — the
+    /// `Leadx-Signature` over the raw body, which callers have not parsed
+    /// yet (parsing happens in place and would change the bytes).
     pub(crate) fn publisher<'r>(
         &self,
         rt: &'r Runtime,
@@ -119,8 +127,40 @@ impl Api {
                 ));
             }
         }
+        if let Some(secret) = &publisher.signing_secret {
+            self.check_signature(secret, req)?;
+        }
         Ok(publisher)
     }
+
+    /// 401 `bad_signature` unless `req` carries a fresh, authentic, unused
+    /// `Leadx-Signature` for its raw body. A refusal is counted by kind
+    /// and logged with the peer address; never with the header or secret.
+    fn check_signature(&self, secret: &SigningSecret, req: &Request<'_>) -> Result<(), ApiError> {
+        let header = find_raw_header(req.headers, SIGNATURE_HEADER);
+        let now_ms = self.ex.now_ms();
+        signature::verify(secret.key(), header, req.body, now_ms, &self.replay).map_err(|e| {
+            let kind = e.kind();
+            metrics::global().bad_signature(kind);
+            log::warn!(target: "leadx::api", kind = kind, peer:% = req.peer.ip(), path = req.path; "bad signature");
+            ApiError::new(
+                401,
+                "bad_signature",
+                "Leadx-Signature is missing, stale, wrong or already used",
+            )
+        })
+    }
+}
+
+/// The header a signing publisher signs its requests with (contract §12).
+pub(crate) const SIGNATURE_HEADER: &str = "leadx-signature";
+
+/// The raw bytes of the first header called `name` (case-insensitive).
+fn find_raw_header<'a>(headers: &'a [httparse::Header<'a>], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
 }
 
 impl Handler for Api {
@@ -248,7 +288,7 @@ pub(crate) fn require_json(req: &Request<'_>) -> Result<(), ApiError> {
     require_json_type(req.header("content-type"))
 }
 
-fn require_json_type(content_type: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn require_json_type(content_type: Option<&str>) -> Result<(), ApiError> {
     let ct = content_type.unwrap_or("");
     let media = ct.split(';').next().unwrap_or("").trim();
     if media.eq_ignore_ascii_case("application/json") {

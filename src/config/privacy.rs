@@ -58,16 +58,33 @@ pub struct Suppression {
     pub verticals: Vec<String>,
 }
 
-/// A publisher's `signing_secret`. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SigningSecret(Vec<u8>);
+/// A publisher's `signing_secret`, with its HMAC key built once when the
+/// config is read (never on a request). `Debug` never shows it.
+#[derive(Clone)]
+pub struct SigningSecret {
+    bytes: Vec<u8>,
+    key: SigningKey,
+}
 
 impl SigningSecret {
+    fn new(bytes: Vec<u8>) -> SigningSecret {
+        let key = SigningKey::new(&bytes);
+        SigningSecret { bytes, key }
+    }
+
     /// The HMAC key requests are checked with (`privacy::signature`).
-    pub fn key(&self) -> SigningKey {
-        SigningKey::new(&self.0)
+    pub fn key(&self) -> &SigningKey {
+        &self.key
     }
 }
+
+impl PartialEq for SigningSecret {
+    fn eq(&self, other: &SigningSecret) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for SigningSecret {}
 
 impl fmt::Debug for SigningSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -333,7 +350,7 @@ pub(super) fn signing_secret(w: &mut Walker, s: &Section) -> Option<Option<Signi
         );
         return None;
     }
-    Some(Some(SigningSecret(text.value.into_bytes())))
+    Some(Some(SigningSecret::new(text.value.into_bytes())))
 }
 
 #[cfg(test)]

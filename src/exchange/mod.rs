@@ -25,6 +25,7 @@ mod refusal;
 mod report;
 pub mod sale;
 mod stages;
+pub mod suppression;
 
 pub use refusal::Refusal;
 
@@ -71,6 +72,11 @@ pub struct Runtime {
     pub config: Config,
     /// Every buyer, in config order; a `Bid`'s `buyer` indexes this.
     pub buyers: Vec<BuyerRt>,
+    /// The `[[suppression]]` files, loaded with this runtime.
+    pub suppression: suppression::Lists,
+    /// The data key ring PII is sealed with (`[privacy]`); `None`: in
+    /// clear (a v1 config).
+    pub key_ring: Option<crate::privacy::KeyRing>,
 }
 
 impl Runtime {
@@ -137,10 +143,19 @@ impl Runtime {
                 (ping, post) => errors.extend(ping.err().into_iter().chain(post.err())),
             }
         }
-        if errors.is_empty() {
-            Ok(Runtime { config, buyers })
-        } else {
-            Err(errors)
+        let suppression = suppression::Lists::load(&config.suppressions);
+        match suppression {
+            Ok(suppression) if errors.is_empty() => Ok(Runtime {
+                key_ring: config.privacy.key_ring(),
+                config,
+                buyers,
+                suppression,
+            }),
+            Ok(_) => Err(errors),
+            Err(e) => {
+                errors.extend(e);
+                Err(errors)
+            }
         }
     }
 
@@ -178,6 +193,8 @@ pub struct Exchange {
     /// Business statistics per publisher and buyer (`/v1/admin/stats`),
     /// live traffic since this exchange started; fed by `report` only.
     stats: LiveStats,
+    /// The durable internal suppression list (admin API).
+    suppressed: suppression::Internal,
 }
 
 impl Exchange {
@@ -192,6 +209,12 @@ impl Exchange {
         let (ledgers, health) = (caps::LedgerBook::default(), health::HealthBook::default());
         let runtime = Runtime::build(config, (&ledgers, &health), &store, clock.now_ms())?;
         let ping_cache_bytes = runtime.config.server.ping_cache_bytes;
+        let suppressed = suppression::Internal::open(&store).map_err(|e| {
+            vec![ConfigError {
+                key: "server.data_dir".into(),
+                message: format!("cannot read the internal suppression list: {e}"),
+            }]
+        })?;
         let admission = admission::Admission::new();
         admission::spawn_lag_probe(&admission);
         Ok(Exchange {
@@ -211,6 +234,7 @@ impl Exchange {
             ready: AtomicBool::new(false),
             clock,
             stats: LiveStats::new(),
+            suppressed,
         })
     }
 
@@ -237,6 +261,18 @@ impl Exchange {
         self.pings.set_bytes_max(rt.config.server.ping_cache_bytes);
         self.runtime.store(Arc::new(rt));
         Ok(())
+    }
+
+    /// Adds (`add`) or removes NANP `numbers` on the durable internal
+    /// suppression list (`POST`/`DELETE /v1/admin/suppressions`).
+    pub fn change_suppressions(&self, numbers: &[u64], add: bool) -> Result<(), Refusal> {
+        self.suppressed.change(&self.store, numbers, add)?;
+        Ok(())
+    }
+
+    /// Numbers on the internal suppression list.
+    pub fn internal_suppressions(&self) -> usize {
+        self.suppressed.len()
     }
 
     /// Whether the store accepts writes: false after a failed write until

@@ -33,6 +33,12 @@ pub enum Refusal {
     UnknownVertical(String),
     /// A known vertical this publisher may not sell.
     VerticalNotAllowed(String),
+    /// The lead's phone is on a suppression list of its vertical or on
+    /// the internal list (`list` names it; logged, never answered).
+    Suppressed { list: String },
+    /// A suppression list of the lead's vertical is older than its
+    /// `max_age_days`: no lead of the vertical is sold until it is updated.
+    ListStale { list: String },
     /// The store refused or failed (closed by a drain, unwritable, …).
     Store(StoreError),
     /// A stored record that cannot be read; logged where it was found.

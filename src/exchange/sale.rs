@@ -23,9 +23,7 @@ use crate::exchange::{caps, BuyerRt, Exchange, Refusal, Runtime};
 use crate::ids;
 use crate::lead::{Consent, Lead};
 use crate::metrics::PostResult;
-use crate::records::{
-    self, keys, CallOutcome, CallRecord, CallStage, LeadRecord, PingRecord, StoredBid,
-};
+use crate::records::{self, CallOutcome, CallRecord, CallStage, LeadRecord, PingRecord, StoredBid};
 use crate::routing::{self, gate::GatePermit, Reason};
 use crate::store::{Batch, StoreError, Tree};
 
@@ -50,6 +48,7 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
         Some((keys, window_ms)) => Some(claim_unsold(ex, keys, *window_ms)?),
         None => None,
     };
+    let dedupe_keys = dedupe_keys.map(|(keys, window_ms)| (keys.write, window_ms));
     // Taken before anything is durable, held through the whole failover:
     // a post refused for load must stay sellable, never be walked to a
     // lower bidder or settled unsold.
@@ -63,9 +62,15 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
         )
     };
     let now = ex.now_ms();
+    let lead_id = ids::new_id();
+    let pii_json = records::seal_pii(
+        rt.key_ring.as_ref(),
+        &lead_id,
+        records::pii_json(input.lead, input.consent),
+    );
     let mut rec = LeadRecord {
         v: records::RECORD_VERSION,
-        lead_id: ids::new_id(),
+        lead_id,
         ping_id: ping.ping_id.clone(),
         publisher: ping.publisher.clone(),
         vertical: ping.vertical.clone(),
@@ -79,7 +84,7 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
         buyer_lead_id: None,
         sold_ms: None,
         post_calls: Vec::new(),
-        pii_json: records::pii_json(input.lead, input.consent),
+        pii_json,
     };
     if ping.bids.is_empty() {
         rec.status = records::LeadStatus::Unsold;
@@ -404,9 +409,10 @@ pub fn settle_interrupted(ex: &Exchange, rec: &mut LeadRecord) -> Result<(), Sto
     ex.store.write_durable(batch)
 }
 
-/// The dedupe keys of a live lead in a vertical with a window, and the
-/// window in milliseconds.
-fn dedupe_keys(rt: &Runtime, ping: &PingRecord, lead: &Lead) -> Option<(Vec<Vec<u8>>, u64)> {
+/// The dedupe keys of a live lead in a vertical with a window (keyed with
+/// the data key when there is one: `records::dedupe_keys`), and the window
+/// in milliseconds.
+fn dedupe_keys(rt: &Runtime, ping: &PingRecord, lead: &Lead) -> Option<(records::DedupeKeys, u64)> {
     if ping.test {
         return None;
     }
@@ -414,28 +420,24 @@ fn dedupe_keys(rt: &Runtime, ping: &PingRecord, lead: &Lead) -> Option<(Vec<Vec<
     if days == 0 {
         return None;
     }
-    let keys: Vec<Vec<u8>> = lead
-        .dedupe_hashes()
-        .iter()
-        .flatten()
-        .map(|h| keys::dedupe(&ping.vertical, h))
-        .collect();
+    let keys = records::dedupe_keys(rt.key_ring.as_ref(), &ping.vertical, lead);
     Some((keys, u64::from(days) * 86_400_000))
 }
 
-/// Claims the lead's contacts for this sale; a duplicate when another sale of
-/// them is running or one was sold within the window.
+/// Claims the lead's contacts for this sale (its `write` keys); a
+/// duplicate when another sale of them is running or one was sold within
+/// the window under any `lookup` key.
 fn claim_unsold(
     ex: &Exchange,
-    keys: &[Vec<u8>],
+    keys: &records::DedupeKeys,
     window_ms: u64,
 ) -> Result<crate::exchange::claims::Claim<Vec<u8>>, Refusal> {
     let claim = ex
         .selling
-        .claim_all(keys.to_vec())
+        .claim_all(keys.write.clone())
         .ok_or(Refusal::DuplicateLead)?;
     let now = ex.now_ms();
-    for k in keys {
+    for k in &keys.lookup {
         if let Some(v) = ex.store.get(Tree::Dedupe, k)? {
             let sold_ms = records::decode_dedupe(&v);
             if now.saturating_sub(sold_ms) < window_ms {

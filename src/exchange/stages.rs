@@ -14,9 +14,11 @@ use std::time::Instant;
 
 use super::admission::Budgets;
 use super::fanout::{self, AuctionInput, AuctionResult};
+use super::suppression::{self, Blocked};
 use super::{report, sale, Exchange, Refusal, Runtime};
 use crate::config::{Config, Publisher};
 use crate::ids;
+use crate::lead::Lead;
 use crate::metrics::LiveStats;
 use crate::records::{self, keys, LeadRecord, PingRecord, StoredBid};
 use crate::store::{Batch, Tree};
@@ -84,6 +86,7 @@ impl Exchange {
         if let Some(field) = pinged.ping_field_mismatch(&req.lead) {
             return Err(Refusal::PingMismatch { field });
         }
+        self.check_suppression(rt, &ping.ping_id, &ping.vertical, &req.lead)?;
         let started = Instant::now();
         let input = sale::PostInput {
             ping: &ping,
@@ -131,6 +134,7 @@ impl Exchange {
             None => None,
         };
         let ping_id = ids::new_id();
+        self.check_suppression(rt, &ping_id, &req.vertical, &req.lead)?;
         let input = AuctionInput {
             ping_id: &ping_id,
             publisher,
@@ -159,6 +163,46 @@ impl Exchange {
             with_outcome: &with_outcome,
         };
         settle(&self.stats, sale::run(self, rt, &input), req.test, started)
+    }
+
+    /// Suppression (contract §12), before any buyer is called: a stale
+    /// list of `vertical` refuses every lead (`ListStale`), a phone on a
+    /// list of `vertical` or on the internal list refuses this one
+    /// (`Suppressed`). Recorded as a log line by id and list, never the
+    /// number, and in `leadx_suppression_refusals_total`.
+    fn check_suppression(
+        &self,
+        rt: &Runtime,
+        ping_id: &str,
+        vertical: &str,
+        lead: &Lead,
+    ) -> Result<(), Refusal> {
+        let number = lead
+            .phone
+            .as_deref()
+            .and_then(|p| crate::lead::phone_number(p.as_bytes()));
+        let blocked = match rt.suppression.check(vertical, number, self.now_ms()) {
+            Err(b) => Some(b),
+            Ok(()) if number.is_some_and(|n| self.suppressed.contains(n)) => {
+                Some(Blocked::Suppressed {
+                    list: suppression::INTERNAL.to_string(),
+                })
+            }
+            Ok(()) => None,
+        };
+        match blocked {
+            None => Ok(()),
+            Some(Blocked::Suppressed { list }) => {
+                crate::metrics::global().suppression_refusal(false);
+                log::info!(target: "leadx::suppress", "lead suppressed ping_id={ping_id} vertical={vertical} list={list}");
+                Err(Refusal::Suppressed { list })
+            }
+            Some(Blocked::Stale { list }) => {
+                crate::metrics::global().suppression_refusal(true);
+                log::error!(target: "leadx::suppress", "suppression list stale: no lead of its verticals is sold until it is updated ping_id={ping_id} vertical={vertical} list={list}");
+                Err(Refusal::ListStale { list })
+            }
+        }
     }
 
     /// Runs the auction and records it (store and, for a ping, the ping

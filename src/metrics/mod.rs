@@ -162,6 +162,22 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Why a signed request was refused (401 `bad_signature`); the `kind`
+/// label of `leadx_bad_signatures_total`, as `SignatureError::kind` names
+/// it.
+pub const SIGNATURE_FAILURES: [&str; 6] = [
+    "missing",
+    "malformed",
+    "stale",
+    "mismatch",
+    "replayed",
+    "replay_cache_full",
+];
+
+/// Why a post or direct post was refused by a suppression list (contract
+/// §12); the `reason` label of `leadx_suppression_refusals_total`.
+pub const SUPPRESSION_REFUSALS: [&str; 2] = ["suppressed", "list_stale"];
+
 /// Label value of the shared handle for buyers past `limits::BUYERS_MAX`.
 pub const OTHER_BUYER: &str = "_other";
 
@@ -180,6 +196,8 @@ pub struct Registry {
     store_flush_ops: AtomicU64,
     late_answers: AtomicU64,
     shed: [AtomicU64; SHED_REASONS.len()],
+    bad_signatures: [AtomicU64; SIGNATURE_FAILURES.len()],
+    suppression_refusals: [AtomicU64; SUPPRESSION_REFUSALS.len()],
     /// Only touched at config load, render and snapshot — never per request.
     buyers: Mutex<BTreeMap<String, Arc<BuyerMetrics>>>,
     other_buyer: Arc<BuyerMetrics>,
@@ -212,6 +230,8 @@ impl Registry {
             store_flush_ops: AtomicU64::new(0),
             late_answers: AtomicU64::new(0),
             shed: Default::default(),
+            bad_signatures: Default::default(),
+            suppression_refusals: Default::default(),
             buyers: Mutex::new(BTreeMap::new()),
             other_buyer: Arc::new(BuyerMetrics::default()),
             other_buyer_used: AtomicBool::new(false),
@@ -283,6 +303,33 @@ impl Registry {
     /// Requests shed so far for `reason`.
     pub fn shed_count(&self, reason: ShedReason) -> u64 {
         self.shed[reason as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts one request refused for its signature; `kind` is one of
+    /// [`SIGNATURE_FAILURES`] (anything else is not counted).
+    pub fn bad_signature(&self, kind: &str) {
+        if let Some(i) = SIGNATURE_FAILURES.iter().position(|k| *k == kind) {
+            self.bad_signatures[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Requests refused so far for their signature, with `kind`.
+    pub fn bad_signature_count(&self, kind: &str) -> u64 {
+        SIGNATURE_FAILURES
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| self.bad_signatures[i].load(Ordering::Relaxed))
+    }
+
+    /// Counts one post refused by suppression; `stale`: 503 `list_stale`,
+    /// else 422 `suppressed`.
+    pub fn suppression_refusal(&self, stale: bool) {
+        self.suppression_refusals[usize::from(stale)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Posts refused so far by suppression (`stale` as above).
+    pub fn suppression_refusal_count(&self, stale: bool) -> u64 {
+        self.suppression_refusals[usize::from(stale)].load(Ordering::Relaxed)
     }
 
     /// The buyers to report, sorted by id, `_other` last when handed out.

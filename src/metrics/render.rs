@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::buyer::{BuyerReading, ERROR_KINDS, PING_RESULTS, POST_RESULTS};
 use super::histogram::{HistogramSnapshot, CENTS_PER_USD, LATENCY_LE, PRICE_LE, US_PER_S};
 use super::text::{regroup, write_header, write_histogram, write_sample};
-use super::{Endpoint, Registry, AUCTION_OUTCOMES, POST_OUTCOMES, SHED_REASONS, STATUS_LABELS};
+use super::{
+    Endpoint, Registry, AUCTION_OUTCOMES, POST_OUTCOMES, SHED_REASONS, SIGNATURE_FAILURES,
+    STATUS_LABELS, SUPPRESSION_REFUSALS,
+};
 
 impl Registry {
     /// Writes the whole exposition to `out`, then lets `extra` append
@@ -161,6 +164,22 @@ impl Registry {
             "reason",
             &SHED_REASONS,
             &self.shed,
+        );
+        write_counters(
+            out,
+            "leadx_bad_signatures_total",
+            "Requests refused 401 bad_signature (contract §12), by kind.",
+            "kind",
+            &SIGNATURE_FAILURES,
+            &self.bad_signatures,
+        );
+        write_counters(
+            out,
+            "leadx_suppression_refusals_total",
+            "Posts refused by suppression lists (contract §12): 422 suppressed or 503 list_stale.",
+            "reason",
+            &SUPPRESSION_REFUSALS,
+            &self.suppression_refusals,
         );
     }
 

@@ -18,7 +18,9 @@
 //! encrypts or hashes anything, and a key for one job says nothing about
 //! another's.
 //!
-//! Not wired into requests yet: ARCHITECTURE.md, "Security and compliance".
+//! Wired: `signature` (in `api`), `seal` and `dedupe` for new writes
+//! (through `records`); not yet the retention and re-seal sweeps — see
+//! ARCHITECTURE.md, "Security and compliance".
 
 pub mod dedupe;
 pub mod seal;

@@ -27,8 +27,9 @@
 //! little memory for half the decoding.)
 //!
 //! Loading a file ([`load`]) counts invalid lines instead of failing on
-//! them; building is pure. Nothing here is wired into a request yet: see
-//! ARCHITECTURE.md, "Security and compliance".
+//! them; building is pure. `exchange::suppression` holds the lists at run
+//! time and `exchange::stages` checks them (ARCHITECTURE.md, "Security
+//! and compliance").
 
 mod load;
 

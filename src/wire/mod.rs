@@ -172,5 +172,44 @@ pub fn parse_direct(body: &mut [u8]) -> Result<DirectRequest, Invalid> {
     })
 }
 
+/// `POST` / `DELETE /v1/admin/suppressions`: `{"phones": [...]}`, 1 to
+/// [`limits::SUPPRESSION_CHANGE_MAX`] US numbers in any spelling
+/// `lead::phone_number` takes; a bad one is named (`phones[1]`).
+pub fn parse_phones(body: &mut [u8]) -> Result<Vec<u64>, Invalid> {
+    let v = parse_json(body).map_err(malformed)?;
+    let obj = body_object(&v)?;
+    let mut phones = None;
+    for (k, v) in obj.iter() {
+        if k != "phones" {
+            return Err(Loc::new("", k).unknown());
+        }
+        phones = Some(v);
+    }
+    let phones = phones.ok_or_else(|| Invalid::missing("phones"))?;
+    let items = match phones {
+        Value::Array(a) if (1..=limits::SUPPRESSION_CHANGE_MAX).contains(&a.len()) => a,
+        _ => {
+            return Err(Invalid::bad_value(
+                "phones",
+                format!(
+                    "expected an array of 1 to {} phone numbers",
+                    limits::SUPPRESSION_CHANGE_MAX
+                ),
+            ))
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let n = match item {
+            Value::String(s) => crate::lead::phone_number(s.as_bytes()),
+            _ => None,
+        };
+        out.push(
+            n.ok_or_else(|| Invalid::bad_value(format!("phones[{i}]"), "not a US phone number"))?,
+        );
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests;

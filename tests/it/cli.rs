@@ -625,3 +625,39 @@ fn watchdog_is_fed_while_serving_and_starves_when_stopped() {
     signal(leadx.pid(), libc::SIGCONT);
     assert!(fed(2, 3_000), "feeding resumes after SIGCONT");
 }
+
+/// Contract §12: a config without a data key stores PII in clear, which
+/// `check-config` says (stderr, exit 0) and `serve` logs at start, unless
+/// `plaintext_pii = true` or a data key says otherwise.
+#[test]
+fn pii_in_clear_is_warned_by_check_config_and_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = write_config(dir.path(), "127.0.0.1:0", "", "");
+    let v1_text = std::fs::read_to_string(&v1).unwrap();
+    let check = |toml: &str| {
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, toml).unwrap();
+        let out = run(&["check-config", "--config", path.to_str().unwrap()], b"");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let warned = check(&v1_text);
+    assert!(
+        warned.contains("warning: privacy.data_key: not set: PII"),
+        "{warned}"
+    );
+    let intended = check(&format!("{v1_text}\n[privacy]\nplaintext_pii = true\n"));
+    assert!(!intended.contains("warning"), "{intended}");
+    let key = "ab".repeat(32);
+    let sealed = check(&format!("{v1_text}\n[privacy]\ndata_key = \"{key}\"\n"));
+    assert!(!sealed.contains("warning"), "{sealed}");
+
+    let served = Served::start(&v1, &[]);
+    assert!(
+        eventually(Duration::from_secs(10), || served
+            .log_text()
+            .contains("privacy.data_key: not set: PII")),
+        "{}",
+        served.log_text()
+    );
+}

@@ -19,6 +19,7 @@ mod memory;
 mod ops;
 mod overload;
 mod post;
+mod privacy;
 mod reliability;
 mod routing;
 mod server;
