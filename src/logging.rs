@@ -637,13 +637,13 @@ mod tests {
         assert_eq!(syslog_prefix(Level::Warn), "<4>");
     }
 
-    /// Records the exchange events of this test binary (the only logger it
-    /// has; other targets are dropped).
+    /// Records the exchange events and auth-failure lines of this test
+    /// binary (the only logger it has; other targets are dropped).
     struct Capture(parking_lot::Mutex<Vec<(Level, String)>>);
 
     impl Log for Capture {
         fn enabled(&self, m: &Metadata) -> bool {
-            m.target() == "leadx::exchange"
+            m.target() == "leadx::exchange" || m.target() == "leadx::auth"
         }
         fn log(&self, record: &Record) {
             if !self.enabled(record.metadata()) {
@@ -708,6 +708,39 @@ mod tests {
         assert!(
             mine.iter().all(|(level, _)| *level == Level::Debug),
             "{mine:?}"
+        );
+    }
+
+    /// Contract §12: a burst of 1,000 failed authentications makes a
+    /// bounded number of lines, each with the client address and none with
+    /// a secret; the next second's line reports how many were held back.
+    #[test]
+    fn a_burst_of_auth_failures_is_counted_and_rate_limited() {
+        use crate::api::authfail::{failed, LINES_PER_SECOND};
+        let cap = capture();
+        let client: std::net::IpAddr = "192.0.2.77".parse().unwrap();
+        let g = crate::metrics::global();
+        let before = g.auth_failure_count("publisher_key");
+        // A second of its own, far from any other test's clock.
+        let t = 4_000_000_000_000;
+        for _ in 0..1_000 {
+            failed("publisher_key", "", client, "/v1/ping", t);
+        }
+        assert_eq!(g.auth_failure_count("publisher_key"), before + 1_000);
+        failed("publisher_key", "", client, "/v1/ping", t + 1_000);
+        let lines: Vec<String> = cap
+            .0
+            .lock()
+            .iter()
+            .filter(|(_, l)| l.contains("client=192.0.2.77"))
+            .map(|(_, l)| l.clone())
+            .collect();
+        assert_eq!(lines.len() as u64, LINES_PER_SECOND + 1, "{lines:?}");
+        assert!(lines.iter().all(|l| l.contains("kind=publisher_key")));
+        let last = lines.last().unwrap();
+        assert!(
+            last.contains(&format!("suppressed={}", 1_000 - LINES_PER_SECOND)),
+            "{last}"
         );
     }
 

@@ -2,7 +2,7 @@
 //! with PII, recent transactions without, reload, stats, and the
 //! reconciliation export.
 
-use super::{bearer, bearer_token, json, rfc3339, Api, ApiError};
+use super::{bearer_token, json, rfc3339, Api, ApiError};
 use crate::exchange::{caps, Exchange};
 use crate::http::server::{Head, Request, Response};
 use crate::json::Answer;
@@ -14,19 +14,7 @@ use crate::records::{self, LeadRecord, PingRecord};
 /// then whether the route takes a body at all — only `POST` and `DELETE
 /// /v1/admin/suppressions` do, as JSON.
 pub fn screen(api: &Api, head: &Head<'_>) -> Result<(), ApiError> {
-    let rt = api.ex.runtime();
-    let token = head
-        .header("authorization")
-        .and_then(bearer_token)
-        .ok_or_else(ApiError::unauthorized)?;
-    let hash = rt
-        .config
-        .admin
-        .token_sha256
-        .ok_or_else(ApiError::unauthorized)?;
-    if !crate::config::verify_key(token.as_bytes(), &hash) {
-        return Err(ApiError::unauthorized());
-    }
+    check_token(api, head)?;
     if head.has_body() {
         if !takes_body(head.method, head.path) {
             return Err(super::no_body_here());
@@ -36,22 +24,31 @@ pub fn screen(api: &Api, head: &Head<'_>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// 401 unless `head` carries the admin token; a refusal is a failed
+/// authentication, counted and logged with the client address.
+fn check_token(api: &Api, head: &Head<'_>) -> Result<(), ApiError> {
+    let rt = api.ex.runtime();
+    let ok = match (
+        head.header("authorization").and_then(bearer_token),
+        rt.config.admin.token_sha256,
+    ) {
+        (Some(token), Some(hash)) => crate::config::verify_key(token.as_bytes(), &hash),
+        _ => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    api.caller(&rt, head).failed("admin_token");
+    Err(ApiError::unauthorized())
+}
+
 /// The admin routes that read a request body.
 fn takes_body(method: &str, path: &str) -> bool {
     path == "/v1/admin/suppressions" && matches!(method, "POST" | "DELETE")
 }
 
 pub fn route(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
-    let rt = api.ex.runtime();
-    let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
-    let hash = rt
-        .config
-        .admin
-        .token_sha256
-        .ok_or_else(ApiError::unauthorized)?;
-    if !crate::config::verify_key(token.as_bytes(), &hash) {
-        return Err(ApiError::unauthorized());
-    }
+    check_token(api, &req.head())?;
     let rest = req.path.trim_start_matches("/v1/admin/");
     let get = req.method == "GET";
     match rest {

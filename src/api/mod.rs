@@ -4,6 +4,7 @@
 //! that maps errors (an `exchange::Refusal` among them) to HTTP.
 
 pub mod admin;
+pub(crate) mod authfail;
 pub mod direct;
 pub mod error;
 pub mod health;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use crate::config::{ConfigError, Publisher, SigningSecret};
 use crate::exchange::{Exchange, Runtime};
+use crate::http::forwarded;
 use crate::http::server::{Handler, Head, Request, Response};
 use crate::json::Answer;
 use crate::metrics::{self, Endpoint};
@@ -95,7 +97,8 @@ impl Api {
             _ if self.ex.is_draining() => Err(ApiError::draining()),
             _ => {
                 let rt = self.ex.runtime();
-                let known = authenticate(&rt, head.header("authorization"), head.peer).map(drop);
+                let caller = self.caller(&rt, head);
+                let known = authenticate(&rt, head.header("authorization"), &caller).map(drop);
                 known.and_then(|()| {
                     if head.method == "POST" {
                         require_json_type(head.header("content-type"))
@@ -117,7 +120,8 @@ impl Api {
         rt: &'r Runtime,
         req: &Request<'_>,
     ) -> Result<&'r Publisher, ApiError> {
-        let publisher = authenticate(rt, req.header("authorization"), req.peer)?;
+        let caller = self.caller(rt, &req.head());
+        let publisher = authenticate(rt, req.header("authorization"), &caller)?;
         if let Some(rps) = publisher.rate_limit_rps {
             if !self.limits.allow(&publisher.id, rps) {
                 return Err(ApiError::new(
@@ -128,21 +132,44 @@ impl Api {
             }
         }
         if let Some(secret) = &publisher.signing_secret {
-            self.check_signature(secret, req)?;
+            self.check_signature(secret, req, &caller)?;
         }
         Ok(publisher)
+    }
+
+    /// Who sent `head`: the client address after `server.trusted_proxies`
+    /// (contract §12), for allow-lists and log lines.
+    pub(crate) fn caller<'a>(&self, rt: &Runtime, head: &Head<'a>) -> Caller<'a> {
+        let proxies = &rt.config.server.trusted_proxies;
+        let client = if proxies.is_empty() {
+            head.peer.ip()
+        } else {
+            forwarded::client_ip(head.peer.ip(), head.headers, |ip| {
+                proxies.iter().any(|n| n.contains(ip))
+            })
+        };
+        Caller {
+            client,
+            path: head.path,
+            now_ms: self.ex.now_ms(),
+        }
     }
 
     /// 401 `bad_signature` unless `req` carries a fresh, authentic, unused
     /// `Leadx-Signature` for its raw body. A refusal is counted by kind
     /// and logged with the peer address; never with the header or secret.
-    fn check_signature(&self, secret: &SigningSecret, req: &Request<'_>) -> Result<(), ApiError> {
+    fn check_signature(
+        &self,
+        secret: &SigningSecret,
+        req: &Request<'_>,
+        caller: &Caller<'_>,
+    ) -> Result<(), ApiError> {
         let header = find_raw_header(req.headers, SIGNATURE_HEADER);
         let now_ms = self.ex.now_ms();
         signature::verify(secret.key(), header, req.body, now_ms, &self.replay).map_err(|e| {
             let kind = e.kind();
             metrics::global().bad_signature(kind);
-            log::warn!(target: "leadx::api", kind = kind, peer:% = req.peer.ip(), path = req.path; "bad signature");
+            caller.failed_with("signature", kind);
             ApiError::new(
                 401,
                 "bad_signature",
@@ -225,23 +252,48 @@ pub(crate) fn no_body_here() -> ApiError {
     ApiError::new(413, "body_too_large", "this endpoint takes no request body")
 }
 
-/// The publisher whose key `authorization` carries, if `peer` may call
+/// Where a request comes from, for credential checks and their log lines.
+pub(crate) struct Caller<'a> {
+    /// The client address (after `server.trusted_proxies`).
+    pub client: std::net::IpAddr,
+    pub path: &'a str,
+    pub now_ms: u64,
+}
+
+impl Caller<'_> {
+    /// Counts and logs (rate-limited) a failed authentication of `kind`.
+    pub(crate) fn failed(&self, kind: &'static str) {
+        self.failed_with(kind, "");
+    }
+
+    /// `failed`, with a detail for the log line (a signature's failure kind).
+    pub(crate) fn failed_with(&self, kind: &'static str, detail: &str) {
+        authfail::failed(kind, detail, self.client, self.path, self.now_ms);
+    }
+}
+
+/// The publisher whose key `authorization` carries, if `caller` may call
 /// for it: 401 for no or an unknown key, 403 outside its allow-list.
+/// Either is a failed authentication, counted and logged.
 fn authenticate<'r>(
     rt: &'r Runtime,
     authorization: Option<&str>,
-    peer: std::net::SocketAddr,
+    caller: &Caller<'_>,
 ) -> Result<&'r Publisher, ApiError> {
-    let token = authorization
+    let publisher = authorization
         .and_then(bearer_token)
-        .ok_or_else(ApiError::unauthorized)?;
-    let publisher = rt
-        .config
-        .publisher_by_key(token.as_bytes())
-        .ok_or_else(ApiError::unauthorized)?;
+        .and_then(|token| rt.config.publisher_by_key(token.as_bytes()));
+    let Some(publisher) = publisher else {
+        caller.failed("publisher_key");
+        return Err(ApiError::unauthorized());
+    };
     if !publisher.allowed_ips.is_empty()
-        && !publisher.allowed_ips.iter().any(|n| n.contains(peer.ip()))
+        && !publisher
+            .allowed_ips
+            .iter()
+            .any(|n| n.contains(caller.client))
     {
+        caller.failed("publisher_ip");
         return Err(ApiError::forbidden(
             "this address may not call for this publisher",
         ));
@@ -269,11 +321,6 @@ pub(crate) fn json(status: u16, body: Vec<u8>) -> Response {
         headers: Vec::new(),
         body,
     }
-}
-
-/// `Authorization: Bearer <token>`, the scheme case-insensitive.
-pub(crate) fn bearer<'a>(req: &Request<'a>) -> Option<&'a str> {
-    bearer_token(req.header("authorization")?)
 }
 
 /// The token of an `Authorization` value `Bearer <token>`.

@@ -102,6 +102,10 @@ pub struct Server {
     pub auctions_in_flight_max: usize,
     /// Extension; default [`limits::BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT`].
     pub buyer_calls_in_flight_max: usize,
+    /// Contract §12; default empty (no proxy: the client is the TCP peer).
+    /// Load balancers whose `X-Forwarded-For` is believed; see
+    /// `http::forwarded::client_ip`.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Server {

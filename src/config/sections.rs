@@ -26,6 +26,7 @@ const SERVER_KEYS: &[&str] = &[
     "store_cache_bytes",
     "auctions_in_flight_max",
     "buyer_calls_in_flight_max",
+    "trusted_proxies",
 ];
 
 /// `[server]`: required, with `listen` and `data_dir`.
@@ -108,6 +109,7 @@ pub(super) fn server(w: &mut Walker, top: &Section) -> Option<Server> {
         2..=CALLS_CEILING,
         limits::BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT as i64,
     );
+    let proxies = ip_list(w, &s, "trusted_proxies");
     Some(Server {
         listen: listen?,
         data_dir: data_dir?,
@@ -121,6 +123,7 @@ pub(super) fn server(w: &mut Walker, top: &Section) -> Option<Server> {
         store_cache_bytes: store_cache? as u64,
         auctions_in_flight_max: auctions? as usize,
         buyer_calls_in_flight_max: calls? as usize,
+        trusted_proxies: proxies?,
     })
 }
 
@@ -329,11 +332,17 @@ fn revenue_share(w: &mut Walker, s: &Section) -> Option<u64> {
 }
 
 fn allowed_ips(w: &mut Walker, s: &Section) -> Option<Vec<IpNet>> {
-    if !s.has("allowed_ips") {
+    ip_list(w, s, "allowed_ips")
+}
+
+/// A list of IP addresses or CIDR blocks under `key` (absent = empty);
+/// each bad entry is an error naming its index.
+fn ip_list(w: &mut Walker, s: &Section, key: &str) -> Option<Vec<IpNet>> {
+    if !s.has(key) {
         return Some(Vec::new());
     }
     let before = w.errors.len();
-    let items = s.strings(w, "allowed_ips", limits::PUBLISHER_IPS_MAX)?;
+    let items = s.strings(w, key, limits::PUBLISHER_IPS_MAX)?;
     let mut out = Vec::with_capacity(items.len());
     for (key, text) in items {
         match IpNet::parse(&text.value) {

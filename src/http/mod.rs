@@ -2,5 +2,6 @@
 
 pub mod client;
 pub mod deadline;
+pub mod forwarded;
 pub mod server;
 pub mod url;

@@ -174,6 +174,13 @@ pub const SIGNATURE_FAILURES: [&str; 6] = [
     "replay_cache_full",
 ];
 
+/// Which credential failed (contract §12); the `kind` label of
+/// `leadx_auth_failures_total`. `publisher_key`: no or an unknown API
+/// key (401); `publisher_ip`: a known key from outside its `allowed_ips`
+/// (403); `admin_token`: no or a wrong admin token (401); `signature`: a
+/// 401 `bad_signature` (its detail is in `leadx_bad_signatures_total`).
+pub const AUTH_FAILURES: [&str; 4] = ["publisher_key", "publisher_ip", "admin_token", "signature"];
+
 /// Why a post or direct post was refused by a suppression list (contract
 /// §12); the `reason` label of `leadx_suppression_refusals_total`.
 pub const SUPPRESSION_REFUSALS: [&str; 2] = ["suppressed", "list_stale"];
@@ -198,6 +205,7 @@ pub struct Registry {
     shed: [AtomicU64; SHED_REASONS.len()],
     bad_signatures: [AtomicU64; SIGNATURE_FAILURES.len()],
     suppression_refusals: [AtomicU64; SUPPRESSION_REFUSALS.len()],
+    auth_failures: [AtomicU64; AUTH_FAILURES.len()],
     /// Only touched at config load, render and snapshot — never per request.
     buyers: Mutex<BTreeMap<String, Arc<BuyerMetrics>>>,
     other_buyer: Arc<BuyerMetrics>,
@@ -232,6 +240,7 @@ impl Registry {
             shed: Default::default(),
             bad_signatures: Default::default(),
             suppression_refusals: Default::default(),
+            auth_failures: Default::default(),
             buyers: Mutex::new(BTreeMap::new()),
             other_buyer: Arc::new(BuyerMetrics::default()),
             other_buyer_used: AtomicBool::new(false),
@@ -319,6 +328,22 @@ impl Registry {
             .iter()
             .position(|k| *k == kind)
             .map_or(0, |i| self.bad_signatures[i].load(Ordering::Relaxed))
+    }
+
+    /// Counts one failed authentication; `kind` is one of
+    /// [`AUTH_FAILURES`] (anything else is not counted).
+    pub fn auth_failure(&self, kind: &str) {
+        if let Some(i) = AUTH_FAILURES.iter().position(|k| *k == kind) {
+            self.auth_failures[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Failed authentications so far of `kind`.
+    pub fn auth_failure_count(&self, kind: &str) -> u64 {
+        AUTH_FAILURES
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| self.auth_failures[i].load(Ordering::Relaxed))
     }
 
     /// Counts one post refused by suppression; `stale`: 503 `list_stale`,

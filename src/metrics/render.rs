@@ -7,8 +7,8 @@ use super::buyer::{BuyerReading, ERROR_KINDS, PING_RESULTS, POST_RESULTS};
 use super::histogram::{HistogramSnapshot, CENTS_PER_USD, LATENCY_LE, PRICE_LE, US_PER_S};
 use super::text::{regroup, write_header, write_histogram, write_sample};
 use super::{
-    Endpoint, Registry, AUCTION_OUTCOMES, POST_OUTCOMES, SHED_REASONS, SIGNATURE_FAILURES,
-    STATUS_LABELS, SUPPRESSION_REFUSALS,
+    Endpoint, Registry, AUCTION_OUTCOMES, AUTH_FAILURES, POST_OUTCOMES, SHED_REASONS,
+    SIGNATURE_FAILURES, STATUS_LABELS, SUPPRESSION_REFUSALS,
 };
 
 impl Registry {
@@ -180,6 +180,14 @@ impl Registry {
             "reason",
             &SUPPRESSION_REFUSALS,
             &self.suppression_refusals,
+        );
+        write_counters(
+            out,
+            "leadx_auth_failures_total",
+            "Failed authentications (contract §12), by the credential that failed.",
+            "kind",
+            &AUTH_FAILURES,
+            &self.auth_failures,
         );
     }
 

@@ -20,6 +20,7 @@ mod ops;
 mod overload;
 mod post;
 mod privacy;
+mod proxies;
 mod reliability;
 mod routing;
 mod server;
