@@ -244,6 +244,11 @@ pub const WORKERS_MAX: usize = 256;
 pub const CONNECTIONS_MAX_CEILING: usize = 1024 * 1024;
 /// Ceiling for `vertical.dedupe_window_days`: ten years.
 pub const DEDUPE_WINDOW_DAYS_MAX: u32 = 3650;
+/// Ceiling for `vertical.consent_max_age_days`: ten years.
+pub const CONSENT_MAX_AGE_DAYS_MAX: u32 = 3650;
+/// How far a consent's `captured_at` may lie in the future (the publisher's
+/// clock may run ahead of ours): five minutes.
+pub const CONSENT_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 /// Youngest and oldest age a lead may carry (contract §3), so also the
 /// bounds of `buyer.filter.age_min` / `age_max`.
 pub const AGE_YEARS_MIN: u16 = 18;

@@ -145,6 +145,10 @@ impl From<crate::exchange::Refusal> for ApiError {
                 "consent",
                 "this vertical requires a consent object",
             ),
+            R::ConsentEvidence { field, reason } => ApiError::invalid(
+                format!("consent.{field}"),
+                format!("consent.{field}: {reason}"),
+            ),
             R::DuplicateLead => ApiError::new(
                 409,
                 "duplicate_lead",

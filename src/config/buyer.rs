@@ -35,6 +35,8 @@ const BUYER_KEYS: &[&str] = &[
     "timezone",
     "schedule",
     "health",
+    // PII over plain HTTP to a non-loopback host (issue #10).
+    "allow_plain_http",
 ];
 
 /// Headers that frame the request leadx sends; a config value for one
@@ -101,10 +103,12 @@ fn buyer(
     let timezone = routing::timezone(w, s);
     let schedule = routing::schedule(w, s);
     let health = routing::health(w, s);
+    let plain_ok = optional(s.has("allow_plain_http"), s.boolean(w, "allow_plain_http"));
     priced.then_some(())?;
     let (ping_stage, post_stage) = stages?;
     let (ping_url, ping_ms) = pick(ping_url?, ping_ms? as u64, ping_stage.as_ref());
     let (post_url, post_ms) = pick(post_url?, post_ms? as u64, post_stage.as_ref());
+    no_pii_in_clear(w, s, post_url.as_ref(), plain_ok?.unwrap_or(false))?;
     Some(Buyer {
         id: id?,
         verticals: verticals?,
@@ -172,6 +176,34 @@ fn stages(
         s.need(w, "post_url");
     }
     Some((ping?, post?))
+}
+
+/// The post carries the consumer's PII, so it never goes over plain HTTP to
+/// another host unless the buyer says so (`allow_plain_http = true`, e.g. a
+/// TLS-terminating sidecar on a private link). Loopback is always fine.
+fn no_pii_in_clear(w: &mut Walker, s: &Section, post: Option<&Url>, allowed: bool) -> Option<()> {
+    let Some(u) = post else { return Some(()) };
+    if allowed || u.scheme == url::Scheme::Https || is_loopback(&u.host) {
+        return Some(());
+    }
+    let key = if s.has("post") {
+        s.key("post") + ".url"
+    } else {
+        s.key("post_url")
+    };
+    w.error(
+        key,
+        "plain http:// to a non-loopback host would send PII in clear; use https:// or set allow_plain_http = true",
+    );
+    None
+}
+
+/// `localhost`, 127.0.0.0/8 or ::1.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The URL and time-out of a stage: its table's when it has one.

@@ -147,6 +147,27 @@ pub struct Vertical {
     pub require_consent: bool,
     /// 0 = dedupe off.
     pub dedupe_window_days: u32,
+    /// What a post's consent object must show (all off in a v1 config).
+    pub consent_evidence: ConsentEvidence,
+}
+
+/// `[[vertical]]` `consent_*` keys: checks on the consent object's evidence
+/// at post and direct post (`exchange::consent`), before any buyer call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsentEvidence {
+    /// `trustedform_cert_url` must be `https://cert.trustedform.com/<40 hex>`.
+    pub trustedform: bool,
+    /// `jornaya_leadid` must be a LeadiD token (a UUID, 8-4-4-4-12 hex).
+    pub jornaya: bool,
+    /// 0 = off; else `captured_at` at most this many days old and not in the
+    /// future beyond `limits::CONSENT_CLOCK_SKEW_MS`.
+    pub max_age_days: u32,
+}
+
+impl ConsentEvidence {
+    pub fn any(&self) -> bool {
+        self.trustedform || self.jornaya || self.max_age_days > 0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use super::*;
 
 const HEAD: &str = "[server]\nlisten = \"127.0.0.1:8080\"\ndata_dir = \"/d\"\n\
     [[vertical]]\nid = \"v\"\n\
-    [[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"http://h/p\"\nfixed_price = 1\n";
+    [[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"https://h/p\"\nfixed_price = 1\n";
 
 fn with(buyer_tail: &str) -> Result<Config, Vec<String>> {
     let none = |_: &str| None;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use super::ipnet::IpNet;
 use super::secrets::parse_sha256_hex;
 use super::walk::{Section, Text, Walker};
-use super::{Admin, Auction, Buyer, Publisher, Server, Vertical};
+use super::{Admin, Auction, Buyer, ConsentEvidence, Publisher, Server, Vertical};
 use crate::limits;
 use crate::money::share_from_f64;
 
@@ -218,6 +218,16 @@ pub(super) fn auction(w: &mut Walker, top: &Section) -> Option<Auction> {
     })
 }
 
+const VERTICAL_KEYS: &[&str] = &[
+    "id",
+    "require_consent",
+    "dedupe_window_days",
+    // Consent evidence checks (issue #10): `exchange::consent`.
+    "consent_trustedform",
+    "consent_jornaya",
+    "consent_max_age_days",
+];
+
 /// `[[vertical]]`, and the set of ids seen (also of otherwise broken
 /// entries, so that one bad vertical does not make every reference to it
 /// an error too).
@@ -227,25 +237,49 @@ pub(super) fn verticals(w: &mut Walker, top: &Section) -> (Option<Vec<Vertical>>
     let mut out = Vec::new();
     for (path, table) in &items {
         let s = Section { path, table };
-        s.only(w, &["id", "require_consent", "dedupe_window_days"]);
+        s.only(w, VERTICAL_KEYS);
         let id_text = id(w, &s);
         ids.extend(id_text.clone().map(|t| (s.key("id"), t)));
-        let consent = if s.has("require_consent") {
-            s.boolean(w, "require_consent")
-        } else {
-            Some(false)
+        let flag = |w: &mut Walker, name: &str| {
+            if s.has(name) {
+                s.boolean(w, name)
+            } else {
+                Some(false)
+            }
         };
+        let consent = flag(w, "require_consent");
         let days = s.int_or(
             w,
             "dedupe_window_days",
             0..=i64::from(limits::DEDUPE_WINDOW_DAYS_MAX),
             0,
         );
+        let trustedform = flag(w, "consent_trustedform");
+        let jornaya = flag(w, "consent_jornaya");
+        let max_age = s.int_or(
+            w,
+            "consent_max_age_days",
+            1..=i64::from(limits::CONSENT_MAX_AGE_DAYS_MAX),
+            0,
+        );
         out.push((|| {
+            let evidence = ConsentEvidence {
+                trustedform: trustedform?,
+                jornaya: jornaya?,
+                max_age_days: max_age? as u32,
+            };
+            if evidence.any() && consent == Some(false) {
+                w.error(
+                    s.key("require_consent"),
+                    "must be true when a consent_* evidence check is on",
+                );
+                return None;
+            }
             Some(Vertical {
                 id: id_text?.value,
                 require_consent: consent?,
                 dedupe_window_days: days? as u32,
+                consent_evidence: evidence,
             })
         })());
     }

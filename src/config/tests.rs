@@ -111,7 +111,8 @@ fn the_contract_example_parses_to_its_values() {
         [Vertical {
             id: "auto_insurance".into(),
             require_consent: true,
-            dedupe_window_days: 30
+            dedupe_window_days: 30,
+            consent_evidence: ConsentEvidence::default(),
         }]
     );
     let p = Publisher {
@@ -239,7 +240,8 @@ fn buyer_defaults_come_from_the_auction() {
         Vertical {
             id: "v".into(),
             require_consent: false,
-            dedupe_window_days: 0
+            dedupe_window_days: 0,
+            consent_evidence: ConsentEvidence::default(),
         }
     );
 }
@@ -307,7 +309,7 @@ const BAD: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"http://h/p\"\nfixed_price = 1.005\nping_timeout_ms = 0\npriority = 1.5",
+        "[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"https://h/p\"\nfixed_price = 1.005\nping_timeout_ms = 0\npriority = 1.5",
         &[
             "buyer[0].fixed_price: not a price (non-negative USD, at most 2 decimals)",
             "buyer[0].ping_timeout_ms: must be between 1 and 60000",
@@ -315,14 +317,14 @@ const BAD: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\nping_url = \"http://h/ping\"\npost_url = \"http://h/p\"\nfixed_price = -1\nping_timeout_ms = 90000",
+        "[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\nping_url = \"https://h/ping\"\npost_url = \"https://h/p\"\nfixed_price = -1\nping_timeout_ms = 90000",
         &[
             "buyer[0].fixed_price: not a price (non-negative USD, at most 2 decimals)",
             "buyer[0].ping_timeout_ms: must be between 1 and 60000",
         ],
     ),
     (
-        "[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"http://h/p\"\nfixed_price = 1\nheaders = { \"X Bad\" = \"v\", \"Host\" = \"h\", \"X-A\" = \"a\\r\\nEvil: 1\", \"x-a\" = \"b\", \"X-N\" = 1 }",
+        "[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"https://h/p\"\nfixed_price = 1\nheaders = { \"X Bad\" = \"v\", \"Host\" = \"h\", \"X-A\" = \"a\\r\\nEvil: 1\", \"x-a\" = \"b\", \"X-N\" = 1 }",
         &[
             "buyer[0].headers.Host: set by leadx itself; cannot be configured",
             "buyer[0].headers.\"X Bad\": not a valid header name",
@@ -332,7 +334,7 @@ const BAD: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"http://h/p\"\nfixed_price = 1\n[buyer.filter]\nstates = [\"CA\", \"ca\", 5]\nage_min = 40\nage_max = 30\nzip = \"9\"\n[buyer.caps]\ndaily = 0\nyearly = 1",
+        "[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"https://h/p\"\nfixed_price = 1\n[buyer.filter]\nstates = [\"CA\", \"ca\", 5]\nage_min = 40\nage_max = 30\nzip = \"9\"\n[buyer.caps]\ndaily = 0\nyearly = 1",
         &[
             "buyer[0].filter.zip: unknown key",
             "buyer[0].filter.states[2]: expected a string",
@@ -343,7 +345,7 @@ const BAD: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"http://h/p\"\nfixed_price = 1\nfilter = { states = [], age_min = 17, age_max = 121 }",
+        "[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"https://h/p\"\nfixed_price = 1\nfilter = { states = [], age_min = 17, age_max = 121 }",
         &[
             "buyer[0].filter.states: must not be empty (leave it out to accept every state)",
             "buyer[0].filter.age_min: must be between 18 and 120",
@@ -351,18 +353,18 @@ const BAD: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"http://h/p\"\nfixed_price = 1\n[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"http://h/p\"\nfixed_price = 1",
+        "[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"https://h/p\"\nfixed_price = 1\n[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"https://h/p\"\nfixed_price = 1",
         &["buyer[1].id: duplicate id \"b\""],
     ),
     (
-        "[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"http://h/p\"\nfixed_price = 1\nheaders = { \"X-Api-Key\" = \"${B1_KEY}\", \"X-T\" = \"${1}\", \"X-U\" = \"${A\" }",
+        "[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\npost_url = \"https://h/p\"\nfixed_price = 1\nheaders = { \"X-Api-Key\" = \"${B1_KEY}\", \"X-T\" = \"${1}\", \"X-U\" = \"${A\" }",
         &[
             "buyer[0].headers.X-Api-Key: environment variable B1_KEY is not set",
             "buyer[0].headers.X-T: bad name inside ${…} (expected [A-Za-z_][A-Za-z0-9_]*)",
             "buyer[0].headers.X-U: unclosed ${ (write $${ for a literal ${)",
         ],
     ),
-    ("[[buyer]]\nid = \"${SECRET_ID}\"\nverticals = [\"v\"]\npost_url = \"http://h/p\"\nfixed_price = 1\n[[buyer]]\nid = \"${SECRET_ID}\"\nverticals = [\"v\"]\npost_url = \"http://h/p\"\nfixed_price = 1", &["buyer[1].id: duplicate id (from a secret)"]),
+    ("[[buyer]]\nid = \"${SECRET_ID}\"\nverticals = [\"v\"]\npost_url = \"https://h/p\"\nfixed_price = 1\n[[buyer]]\nid = \"${SECRET_ID}\"\nverticals = [\"v\"]\npost_url = \"https://h/p\"\nfixed_price = 1", &["buyer[1].id: duplicate id (from a secret)"]),
     ("buyer = 3", &["buyer: expected an array of tables ([[buyer]])"]),
     ("auction = []", &["auction: expected a table"]),
     ("x = \"unterminated", &["line 1: invalid basic string"]),
@@ -509,7 +511,7 @@ post_url = "http://b1.example/post"
 #[test]
 fn at_most_buyers_max_buyers() {
     let buyer = |i: usize| {
-        format!("[[buyer]]\nid = \"b{i}\"\nverticals = [\"v\"]\nping_url = \"http://10.0.0.1:9000/ping\"\npost_url = \"http://10.0.0.1:9000/post\"\nheaders = {{ \"X-Key\" = \"${{B1_KEY}}\" }}\n[buyer.filter]\nstates = [\"CA\"]\n")
+        format!("[[buyer]]\nid = \"b{i}\"\nverticals = [\"v\"]\nping_url = \"http://10.0.0.1:9000/ping\"\npost_url = \"https://10.0.0.1:9000/post\"\nheaders = {{ \"X-Key\" = \"${{B1_KEY}}\" }}\n[buyer.filter]\nstates = [\"CA\"]\n")
     };
     let full: String = base() + &(0..limits::BUYERS_MAX).map(buyer).collect::<String>();
     let started = std::time::Instant::now();
@@ -605,5 +607,98 @@ fn load_names_an_unreadable_file_by_its_path() {
         errors[0].message.starts_with("cannot read"),
         "{:?}",
         errors[0]
+    );
+}
+
+/// Issue #10: a post URL over plain HTTP to a non-loopback host sends PII
+/// in clear; refused unless the buyer allows it. Loopback is fine.
+#[test]
+fn plain_http_post_urls_only_to_loopback_or_when_allowed() {
+    let buyer = |post: &str, extra: &str| {
+        format!(
+            "{}[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\nfixed_price = 1\n{post}\n{extra}\n",
+            base()
+        )
+    };
+    let refused = "plain http:// to a non-loopback host would send PII in clear; use https:// or set allow_plain_http = true";
+    for host in [
+        "b1.example",
+        "10.0.0.1:9000",
+        "[2001:db8::1]:80",
+        "127.0.0.1.example",
+    ] {
+        let got = lines_for(&buyer(&format!("post_url = \"http://{host}/p\""), ""));
+        assert_eq!(got, [format!("buyer[0].post_url: {refused}")], "{host}");
+    }
+    let table = "[buyer.post]\nurl = \"http://b1.example/p\"\nformat = \"form\"\nfields = { a = \"1\" }\n[buyer.post.response]\naccepted = { regex = \"^OK\" }";
+    assert_eq!(
+        lines_for(&buyer(table, "")),
+        [format!("buyer[0].post.url: {refused}")]
+    );
+    for host in [
+        "127.0.0.1:9",
+        "127.1.2.3",
+        "[::1]:9",
+        "localhost:9",
+        "LOCALHOST",
+    ] {
+        assert_eq!(
+            lines_for(&buyer(&format!("post_url = \"http://{host}/p\""), "")),
+            Vec::<String>::new(),
+            "{host}"
+        );
+    }
+    let allowed = buyer(
+        "allow_plain_http = true\npost_url = \"http://b1.example/p\"",
+        "",
+    );
+    assert_eq!(lines_for(&allowed), Vec::<String>::new());
+    let c = parse(
+        &buyer(
+            "allow_plain_http = true\npost_url = \"http://b1.example/p\"",
+            "",
+        ),
+        &no_secrets,
+    )
+    .unwrap();
+    assert_eq!(c.buyers[0].post_url.scheme, Scheme::Http);
+    let typo = buyer(
+        "allow_plain_http = \"yes\"\npost_url = \"https://b1.example/p\"",
+        "",
+    );
+    assert_eq!(
+        lines_for(&typo),
+        ["buyer[0].allow_plain_http: expected a boolean"]
+    );
+}
+
+/// Issue #10: consent evidence keys on `[[vertical]]`; off by default.
+#[test]
+fn consent_evidence_keys() {
+    let v = |keys: &str| format!("{MINIMAL}[[vertical]]\nid = \"v\"\n{keys}\n");
+    let c = parse(&v(""), &no_secrets).unwrap();
+    assert_eq!(c.verticals[0].consent_evidence, ConsentEvidence::default());
+    let on = "require_consent = true\nconsent_trustedform = true\nconsent_jornaya = true\nconsent_max_age_days = 30";
+    let c = parse(&v(on), &no_secrets).unwrap();
+    assert_eq!(
+        c.verticals[0].consent_evidence,
+        ConsentEvidence {
+            trustedform: true,
+            jornaya: true,
+            max_age_days: 30
+        }
+    );
+    assert_eq!(
+        lines_for(&v("consent_jornaya = true")),
+        ["vertical[0].require_consent: must be true when a consent_* evidence check is on"]
+    );
+    assert_eq!(
+        lines_for(&v(
+            "require_consent = true\nconsent_trustedform = 1\nconsent_max_age_days = 0"
+        )),
+        [
+            "vertical[0].consent_trustedform: expected a boolean",
+            "vertical[0].consent_max_age_days: must be between 1 and 3650",
+        ]
     );
 }

@@ -16,6 +16,7 @@
 pub mod admission;
 pub mod caps;
 pub mod claims;
+pub mod consent;
 pub mod fanout;
 pub mod health;
 pub mod outcomes;

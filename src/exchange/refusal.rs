@@ -20,6 +20,12 @@ pub enum Refusal {
     PingMismatch { field: String },
     /// The vertical requires a consent object and none came.
     ConsentRequired,
+    /// The consent object fails an evidence check of the vertical
+    /// (`exchange::consent`): `field` is the consent key (`jornaya_leadid`, …).
+    ConsentEvidence {
+        field: &'static str,
+        reason: &'static str,
+    },
     /// The consumer was sold (or is being sold) in this vertical within its
     /// dedupe window.
     DuplicateLead,

@@ -4,8 +4,8 @@
 //! parsed, validated input and returns the record to render or a
 //! [`Refusal`]; the api only parses and renders.
 //!
-//! Here live the checks between parsing and the I/O stages: vertical and
-//! consent, the ping's claim and lookup (store first, then the cache),
+//! Here live the checks between parsing and the I/O stages: vertical,
+//! consent and its evidence (`exchange::consent`), the ping's claim and lookup (store first, then the cache),
 //! expiry, publisher and ping-field match, a direct post's idempotency key,
 //! and settled outcomes answered again without calling any buyer.
 
@@ -15,7 +15,7 @@ use std::time::Instant;
 use super::admission::Budgets;
 use super::fanout::{self, AuctionInput, AuctionResult};
 use super::suppression::{self, Blocked};
-use super::{report, sale, Exchange, Refusal, Runtime};
+use super::{consent, report, sale, Exchange, Refusal, Runtime};
 use crate::config::{Config, Publisher};
 use crate::ids;
 use crate::lead::Lead;
@@ -79,6 +79,7 @@ impl Exchange {
             return Err(Refusal::PingExpired);
         }
         require_consent(&rt.config, &ping.vertical, req.consent.is_some())?;
+        self.check_consent(&rt.config, &ping.vertical, req.consent.as_ref())?;
         let pinged = records::ping_lead(&ping).map_err(|e| {
             log::error!(target: "leadx::store", "stored ping lead invalid ping_id={} error=\"{e}\"", ping.ping_id);
             Refusal::Corrupt
@@ -133,6 +134,9 @@ impl Exchange {
             }
             None => None,
         };
+        // After the idempotency lookup: a retry gets its first outcome even
+        // once its consent has aged past the vertical's window.
+        self.check_consent(&rt.config, &req.vertical, req.consent.as_ref())?;
         let ping_id = ids::new_id();
         self.check_suppression(rt, &ping_id, &req.vertical, &req.lead)?;
         let input = AuctionInput {
@@ -163,6 +167,23 @@ impl Exchange {
             with_outcome: &with_outcome,
         };
         settle(&self.stats, sale::run(self, rt, &input), req.test, started)
+    }
+
+    /// The vertical's consent evidence checks (`exchange::consent`), on the
+    /// exchange clock, before any buyer is called. Without a consent object
+    /// there is nothing to check (`require_consent`, implied by any check,
+    /// has refused that already).
+    fn check_consent(
+        &self,
+        config: &Config,
+        vertical: &str,
+        consent: Option<&crate::lead::Consent>,
+    ) -> Result<(), Refusal> {
+        let rules = config.vertical(vertical).map(|v| v.consent_evidence);
+        match (rules, consent) {
+            (Some(rules), Some(c)) if rules.any() => consent::check(&rules, c, self.now_ms()),
+            _ => Ok(()),
+        }
     }
 
     /// Suppression (contract §12), before any buyer is called: a stale

@@ -8,6 +8,7 @@ mod buyer_specs;
 mod cli;
 mod client;
 mod config;
+mod consent;
 mod crash;
 mod diskfull;
 mod errors;
