@@ -30,6 +30,23 @@ pub fn id_ms(id: &str) -> Option<u64> {
     u64::from_str_radix(head, 16).ok()
 }
 
+/// Exactly 64 hex digits (either case) as 32 bytes, as `openssl rand -hex
+/// 32` or `sha256sum` print them; anything else is `None`.
+pub fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let hi = char::from(pair[0]).to_digit(16)?;
+        let lo = char::from(pair[1]).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+/// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);

@@ -160,17 +160,7 @@ pub fn verify_key(secret: &[u8], sha256_expected: &[u8; 32]) -> bool {
 
 /// Parses exactly 64 hex digits (either case) into a hash.
 pub(super) fn parse_sha256_hex(s: &str) -> Option<[u8; 32]> {
-    let bytes = s.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        let hi = char::from(pair[0]).to_digit(16)?;
-        let lo = char::from(pair[1]).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
-    }
-    Some(out)
+    crate::ids::unhex32(s)
 }
 
 #[cfg(test)]

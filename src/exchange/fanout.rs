@@ -226,29 +226,14 @@ fn admit(
 ) -> Result<Option<GatePermit>, Reason> {
     let buyer = &brt.cfg;
     routing::filter::eligible(buyer, input.vertical, input.lead, &input.publisher.id)?;
-    if let Some(schedule) = &buyer.schedule {
-        if !routing::schedule::is_open(schedule, &buyer.timezone, now_ms) {
-            return Err(Reason::Schedule);
-        }
-    }
+    brt.schedule_open(now_ms)?;
     if !input.test {
         brt.ledger.check(&buyer.caps, now_ms, buyer.fixed_price)?;
     }
     if brt.ping.is_none() {
         return Ok(None);
     }
-    let left = answer_by.saturating_duration_since(Instant::now());
-    routing::budget::call_ms(buyer.ping_timeout_ms, left.as_millis() as u64, 0)?;
-    let gate = brt
-        .health
-        .gate
-        .as_ref()
-        .map(|g| g.try_enter())
-        .transpose()?;
-    if let Some(breaker) = &brt.health.breaker {
-        breaker.admit(now_ms)?;
-    }
-    Ok(gate)
+    brt.admit_call(buyer.ping_timeout_ms, answer_by, now_ms)
 }
 
 fn skip_record(buyer: &str, reason: &str) -> CallRecord {

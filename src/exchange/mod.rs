@@ -66,6 +66,43 @@ pub struct BuyerRt {
     pub spec: Option<buyer::spec::SpecIntegration>,
 }
 
+impl BuyerRt {
+    /// Contract §10: open by its `[buyer.schedule]` at `now_ms`, in its zone.
+    pub(crate) fn schedule_open(&self, now_ms: u64) -> Result<(), crate::routing::Reason> {
+        match &self.cfg.schedule {
+            Some(s) if !crate::routing::schedule::is_open(s, &self.cfg.timezone, now_ms) => {
+                Err(crate::routing::Reason::Schedule)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Contract §10's checks just before a call, shared by ping and post:
+    /// enough time left for a call of `timeout_ms` before `deadline`
+    /// (`no_time`), a slot at its concurrency gate (the permit travels with
+    /// the call), and its breaker last, so a trial call is never spent on a
+    /// buyer another check skips.
+    pub(crate) fn admit_call(
+        &self,
+        timeout_ms: u64,
+        deadline: std::time::Instant,
+        now_ms: u64,
+    ) -> Result<Option<crate::routing::gate::GatePermit>, crate::routing::Reason> {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        crate::routing::budget::call_ms(timeout_ms, left.as_millis() as u64, 0)?;
+        let gate = self
+            .health
+            .gate
+            .as_ref()
+            .map(|g| g.try_enter())
+            .transpose()?;
+        if let Some(breaker) = &self.health.breaker {
+            breaker.admit(now_ms)?;
+        }
+        Ok(gate)
+    }
+}
+
 /// One config and what was built from it.
 pub struct Runtime {
     /// The config, its `buyers` moved into `Runtime::buyers` (empty here;

@@ -24,7 +24,7 @@ use crate::ids;
 use crate::lead::{Consent, Lead};
 use crate::metrics::PostResult;
 use crate::records::{self, CallOutcome, CallRecord, CallStage, LeadRecord, PingRecord, StoredBid};
-use crate::routing::{self, gate::GatePermit, Reason};
+use crate::routing::{gate::GatePermit, Reason};
 use crate::store::{Batch, StoreError, Tree};
 
 pub struct PostInput<'a> {
@@ -203,27 +203,13 @@ fn admit(
     deadline: Instant,
 ) -> Result<(Option<caps::Reservation>, Option<GatePermit>), Reason> {
     let buyer = &brt.cfg;
-    if let Some(schedule) = &buyer.schedule {
-        if !routing::schedule::is_open(schedule, &buyer.timezone, now_ms) {
-            return Err(Reason::Schedule);
-        }
-    }
+    brt.schedule_open(now_ms)?;
     let reservation = if test {
         None
     } else {
         Some(brt.ledger.reserve(&buyer.caps, now_ms, price)?)
     };
-    let left = deadline.saturating_duration_since(Instant::now());
-    routing::budget::call_ms(buyer.post_timeout_ms, left.as_millis() as u64, 0)?;
-    let gate = brt
-        .health
-        .gate
-        .as_ref()
-        .map(|g| g.try_enter())
-        .transpose()?;
-    if let Some(breaker) = &brt.health.breaker {
-        breaker.admit(now_ms)?;
-    }
+    let gate = brt.admit_call(buyer.post_timeout_ms, deadline, now_ms)?;
     Ok((reservation, gate))
 }
 

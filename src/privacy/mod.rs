@@ -47,17 +47,7 @@ impl DataKey {
     /// Exactly 64 hex digits (either case), as `openssl rand -hex 32`
     /// prints; anything else is `None`.
     pub fn from_hex(s: &str) -> Option<DataKey> {
-        let bytes = s.as_bytes();
-        if bytes.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            let hi = char::from(pair[0]).to_digit(16)?;
-            let lo = char::from(pair[1]).to_digit(16)?;
-            out[i] = (hi * 16 + lo) as u8;
-        }
-        Some(DataKey(out))
+        crate::ids::unhex32(s).map(DataKey)
     }
 
     /// `out.len()` bytes of key for the job named `label`, by HKDF-SHA256
@@ -94,15 +84,7 @@ impl hkdf::KeyType for Len {
 }
 
 /// Lowercase hex of `bytes` (signatures in tests and tools).
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
-}
+pub use crate::ids::hex;
 
 #[cfg(test)]
 mod tests {
