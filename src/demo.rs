@@ -168,6 +168,14 @@ pub fn start_buyer(sim: SimBuyer, seed: u64) -> std::io::Result<ServerHandle> {
     )
 }
 
+/// 32 random bytes as hex: the demo's data key (it lives as long as the
+/// demo's temporary data directory).
+fn demo_data_key() -> String {
+    let mut key = [0u8; 32];
+    getrandom::getrandom(&mut key).expect("the kernel's random source failed");
+    crate::ids::hex(&key)
+}
+
 /// The demo config for buyers at these addresses.
 pub fn config_text(
     listen: SocketAddr,
@@ -182,6 +190,10 @@ data_dir = "{}"
 
 [admin]
 token_sha256 = "{}"
+
+[privacy]
+# A fresh key per demo run: the demo's PII is sealed at rest, as in production.
+data_key = "{}"
 
 [auction]
 ping_timeout_ms = 300
@@ -201,6 +213,7 @@ verticals = ["auto_insurance"]
 "#,
         data_dir.display(),
         crate::config::hash_key(DEMO_ADMIN_TOKEN.as_bytes()),
+        demo_data_key(),
         crate::config::hash_key(DEMO_API_KEY.as_bytes()),
     );
     for (i, (id, addr)) in buyers.iter().enumerate() {
@@ -320,5 +333,7 @@ mod tests {
         let flat = config.buyers.iter().find(|b| b.id == "flat_fee").unwrap();
         assert!(flat.spec.post.is_some() && flat.ping_url.is_none());
         assert_eq!(flat.post_url.target, "/form");
+        assert!(config.privacy.data_key.is_some(), "the demo seals PII");
+        assert!(config.warnings().is_empty(), "{:?}", config.warnings());
     }
 }
