@@ -202,15 +202,7 @@ fn the_replay_cache_outlives_a_reload() {
         send(l.addr, "/v1/ping", KEY, Some(&good), &body).status,
         200
     );
-    let auth = format!("Bearer {ADMIN}");
-    let r = request(
-        l.addr,
-        "POST",
-        "/v1/admin/reload",
-        &[("Authorization", &auth)],
-        b"",
-    );
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    reload_ok(l.addr);
     refused(
         &send(l.addr, "/v1/ping", KEY, Some(&good), &body),
         "replayed after reload",
@@ -219,14 +211,7 @@ fn the_replay_cache_outlives_a_reload() {
     let text = std::fs::read_to_string(&l.config_path).unwrap();
     let unsigned = text.replace(&format!("signing_secret = \"{SIGNING}\""), "");
     std::fs::write(&l.config_path, unsigned).unwrap();
-    let r = request(
-        l.addr,
-        "POST",
-        "/v1/admin/reload",
-        &[("Authorization", &auth)],
-        b"",
-    );
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    reload_ok(l.addr);
     assert_eq!(send(l.addr, "/v1/ping", KEY, None, &body).status, 200);
 }
 
@@ -323,15 +308,7 @@ fn a_listed_phone_is_refused_before_any_buyer_sees_it_and_lists_reload() {
 
     // A new list file is read on reload (SIGHUP runs the same reload).
     std::fs::write(&list, "5552345680\n").unwrap();
-    let auth = format!("Bearer {ADMIN}");
-    let r = request(
-        l.addr,
-        "POST",
-        "/v1/admin/reload",
-        &[("Authorization", &auth)],
-        b"",
-    );
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    reload_ok(l.addr);
     suppressed(&ping_and_post(&l, "5552345680"), "new list");
     let r = ping_and_post(&l, "5552345678");
     assert_eq!(r.json()["status"], "sold", "the old number left the list");
@@ -513,15 +490,7 @@ fn with_a_data_key_no_pii_byte_reaches_the_data_dir() {
         &format!("data_key = \"{key2}\"\nold_data_keys = [\"{key1}\"]"),
     );
     std::fs::write(&l.config_path, text).unwrap();
-    let auth = format!("Bearer {ADMIN}");
-    let r = request(
-        l.addr,
-        "POST",
-        "/v1/admin/reload",
-        &[("Authorization", &auth)],
-        b"",
-    );
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    reload_ok(l.addr);
     assert_eq!(admin_lead(&l, &lead_id)["data"]["lead"]["email"], email);
 }
 

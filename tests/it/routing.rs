@@ -390,22 +390,11 @@ fn a_reload_keeps_an_open_breaker_unless_its_section_changes() {
     let l = start_with_clock("", "", &buyer_toml("b", &m, health), clock);
     ping(&l);
     m.buyer.set_ping(Act::Bid(4.0));
-    let reload = |l: &Leadx| {
-        let auth = format!("Bearer {ADMIN}");
-        let r = request(
-            l.addr,
-            "POST",
-            "/v1/admin/reload",
-            &[("Authorization", &auth)],
-            b"",
-        );
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    };
     // An unrelated change: a second buyer.
     let other = mock(Act::NoBid, Act::Reject);
     let text = std::fs::read_to_string(&l.config_path).unwrap();
     std::fs::write(&l.config_path, text.clone() + &buyer_toml("c", &other, "")).unwrap();
-    reload(&l);
+    reload_ok(l.addr);
     assert_eq!(ping(&l)["status"], "no_bid");
     assert_eq!(
         ping_reason(&l, "b"),
@@ -414,7 +403,7 @@ fn a_reload_keeps_an_open_breaker_unless_its_section_changes() {
     );
     let text = text.replace("breaker_cooldown_ms = 60000", "breaker_cooldown_ms = 30000");
     std::fs::write(&l.config_path, text).unwrap();
-    reload(&l);
+    reload_ok(l.addr);
     assert_eq!(
         ping(&l)["status"],
         "bid",

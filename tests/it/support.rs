@@ -386,6 +386,19 @@ pub fn post_json(addr: SocketAddr, path: &str, key: &str, body: &serde_json::Val
     )
 }
 
+/// `POST /v1/admin/reload` with the admin token; asserts it answered 200.
+pub fn reload_ok(addr: SocketAddr) {
+    let auth = format!("Bearer {ADMIN}");
+    let r = request(
+        addr,
+        "POST",
+        "/v1/admin/reload",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
 pub fn get(addr: SocketAddr, path: &str, key: &str) -> Reply {
     let auth = format!("Bearer {key}");
     request(addr, "GET", path, &[("Authorization", &auth)], b"")
