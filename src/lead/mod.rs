@@ -19,7 +19,7 @@ pub use check::{
     normalize_phone, parse_rfc3339, phone_number, valid_email, valid_ip, valid_page_url,
 };
 pub use invalid::{Invalid, InvalidKind};
-pub use parse::{consent_from_value, lead_from_value};
+pub use parse::{consent_from_value, lead_from_value, Field};
 
 /// Which half of ping-post a lead is sent in: PII is refused at the ping and
 /// required at the post (and direct post).

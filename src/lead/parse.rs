@@ -16,9 +16,10 @@ use super::{check, Attr, Consent, Credit, Lead, Stage};
 use crate::lead::Invalid;
 use crate::{limits, usps};
 
-/// The keys a lead may carry.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Key {
+/// The keys a lead may carry (also what a buyer template may name as
+/// `lead.<key>`, `buyer::spec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
     Zip,
     State,
     City,
@@ -36,24 +37,25 @@ enum Key {
     Address,
 }
 
-impl Key {
-    fn of(k: &str) -> Option<Key> {
+impl Field {
+    /// The field a lead key names; `None` for any other key.
+    pub fn of(k: &str) -> Option<Field> {
         Some(match k {
-            "zip" => Key::Zip,
-            "state" => Key::State,
-            "city" => Key::City,
-            "age" => Key::Age,
-            "income" => Key::Income,
-            "credit" => Key::Credit,
-            "homeowner" => Key::Homeowner,
-            "sub_id" => Key::SubId,
-            "attributes" => Key::Attributes,
-            "captured_at" => Key::CapturedAt,
-            "first_name" => Key::FirstName,
-            "last_name" => Key::LastName,
-            "phone" => Key::Phone,
-            "email" => Key::Email,
-            "address" => Key::Address,
+            "zip" => Field::Zip,
+            "state" => Field::State,
+            "city" => Field::City,
+            "age" => Field::Age,
+            "income" => Field::Income,
+            "credit" => Field::Credit,
+            "homeowner" => Field::Homeowner,
+            "sub_id" => Field::SubId,
+            "attributes" => Field::Attributes,
+            "captured_at" => Field::CapturedAt,
+            "first_name" => Field::FirstName,
+            "last_name" => Field::LastName,
+            "phone" => Field::Phone,
+            "email" => Field::Email,
+            "address" => Field::Address,
             _ => return None,
         })
     }
@@ -61,7 +63,7 @@ impl Key {
     fn is_pii(self) -> bool {
         matches!(
             self,
-            Key::FirstName | Key::LastName | Key::Phone | Key::Email | Key::Address
+            Field::FirstName | Field::LastName | Field::Phone | Field::Email | Field::Address
         )
     }
 }
@@ -76,7 +78,7 @@ pub fn lead_from_value(v: &Value<'_>, stage: Stage, path: &str) -> Result<Lead, 
     let mut lead = Lead::default();
     for (k, v) in obj.iter() {
         let at = Loc::new(path, k);
-        let key = Key::of(k).ok_or_else(|| at.unknown())?;
+        let key = Field::of(k).ok_or_else(|| at.unknown())?;
         if stage == Stage::Ping && key.is_pii() {
             return Err(Invalid::pii_in_ping(at.path()));
         }
@@ -90,50 +92,50 @@ pub fn lead_from_value(v: &Value<'_>, stage: Stage, path: &str) -> Result<Lead, 
     Ok(lead)
 }
 
-fn set(lead: &mut Lead, key: Key, v: &Value<'_>, at: Loc<'_>) -> Result<(), Invalid> {
+fn set(lead: &mut Lead, key: Field, v: &Value<'_>, at: Loc<'_>) -> Result<(), Invalid> {
     let short = limits::LEAD_SHORT_STRING_BYTES_MAX;
     let long = limits::LEAD_STRING_BYTES_MAX;
     match key {
-        Key::Zip => lead.zip = zip(v, at)?,
-        Key::State => lead.state = state(v, at)?,
-        Key::City => lead.city = Some(value::string(v, at, long)?.to_string()),
-        Key::Age => {
+        Field::Zip => lead.zip = zip(v, at)?,
+        Field::State => lead.state = state(v, at)?,
+        Field::City => lead.city = Some(value::string(v, at, long)?.to_string()),
+        Field::Age => {
             let age = value::integer(v, at, limits::LEAD_AGE_MIN, limits::LEAD_AGE_MAX)?;
             lead.age = Some(u16::try_from(age).expect("age bounds fit u16"));
         }
-        Key::Income => lead.income = Some(value::integer(v, at, 0, limits::LEAD_INCOME_MAX)?),
-        Key::Credit => lead.credit = Some(credit(v, at)?),
-        Key::Homeowner => lead.homeowner = Some(value::boolean(v, at)?),
-        Key::SubId => lead.sub_id = Some(value::string(v, at, short)?.to_string()),
-        Key::Attributes => lead.attributes = attributes(v, at)?,
-        Key::CapturedAt => lead.captured_at = Some(time(v, at)?),
-        Key::FirstName => lead.first_name = Some(value::nonempty(v, at, short)?.to_string()),
-        Key::LastName => lead.last_name = Some(value::nonempty(v, at, short)?.to_string()),
-        Key::Phone => lead.phone = Some(phone(v, at)?),
-        Key::Email => lead.email = Some(email(v, at)?),
-        Key::Address => lead.address = Some(value::string(v, at, long)?.to_string()),
+        Field::Income => lead.income = Some(value::integer(v, at, 0, limits::LEAD_INCOME_MAX)?),
+        Field::Credit => lead.credit = Some(credit(v, at)?),
+        Field::Homeowner => lead.homeowner = Some(value::boolean(v, at)?),
+        Field::SubId => lead.sub_id = Some(value::string(v, at, short)?.to_string()),
+        Field::Attributes => lead.attributes = attributes(v, at)?,
+        Field::CapturedAt => lead.captured_at = Some(time(v, at)?),
+        Field::FirstName => lead.first_name = Some(value::nonempty(v, at, short)?.to_string()),
+        Field::LastName => lead.last_name = Some(value::nonempty(v, at, short)?.to_string()),
+        Field::Phone => lead.phone = Some(phone(v, at)?),
+        Field::Email => lead.email = Some(email(v, at)?),
+        Field::Address => lead.address = Some(value::string(v, at, long)?.to_string()),
     }
     Ok(())
 }
 
 /// `null` is absent, also after an earlier value for the same key.
-fn clear(lead: &mut Lead, key: Key) {
+fn clear(lead: &mut Lead, key: Field) {
     match key {
-        Key::Zip => lead.zip.clear(),
-        Key::State => lead.state.clear(),
-        Key::City => lead.city = None,
-        Key::Age => lead.age = None,
-        Key::Income => lead.income = None,
-        Key::Credit => lead.credit = None,
-        Key::Homeowner => lead.homeowner = None,
-        Key::SubId => lead.sub_id = None,
-        Key::Attributes => lead.attributes.clear(),
-        Key::CapturedAt => lead.captured_at = None,
-        Key::FirstName => lead.first_name = None,
-        Key::LastName => lead.last_name = None,
-        Key::Phone => lead.phone = None,
-        Key::Email => lead.email = None,
-        Key::Address => lead.address = None,
+        Field::Zip => lead.zip.clear(),
+        Field::State => lead.state.clear(),
+        Field::City => lead.city = None,
+        Field::Age => lead.age = None,
+        Field::Income => lead.income = None,
+        Field::Credit => lead.credit = None,
+        Field::Homeowner => lead.homeowner = None,
+        Field::SubId => lead.sub_id = None,
+        Field::Attributes => lead.attributes.clear(),
+        Field::CapturedAt => lead.captured_at = None,
+        Field::FirstName => lead.first_name = None,
+        Field::LastName => lead.last_name = None,
+        Field::Phone => lead.phone = None,
+        Field::Email => lead.email = None,
+        Field::Address => lead.address = None,
     }
 }
 

@@ -11,25 +11,9 @@
 //! an unknown root, field, filter or map is the error message for the
 //! template's config key.
 
-use super::template::{ConsentField, Expr, Filter, LeadField, Lit, Maps, PhoneFmt, StageKind, Var};
+use super::template::{ConsentField, Expr, Filter, Lit, Maps, PhoneFmt, StageKind, Var};
 use super::time::Part;
-
-const LEAD_FIELDS: &[(&str, LeadField)] = &[
-    ("zip", LeadField::Zip),
-    ("state", LeadField::State),
-    ("city", LeadField::City),
-    ("age", LeadField::Age),
-    ("income", LeadField::Income),
-    ("credit", LeadField::Credit),
-    ("homeowner", LeadField::Homeowner),
-    ("sub_id", LeadField::SubId),
-    ("captured_at", LeadField::CapturedAt),
-    ("first_name", LeadField::FirstName),
-    ("last_name", LeadField::LastName),
-    ("phone", LeadField::Phone),
-    ("email", LeadField::Email),
-    ("address", LeadField::Address),
-];
+use crate::lead::Field;
 
 const CONSENT_FIELDS: &[(&str, ConsentField)] = &[
     ("text", ConsentField::Text),
@@ -170,7 +154,7 @@ fn resolve(path: &[&str], stage: StageKind) -> Result<Var, String> {
             [_, _, name] => Ok(Var::Attr((*name).into())),
             _ => Err("expected lead.attributes.<name>".into()),
         },
-        "lead" => field(path, LEAD_FIELDS, "lead").map(Var::Lead),
+        "lead" => lead_field(path).map(Var::Lead),
         "consent" if stage == StageKind::Ping => post_only("consent"),
         "consent" => field(path, CONSENT_FIELDS, "consent").map(Var::Consent),
         "ping_id" => bare(Var::PingId),
@@ -188,6 +172,17 @@ fn resolve(path: &[&str], stage: StageKind) -> Result<Var, String> {
 }
 
 /// `root.<name>` among `names`.
+/// `lead.<key>`: the keys a lead carries (`lead::Field`), but not
+/// `attributes`, which is named by `lead.attributes.<name>`.
+fn lead_field(path: &[&str]) -> Result<Field, String> {
+    let [_, name] = path else {
+        return Err("expected lead.<field>".into());
+    };
+    Field::of(name)
+        .filter(|f| *f != Field::Attributes)
+        .ok_or_else(|| format!("unknown field lead.{name}"))
+}
+
 fn field<F: Copy>(path: &[&str], names: &[(&str, F)], root: &str) -> Result<F, String> {
     let [_, name] = path else {
         return Err(format!("expected {root}.<field>"));

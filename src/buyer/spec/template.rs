@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use super::time::Part;
 use super::{Format, Vars};
-use crate::lead::{Attr, Consent, Lead};
+use crate::lead::{Attr, Consent, Field, Lead};
 use crate::money::Cents;
 
 /// Which request a template belongs to: `ref`, `price` and `consent.*`
@@ -70,24 +70,6 @@ pub(super) struct Expr {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum LeadField {
-    Zip,
-    State,
-    City,
-    Age,
-    Income,
-    Credit,
-    Homeowner,
-    SubId,
-    CapturedAt,
-    FirstName,
-    LastName,
-    Phone,
-    Email,
-    Address,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ConsentField {
     Text,
     CapturedAt,
@@ -100,7 +82,7 @@ pub(super) enum ConsentField {
 
 #[derive(Debug)]
 pub(super) enum Var {
-    Lead(LeadField),
+    Lead(Field),
     Attr(Box<str>),
     Consent(ConsentField),
     PingId,
@@ -222,24 +204,26 @@ impl Var {
     }
 }
 
-fn lead_field(l: &Lead, f: LeadField) -> Val<'_> {
+fn lead_field(l: &Lead, f: Field) -> Val<'_> {
     match f {
-        LeadField::Zip => Val::Str(Cow::Borrowed(&l.zip)),
-        LeadField::State => Val::Str(Cow::Borrowed(&l.state)),
-        LeadField::City => opt_str(l.city.as_deref()),
-        LeadField::Age => l.age.map_or(Val::Missing, |n| Val::Int(n.into())),
-        LeadField::Income => l.income.map_or(Val::Missing, Val::Int),
-        LeadField::Credit => l
+        Field::Zip => Val::Str(Cow::Borrowed(&l.zip)),
+        Field::State => Val::Str(Cow::Borrowed(&l.state)),
+        Field::City => opt_str(l.city.as_deref()),
+        Field::Age => l.age.map_or(Val::Missing, |n| Val::Int(n.into())),
+        Field::Income => l.income.map_or(Val::Missing, Val::Int),
+        Field::Credit => l
             .credit
             .map_or(Val::Missing, |c| Val::Str(Cow::Borrowed(c.as_str()))),
-        LeadField::Homeowner => l.homeowner.map_or(Val::Missing, Val::Bool),
-        LeadField::SubId => opt_str(l.sub_id.as_deref()),
-        LeadField::CapturedAt => opt_str(l.captured_at.as_deref()),
-        LeadField::FirstName => opt_str(l.first_name.as_deref()),
-        LeadField::LastName => opt_str(l.last_name.as_deref()),
-        LeadField::Phone => opt_str(l.phone.as_deref()),
-        LeadField::Email => opt_str(l.email.as_deref()),
-        LeadField::Address => opt_str(l.address.as_deref()),
+        Field::Homeowner => l.homeowner.map_or(Val::Missing, Val::Bool),
+        Field::SubId => opt_str(l.sub_id.as_deref()),
+        Field::CapturedAt => opt_str(l.captured_at.as_deref()),
+        Field::FirstName => opt_str(l.first_name.as_deref()),
+        Field::LastName => opt_str(l.last_name.as_deref()),
+        Field::Phone => opt_str(l.phone.as_deref()),
+        Field::Email => opt_str(l.email.as_deref()),
+        Field::Address => opt_str(l.address.as_deref()),
+        // Never compiled: `lead.attributes.<name>` is its own variable.
+        Field::Attributes => Val::Missing,
     }
 }
 
