@@ -42,26 +42,24 @@ fn check_token(api: &Api, head: &Head<'_>) -> Result<(), ApiError> {
     Err(ApiError::unauthorized())
 }
 
-/// The admin routes that read a request body.
+/// Whether the admin route `method` `path` reads a body (the route table
+/// says); an unknown route reads none.
 fn takes_body(method: &str, path: &str) -> bool {
-    path == "/v1/admin/suppressions" && matches!(method, "POST" | "DELETE")
+    super::routes::find(method, path).is_ok_and(|(entry, _)| entry.takes_body)
 }
 
 pub fn route(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
+    use super::routes::Route;
     check_token(api, &req.head())?;
-    let rest = req.path.trim_start_matches("/v1/admin/");
-    let get = req.method == "GET";
-    match rest {
-        "stats" if get => Ok(json(200, stats(&api.ex))),
-        "reload" if req.method == "POST" => reload(api),
-        "suppressions" if takes_body(req.method, req.path) => suppressions(api, req),
-        "transactions" if get => transactions(&api.ex, req.query),
-        "leads" if get => export(&api.ex, req.query),
-        r if r.starts_with("leads/") && get => lead(api, &r["leads/".len()..]),
-        "stats" | "reload" | "transactions" | "leads" | "suppressions" => {
-            Err(ApiError::method_not_allowed())
-        }
-        r if r.starts_with("leads/") => Err(ApiError::method_not_allowed()),
+    let (entry, param) = super::routes::find(req.method, req.path)?;
+    match entry.route {
+        Route::AdminStats => Ok(json(200, stats(&api.ex))),
+        Route::AdminReload => reload(api),
+        Route::AdminSuppressionsAdd | Route::AdminSuppressionsRemove => suppressions(api, req),
+        Route::AdminTransactions => transactions(&api.ex, req.query),
+        Route::AdminExport => export(&api.ex, req.query),
+        Route::AdminLead => lead(api, param.unwrap_or_default()),
+        // Not an admin route: `Api::route` answers those.
         _ => Err(ApiError::not_found()),
     }
 }

@@ -3,6 +3,48 @@
 //! (store, I/O) is logged by the caller and replaced here by a generic
 //! message, so it can never reach a client.
 
+/// Every error code the API answers, with its status: the contract's (§8)
+/// and the ones leadx adds (`headers_too_large`, `request_timeout`,
+/// `invalid_config`, `internal`, `/readyz`'s `starting` and
+/// `store_unwritable`). `ApiError` refuses any other code in debug builds;
+/// the OpenAPI document's `ErrorCode` enum is this list
+/// (`openapi::tests`). `not_returnable` and `return_window_closed` are the
+/// contract's return codes (§13).
+pub const CODES: &[(&str, u16)] = &[
+    ("malformed_json", 400),
+    ("bad_request", 400),
+    ("unauthorized", 401),
+    ("bad_signature", 401),
+    ("forbidden", 403),
+    ("not_found", 404),
+    ("unknown_ping", 404),
+    ("method_not_allowed", 405),
+    ("request_timeout", 408),
+    ("duplicate_lead", 409),
+    ("post_in_progress", 409),
+    ("not_returnable", 409),
+    ("return_window_closed", 409),
+    ("ping_expired", 410),
+    ("body_too_large", 413),
+    ("unsupported_media_type", 415),
+    ("invalid_field", 422),
+    ("missing_field", 422),
+    ("unknown_field", 422),
+    ("pii_in_ping", 422),
+    ("ping_mismatch", 422),
+    ("consent_required", 422),
+    ("suppressed", 422),
+    ("invalid_config", 422),
+    ("rate_limited", 429),
+    ("headers_too_large", 431),
+    ("internal", 500),
+    ("overloaded", 503),
+    ("draining", 503),
+    ("list_stale", 503),
+    ("starting", 503),
+    ("store_unwritable", 503),
+];
+
 /// A failure to be answered to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -15,6 +57,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        debug_assert_known(status, code);
         ApiError {
             status,
             code,
@@ -29,6 +72,7 @@ impl ApiError {
         field: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
+        debug_assert_known(status, code);
         ApiError {
             status,
             code,
@@ -87,6 +131,15 @@ impl ApiError {
     pub fn body(&self) -> Vec<u8> {
         error_body(self.code, &self.message, self.field.as_deref())
     }
+}
+
+/// In debug builds (every test), a code outside `CODES` or with another
+/// status panics: the document's enum would not name it.
+fn debug_assert_known(status: u16, code: &str) {
+    debug_assert!(
+        CODES.contains(&(code, status)),
+        "error code {code} with status {status} is not in api::error::CODES"
+    );
 }
 
 /// A refused body or lead (contract §8): 400 when it is not JSON at all,

@@ -9,9 +9,11 @@ pub mod direct;
 pub mod error;
 pub mod health;
 pub mod leads;
+pub mod openapi;
 pub mod ping;
 pub mod post;
 mod ratelimit;
+pub mod routes;
 
 use std::sync::Arc;
 
@@ -24,6 +26,7 @@ use crate::metrics::{self, Endpoint};
 use crate::privacy::{signature, ReplayCache};
 use crate::records::LeadRecord;
 pub use error::ApiError;
+use routes::Route;
 
 /// Reloads the config file; the errors are what `check-config` would say.
 pub type ReloadFn = dyn Fn() -> Result<(), Vec<ConfigError>> + Send + Sync;
@@ -51,33 +54,33 @@ impl Api {
 
     fn route(&self, req: &mut Request<'_>) -> (Endpoint, Result<Response, ApiError>) {
         let ex = &*self.ex;
-        let method = req.method;
-        let (endpoint, allowed) = endpoint_of(req.path);
+        let endpoint = routes::endpoint_of(req.path);
         if endpoint == Endpoint::Admin {
             return (endpoint, admin::route(self, req));
         }
-        if endpoint == Endpoint::Other {
-            return (endpoint, Err(ApiError::not_found()));
-        }
-        if !allowed.contains(&method) {
-            return (endpoint, Err(ApiError::method_not_allowed()));
-        }
-        if is_publisher_call(endpoint) && ex.is_draining() {
+        let route = match routes::find(req.method, req.path) {
+            Ok((entry, _)) => entry.route,
+            Err(e) => return (endpoint, Err(e)),
+        };
+        if route.is_publisher_call() && ex.is_draining() {
             return (endpoint, Err(ApiError::draining()));
         }
         // A store that cannot write refuses work at once, before any buyer
         // is called (a lead read would be refused by the store too).
-        if is_publisher_call(endpoint) && !ex.is_writable() {
+        if route.is_publisher_call() && !ex.is_writable() {
             return (endpoint, Err(ApiError::overloaded()));
         }
-        let result = match endpoint {
-            Endpoint::Health => Ok(health::healthz()),
-            Endpoint::Ready => Ok(health::readyz(ex)),
-            Endpoint::Metrics => Ok(health::metrics(ex)),
-            Endpoint::Ping => ping::handle(self, req),
-            Endpoint::Post => post::handle(self, req),
-            Endpoint::Leads => direct::handle(self, req),
-            _ => leads::get(self, req),
+        let result = match route {
+            Route::Health => Ok(health::healthz()),
+            Route::Ready => Ok(health::readyz(ex)),
+            Route::Metrics => Ok(health::metrics(ex)),
+            Route::OpenApi => Ok(openapi::document()),
+            Route::Ping => ping::handle(self, req),
+            Route::Post => post::handle(self, req),
+            Route::Direct => direct::handle(self, req),
+            Route::LeadGet => leads::get(self, req),
+            // `endpoint_of` sent every admin path to `admin::route`.
+            _ => Err(ApiError::not_found()),
         };
         (endpoint, result)
     }
@@ -87,27 +90,28 @@ impl Api {
     /// the head. A client that fails any of these never makes leadx buffer
     /// its body. The rate limit stays in `publisher` (once per request).
     fn screen(&self, head: &Head<'_>) -> (Endpoint, Result<(), ApiError>) {
-        let (endpoint, allowed) = endpoint_of(head.path);
-        let result = match endpoint {
-            Endpoint::Other => Err(ApiError::not_found()),
-            Endpoint::Admin => admin::screen(self, head),
-            _ if !allowed.contains(&head.method) => Err(ApiError::method_not_allowed()),
-            _ if head.method != "POST" && head.has_body() => Err(no_body_here()),
-            _ if !is_publisher_call(endpoint) => Ok(()),
-            _ if self.ex.is_draining() => Err(ApiError::draining()),
-            _ => {
-                let rt = self.ex.runtime();
-                let caller = self.caller(&rt, head);
-                let known = authenticate(&rt, head.header("authorization"), &caller).map(drop);
-                known.and_then(|()| {
-                    if head.method == "POST" {
-                        require_json_type(head.header("content-type"))
-                    } else {
-                        Ok(())
-                    }
-                })
+        let endpoint = routes::endpoint_of(head.path);
+        if endpoint == Endpoint::Admin {
+            return (endpoint, admin::screen(self, head));
+        }
+        let result = routes::find(head.method, head.path).and_then(|(entry, _)| {
+            if !entry.takes_body && head.has_body() {
+                return Err(no_body_here());
             }
-        };
+            if !entry.route.is_publisher_call() {
+                return Ok(());
+            }
+            if self.ex.is_draining() {
+                return Err(ApiError::draining());
+            }
+            let rt = self.ex.runtime();
+            let caller = self.caller(&rt, head);
+            authenticate(&rt, head.header("authorization"), &caller)?;
+            if entry.takes_body {
+                require_json_type(head.header("content-type"))?;
+            }
+            Ok(())
+        });
         (endpoint, result)
     }
 
@@ -194,7 +198,7 @@ impl Handler for Api {
     fn check_head(&self, head: &Head<'_>) -> Result<(), Response> {
         let (endpoint, result) = self.screen(head);
         result.map_err(|e| {
-            let resp = refused(endpoint, e);
+            let resp = refused(endpoint, head.path, e);
             metrics::global().http_request(
                 endpoint,
                 resp.status,
@@ -206,7 +210,7 @@ impl Handler for Api {
 
     fn handle(&self, req: &mut Request<'_>) -> Response {
         let (endpoint, result) = self.route(req);
-        let resp = result.unwrap_or_else(|e| refused(endpoint, e));
+        let resp = result.unwrap_or_else(|e| refused(endpoint, req.path, e));
         let latency_us = req.received_at.elapsed().as_micros() as u64;
         metrics::global().http_request(endpoint, resp.status, latency_us);
         resp
@@ -217,34 +221,19 @@ impl Handler for Api {
     }
 }
 
-/// Logs a refusal and turns it into its answer.
-fn refused(endpoint: Endpoint, e: ApiError) -> Response {
+/// Logs a refusal and turns it into its answer; a 405 names the methods
+/// `path` takes in `Allow` (from the route table).
+fn refused(endpoint: Endpoint, path: &str, e: ApiError) -> Response {
     // Code and field path only: the message may quote the input.
     log::warn!(target: "leadx::api", endpoint = endpoint.label(), status = e.status, code = e.code, field = e.field.as_deref().unwrap_or(""); "request refused");
-    error_response(e)
-}
-
-/// The endpoint a path names and the methods it takes (admin paths route
-/// further in `admin`).
-fn endpoint_of(path: &str) -> (Endpoint, &'static [&'static str]) {
-    match path {
-        "/healthz" => (Endpoint::Health, &["GET"]),
-        "/readyz" => (Endpoint::Ready, &["GET"]),
-        "/metrics" => (Endpoint::Metrics, &["GET"]),
-        "/v1/ping" => (Endpoint::Ping, &["POST"]),
-        "/v1/post" => (Endpoint::Post, &["POST"]),
-        "/v1/leads" => (Endpoint::Leads, &["POST"]),
-        p if p.starts_with("/v1/leads/") => (Endpoint::LeadGet, &["GET"]),
-        p if p.starts_with("/v1/admin/") => (Endpoint::Admin, &[]),
-        _ => (Endpoint::Other, &[]),
+    let status = e.status;
+    let mut resp = error_response(e);
+    if status == 405 {
+        if let Some(methods) = routes::allow(path) {
+            resp.headers.push(("Allow", methods));
+        }
     }
-}
-
-fn is_publisher_call(endpoint: Endpoint) -> bool {
-    !matches!(
-        endpoint,
-        Endpoint::Health | Endpoint::Ready | Endpoint::Metrics
-    )
+    resp
 }
 
 /// A body sent where none is taken: refused on the head, never buffered.

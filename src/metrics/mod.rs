@@ -45,12 +45,13 @@ pub enum Endpoint {
     Health,
     Ready,
     Metrics,
+    OpenApi,
     Admin,
     Other,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 10] = [
         Endpoint::Ping,
         Endpoint::Post,
         Endpoint::Leads,
@@ -58,6 +59,7 @@ impl Endpoint {
         Endpoint::Health,
         Endpoint::Ready,
         Endpoint::Metrics,
+        Endpoint::OpenApi,
         Endpoint::Admin,
         Endpoint::Other,
     ];
@@ -71,6 +73,7 @@ impl Endpoint {
             Endpoint::Health => "health",
             Endpoint::Ready => "ready",
             Endpoint::Metrics => "metrics",
+            Endpoint::OpenApi => "openapi",
             Endpoint::Admin => "admin",
             Endpoint::Other => "other",
         }
