@@ -11,12 +11,14 @@ use crate::metrics::{LatencySummary, PartyStats};
 use crate::records::{self, LeadRecord, PingRecord};
 
 /// The head check of an admin request (`Api::screen`): the admin token,
-/// then whether the route takes a body at all — only `POST` and `DELETE
-/// /v1/admin/suppressions` do, as JSON.
+/// then, for a request with a body, the route (404 / 405 first) and
+/// whether it takes a body at all — only `POST` and `DELETE
+/// /v1/admin/suppressions` do, as JSON (`routes::ROUTES`).
 pub fn screen(api: &Api, head: &Head<'_>) -> Result<(), ApiError> {
     check_token(api, head)?;
     if head.has_body() {
-        if !takes_body(head.method, head.path) {
+        let (entry, _) = super::routes::find(head.method, head.path)?;
+        if !entry.takes_body {
             return Err(super::no_body_here());
         }
         return super::require_json_type(head.header("content-type"));
@@ -40,12 +42,6 @@ fn check_token(api: &Api, head: &Head<'_>) -> Result<(), ApiError> {
     }
     api.caller(&rt, head).failed("admin_token");
     Err(ApiError::unauthorized())
-}
-
-/// Whether the admin route `method` `path` reads a body (the route table
-/// says); an unknown route reads none.
-fn takes_body(method: &str, path: &str) -> bool {
-    super::routes::find(method, path).is_ok_and(|(entry, _)| entry.takes_body)
 }
 
 pub fn route(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {

@@ -17,6 +17,7 @@ mod fuzz;
 mod hostile;
 mod layering;
 mod memory;
+mod openapi;
 mod ops;
 mod overload;
 mod post;
