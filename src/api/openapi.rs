@@ -94,10 +94,16 @@ mod tests {
             .map(|e| (e.method.to_string(), e.path.to_string()))
             .collect();
         let missing: Vec<_> = routed.difference(&documented).collect();
-        assert!(missing.is_empty(), "routed but not in openapi.json: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "routed but not in openapi.json: {missing:?}"
+        );
         for (method, path) in NOT_ROUTED_YET {
             let op = (method.to_string(), path.to_string());
-            assert!(documented.contains(&op), "{method} {path} must stay documented");
+            assert!(
+                documented.contains(&op),
+                "{method} {path} must stay documented"
+            );
             assert!(
                 !routed.contains(&op),
                 "{method} {path} is routed now: take it off NOT_ROUTED_YET"
@@ -107,7 +113,10 @@ mod tests {
             .difference(&routed)
             .filter(|(m, p)| !NOT_ROUTED_YET.contains(&(m.as_str(), p.as_str())))
             .collect();
-        assert!(not_routed.is_empty(), "documented but not routed: {not_routed:?}");
+        assert!(
+            not_routed.is_empty(),
+            "documented but not routed: {not_routed:?}"
+        );
     }
 
     /// The `ErrorCode` enum is exactly `error::CODES`.
@@ -159,7 +168,13 @@ mod tests {
         }
         // The scan sees the codes it should (it would pass vacuously on a
         // pattern that stopped matching).
-        for code in ["rate_limited", "unknown_ping", "starting", "headers_too_large", "invalid_config"] {
+        for code in [
+            "rate_limited",
+            "unknown_ping",
+            "starting",
+            "headers_too_large",
+            "invalid_config",
+        ] {
             assert!(found.contains(code), "the scan missed {code}");
         }
     }
@@ -173,7 +188,10 @@ mod tests {
             .as_str()
             .unwrap();
         for (code, status) in error::CODES {
-            assert!(text.contains(&format!("`{code}` {status}")), "{code} {status}");
+            assert!(
+                text.contains(&format!("`{code}` {status}")),
+                "{code} {status}"
+            );
         }
     }
 }

@@ -62,10 +62,25 @@ pub const ROUTES: &[Entry] = &[
     e("GET", "/v1/admin/stats", Route::AdminStats, false),
     e("POST", "/v1/admin/reload", Route::AdminReload, false),
     e("GET", "/v1/admin/leads/{lead_id}", Route::AdminLead, false),
-    e("GET", "/v1/admin/transactions", Route::AdminTransactions, false),
+    e(
+        "GET",
+        "/v1/admin/transactions",
+        Route::AdminTransactions,
+        false,
+    ),
     e("GET", "/v1/admin/leads", Route::AdminExport, false),
-    e("POST", "/v1/admin/suppressions", Route::AdminSuppressionsAdd, true),
-    e("DELETE", "/v1/admin/suppressions", Route::AdminSuppressionsRemove, true),
+    e(
+        "POST",
+        "/v1/admin/suppressions",
+        Route::AdminSuppressionsAdd,
+        true,
+    ),
+    e(
+        "DELETE",
+        "/v1/admin/suppressions",
+        Route::AdminSuppressionsRemove,
+        true,
+    ),
 ];
 
 impl Route {
@@ -118,7 +133,10 @@ fn entries_for(path: &str) -> impl Iterator<Item = (&'static Entry, Option<&str>
 
 /// The route `method` `path` names, and its path parameter: 404 for a path
 /// no route has, 405 for a known path with another method.
-pub fn find<'p>(method: &str, path: &'p str) -> Result<(&'static Entry, Option<&'p str>), ApiError> {
+pub fn find<'p>(
+    method: &str,
+    path: &'p str,
+) -> Result<(&'static Entry, Option<&'p str>), ApiError> {
     let mut known = false;
     for (entry, param) in entries_for(path) {
         if entry.method == method {
@@ -157,7 +175,10 @@ mod tests {
 
     #[test]
     fn paths_match_their_templates_segment_by_segment() {
-        assert_eq!(matches("/v1/leads/{id}", "/v1/leads/abc"), Some(Some("abc")));
+        assert_eq!(
+            matches("/v1/leads/{id}", "/v1/leads/abc"),
+            Some(Some("abc"))
+        );
         assert_eq!(matches("/v1/leads/{id}", "/v1/leads/"), None);
         assert_eq!(matches("/v1/leads/{id}", "/v1/leads/a/b"), None);
         assert_eq!(matches("/v1/leads", "/v1/leads"), Some(None));
@@ -169,10 +190,16 @@ mod tests {
     fn find_tells_unknown_paths_from_wrong_methods() {
         let (e, id) = find("GET", "/v1/admin/leads/0123").unwrap();
         assert_eq!((e.route, id), (Route::AdminLead, Some("0123")));
-        assert_eq!(find("GET", "/v1/admin/leads").unwrap().0.route, Route::AdminExport);
+        assert_eq!(
+            find("GET", "/v1/admin/leads").unwrap().0.route,
+            Route::AdminExport
+        );
         assert_eq!(find("PUT", "/v1/ping").unwrap_err().status, 405);
         assert_eq!(find("GET", "/v1/pong").unwrap_err().status, 404);
-        assert_eq!(allow("/v1/admin/suppressions").as_deref(), Some("POST, DELETE"));
+        assert_eq!(
+            allow("/v1/admin/suppressions").as_deref(),
+            Some("POST, DELETE")
+        );
         assert_eq!(allow("/nope"), None);
         assert_eq!(endpoint_of("/v1/admin/nope"), Endpoint::Admin);
         assert_eq!(endpoint_of("/openapi.json"), Endpoint::OpenApi);

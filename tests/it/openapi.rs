@@ -73,9 +73,15 @@ fn docs_api_md_has_a_heading_for_every_operation() {
         }
     }
     let missing: Vec<_> = ops.difference(&headings).collect();
-    assert!(missing.is_empty(), "docs/api.md lacks headings for {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/api.md lacks headings for {missing:?}"
+    );
     let extra: Vec<_> = headings.difference(&ops).collect();
-    assert!(extra.is_empty(), "docs/api.md describes {extra:?}, openapi.json does not");
+    assert!(
+        extra.is_empty(),
+        "docs/api.md describes {extra:?}, openapi.json does not"
+    );
 }
 
 /// Every error code of the document's `ErrorCode` enum is a row of
@@ -84,9 +90,15 @@ fn docs_api_md_has_a_heading_for_every_operation() {
 fn docs_api_md_lists_every_error_code() {
     let md = api_md();
     let d = doc();
-    for code in d["components"]["schemas"]["ErrorCode"]["enum"].as_array().unwrap() {
+    for code in d["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+    {
         let code = code.as_str().unwrap();
-        assert!(md.contains(&format!("| `{code}` |")), "docs/api.md lacks `{code}`");
+        assert!(
+            md.contains(&format!("| `{code}` |")),
+            "docs/api.md lacks `{code}`"
+        );
     }
 }
 
@@ -95,7 +107,10 @@ fn docs_api_md_lists_every_error_code() {
 #[test]
 fn no_doc_points_at_the_shared_contract() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let mut files = vec![format!("{root}/README.md"), format!("{root}/ARCHITECTURE.md")];
+    let mut files = vec![
+        format!("{root}/README.md"),
+        format!("{root}/ARCHITECTURE.md"),
+    ];
     for f in std::fs::read_dir(format!("{root}/docs")).unwrap() {
         let p = f.unwrap().path();
         if p.extension().is_some_and(|x| x == "md") {
@@ -104,6 +119,9 @@ fn no_doc_points_at_the_shared_contract() {
     }
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        assert!(!text.contains("shared/CONTRACT"), "{f} points at shared/CONTRACT.md");
+        assert!(
+            !text.contains("shared/CONTRACT"),
+            "{f} points at shared/CONTRACT.md"
+        );
     }
 }

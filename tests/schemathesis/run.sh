@@ -32,7 +32,7 @@ if ! "$st" --version 2>/dev/null | grep -q "version $ST_VERSION\$"; then
 fi
 "$st" --version
 
-[ -x target/debug/leadx ] || cargo build --locked --bin leadx
+cargo build --locked --quiet --bin leadx   # a no-op after `cargo test`
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base=http://127.0.0.1:$port
 target/debug/leadx demo --listen "127.0.0.1:$port" >"$out/leadx.log" 2>&1 &
