@@ -54,6 +54,9 @@ exclude=(
 
 export LEADX_ST_PUBLISHER_KEY=demo-publisher-key
 export LEADX_ST_ADMIN_TOKEN=demo-admin-token
+# One worker: with two, one run in four failed with a tool error, not a
+# finding (CPython 3.11's "AST constructor recursion depth mismatch" inside
+# Hypothesis, most likely the two threads racing in `ast`).
 status=0
 "$st" --config-file tests/schemathesis/schemathesis.toml run "$base/openapi.json" \
   "${exclude[@]}" \
@@ -62,7 +65,7 @@ status=0
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,missing_required_header,ignored_auth,unsupported_method,allow_header_conformance \
   --max-examples "$max_examples" \
   --seed "$seed" \
-  --workers 2 \
+  --workers 1 \
   --request-timeout 10 \
   --suppress-health-check all \
   --report junit --report-dir "$out" \
