@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub(crate) mod authfail;
+pub mod dashboard;
 pub mod direct;
 pub mod error;
 pub mod health;
@@ -74,6 +75,7 @@ impl Api {
             Endpoint::Health => Ok(health::healthz()),
             Endpoint::Ready => Ok(health::readyz(ex)),
             Endpoint::Metrics => Ok(health::metrics(ex)),
+            Endpoint::Dashboard => Ok(dashboard::asset(req.path)),
             Endpoint::Ping => ping::handle(self, req),
             Endpoint::Post => post::handle(self, req),
             Endpoint::Leads => direct::handle(self, req),
@@ -236,6 +238,9 @@ fn endpoint_of(path: &str) -> (Endpoint, &'static [&'static str]) {
         "/v1/leads" => (Endpoint::Leads, &["POST"]),
         p if p.starts_with("/v1/leads/") => (Endpoint::LeadGet, &["GET"]),
         p if p.starts_with("/v1/admin/") => (Endpoint::Admin, &[]),
+        // The dashboard's static files go with the admin routes (they are
+        // the admin's page); its data comes from `/v1/admin/dashboard`.
+        p if dashboard::is_asset(p) => (Endpoint::Dashboard, &["GET"]),
         _ => (Endpoint::Other, &[]),
     }
 }
@@ -243,7 +248,7 @@ fn endpoint_of(path: &str) -> (Endpoint, &'static [&'static str]) {
 fn is_publisher_call(endpoint: Endpoint) -> bool {
     !matches!(
         endpoint,
-        Endpoint::Health | Endpoint::Ready | Endpoint::Metrics
+        Endpoint::Health | Endpoint::Ready | Endpoint::Metrics | Endpoint::Dashboard
     )
 }
 

@@ -46,11 +46,13 @@ pub enum Endpoint {
     Ready,
     Metrics,
     Admin,
+    /// The dashboard's static page and files (`api::dashboard`).
+    Dashboard,
     Other,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 10] = [
         Endpoint::Ping,
         Endpoint::Post,
         Endpoint::Leads,
@@ -59,6 +61,7 @@ impl Endpoint {
         Endpoint::Ready,
         Endpoint::Metrics,
         Endpoint::Admin,
+        Endpoint::Dashboard,
         Endpoint::Other,
     ];
 
@@ -72,6 +75,7 @@ impl Endpoint {
             Endpoint::Ready => "ready",
             Endpoint::Metrics => "metrics",
             Endpoint::Admin => "admin",
+            Endpoint::Dashboard => "dashboard",
             Endpoint::Other => "other",
         }
     }

@@ -10,6 +10,7 @@ mod client;
 mod config;
 mod consent;
 mod crash;
+mod dashboard;
 mod diskfull;
 mod errors;
 mod faults;
