@@ -11,6 +11,7 @@ mod config;
 mod consent;
 mod crash;
 mod dashboard;
+mod dashboard_browser;
 mod diskfull;
 mod errors;
 mod faults;

@@ -46,7 +46,9 @@
     svg.setAttribute("viewBox", "0 0 " + width + " " + height);
     if (values.length < 2) return svg;
     const max = Math.max(1e-9, ...values);
-    const step = width / (HISTORY - 1);
+    // Right-aligned; spread over at least 12 points so a young history
+    // does not stretch a few polls across the whole width.
+    const step = width / (Math.max(values.length, 12) - 1);
     const x0 = width - step * (values.length - 1);
     const pts = values.map((v, i) => {
       const x = x0 + i * step;
@@ -151,7 +153,7 @@
       tr.dataset.buyer = b.id;
       tr.appendChild(td(b.id, "id"));
       const health = td();
-      health.appendChild(b.breaker ? badge(b.breaker) : badge("no breaker", "none"));
+      health.appendChild(b.breaker ? badge(b.breaker) : el("span", "dim", "no breaker"));
       tr.appendChild(health);
       const flight = b.concurrency_max ? b.in_flight + " / " + b.concurrency_max : "–";
       tr.appendChild(td(flight, "dim"));
@@ -214,7 +216,7 @@
     const chip = el("span", "call o-" + c.outcome);
     chip.appendChild(el("b", null, c.buyer));
     let text = " " + c.stage + " " + c.outcome.replace("_", " ");
-    if (c.reason) text += " (" + c.reason + ")";
+    if (c.reason && c.reason !== c.outcome) text += " (" + c.reason + ")";
     if (c.price !== undefined && c.price !== null) text += " " + usd(c.price / 100);
     if (c.latency_us) text += " " + ms(c.latency_us / 1000) + " ms";
     chip.appendChild(document.createTextNode(text));
