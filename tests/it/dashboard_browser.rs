@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use leadx::demo::{start_buyer, SimBuyer};
+use leadx::sim::{start_buyer, SimBuyer};
 use serde_json::{json, Value};
 
 use crate::ops::have_tool;

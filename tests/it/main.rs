@@ -26,6 +26,7 @@ mod privacy;
 mod proxies;
 mod reliability;
 mod routing;
+mod sandbox;
 mod server;
 mod spec_wired;
 mod store;
