@@ -117,6 +117,9 @@ curl -s http://{addr}/v1/post {auth} -d '{{"ping_id":"'"$PING_ID"'","lead":{{{LE
 # 3. Direct post (ping and post in one call), idempotent by key:
 curl -s http://{addr}/v1/leads {auth} -H 'Idempotency-Key: demo-1' -d '{{"vertical":"auto_insurance","lead":{{{LEAD},{PII}}},{CONSENT}}}'; echo
 
+# Live dashboard (asks for the admin token: {DEMO_ADMIN_TOKEN}):
+#   http://{addr}/dashboard
+
 # Admin view of recent transactions, and metrics:
 curl -s 'http://{addr}/v1/admin/transactions?limit=5' -H 'Authorization: Bearer {DEMO_ADMIN_TOKEN}'; echo
 curl -s http://{addr}/metrics | head -20
