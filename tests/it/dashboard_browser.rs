@@ -26,6 +26,10 @@ use crate::support::*;
 /// what a person watching would call "at once", not a speed measurement.
 const SALE_SHOWN_WITHIN: Duration = Duration::from_secs(2);
 
+/// A buyer's refusal reason that would become an element if the page
+/// inserted it as markup.
+const MARKUP_REASON: &str = "<img id=pwned src=x>";
+
 /// A chromedriver process, ended (by its handle) when dropped.
 struct Driver {
     child: Child,
@@ -320,12 +324,17 @@ fn the_dashboard_shows_a_sale_in_a_real_browser() {
         return;
     }
     let (_sims, mut buyers) = sim_buyers();
-    // The sale this test waits for: the one buyer of vertical `home`.
+    // The sale this test waits for, in vertical `home`: the best bidder
+    // refuses it with a reason that is markup (shown as text, or the test
+    // fails), the next one buys it.
     let home = mock(Act::Bid(18.0), Act::Accept("HOME-1"));
-    buyers.push_str(&format!(
-        "[[buyer]]\nid = \"homeguard\"\nverticals = [\"home\"]\nping_url = \"http://{a}/ping\"\npost_url = \"http://{a}/post\"\n",
-        a = home.addr()
-    ));
+    let picky = mock(Act::Bid(25.0), Act::RejectWith(MARKUP_REASON));
+    for (id, m) in [("homeguard", &home), ("picky_home", &picky)] {
+        buyers.push_str(&format!(
+            "[[buyer]]\nid = \"{id}\"\nverticals = [\"home\"]\nping_url = \"http://{a}/ping\"\npost_url = \"http://{a}/post\"\n",
+            a = m.addr()
+        ));
+    }
     let l = start("ping_timeout_ms = 400\npost_timeout_ms = 3000", "", &buyers);
     let stop = Arc::new(AtomicBool::new(false));
     let load = traffic(l.addr, stop.clone());
@@ -380,10 +389,16 @@ fn the_dashboard_shows_a_sale_in_a_real_browser() {
     eprintln!("sale shown after {:?}", shown.unwrap());
     let text = d.script(&format!("return {row}.textContent"));
     assert!(text.as_str().unwrap().contains("homeguard"), "{text}");
+    // The buyer's reason is on the page as text, not as an element.
+    assert!(text.as_str().unwrap().contains(MARKUP_REASON), "{text}");
+    assert_eq!(
+        d.script("return document.getElementById('pwned')"),
+        Value::Null
+    );
     // The buyer rows and their sparklines are drawn.
     assert_eq!(
         d.script("return document.querySelectorAll('#buyers tbody tr').length"),
-        5
+        6
     );
     assert!(
         d.script("return document.querySelectorAll('svg.spark polyline').length")
