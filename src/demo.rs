@@ -2,171 +2,16 @@
 //! the same process, data in a fresh temporary directory, and curl commands
 //! that work as pasted.
 //!
-//! The simulated buyers are real HTTP servers on loopback (leadx's own HTTP
-//! layer with a small handler), so the demo exercises the same fan-out,
-//! pools and deadlines as production.
+//! The simulated buyers (`sim`, shared with sandbox publishers) are real
+//! HTTP servers on loopback, so the demo exercises the same fan-out, pools
+//! and deadlines as production.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 
-use crate::http::server::{self, Handler, Request, Response, ServerHandle, ServerOptions};
+use crate::sim::{start_buyer, SimBuyer, BUYERS};
 
 pub const DEMO_API_KEY: &str = "demo-publisher-key";
 pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
-
-/// How one simulated buyer behaves.
-#[derive(Clone, Copy)]
-pub struct SimBuyer {
-    pub delay_ms_min: u64,
-    pub delay_ms_max: u64,
-    /// Out of 100.
-    pub bid_pct: u64,
-    pub price_cents_min: u64,
-    pub price_cents_max: u64,
-    /// Out of 100.
-    pub accept_pct: u64,
-}
-
-const BUYERS: [(&str, SimBuyer); 4] = [
-    (
-        "acme_auto",
-        SimBuyer {
-            delay_ms_min: 20,
-            delay_ms_max: 80,
-            bid_pct: 90,
-            price_cents_min: 800,
-            price_cents_max: 1400,
-            accept_pct: 85,
-        },
-    ),
-    (
-        "bluebird",
-        SimBuyer {
-            delay_ms_min: 40,
-            delay_ms_max: 140,
-            bid_pct: 75,
-            price_cents_min: 900,
-            price_cents_max: 1600,
-            accept_pct: 70,
-        },
-    ),
-    (
-        "carrier_one",
-        SimBuyer {
-            delay_ms_min: 10,
-            delay_ms_max: 40,
-            bid_pct: 60,
-            price_cents_min: 500,
-            price_cents_max: 1100,
-            accept_pct: 95,
-        },
-    ),
-    (
-        "slowpoke",
-        SimBuyer {
-            delay_ms_min: 150,
-            delay_ms_max: 450,
-            bid_pct: 80,
-            price_cents_min: 1500,
-            price_cents_max: 2500,
-            accept_pct: 90,
-        },
-    ),
-];
-
-/// A simulated buyer speaking the native protocol (`/ping`, `/post`), or a
-/// form post answered in plain text `OK:<id>` / `ERR:<reason>` (`/form`,
-/// the demo's spec buyer, contract §9).
-pub struct SimHandler {
-    pub sim: SimBuyer,
-    seed: AtomicU64,
-    leads: AtomicU64,
-}
-
-impl SimHandler {
-    pub fn new(sim: SimBuyer, seed: u64) -> SimHandler {
-        SimHandler {
-            sim,
-            seed: AtomicU64::new(seed | 1),
-            leads: AtomicU64::new(0),
-        }
-    }
-
-    fn roll(&self, n: u64) -> u64 {
-        // xorshift: good enough for a simulation, lock-free across coroutines.
-        let mut x = self.seed.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.seed.store(x, Ordering::Relaxed);
-        x % n.max(1)
-    }
-}
-
-impl Handler for SimHandler {
-    fn handle(&self, req: &mut Request<'_>) -> Response {
-        let s = self.sim;
-        let delay = s.delay_ms_min + self.roll(s.delay_ms_max - s.delay_ms_min + 1);
-        crate::sync::sleep(Duration::from_millis(delay));
-        let body = match req.path {
-            "/ping" if self.roll(100) < s.bid_pct => {
-                let cents =
-                    s.price_cents_min + self.roll(s.price_cents_max - s.price_cents_min + 1);
-                format!(
-                    r#"{{"status":"bid","price":{}.{:02},"ref":"r{}"}}"#,
-                    cents / 100,
-                    cents % 100,
-                    self.roll(1_000_000)
-                )
-            }
-            "/ping" => r#"{"status":"no_bid"}"#.to_string(),
-            "/post" if self.roll(100) < s.accept_pct => {
-                let n = self.leads.fetch_add(1, Ordering::Relaxed);
-                format!(r#"{{"status":"accepted","lead_id":"sim-{n}"}}"#)
-            }
-            "/post" => r#"{"status":"rejected","reason":"filtered"}"#.to_string(),
-            "/form" => {
-                let text = if self.roll(100) < s.accept_pct {
-                    format!("OK:sim-{}", self.leads.fetch_add(1, Ordering::Relaxed))
-                } else {
-                    "ERR:filtered".to_string()
-                };
-                return Response {
-                    status: 200,
-                    content_type: "text/plain",
-                    headers: Vec::new(),
-                    body: text.into_bytes(),
-                };
-            }
-            _ => {
-                return Response {
-                    status: 404,
-                    content_type: "application/json",
-                    headers: Vec::new(),
-                    body: b"{}".to_vec(),
-                }
-            }
-        };
-        Response {
-            status: 200,
-            content_type: "application/json",
-            headers: Vec::new(),
-            body: body.into_bytes(),
-        }
-    }
-}
-
-/// Starts one simulated buyer on an ephemeral loopback port.
-pub fn start_buyer(sim: SimBuyer, seed: u64) -> std::io::Result<ServerHandle> {
-    let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-    server::start(
-        listener,
-        ServerOptions::default(),
-        Arc::new(SimHandler::new(sim, seed)),
-    )
-}
 
 /// 32 random bytes as hex: the demo's data key (it lives as long as the
 /// demo's temporary data directory).
@@ -271,6 +116,9 @@ curl -s http://{addr}/v1/post {auth} -d '{{"ping_id":"'"$PING_ID"'","lead":{{{LE
 
 # 3. Direct post (ping and post in one call), idempotent by key:
 curl -s http://{addr}/v1/leads {auth} -H 'Idempotency-Key: demo-1' -d '{{"vertical":"auto_insurance","lead":{{{LEAD},{PII}}},{CONSENT}}}'; echo
+
+# Live dashboard (asks for the admin token: {DEMO_ADMIN_TOKEN}):
+#   http://{addr}/dashboard
 
 # Admin view of recent transactions, and metrics:
 curl -s 'http://{addr}/v1/admin/transactions?limit=5' -H 'Authorization: Bearer {DEMO_ADMIN_TOKEN}'; echo

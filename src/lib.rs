@@ -28,6 +28,7 @@ pub mod privacy;
 pub mod records;
 pub mod routing;
 pub mod rt;
+pub mod sim;
 pub mod store;
 pub mod suppress;
 pub mod sync;

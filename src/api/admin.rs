@@ -50,6 +50,7 @@ pub fn route(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     let (entry, param) = super::routes::find(req.method, req.path)?;
     match entry.route {
         Route::AdminStats => Ok(json(200, stats(&api.ex))),
+        Route::AdminDashboard => Ok(json(200, super::dashboard::data(&api.ex)?)),
         Route::AdminReload => reload(api),
         Route::AdminSuppressionsAdd | Route::AdminSuppressionsRemove => suppressions(api, req),
         Route::AdminTransactions => transactions(&api.ex, req.query),
@@ -148,7 +149,7 @@ fn transactions(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
 }
 
 /// One ping and its post, with per-buyer results and timings, no PII.
-fn transaction(ping: &PingRecord, lead: Option<&LeadRecord>) -> Vec<u8> {
+pub(super) fn transaction(ping: &PingRecord, lead: Option<&LeadRecord>) -> Vec<u8> {
     let calls = records::calls_json(&ping.calls);
     let mut o = Answer::new()
         .str("ping_id", &ping.ping_id)
@@ -418,7 +419,7 @@ fn stats(ex: &Exchange) -> Vec<u8> {
 /// A buyer's usage per period against its limit (contract §10), in its
 /// zone: `{"hourly":{"used":3,"limit":20},…,"daily_budget":{"used":12.5,
 /// "limit":1500.0},…}` (money in USD); `limit` is `null` where none is set.
-fn caps_usage(c: &crate::config::Caps, u: &caps::Usage) -> Vec<u8> {
+pub(super) fn caps_usage(c: &crate::config::Caps, u: &caps::Usage) -> Vec<u8> {
     let count = |used: u64, limit: Option<u32>| {
         let limit = limit.map_or_else(|| "null".to_string(), |l| l.to_string());
         Answer::new()
@@ -444,7 +445,7 @@ fn caps_usage(c: &crate::config::Caps, u: &caps::Usage) -> Vec<u8> {
 }
 
 /// One publisher's or buyer's numbers as JSON fields.
-fn party(s: &PartyStats, o: Answer) -> Answer {
+pub(super) fn party(s: &PartyStats, o: Answer) -> Answer {
     let count = |n: u64| n.to_string().into_bytes();
     o.str("id", &s.id)
         .raw("pings", &count(s.pings))
@@ -463,7 +464,7 @@ fn party(s: &PartyStats, o: Answer) -> Answer {
 }
 
 /// A ratio with four decimals, `null` when its denominator is 0.
-fn rate(r: Option<f64>) -> Vec<u8> {
+pub(super) fn rate(r: Option<f64>) -> Vec<u8> {
     r.map_or_else(|| b"null".to_vec(), |r| format!("{r:.4}").into_bytes())
 }
 

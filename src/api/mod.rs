@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub(crate) mod authfail;
+pub mod dashboard;
 pub mod direct;
 pub mod error;
 pub mod health;
@@ -75,6 +76,7 @@ impl Api {
             Route::Ready => Ok(health::readyz(ex)),
             Route::Metrics => Ok(health::metrics(ex)),
             Route::OpenApi => Ok(openapi::document()),
+            Route::Dashboard => Ok(dashboard::asset(req.path)),
             Route::Ping => ping::handle(self, req),
             Route::Post => post::handle(self, req),
             Route::Direct => direct::handle(self, req),

@@ -18,7 +18,10 @@ pub enum Route {
     Ready,
     Metrics,
     OpenApi,
+    /// The dashboard's static page, script and style (`api::dashboard`).
+    Dashboard,
     AdminStats,
+    AdminDashboard,
     AdminReload,
     AdminLead,
     AdminTransactions,
@@ -59,7 +62,11 @@ pub const ROUTES: &[Entry] = &[
     e("GET", "/readyz", Route::Ready, false),
     e("GET", "/metrics", Route::Metrics, false),
     e("GET", "/openapi.json", Route::OpenApi, false),
+    e("GET", "/dashboard", Route::Dashboard, false),
+    e("GET", "/dashboard.js", Route::Dashboard, false),
+    e("GET", "/dashboard.css", Route::Dashboard, false),
     e("GET", "/v1/admin/stats", Route::AdminStats, false),
+    e("GET", "/v1/admin/dashboard", Route::AdminDashboard, false),
     e("POST", "/v1/admin/reload", Route::AdminReload, false),
     e("GET", "/v1/admin/leads/{lead_id}", Route::AdminLead, false),
     e(
@@ -95,6 +102,7 @@ impl Route {
             Route::Ready => Endpoint::Ready,
             Route::Metrics => Endpoint::Metrics,
             Route::OpenApi => Endpoint::OpenApi,
+            Route::Dashboard => Endpoint::Dashboard,
             _ => Endpoint::Admin,
         }
     }

@@ -186,6 +186,9 @@ pub struct Publisher {
     pub allowed_ips: Vec<IpNet>,
     /// Extension.
     pub rate_limit_rps: Option<u32>,
+    /// `sandbox = true` (contract §13): served only by leadx's built-in
+    /// simulated buyers (`exchange::sandbox`), as test traffic.
+    pub sandbox: bool,
 }
 
 /// A buyer. `Debug` prints header values as `***`: they carry credentials.

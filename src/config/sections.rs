@@ -295,6 +295,7 @@ const PUBLISHER_KEYS: &[&str] = &[
     "verticals",
     "allowed_ips",
     "rate_limit_rps",
+    "sandbox",
 ];
 
 /// `[[publisher]]`; `known` are the vertical ids.
@@ -337,8 +338,10 @@ pub(super) fn publishers(
             )
             .map(|n| n as u32);
         let rps_ok = !s.has("rate_limit_rps") || rps.is_some();
+        let sandbox = s.boolean(w, "sandbox");
+        let sandbox_ok = !s.has("sandbox") || sandbox.is_some();
         out.push((|| {
-            rps_ok.then_some(())?;
+            (rps_ok && sandbox_ok).then_some(())?;
             Some(Publisher {
                 id: id_text?.value,
                 api_keys_sha256: hashes?,
@@ -347,6 +350,7 @@ pub(super) fn publishers(
                 verticals: verticals?,
                 allowed_ips: ips?,
                 rate_limit_rps: rps,
+                sandbox: sandbox.unwrap_or(false),
             })
         })());
     }

@@ -123,6 +123,7 @@ fn the_contract_example_parses_to_its_values() {
         verticals: vec!["auto_insurance".into()],
         allowed_ips: vec![],
         rate_limit_rps: None,
+        sandbox: false,
     };
     assert_eq!(c.publishers, [p]);
     let b = &c.buyers[0];

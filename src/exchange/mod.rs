@@ -25,6 +25,7 @@ mod reads;
 mod refusal;
 mod report;
 pub mod sale;
+pub mod sandbox;
 mod stages;
 pub mod suppression;
 
@@ -37,7 +38,7 @@ use arc_swap::ArcSwap;
 
 use crate::buyer::{self, Integration};
 use crate::clock::Clock;
-use crate::config::{Buyer, Config, ConfigError};
+use crate::config::{Buyer, Config, ConfigError, Publisher};
 use crate::http::client::{BuyerClient, ClientOptions};
 use crate::metrics::{self, BuyerMetrics, LiveStats};
 use crate::store::Store;
@@ -115,6 +116,10 @@ pub struct Runtime {
     /// The data key ring PII is sealed with (`[privacy]`); `None`: in
     /// clear (a v1 config).
     pub key_ring: Option<crate::privacy::KeyRing>,
+    /// The runtime sandbox publishers run on (`exchange::sandbox`): this
+    /// config with the simulated buyers as its buyers; `None` when no
+    /// publisher is a sandbox publisher.
+    pub sandbox: Option<Arc<Runtime>>,
 }
 
 impl Runtime {
@@ -123,10 +128,36 @@ impl Runtime {
     /// and waits for the store, so it blocks: call it from a plain thread
     /// (start-up, the reload thread), never on a request.
     fn build(
+        config: Config,
+        books: (&caps::LedgerBook, &health::HealthBook),
+        store: &Store,
+        now_ms: u64,
+    ) -> Result<Runtime, Vec<ConfigError>> {
+        let sandbox = if sandbox::wanted(&config) {
+            let mut simulated = config.clone();
+            simulated.buyers = sandbox::buyers(&config)?;
+            // Books of its own: no state is shared with a configured buyer,
+            // even one whose id happens to match.
+            let books = (&caps::LedgerBook::default(), &health::HealthBook::default());
+            let sandbox = Runtime::build_one(simulated, books, store, now_ms, false)?;
+            Some(Arc::new(sandbox))
+        } else {
+            None
+        };
+        let mut rt = Runtime::build_one(config, books, store, now_ms, true)?;
+        rt.sandbox = sandbox;
+        Ok(rt)
+    }
+
+    /// `build` for one buyer list (no sandbox runtime). `live`: its buyers'
+    /// series are in `/metrics`; the sandbox's simulated buyers get
+    /// counters of their own, seen nowhere (test traffic counts nothing).
+    fn build_one(
         mut config: Config,
         books: (&caps::LedgerBook, &health::HealthBook),
         store: &Store,
         now_ms: u64,
+        live: bool,
     ) -> Result<Runtime, Vec<ConfigError>> {
         let cfgs = std::mem::take(&mut config.buyers);
         let zones: Vec<(&str, &jiff::tz::TimeZone)> =
@@ -172,7 +203,11 @@ impl Runtime {
                     cfg: b.clone(),
                     ping,
                     post,
-                    metrics: metrics::global().buyer(&b.id),
+                    metrics: if live {
+                        metrics::global().buyer(&b.id)
+                    } else {
+                        Arc::new(BuyerMetrics::default())
+                    },
                     integration: buyer::for_buyer(b),
                     ledger,
                     health,
@@ -188,12 +223,28 @@ impl Runtime {
                 config,
                 buyers,
                 suppression,
+                sandbox: None,
             }),
             Ok(_) => Err(errors),
             Err(e) => {
                 errors.extend(e);
                 Err(errors)
             }
+        }
+    }
+
+    /// The runtime `publisher`'s requests run on: for a sandbox publisher
+    /// the sandbox runtime, never this one's configured buyers (a sandbox
+    /// publisher without one is refused `Overloaded`; `build` makes one
+    /// whenever a publisher is a sandbox publisher).
+    pub fn serving<'a>(
+        self: &'a Arc<Runtime>,
+        publisher: &Publisher,
+    ) -> Result<&'a Arc<Runtime>, Refusal> {
+        match (publisher.sandbox, &self.sandbox) {
+            (false, _) => Ok(self),
+            (true, Some(sandbox)) => Ok(sandbox),
+            (true, None) => Err(Refusal::Overloaded),
         }
     }
 

@@ -24,6 +24,13 @@ use crate::records::{self, keys, LeadRecord, PingRecord, StoredBid};
 use crate::store::{Batch, Tree};
 use crate::wire::{DirectRequest, PingRequest, PostRequest};
 
+/// Whether a request runs as test traffic (contract §4): asked for with
+/// `"test": true`, or always for a sandbox publisher (§13), whose traffic
+/// counts toward nothing either — the one gate both go through.
+fn is_test(publisher: &Publisher, asked: bool) -> bool {
+    asked || publisher.sandbox
+}
+
 impl Exchange {
     /// `POST /v1/ping`: runs the auction on `req` for `publisher` and
     /// records it; the deadline counts from `received_at`.
@@ -36,6 +43,7 @@ impl Exchange {
     ) -> Result<Arc<PingRecord>, Refusal> {
         // A ping never waits for a flush (debug builds panic if it tries).
         let _mark = crate::sync::no_store_wait();
+        let rt = rt.serving(publisher)?;
         check_vertical(&rt.config, publisher, &req.vertical)?;
         let ping_id = ids::new_id();
         let input = AuctionInput {
@@ -43,7 +51,7 @@ impl Exchange {
             publisher,
             vertical: &req.vertical,
             lead: &req.lead,
-            test: req.test,
+            test: is_test(publisher, req.test),
             floor: req.floor,
             started: received_at,
         };
@@ -64,6 +72,7 @@ impl Exchange {
         if !ids::looks_like_id(&req.ping_id) {
             return Err(Refusal::UnknownPing);
         }
+        let rt = rt.serving(publisher)?;
         let _claim = self
             .posting
             .claim(req.ping_id.clone())
@@ -119,6 +128,8 @@ impl Exchange {
         received_at: Instant,
     ) -> Result<LeadRecord, Refusal> {
         let idem_key = idempotency_key.map(|k| keys::idempotency(&publisher.id, k));
+        let rt = rt.serving(publisher)?;
+        let test = is_test(publisher, req.test);
         check_vertical(&rt.config, publisher, &req.vertical)?;
         require_consent(&rt.config, &req.vertical, req.consent.is_some())?;
         let _claim = match &idem_key {
@@ -144,7 +155,7 @@ impl Exchange {
             publisher,
             vertical: &req.vertical,
             lead: &req.lead,
-            test: req.test,
+            test,
             floor: None,
             started: received_at,
         };
@@ -166,7 +177,7 @@ impl Exchange {
             started,
             with_outcome: &with_outcome,
         };
-        settle(&self.stats, sale::run(self, rt, &input), req.test, started)
+        settle(&self.stats, sale::run(self, rt, &input), test, started)
     }
 
     /// The vertical's consent evidence checks (`exchange::consent`), on the

@@ -47,6 +47,8 @@ pub enum Endpoint {
     Metrics,
     OpenApi,
     Admin,
+    /// The dashboard's static page and files (`api::dashboard`).
+    Dashboard,
     Other,
 }
 
@@ -61,6 +63,7 @@ impl Endpoint {
         Endpoint::Metrics,
         Endpoint::OpenApi,
         Endpoint::Admin,
+        Endpoint::Dashboard,
         Endpoint::Other,
     ];
 
@@ -75,6 +78,7 @@ impl Endpoint {
             Endpoint::Metrics => "metrics",
             Endpoint::OpenApi => "openapi",
             Endpoint::Admin => "admin",
+            Endpoint::Dashboard => "dashboard",
             Endpoint::Other => "other",
         }
     }

@@ -444,3 +444,59 @@ fn privacy_and_suppression_blocks_do_no_io() {
         bad.join("\n")
     );
 }
+
+/// Contract §13: a sandbox publisher never reaches a configured buyer.
+/// Each stage that calls buyers picks its runtime with
+/// `Runtime::serving(publisher)` before it calls any, and only stages call
+/// the auction or the sale (`it::sandbox` checks the behaviour).
+#[test]
+fn every_buyer_calling_stage_picks_the_publishers_runtime() {
+    let stages = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/exchange/stages.rs"
+    ))
+    .unwrap();
+    let bad = serving_violations(&stages);
+    assert!(
+        bad.is_empty(),
+        "stages calling buyers before Runtime::serving: {bad:?}"
+    );
+    let elsewhere = offending_lines(
+        |name| name == "src/exchange/stages.rs" || name == "src/exchange/sale.rs",
+        |_, _, line| line.contains("sale::run(") || line.contains(".auction(rt"),
+    );
+    assert!(
+        elsewhere.is_empty(),
+        "buyers called outside the stages:\n{}",
+        elsewhere.join("\n")
+    );
+}
+
+/// The `pub fn`s of `text` that call the auction or the sale without a
+/// `.serving(publisher)` before.
+fn serving_violations(text: &str) -> Vec<String> {
+    let mut bad = Vec::new();
+    for item in text.split("\n    pub fn ").skip(1) {
+        let body = item.split("\n    }\n").next().unwrap_or("");
+        let name = body.split('(').next().unwrap_or("").to_string();
+        let first_call = [".auction(rt", "sale::run("]
+            .iter()
+            .filter_map(|c| body.find(c))
+            .min();
+        let serving = body.find(".serving(publisher)");
+        if let Some(call) = first_call {
+            if serving.is_none_or(|s| s > call) {
+                bad.push(name);
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn the_serving_guard_sees_a_stage_without_it() {
+    let ok = "\n    pub fn ping(\n        let rt = rt.serving(publisher)?;\n        self.auction(rt, &input)\n    }\n";
+    assert!(serving_violations(ok).is_empty());
+    let bad = "\n    pub fn post(\n        sale::run(self, rt, &input);\n        rt.serving(publisher)\n    }\n";
+    assert_eq!(serving_violations(bad), ["post"]);
+}

@@ -26,6 +26,8 @@ pub enum Act {
     NoBid,
     Accept(&'static str),
     Reject,
+    /// Rejected with this reason (JSON-escaped here).
+    RejectWith(&'static str),
     Status(u16),
     Garbage,
     /// Sleep this long, then act.
@@ -78,6 +80,9 @@ fn act(a: Act) -> Response {
         Act::NoBid => ok(r#"{"status":"no_bid"}"#.into()),
         Act::Accept(id) => ok(format!(r#"{{"status":"accepted","lead_id":"{id}"}}"#)),
         Act::Reject => ok(r#"{"status":"rejected","reason":"not today"}"#.into()),
+        Act::RejectWith(reason) => {
+            ok(serde_json::json!({"status": "rejected", "reason": reason}).to_string())
+        }
         Act::Status(s) => Response {
             status: s,
             content_type: "application/json",
