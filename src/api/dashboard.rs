@@ -29,11 +29,6 @@ frame-ancestors 'none'";
 /// The transactions one dashboard answer carries, newest first.
 pub const DASHBOARD_TRANSACTIONS: usize = 50;
 
-/// The paths the dashboard serves without credentials.
-pub fn is_asset(path: &str) -> bool {
-    matches!(path, "/dashboard" | "/dashboard.js" | "/dashboard.css")
-}
-
 /// The static page or one of its two files, with its security headers.
 pub fn asset(path: &str) -> Response {
     let (content_type, body) = match path {

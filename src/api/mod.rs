@@ -76,7 +76,9 @@ impl Api {
             Route::Ready => Ok(health::readyz(ex)),
             Route::Metrics => Ok(health::metrics(ex)),
             Route::OpenApi => Ok(openapi::document()),
-            Route::Dashboard => Ok(dashboard::asset(req.path)),
+            Route::Dashboard | Route::DashboardScript | Route::DashboardStyle => {
+                Ok(dashboard::asset(req.path))
+            }
             Route::Ping => ping::handle(self, req),
             Route::Post => post::handle(self, req),
             Route::Direct => direct::handle(self, req),

@@ -20,6 +20,8 @@ pub enum Route {
     OpenApi,
     /// The dashboard's static page, script and style (`api::dashboard`).
     Dashboard,
+    DashboardScript,
+    DashboardStyle,
     AdminStats,
     AdminDashboard,
     AdminReload,
@@ -63,8 +65,8 @@ pub const ROUTES: &[Entry] = &[
     e("GET", "/metrics", Route::Metrics, false),
     e("GET", "/openapi.json", Route::OpenApi, false),
     e("GET", "/dashboard", Route::Dashboard, false),
-    e("GET", "/dashboard.js", Route::Dashboard, false),
-    e("GET", "/dashboard.css", Route::Dashboard, false),
+    e("GET", "/dashboard.js", Route::DashboardScript, false),
+    e("GET", "/dashboard.css", Route::DashboardStyle, false),
     e("GET", "/v1/admin/stats", Route::AdminStats, false),
     e("GET", "/v1/admin/dashboard", Route::AdminDashboard, false),
     e("POST", "/v1/admin/reload", Route::AdminReload, false),
@@ -102,7 +104,9 @@ impl Route {
             Route::Ready => Endpoint::Ready,
             Route::Metrics => Endpoint::Metrics,
             Route::OpenApi => Endpoint::OpenApi,
-            Route::Dashboard => Endpoint::Dashboard,
+            Route::Dashboard | Route::DashboardScript | Route::DashboardStyle => {
+                Endpoint::Dashboard
+            }
             _ => Endpoint::Admin,
         }
     }

@@ -53,7 +53,7 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 10] = [
+    pub const ALL: [Endpoint; 11] = [
         Endpoint::Ping,
         Endpoint::Post,
         Endpoint::Leads,
