@@ -142,6 +142,10 @@ pub enum LeadStatus {
     Posting,
     Sold,
     Unsold,
+    /// Refused before any buyer saw it: its phone is on a suppression list
+    /// (`LeadRecord::suppression_list` names which). Kept so the refusal is
+    /// recorded (contract §12); never a sale.
+    Suppressed,
 }
 
 impl LeadStatus {
@@ -151,6 +155,7 @@ impl LeadStatus {
             LeadStatus::Posting => "posting",
             LeadStatus::Sold => "sold",
             LeadStatus::Unsold => "unsold",
+            LeadStatus::Suppressed => "suppressed",
         }
     }
 }
@@ -183,8 +188,34 @@ pub struct LeadRecord {
     pub sold_ms: Option<u64>,
     pub post_calls: Vec<CallRecord>,
     /// The full lead and consent as JSON: the only PII leadx keeps.
+    /// `"null"` once erased by retention (`pii_erased_ms` says when).
     pub pii_json: String,
+    /// When retention erased the PII (`privacy.pii_retention_days`):
+    /// `pii_json` is `null` from then on; outcome, money, ids stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pii_erased_ms: Option<u64>,
+    /// For a `Suppressed` lead: the id of the list its phone was on
+    /// (`internal` for the admin API's list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppression_list: Option<String>,
 }
+
+impl LeadRecord {
+    /// Erases the PII (retention): the sealed or clear `pii_json` (the
+    /// consumer IP is inside it, in the consent) becomes `null`. Returns
+    /// false when it was erased already.
+    pub fn erase_pii(&mut self, now_ms: u64) -> bool {
+        if self.pii_erased_ms.is_some() {
+            return false;
+        }
+        self.pii_json = ERASED_PII.to_string();
+        self.pii_erased_ms = Some(now_ms);
+        true
+    }
+}
+
+/// What `LeadRecord::pii_json` holds once retention erased it.
+pub const ERASED_PII: &str = "null";
 
 /// Stored bytes that do not decode as the record expected there; the text
 /// is for logs (with the key), never for clients.
@@ -560,6 +591,8 @@ mod tests {
                 price: Some(1_250),
             }],
             pii_json: r#"{"lead":{"email":"a@b.c"},"consent":null}"#.into(),
+            pii_erased_ms: None,
+            suppression_list: None,
         }
     }
 
@@ -658,6 +691,8 @@ mod tests {
             sold_ms: Some(2),
             post_calls: vec![],
             pii_json: "{}".into(),
+            pii_erased_ms: None,
+            suppression_list: None,
         };
         assert_eq!(decode_lead(&encode_lead(&r)).unwrap(), r);
     }

@@ -109,6 +109,14 @@ fn full_view(rec: &LeadRecord, ping: Option<&PingRecord>, pii: &str) -> Vec<u8> 
     if let Some(ms) = rec.sold_ms {
         o = o.str("sold_at", &rfc3339(ms));
     }
+    // Retention erased the PII (`data` is then null); a suppressed lead
+    // names its list.
+    if let Some(ms) = rec.pii_erased_ms {
+        o = o.str("pii_erased_at", &rfc3339(ms));
+    }
+    if let Some(list) = &rec.suppression_list {
+        o = o.str("suppression_list", list);
+    }
     if let Some(ping) = ping {
         o = o.raw("ping_calls", &records::calls_json(&ping.calls));
     }
@@ -579,6 +587,45 @@ pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
         help,
         &[],
         pings_cached_bytes as f64,
+    );
+    retention_metrics(ex, out);
+}
+
+/// `leadx_retention_erased_total{kind}` and the last finished pass's end
+/// time and duration (`exchange::retention`).
+fn retention_metrics(ex: &Exchange, out: &mut Vec<u8>) {
+    use crate::exchange::retention::Job;
+    use crate::metrics::{write_gauge, write_header, write_sample};
+    let r = ex.retention();
+    write_header(
+        out,
+        "leadx_retention_erased_total",
+        "Records retention changed since start: pii (a lead's PII erased), ping (an unposted ping deleted), dedupe (a dedupe key past its window deleted).",
+        "counter",
+    );
+    for job in Job::ALL {
+        let n = r.erased_total(job);
+        write_sample(
+            out,
+            "leadx_retention_erased_total",
+            &[("kind", job.as_str())],
+            n,
+        );
+    }
+    let (at_ms, took_us) = r.last_pass();
+    write_gauge(
+        out,
+        "leadx_retention_last_sweep_timestamp_seconds",
+        "When the last finished retention pass ended (Unix seconds; 0: none yet).",
+        &[],
+        at_ms as f64 / 1000.0,
+    );
+    write_gauge(
+        out,
+        "leadx_retention_last_sweep_duration_seconds",
+        "How long the last finished retention pass took, its pauses included.",
+        &[],
+        took_us as f64 / 1e6,
     );
 }
 

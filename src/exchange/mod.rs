@@ -24,6 +24,7 @@ pub mod pings;
 mod reads;
 mod refusal;
 mod report;
+pub mod retention;
 pub mod sale;
 mod stages;
 pub mod suppression;
@@ -233,6 +234,8 @@ pub struct Exchange {
     stats: LiveStats,
     /// The durable internal suppression list (admin API).
     suppressed: suppression::Internal,
+    /// Retention sweep counters and the pass flag (`retention`).
+    retention: retention::Sweeps,
 }
 
 impl Exchange {
@@ -273,6 +276,7 @@ impl Exchange {
             clock,
             stats: LiveStats::new(),
             suppressed,
+            retention: retention::Sweeps::default(),
         })
     }
 
