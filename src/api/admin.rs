@@ -193,6 +193,9 @@ fn transaction(ping: &PingRecord, lead: Option<&LeadRecord>) -> Vec<u8> {
         if let Some(b) = &lead.buyer {
             o = o.str("buyer", b);
         }
+        if let Some(list) = &lead.suppression_list {
+            o = o.str("suppression_list", list);
+        }
         o = o.raw("post_calls", &post_calls);
     }
     o.finish()

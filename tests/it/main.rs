@@ -29,3 +29,4 @@ mod server;
 mod spec_wired;
 mod store;
 mod support;
+mod suppressed;

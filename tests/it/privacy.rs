@@ -253,7 +253,7 @@ fn ping_and_post(l: &Leadx, phone: &str) -> Reply {
     post(l, p["ping_id"].as_str().unwrap(), phone)
 }
 
-fn suppressed(r: &Reply, what: &str) {
+pub fn suppressed(r: &Reply, what: &str) {
     assert_eq!(
         (r.status, r.code().as_str(), r.field().as_str()),
         (422, "suppressed", "lead.phone"),
