@@ -92,6 +92,7 @@ pub fn start_with_clock(
     let ex = Arc::new(Exchange::new(config, store, clock).map_err(StartError::Config)?);
     crate::exchange::outcomes::spawn_retrier(&ex);
     crate::exchange::retention::spawn(&ex);
+    ex.resume_reseal();
     let reload_ex = ex.clone();
     let reload: Arc<crate::api::ReloadFn> =
         Arc::new(move || reload_from(&reload_ex, path.as_deref()));

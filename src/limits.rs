@@ -388,6 +388,9 @@ pub const RETENTION_TICK_MS: u64 = 20;
 pub const RETENTION_PASS_KEYS_MAX: u64 = 500_000;
 /// Pause between two retention passes.
 pub const RETENTION_IDLE_MS: u64 = 60_000;
+/// `leadx reseal` (offline) waits this long for the store's lock before
+/// it says a running leadx holds it.
+pub const OFFLINE_LOCK_WAIT_MS: u64 = 2_000;
 /// The first retention pass waits this long after start.
 pub const RETENTION_START_DELAY_MS: u64 = 5_000;
 /// A publisher's `signing_secret`: at least this many bytes (a shorter one

@@ -360,6 +360,35 @@ pub fn open_pii(
     String::from_utf8(clear).map_err(|_| "sealed PII is not UTF-8".to_string())
 }
 
+/// A stored `pii_json` sealed under an old key of `ring`, sealed again
+/// under its current key (a rotation's re-seal sweep): `Ok(None)` when
+/// there is nothing to do (in clear, erased, or sealed under the current
+/// key already); `Err` names why it cannot be opened (an unknown key id:
+/// the key left `old_data_keys` too early), never the data.
+pub fn reseal_pii(
+    ring: &crate::privacy::KeyRing,
+    lead_id: &str,
+    stored: &str,
+) -> Result<Option<String>, String> {
+    let Some(hex) = stored.strip_prefix(SEALED_PII_PREFIX).filter(|h| *h != "-") else {
+        return Ok(None);
+    };
+    let bytes = unhex(hex).ok_or("sealed PII is not hex")?;
+    if !ring.needs_reseal(&bytes).map_err(|e| e.to_string())? {
+        return Ok(None);
+    }
+    let sealed = ring
+        .reseal(&bytes, lead_id.as_bytes())
+        .map_err(|e| match e {
+            crate::privacy::seal::ResealError::Open(e) => e.to_string(),
+            crate::privacy::seal::ResealError::Seal(e) => e.to_string(),
+        })?;
+    Ok(Some(format!(
+        "{SEALED_PII_PREFIX}{}",
+        crate::privacy::hex(&sealed)
+    )))
+}
+
 /// The `Tree::Dedupe` keys of a lead in `vertical`: `write` is what a sale
 /// stores (and claims), `lookup` what a post checks.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -54,11 +54,13 @@ pub fn route(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     match rest {
         "stats" if get => Ok(json(200, stats(&api.ex))),
         "reload" if req.method == "POST" => reload(api),
+        "reseal" if get => Ok(json(200, reseal_status(&api.ex))),
+        "reseal" if req.method == "POST" => reseal(api),
         "suppressions" if takes_body(req.method, req.path) => suppressions(api, req),
         "transactions" if get => transactions(&api.ex, req.query),
         "leads" if get => export(&api.ex, req.query),
         r if r.starts_with("leads/") && get => lead(api, &r["leads/".len()..]),
-        "stats" | "reload" | "transactions" | "leads" | "suppressions" => {
+        "stats" | "reload" | "reseal" | "transactions" | "leads" | "suppressions" => {
             Err(ApiError::method_not_allowed())
         }
         r if r.starts_with("leads/") => Err(ApiError::method_not_allowed()),
@@ -368,6 +370,40 @@ fn suppressions(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> 
         )
         .finish();
     Ok(json(200, body))
+}
+
+/// `POST /v1/admin/reseal`: starts re-sealing every lead sealed under an
+/// old data key (`exchange::reseal`), or lets the running job go on;
+/// answers 202 with its status. Without a data key: 409 `no_data_key`.
+fn reseal(api: &Api) -> Result<Response, ApiError> {
+    if !api
+        .ex
+        .start_reseal()
+        .map_err(crate::exchange::Refusal::Store)?
+    {
+        return Err(ApiError::new(
+            409,
+            "no_data_key",
+            "privacy.data_key is not set: there is nothing to seal under",
+        ));
+    }
+    log::info!(target: "leadx::privacy", "re-seal job started by the admin API");
+    Ok(json(202, reseal_status(&api.ex)))
+}
+
+/// The re-seal job's status: `running` or not, and what it did —
+/// `scanned`, `resealed`, `failed` (logged by lead id), `done`.
+fn reseal_status(ex: &Exchange) -> Vec<u8> {
+    let job = ex.reseal_job();
+    let p = job.progress();
+    let flag = |b: bool| if b { &b"true"[..] } else { &b"false"[..] };
+    Answer::new()
+        .raw("running", flag(job.is_running()))
+        .raw("scanned", p.scanned.to_string().as_bytes())
+        .raw("resealed", p.resealed.to_string().as_bytes())
+        .raw("failed", p.failed.to_string().as_bytes())
+        .raw("done", flag(p.done))
+        .finish()
 }
 
 fn reload(api: &Api) -> Result<Response, ApiError> {

@@ -24,6 +24,7 @@ pub mod pings;
 mod reads;
 mod refusal;
 mod report;
+pub mod reseal;
 pub mod retention;
 pub mod sale;
 mod stages;
@@ -236,6 +237,8 @@ pub struct Exchange {
     suppressed: suppression::Internal,
     /// Retention sweep counters and the pass flag (`retention`).
     retention: retention::Sweeps,
+    /// The re-seal job after a data-key rotation (`reseal`).
+    reseal: reseal::Job,
 }
 
 impl Exchange {
@@ -277,6 +280,7 @@ impl Exchange {
             stats: LiveStats::new(),
             suppressed,
             retention: retention::Sweeps::default(),
+            reseal: reseal::Job::default(),
         })
     }
 

@@ -120,11 +120,36 @@ impl Sweeps {
         )
     }
 
+    /// Waits for, and takes, the one sweep turn: retention batches and
+    /// re-seal batches both read a lead and write it back, so they take
+    /// turns batch by batch (each reads after the writer applied the
+    /// other's last write) and never undo each other's change. Plain
+    /// threads only (it sleeps).
+    pub(crate) fn turn(&self) -> SweepTurn<'_> {
+        while self
+            .running
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            crate::sync::sleep(Duration::from_millis(1));
+        }
+        SweepTurn(&self.running)
+    }
+
     /// Test seam: stops (or restarts) the background passes, so a test's
     /// own `Exchange::sweep_retention` calls count everything.
     #[doc(hidden)]
     pub fn pause_background(&self, paused: bool) {
         self.paused.store(paused, Ordering::Release);
+    }
+}
+
+/// The sweep turn (`Sweeps::turn`), given back when dropped.
+pub(crate) struct SweepTurn<'a>(&'a AtomicBool);
+
+impl Drop for SweepTurn<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -310,17 +335,9 @@ pub(crate) fn read_cursor(store: &Store, key: &[u8]) -> Result<Vec<u8>, StoreErr
 impl Exchange {
     /// One retention pass over every enabled job, at most `keys_max`
     /// records, `pace` between batches. The background thread runs it
-    /// paced; tests call it with no pause (a test seam: waits while the
-    /// thread's pass runs, so passes never overlap).
+    /// paced; tests call it with no pause (with the thread paused:
+    /// `Sweeps::pause_background`). Each batch takes the sweep turn.
     pub fn sweep_retention(&self, keys_max: u64, pace: Duration) -> PassReport {
-        while self
-            .retention
-            .running
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            crate::sync::sleep(Duration::from_millis(limits::RETENTION_TICK_MS));
-        }
         let started = Instant::now();
         let report = self.retention_pass(keys_max, pace);
         let s = &self.retention;
@@ -329,7 +346,6 @@ impl Exchange {
             s.last_pass_us
                 .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         }
-        s.running.store(false, Ordering::Release);
         report
     }
 
@@ -350,7 +366,10 @@ impl Exchange {
                 }
                 let mut deleted = Vec::new();
                 let max = limits::RETENTION_BATCH_KEYS.min((keys_max - report.scanned) as usize);
-                let s = match step(&self.store, &policy, job, max.max(1), &mut deleted) {
+                let turn = self.retention.turn();
+                let s = step(&self.store, &policy, job, max.max(1), &mut deleted);
+                drop(turn);
+                let s = match s {
                     Ok(s) => s,
                     Err(e) => {
                         // Overloaded (the queue's unwaited share is full),

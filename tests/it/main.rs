@@ -23,6 +23,7 @@ mod post;
 mod privacy;
 mod proxies;
 mod reliability;
+mod reseal;
 mod retention;
 mod routing;
 mod server;
