@@ -25,6 +25,7 @@ mod proxies;
 mod reliability;
 mod reseal;
 mod retention;
+mod rotation;
 mod routing;
 mod server;
 mod spec_wired;
