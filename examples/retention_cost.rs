@@ -44,7 +44,10 @@ impl Handler for Bidder {
 
 fn main() {
     let soak = std::env::args().nth(1).as_deref() == Some("soak");
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let buyer = server::start(
         server::bind("127.0.0.1:0".parse().unwrap()).unwrap(),
         ServerOptions::default(),
@@ -91,7 +94,13 @@ ping_retention_days = 7
     if soak {
         let rounds = args.first().copied().unwrap_or(20);
         let per_client = args.get(1).copied().unwrap_or(250) as usize;
-        run_soak(&running, &clock, &dir.path().join("data"), rounds, per_client);
+        run_soak(
+            &running,
+            &clock,
+            &dir.path().join("data"),
+            rounds,
+            per_client,
+        );
         running.shutdown().unwrap();
         return;
     }
@@ -100,7 +109,11 @@ ping_retention_days = 7
     let now = ex.now_ms();
     let t = Instant::now();
     fill(&ex, prefill, now);
-    println!("prefilled {prefill} pings and {} leads in {:?}", prefill / 5, t.elapsed());
+    println!(
+        "prefilled {prefill} pings and {} leads in {:?}",
+        prefill / 5,
+        t.elapsed()
+    );
 
     let addr = running.local_addr();
     let t = Instant::now();
@@ -164,7 +177,11 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
     for e in std::fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
         let m = e.metadata().unwrap();
-        n += if m.is_dir() { dir_bytes(&e.path()) } else { m.len() };
+        n += if m.is_dir() {
+            dir_bytes(&e.path())
+        } else {
+            m.len()
+        };
     }
     n
 }
@@ -191,7 +208,11 @@ fn fill(ex: &leadx::exchange::Exchange, prefill: usize, now: u64) {
                 direct: false,
                 auction_us: 900,
             };
-            batch.insert(Tree::Pings, id.clone().into_bytes(), records::encode_ping(&ping));
+            batch.insert(
+                Tree::Pings,
+                id.clone().into_bytes(),
+                records::encode_ping(&ping),
+            );
             if i % 5 == 0 {
                 let pii = r#"{"lead":{"first_name":"Ann","last_name":"Lee","phone":"+15552345678","email":"ann@example.com","zip":"90210"},"consent":{"ip":"203.0.113.9"}}"#;
                 let lead = LeadRecord {
@@ -245,7 +266,10 @@ fn load(addr: SocketAddr, key: &str, per_client: usize) -> Vec<u64> {
             })
         })
         .collect();
-    threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect()
 }
 
 /// Reads one answer (head + Content-Length body) and checks it is a 200.
@@ -260,7 +284,11 @@ fn read_answer(s: &mut TcpStream, buf: &mut [u8]) {
             assert!(text.starts_with("HTTP/1.1 200"), "{text}");
             let len: usize = text[..end]
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
                 .unwrap_or(0);
             if got >= end + 4 + len {
                 return;
