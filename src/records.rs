@@ -816,4 +816,40 @@ mod tests {
         assert_eq!(seal_pii(None, "L1", pii.to_string()), pii);
         assert_eq!(open_pii(Some(&ring), "L1", pii).unwrap(), pii);
     }
+
+    /// A rotation's re-seal: an old key's value is sealed again under the
+    /// current key and still opens; clear, erased, dropped and current
+    /// values are left alone; a value under a key the ring lacks is an
+    /// error naming the config keys, never the data.
+    #[test]
+    fn reseal_pii_moves_old_key_values_to_the_current_key_only() {
+        use crate::privacy::{DataKey, KeyRing};
+        let (a, b) = (DataKey::new([1; 32]), DataKey::new([2; 32]));
+        let old = KeyRing::new(&a, &[]).unwrap();
+        let rotated = KeyRing::new(&b, &[a]).unwrap();
+        let pii = r#"{"lead":{"phone":"+15552345678"},"consent":null}"#;
+        let under_a = seal_pii(Some(&old), "L1", pii.to_string());
+        let under_b = reseal_pii(&rotated, "L1", &under_a).unwrap().unwrap();
+        assert_ne!(under_a, under_b);
+        let only_b = KeyRing::new(&DataKey::new([2; 32]), &[]).unwrap();
+        assert_eq!(open_pii(Some(&only_b), "L1", &under_b).unwrap(), pii);
+        for untouched in [pii, ERASED_PII, "sealed:-", under_b.as_str()] {
+            assert_eq!(
+                reseal_pii(&rotated, "L1", untouched),
+                Ok(None),
+                "{untouched}"
+            );
+        }
+        let lost = reseal_pii(&only_b, "L1", &under_a).unwrap_err();
+        assert!(
+            lost.contains("old_data_keys") && !lost.contains("5552345678"),
+            "{lost}"
+        );
+        let mut rec = full_lead();
+        assert!(rec.erase_pii(7) && !rec.erase_pii(8));
+        assert_eq!(
+            (rec.pii_json.as_str(), rec.pii_erased_ms),
+            (ERASED_PII, Some(7))
+        );
+    }
 }
