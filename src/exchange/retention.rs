@@ -20,6 +20,10 @@
 //! one, not the whole store. Dedupe keys are hashes in no time order: that
 //! job walks the whole tree, one batch a tick, and starts over at its end.
 //!
+//! A ping writes one key, its `Tree::Pings` record (nothing in
+//! `Tree::Calls`, which no code writes), and may sit in the ping cache:
+//! deleting a ping removes both.
+//!
 //! Idempotency keys are kept as long as the lead they name (leads are never
 //! deleted, only their PII): a retry answers its first outcome whenever it
 //! comes, and the key holds no PII. A posted ping is kept with its lead

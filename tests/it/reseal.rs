@@ -186,3 +186,17 @@ fn a_rotation_is_resealed_online_and_offline_and_the_old_key_can_go() {
         );
     }
 }
+
+/// `leadx reseal` without a data key is a config error (exit 2) naming
+/// `privacy.data_key`, and touches nothing.
+#[test]
+fn reseal_without_a_data_key_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("leadx.toml");
+    std::fs::write(&config, base_toml(&dir.path().join("data"), "", "")).unwrap();
+    let out = run(&["reseal", "--config", config.to_str().unwrap()], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("privacy.data_key"), "{err}");
+    assert!(!dir.path().join("data").exists(), "no store was created");
+}
