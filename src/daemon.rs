@@ -91,6 +91,8 @@ pub fn start_with_clock(
     let drain_timeout = Duration::from_millis(config.server.drain_timeout_ms);
     let ex = Arc::new(Exchange::new(config, store, clock).map_err(StartError::Config)?);
     crate::exchange::outcomes::spawn_retrier(&ex);
+    crate::exchange::retention::spawn(&ex);
+    ex.resume_reseal();
     let reload_ex = ex.clone();
     let reload: Arc<crate::api::ReloadFn> =
         Arc::new(move || reload_from(&reload_ex, path.as_deref()));

@@ -376,6 +376,23 @@ pub const SUPPRESSION_CHANGE_MAX: usize = 10_000;
 pub const OLD_DATA_KEYS_MAX: usize = 8;
 /// `privacy.pii_retention_days` / `ping_retention_days` ceiling.
 pub const RETENTION_DAYS_MAX: i64 = 36_500;
+/// Records a retention or re-seal batch reads and rewrites at once
+/// (`exchange::retention`, `exchange::reseal`): small, so one batch is a
+/// few hundred µs of the writer's time and never fills its queue.
+pub const RETENTION_BATCH_KEYS: usize = 256;
+/// Pause between two batches of a sweep (pacing: at most
+/// `RETENTION_BATCH_KEYS` per tick, about 12,800 records a second).
+pub const RETENTION_TICK_MS: u64 = 20;
+/// Most records one retention pass looks at; the next pass goes on from
+/// the cursors.
+pub const RETENTION_PASS_KEYS_MAX: u64 = 500_000;
+/// Pause between two retention passes.
+pub const RETENTION_IDLE_MS: u64 = 60_000;
+/// `leadx reseal` (offline) waits this long for the store's lock before
+/// it says a running leadx holds it.
+pub const OFFLINE_LOCK_WAIT_MS: u64 = 2_000;
+/// The first retention pass waits this long after start.
+pub const RETENTION_START_DELAY_MS: u64 = 5_000;
 /// A publisher's `signing_secret`: at least this many bytes (a shorter one
 /// can be guessed), at most [`SECRET_BYTES_MAX`].
 pub const SIGNING_SECRET_BYTES_MIN: usize = 16;

@@ -695,6 +695,8 @@ mod tests {
                 price: None,
             }],
             pii_json: String::new(),
+            pii_erased_ms: None,
+            suppression_list: None,
         };
         events::post(&rec);
         let mine: Vec<(Level, String)> = cap

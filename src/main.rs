@@ -16,6 +16,7 @@ const USAGE: &str = "usage:
   leadx serve [--config PATH]          run the exchange (PATH: $LEADX_CONFIG, else /etc/leadx/leadx.toml)
   leadx demo [--listen ADDR]           run with a demo config and simulated buyers (ADDR: 127.0.0.1:8080)
   leadx check-config [--config PATH]   validate a config file (exit 0 valid, 2 invalid)
+  leadx reseal [--config PATH]         seal stored PII again under privacy.data_key (leadx stopped)
   leadx hash-key                       read a secret on stdin, print the hash the config stores";
 
 fn usage_error(msg: &str) -> ExitCode {
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         "serve" => serve(rest),
         "demo" => demo(rest),
         "check-config" => check_config(rest),
+        "reseal" => reseal(rest),
         "hash-key" if rest.is_empty() => hash_key(),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
@@ -132,6 +134,44 @@ fn check_config(args: &[String]) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(code) => code,
+    }
+}
+
+/// Re-seals a stopped leadx's store (`exchange::reseal::offline`): exit 0
+/// when every lead opened, 1 when some failed (logged by lead id) or the
+/// store is held by a running leadx, 2 for a config error.
+fn reseal(args: &[String]) -> ExitCode {
+    leadx::logging::init();
+    let (_, config) = match load(args) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let result = leadx::exchange::reseal::offline(&config, |_| {});
+    log::logger().flush();
+    match result {
+        Ok(p) => {
+            println!(
+                "scanned={} resealed={} failed={}",
+                p.scanned, p.resealed, p.failed
+            );
+            if p.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "leadx: {} leads could not be opened (see the log for their ids)",
+                    p.failed
+                );
+                ExitCode::from(1)
+            }
+        }
+        Err(e @ leadx::exchange::reseal::OfflineError::NoDataKey) => {
+            eprintln!("leadx: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("leadx: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -142,6 +142,10 @@ pub enum LeadStatus {
     Posting,
     Sold,
     Unsold,
+    /// Refused before any buyer saw it: its phone is on a suppression list
+    /// (`LeadRecord::suppression_list` names which). Kept so the refusal is
+    /// recorded (contract §12); never a sale.
+    Suppressed,
 }
 
 impl LeadStatus {
@@ -151,6 +155,7 @@ impl LeadStatus {
             LeadStatus::Posting => "posting",
             LeadStatus::Sold => "sold",
             LeadStatus::Unsold => "unsold",
+            LeadStatus::Suppressed => "suppressed",
         }
     }
 }
@@ -183,8 +188,34 @@ pub struct LeadRecord {
     pub sold_ms: Option<u64>,
     pub post_calls: Vec<CallRecord>,
     /// The full lead and consent as JSON: the only PII leadx keeps.
+    /// `"null"` once erased by retention (`pii_erased_ms` says when).
     pub pii_json: String,
+    /// When retention erased the PII (`privacy.pii_retention_days`):
+    /// `pii_json` is `null` from then on; outcome, money, ids stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pii_erased_ms: Option<u64>,
+    /// For a `Suppressed` lead: the id of the list its phone was on
+    /// (`internal` for the admin API's list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppression_list: Option<String>,
 }
+
+impl LeadRecord {
+    /// Erases the PII (retention): the sealed or clear `pii_json` (the
+    /// consumer IP is inside it, in the consent) becomes `null`. Returns
+    /// false when it was erased already.
+    pub fn erase_pii(&mut self, now_ms: u64) -> bool {
+        if self.pii_erased_ms.is_some() {
+            return false;
+        }
+        self.pii_json = ERASED_PII.to_string();
+        self.pii_erased_ms = Some(now_ms);
+        true
+    }
+}
+
+/// What `LeadRecord::pii_json` holds once retention erased it.
+pub const ERASED_PII: &str = "null";
 
 /// Stored bytes that do not decode as the record expected there; the text
 /// is for logs (with the key), never for clients.
@@ -327,6 +358,35 @@ pub fn open_pii(
         .open(&bytes, lead_id.as_bytes())
         .map_err(|e| e.to_string())?;
     String::from_utf8(clear).map_err(|_| "sealed PII is not UTF-8".to_string())
+}
+
+/// A stored `pii_json` sealed under an old key of `ring`, sealed again
+/// under its current key (a rotation's re-seal sweep): `Ok(None)` when
+/// there is nothing to do (in clear, erased, or sealed under the current
+/// key already); `Err` names why it cannot be opened (an unknown key id:
+/// the key left `old_data_keys` too early), never the data.
+pub fn reseal_pii(
+    ring: &crate::privacy::KeyRing,
+    lead_id: &str,
+    stored: &str,
+) -> Result<Option<String>, String> {
+    let Some(hex) = stored.strip_prefix(SEALED_PII_PREFIX).filter(|h| *h != "-") else {
+        return Ok(None);
+    };
+    let bytes = unhex(hex).ok_or("sealed PII is not hex")?;
+    if !ring.needs_reseal(&bytes).map_err(|e| e.to_string())? {
+        return Ok(None);
+    }
+    let sealed = ring
+        .reseal(&bytes, lead_id.as_bytes())
+        .map_err(|e| match e {
+            crate::privacy::seal::ResealError::Open(e) => e.to_string(),
+            crate::privacy::seal::ResealError::Seal(e) => e.to_string(),
+        })?;
+    Ok(Some(format!(
+        "{SEALED_PII_PREFIX}{}",
+        crate::privacy::hex(&sealed)
+    )))
 }
 
 /// The `Tree::Dedupe` keys of a lead in `vertical`: `write` is what a sale
@@ -560,6 +620,8 @@ mod tests {
                 price: Some(1_250),
             }],
             pii_json: r#"{"lead":{"email":"a@b.c"},"consent":null}"#.into(),
+            pii_erased_ms: None,
+            suppression_list: None,
         }
     }
 
@@ -658,6 +720,8 @@ mod tests {
             sold_ms: Some(2),
             post_calls: vec![],
             pii_json: "{}".into(),
+            pii_erased_ms: None,
+            suppression_list: None,
         };
         assert_eq!(decode_lead(&encode_lead(&r)).unwrap(), r);
     }
@@ -751,5 +815,41 @@ mod tests {
         // v1: no key, stored and read as it is.
         assert_eq!(seal_pii(None, "L1", pii.to_string()), pii);
         assert_eq!(open_pii(Some(&ring), "L1", pii).unwrap(), pii);
+    }
+
+    /// A rotation's re-seal: an old key's value is sealed again under the
+    /// current key and still opens; clear, erased, dropped and current
+    /// values are left alone; a value under a key the ring lacks is an
+    /// error naming the config keys, never the data.
+    #[test]
+    fn reseal_pii_moves_old_key_values_to_the_current_key_only() {
+        use crate::privacy::{DataKey, KeyRing};
+        let (a, b) = (DataKey::new([1; 32]), DataKey::new([2; 32]));
+        let old = KeyRing::new(&a, &[]).unwrap();
+        let rotated = KeyRing::new(&b, &[a]).unwrap();
+        let pii = r#"{"lead":{"phone":"+15552345678"},"consent":null}"#;
+        let under_a = seal_pii(Some(&old), "L1", pii.to_string());
+        let under_b = reseal_pii(&rotated, "L1", &under_a).unwrap().unwrap();
+        assert_ne!(under_a, under_b);
+        let only_b = KeyRing::new(&DataKey::new([2; 32]), &[]).unwrap();
+        assert_eq!(open_pii(Some(&only_b), "L1", &under_b).unwrap(), pii);
+        for untouched in [pii, ERASED_PII, "sealed:-", under_b.as_str()] {
+            assert_eq!(
+                reseal_pii(&rotated, "L1", untouched),
+                Ok(None),
+                "{untouched}"
+            );
+        }
+        let lost = reseal_pii(&only_b, "L1", &under_a).unwrap_err();
+        assert!(
+            lost.contains("old_data_keys") && !lost.contains("5552345678"),
+            "{lost}"
+        );
+        let mut rec = full_lead();
+        assert!(rec.erase_pii(7) && !rec.erase_pii(8));
+        assert_eq!(
+            (rec.pii_json.as_str(), rec.pii_erased_ms),
+            (ERASED_PII, Some(7))
+        );
     }
 }

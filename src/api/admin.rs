@@ -52,6 +52,8 @@ pub fn route(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
         Route::AdminStats => Ok(json(200, stats(&api.ex))),
         Route::AdminDashboard => Ok(json(200, super::dashboard::data(&api.ex)?)),
         Route::AdminReload => reload(api),
+        Route::AdminResealStart => reseal(api),
+        Route::AdminResealStatus => Ok(json(200, reseal_status(&api.ex))),
         Route::AdminSuppressionsAdd | Route::AdminSuppressionsRemove => suppressions(api, req),
         Route::AdminTransactions => transactions(&api.ex, req.query),
         Route::AdminExport => export(&api.ex, req.query),
@@ -103,6 +105,14 @@ fn full_view(rec: &LeadRecord, ping: Option<&PingRecord>, pii: &str) -> Vec<u8> 
     }
     if let Some(ms) = rec.sold_ms {
         o = o.str("sold_at", &rfc3339(ms));
+    }
+    // Retention erased the PII (`data` is then null); a suppressed lead
+    // names its list.
+    if let Some(ms) = rec.pii_erased_ms {
+        o = o.str("pii_erased_at", &rfc3339(ms));
+    }
+    if let Some(list) = &rec.suppression_list {
+        o = o.str("suppression_list", list);
     }
     if let Some(ping) = ping {
         o = o.raw("ping_calls", &records::calls_json(&ping.calls));
@@ -179,6 +189,9 @@ pub(super) fn transaction(ping: &PingRecord, lead: Option<&LeadRecord>) -> Vec<u
             .cents("payout", lead.payout);
         if let Some(b) = &lead.buyer {
             o = o.str("buyer", b);
+        }
+        if let Some(list) = &lead.suppression_list {
+            o = o.str("suppression_list", list);
         }
         o = o.raw("post_calls", &post_calls);
     }
@@ -352,6 +365,40 @@ fn suppressions(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> 
         )
         .finish();
     Ok(json(200, body))
+}
+
+/// `POST /v1/admin/reseal`: starts re-sealing every lead sealed under an
+/// old data key (`exchange::reseal`), or lets the running job go on;
+/// answers 202 with its status. Without a data key: 409 `no_data_key`.
+fn reseal(api: &Api) -> Result<Response, ApiError> {
+    if !api
+        .ex
+        .start_reseal()
+        .map_err(crate::exchange::Refusal::Store)?
+    {
+        return Err(ApiError::new(
+            409,
+            "no_data_key",
+            "privacy.data_key is not set: there is nothing to seal under",
+        ));
+    }
+    log::info!(target: "leadx::privacy", "re-seal job started by the admin API");
+    Ok(json(202, reseal_status(&api.ex)))
+}
+
+/// The re-seal job's status: `running` or not, and what it did —
+/// `scanned`, `resealed`, `failed` (logged by lead id), `done`.
+fn reseal_status(ex: &Exchange) -> Vec<u8> {
+    let job = ex.reseal_job();
+    let p = job.progress();
+    let flag = |b: bool| if b { &b"true"[..] } else { &b"false"[..] };
+    Answer::new()
+        .raw("running", flag(job.is_running()))
+        .raw("scanned", p.scanned.to_string().as_bytes())
+        .raw("resealed", p.resealed.to_string().as_bytes())
+        .raw("failed", p.failed.to_string().as_bytes())
+        .raw("done", flag(p.done))
+        .finish()
 }
 
 fn reload(api: &Api) -> Result<Response, ApiError> {
@@ -574,6 +621,45 @@ pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
         help,
         &[],
         pings_cached_bytes as f64,
+    );
+    retention_metrics(ex, out);
+}
+
+/// `leadx_retention_erased_total{kind}` and the last finished pass's end
+/// time and duration (`exchange::retention`).
+fn retention_metrics(ex: &Exchange, out: &mut Vec<u8>) {
+    use crate::exchange::retention::Job;
+    use crate::metrics::{write_gauge, write_header, write_sample};
+    let r = ex.retention();
+    write_header(
+        out,
+        "leadx_retention_erased_total",
+        "Records retention changed since start: pii (a lead's PII erased), ping (an unposted ping deleted), dedupe (a dedupe key past its window deleted).",
+        "counter",
+    );
+    for job in Job::ALL {
+        let n = r.erased_total(job);
+        write_sample(
+            out,
+            "leadx_retention_erased_total",
+            &[("kind", job.as_str())],
+            n,
+        );
+    }
+    let (at_ms, took_us) = r.last_pass();
+    write_gauge(
+        out,
+        "leadx_retention_last_sweep_timestamp_seconds",
+        "When the last finished retention pass ended (Unix seconds; 0: none yet).",
+        &[],
+        at_ms as f64 / 1000.0,
+    );
+    write_gauge(
+        out,
+        "leadx_retention_last_sweep_duration_seconds",
+        "How long the last finished retention pass took, its pauses included.",
+        &[],
+        took_us as f64 / 1e6,
     );
 }
 

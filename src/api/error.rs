@@ -24,6 +24,7 @@ pub const CODES: &[(&str, u16)] = &[
     ("post_in_progress", 409),
     ("not_returnable", 409),
     ("return_window_closed", 409),
+    ("no_data_key", 409),
     ("ping_expired", 410),
     ("body_too_large", 413),
     ("unsupported_media_type", 415),

@@ -25,6 +25,8 @@ pub enum Route {
     AdminStats,
     AdminDashboard,
     AdminReload,
+    AdminResealStart,
+    AdminResealStatus,
     AdminLead,
     AdminTransactions,
     AdminExport,
@@ -70,6 +72,8 @@ pub const ROUTES: &[Entry] = &[
     e("GET", "/v1/admin/stats", Route::AdminStats, false),
     e("GET", "/v1/admin/dashboard", Route::AdminDashboard, false),
     e("POST", "/v1/admin/reload", Route::AdminReload, false),
+    e("POST", "/v1/admin/reseal", Route::AdminResealStart, false),
+    e("GET", "/v1/admin/reseal", Route::AdminResealStatus, false),
     e("GET", "/v1/admin/leads/{lead_id}", Route::AdminLead, false),
     e(
         "GET",

@@ -24,6 +24,8 @@ pub mod pings;
 mod reads;
 mod refusal;
 mod report;
+pub mod reseal;
+pub mod retention;
 pub mod sale;
 pub mod sandbox;
 mod stages;
@@ -284,6 +286,10 @@ pub struct Exchange {
     stats: LiveStats,
     /// The durable internal suppression list (admin API).
     suppressed: suppression::Internal,
+    /// Retention sweep counters and the pass flag (`retention`).
+    retention: retention::Sweeps,
+    /// The re-seal job after a data-key rotation (`reseal`).
+    reseal: reseal::Job,
 }
 
 impl Exchange {
@@ -324,6 +330,8 @@ impl Exchange {
             clock,
             stats: LiveStats::new(),
             suppressed,
+            retention: retention::Sweeps::default(),
+            reseal: reseal::Job::default(),
         })
     }
 

@@ -145,6 +145,8 @@ mod tests {
                 price: Some(1_000),
             }],
             pii_json: "{}".into(),
+            pii_erased_ms: None,
+            suppression_list: None,
         }
     }
 

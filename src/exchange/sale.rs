@@ -85,6 +85,8 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
         sold_ms: None,
         post_calls: Vec::new(),
         pii_json,
+        pii_erased_ms: None,
+        suppression_list: None,
     };
     if ping.bids.is_empty() {
         rec.status = records::LeadStatus::Unsold;

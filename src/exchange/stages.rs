@@ -96,7 +96,15 @@ impl Exchange {
         if let Some(field) = pinged.ping_field_mismatch(&req.lead) {
             return Err(Refusal::PingMismatch { field });
         }
-        self.check_suppression(rt, &ping.ping_id, &ping.vertical, &req.lead)?;
+        if let Err(refusal) = self.check_suppression(rt, &ping.ping_id, &ping.vertical, &req.lead) {
+            let record = Suppressed {
+                lead: &req.lead,
+                consent: req.consent.as_ref(),
+                idem_key: None,
+            };
+            self.record_suppressed(rt, &ping, &refusal, record);
+            return Err(refusal);
+        }
         let started = Instant::now();
         let input = sale::PostInput {
             ping: &ping,
@@ -149,7 +157,31 @@ impl Exchange {
         // once its consent has aged past the vertical's window.
         self.check_consent(&rt.config, &req.vertical, req.consent.as_ref())?;
         let ping_id = ids::new_id();
-        self.check_suppression(rt, &ping_id, &req.vertical, &req.lead)?;
+        if let Err(refusal) = self.check_suppression(rt, &ping_id, &req.vertical, &req.lead) {
+            let now = self.now_ms();
+            let ping = PingRecord {
+                v: records::RECORD_VERSION,
+                ping_id,
+                publisher: publisher.id.clone(),
+                vertical: req.vertical.clone(),
+                test: req.test,
+                created_ms: now,
+                expires_ms: now,
+                lead_json: records::ping_lead_json(&req.lead),
+                bids: Vec::new(),
+                calls: Vec::new(),
+                lead_id: None,
+                direct: true,
+                auction_us: 0,
+            };
+            let record = Suppressed {
+                lead: &req.lead,
+                consent: req.consent.as_ref(),
+                idem_key: idem_key.as_deref(),
+            };
+            self.record_suppressed(rt, &ping, &refusal, record);
+            return Err(refusal);
+        }
         let input = AuctionInput {
             ping_id: &ping_id,
             publisher,
@@ -200,8 +232,9 @@ impl Exchange {
     /// Suppression (contract §12), before any buyer is called: a stale
     /// list of `vertical` refuses every lead (`ListStale`), a phone on a
     /// list of `vertical` or on the internal list refuses this one
-    /// (`Suppressed`). Recorded as a log line by id and list, never the
-    /// number, and in `leadx_suppression_refusals_total`.
+    /// (`Suppressed`). Logged by id and list, never the number, and
+    /// counted in `leadx_suppression_refusals_total`; the caller stores
+    /// the suppressed lead (`record_suppressed`).
     fn check_suppression(
         &self,
         rt: &Runtime,
@@ -233,6 +266,74 @@ impl Exchange {
                 crate::metrics::global().suppression_refusal(true);
                 log::error!(target: "leadx::suppress", "suppression list stale: no lead of its verticals is sold until it is updated ping_id={ping_id} vertical={vertical} list={list}");
                 Err(Refusal::ListStale { list })
+            }
+        }
+    }
+
+    /// Contract §12: a suppressed lead is *recorded* — a lead record with
+    /// status `suppressed` and the list's id (PII sealed like any lead's;
+    /// no buyer was called, nothing is counted as a sale), linked from its
+    /// ping (admin transactions and lead view show it) and, for a direct
+    /// post, its idempotency key, so a repeated post answers the same 422
+    /// (`settled`). Written durably; if that fails the refusal stands and
+    /// the failure is logged (a retry is checked against the lists again).
+    fn record_suppressed(
+        &self,
+        rt: &Runtime,
+        ping: &PingRecord,
+        refusal: &Refusal,
+        s: Suppressed<'_>,
+    ) {
+        let Refusal::Suppressed { list } = refusal else {
+            return;
+        };
+        let now = self.now_ms();
+        let lead_id = ids::new_id();
+        let pii = records::pii_json(s.lead, s.consent);
+        let rec = LeadRecord {
+            v: records::RECORD_VERSION,
+            pii_json: records::seal_pii(rt.key_ring.as_ref(), &lead_id, pii),
+            lead_id,
+            ping_id: ping.ping_id.clone(),
+            publisher: ping.publisher.clone(),
+            vertical: ping.vertical.clone(),
+            test: ping.test,
+            created_ms: now,
+            status: records::LeadStatus::Suppressed,
+            reason: Some("suppressed".into()),
+            price: None,
+            payout: None,
+            buyer: None,
+            buyer_lead_id: None,
+            sold_ms: None,
+            post_calls: Vec::new(),
+            pii_erased_ms: None,
+            suppression_list: Some(list.clone()),
+        };
+        let mut linked = ping.clone();
+        linked.lead_id = Some(rec.lead_id.clone());
+        let mut batch = Batch::default();
+        batch.insert(
+            Tree::Pings,
+            linked.ping_id.as_bytes().to_vec(),
+            records::encode_ping(&linked),
+        );
+        batch.insert(
+            Tree::Leads,
+            rec.lead_id.as_bytes().to_vec(),
+            records::encode_lead(&rec),
+        );
+        if let Some(k) = s.idem_key {
+            batch.insert(
+                Tree::Idempotency,
+                k.to_vec(),
+                records::encode_idempotency(&rec.lead_id),
+            );
+        }
+        match self.store.write_durable(batch) {
+            Ok(()) => self.pings.remove(&ping.ping_id),
+            Err(e) => {
+                log::error!(target: "leadx::suppress", "suppressed lead not recorded ping_id={} lead_id={} error=\"{e}\"", ping.ping_id, rec.lead_id);
             }
         }
     }
@@ -312,6 +413,10 @@ impl Exchange {
             log::error!(target: "leadx::store", "lead record missing lead_id={lead_id}");
             Refusal::Corrupt
         })?;
+        if rec.status == records::LeadStatus::Suppressed {
+            let list = rec.suppression_list.unwrap_or_default();
+            return Err(Refusal::Suppressed { list });
+        }
         sale::settle_interrupted(self, &mut rec)?;
         Ok(rec)
     }
@@ -328,6 +433,14 @@ impl Exchange {
         }
         Ok(self.pings.get(ping_id))
     }
+}
+
+/// What `record_suppressed` stores besides the ping: the lead, its
+/// consent, and a direct post's idempotency key.
+struct Suppressed<'a> {
+    lead: &'a Lead,
+    consent: Option<&'a crate::lead::Consent>,
+    idem_key: Option<&'a [u8]>,
 }
 
 /// The outcome of a finished post stage (of `test` traffic or not),

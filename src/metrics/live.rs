@@ -334,6 +334,8 @@ mod tests {
             sold_ms: None,
             post_calls: calls,
             pii_json: String::new(),
+            pii_erased_ms: None,
+            suppression_list: None,
         }
     }
 

@@ -18,9 +18,10 @@
 //! encrypts or hashes anything, and a key for one job says nothing about
 //! another's.
 //!
-//! Wired: `signature` (in `api`), `seal` and `dedupe` for new writes
-//! (through `records`); not yet the retention and re-seal sweeps — see
-//! ARCHITECTURE.md, "Security and compliance".
+//! Wired: `signature` (in `api`), `seal` and `dedupe` (through
+//! `records`), `KeyRing::reseal` by the re-seal job (`exchange::reseal`);
+//! retention is `exchange::retention` — see ARCHITECTURE.md, "Security and
+//! compliance".
 
 pub mod dedupe;
 pub mod seal;

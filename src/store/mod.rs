@@ -63,6 +63,9 @@ pub enum StoreError {
     Unwritable,
     /// The data directory was written by another format version.
     Version { found: u32, expected: u32 },
+    /// Another process holds the data directory (sled's lock): a running
+    /// leadx. Offline tools (`leadx reseal`) refuse to work under it.
+    Locked,
 }
 
 impl fmt::Display for StoreError {
@@ -73,6 +76,9 @@ impl fmt::Display for StoreError {
             StoreError::Closed => f.write_str("store is closed"),
             StoreError::Overloaded => f.write_str("store write queue is full"),
             StoreError::Unwritable => f.write_str("store is not writable after a failed write"),
+            StoreError::Locked => {
+                f.write_str("the data directory is locked by another process (a running leadx?)")
+            }
             StoreError::Version { found, expected } => write!(
                 f,
                 "store format version {found} on disk, this build reads {expected}"
@@ -149,11 +155,16 @@ pub struct StoreOptions {
     /// flushed, so that one sled write covers many; a `write_durable` or
     /// `sync` ends the wait at once.
     pub write_defer_ms: u64,
+    /// How long `open` waits for sled's directory lock before it answers
+    /// `StoreError::Locked` (a restart's previous handle may still hold it
+    /// briefly; an offline tool waits less).
+    pub lock_wait_ms: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
+            lock_wait_ms: limits::STORE_LOCK_WAIT_MS,
             cache_bytes: limits::STORE_CACHE_BYTES_DEFAULT,
             queue_max: limits::STORE_QUEUE_MAX,
             batch_ops_max: limits::STORE_BATCH_OPS_MAX,
@@ -508,15 +519,14 @@ fn open_sled(dir: &Path, opts: &StoreOptions) -> Result<sled::Db, StoreError> {
         .temporary(false)
         .create_new(false)
         .print_profile_on_drop(false);
-    let give_up =
-        std::time::Instant::now() + std::time::Duration::from_millis(limits::STORE_LOCK_WAIT_MS);
+    let give_up = std::time::Instant::now() + std::time::Duration::from_millis(opts.lock_wait_ms);
     loop {
         match config.open() {
             // sled reports a held lock as ErrorKind::Other with this text.
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < give_up =>
-            {
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= give_up {
+                    return Err(StoreError::Locked);
+                }
                 std::thread::sleep(std::time::Duration::from_millis(10)); // own thread: start-up
             }
             other => return Ok(other?),

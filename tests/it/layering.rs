@@ -500,3 +500,29 @@ fn the_serving_guard_sees_a_stage_without_it() {
     let bad = "\n    pub fn post(\n        sale::run(self, rt, &input);\n        rt.serving(publisher)\n    }\n";
     assert_eq!(serving_violations(bad), ["post"]);
 }
+
+/// Retention and re-seal batches are unwaited writes (a sweep never holds
+/// the writer's flush for itself, nor waits behind posts' flushes per
+/// batch), and no request path calls a sweep: only the daemon starts them
+/// (`retention::spawn`, `resume_reseal`) and the admin API starts a
+/// re-seal job, which runs on its own thread.
+#[test]
+fn sweeps_write_unwaited_and_only_the_daemon_and_admin_start_them() {
+    let mut bad = Vec::new();
+    for (name, text) in sources() {
+        let sweep = name == "src/exchange/retention.rs" || name == "src/exchange/reseal.rs";
+        for (n, line) in production_lines(&text) {
+            if sweep && line.contains("write_durable(") {
+                bad.push(format!("{name}:{n}: a sweep waits for a flush per batch"));
+            }
+            let starts = ["sweep_retention(", "retention::spawn(", "start_reseal("];
+            let allowed = sweep || name == "src/daemon.rs" || name == "src/api/admin.rs";
+            if !allowed && !is_comment(line) && starts.iter().any(|s| line.contains(s)) {
+                bad.push(format!(
+                    "{name}:{n}: starts a sweep outside the daemon or admin API"
+                ));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}

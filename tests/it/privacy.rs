@@ -253,7 +253,7 @@ fn ping_and_post(l: &Leadx, phone: &str) -> Reply {
     post(l, p["ping_id"].as_str().unwrap(), phone)
 }
 
-fn suppressed(r: &Reply, what: &str) {
+pub fn suppressed(r: &Reply, what: &str) {
     assert_eq!(
         (r.status, r.code().as_str(), r.field().as_str()),
         (422, "suppressed", "lead.phone"),
@@ -396,7 +396,7 @@ fn the_internal_list_is_durable_and_changed_by_the_admin_api() {
 }
 
 /// Every file under `dir`, recursively, as bytes.
-fn every_byte_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+pub fn every_byte_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
@@ -412,7 +412,7 @@ fn every_byte_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)>
     out
 }
 
-fn admin_lead(l: &Leadx, lead_id: &str) -> serde_json::Value {
+pub fn admin_lead(l: &Leadx, lead_id: &str) -> serde_json::Value {
     let auth = format!("Bearer {ADMIN}");
     let path = format!("/v1/admin/leads/{lead_id}");
     let r = request(l.addr, "GET", &path, &[("Authorization", &auth)], b"");

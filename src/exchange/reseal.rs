@@ -1,0 +1,303 @@
+//! Re-sealing after a data-key rotation (contract §12, issue #10): every
+//! lead whose PII is sealed under an old key (`privacy.old_data_keys`) is
+//! sealed again under the current `privacy.data_key`, so the old key can
+//! then leave the config.
+//!
+//! Two ways in, one batch function (`batch`): `POST /v1/admin/reseal` on a
+//! running leadx starts a background job (`Exchange::start_reseal`, its own
+//! thread, paced like retention: `limits::RETENTION_BATCH_KEYS` leads a
+//! batch, unwaited writes, `limits::RETENTION_TICK_MS` between batches,
+//! taking the sweep turn so retention and re-seal never rewrite the same
+//! lead from stale reads); `leadx reseal --config F` (`offline`) does the
+//! same on a stopped leadx's `data_dir` — sled's directory lock makes it
+//! refuse while a leadx runs on it.
+//!
+//! Resumable: the job's cursor lives in `Tree::Meta` (`reseal/cursor`),
+//! written with each batch; a leadx started while it exists goes on with
+//! the job. A lead whose key id is in no key of the ring (an old key
+//! removed too early) is counted `failed` and logged by lead id; the job
+//! goes on.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use super::Exchange;
+use crate::config::Config;
+use crate::limits;
+use crate::privacy::KeyRing;
+use crate::records;
+use crate::store::{Batch, Store, StoreError, StoreOptions, Tree};
+
+/// The job's cursor in `Tree::Meta`: present while a job is unfinished.
+const CURSOR: &[u8] = b"reseal/cursor";
+
+/// What a re-seal job did so far (`GET /v1/admin/reseal`, the CLI).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Leads looked at.
+    pub scanned: u64,
+    /// Sealed again under the current key.
+    pub resealed: u64,
+    /// Could not be opened (logged by lead id).
+    pub failed: u64,
+    /// The job reached the last lead.
+    pub done: bool,
+}
+
+/// The running (or last) job's counters.
+#[derive(Default)]
+pub struct Job {
+    scanned: AtomicU64,
+    resealed: AtomicU64,
+    failed: AtomicU64,
+    done: AtomicBool,
+    running: AtomicBool,
+}
+
+impl Job {
+    pub fn progress(&self) -> Progress {
+        Progress {
+            scanned: self.scanned.load(Ordering::Relaxed),
+            resealed: self.resealed.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            done: self.done.load(Ordering::Acquire),
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    fn add(&self, p: &Progress) {
+        self.scanned.fetch_add(p.scanned, Ordering::Relaxed);
+        self.resealed.fetch_add(p.resealed, Ordering::Relaxed);
+        self.failed.fetch_add(p.failed, Ordering::Relaxed);
+        if p.done {
+            self.done.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// One batch: at most `max` leads from the job's cursor; the resealed
+/// records and the new cursor go to the store as one unwaited write (the
+/// cursor is removed when the last lead was looked at).
+pub fn batch(store: &Store, ring: &KeyRing, max: usize) -> Result<Progress, StoreError> {
+    let cursor = super::retention::read_cursor(store, CURSOR)?;
+    let rows = store.scan_range(Tree::Leads, &cursor, b"", max)?;
+    let mut p = Progress {
+        done: rows.len() < max,
+        ..Progress::default()
+    };
+    let mut batch = Batch::default();
+    for (key, value) in &rows {
+        p.scanned += 1;
+        let lead_id = String::from_utf8_lossy(key);
+        let Ok(mut rec) = records::decode_lead(value) else {
+            log::error!(target: "leadx::privacy", "lead record unreadable, not resealed lead_id={lead_id}");
+            p.failed += 1;
+            continue;
+        };
+        match records::reseal_pii(ring, &rec.lead_id, &rec.pii_json) {
+            Ok(None) => {}
+            Ok(Some(sealed)) => {
+                rec.pii_json = sealed;
+                batch.insert(Tree::Leads, key.clone(), records::encode_lead(&rec));
+                p.resealed += 1;
+            }
+            Err(e) => {
+                log::error!(target: "leadx::privacy", "lead PII not resealed lead_id={lead_id} error=\"{e}\"");
+                p.failed += 1;
+            }
+        }
+    }
+    match rows.last() {
+        _ if p.done => batch.remove(Tree::Meta, CURSOR.to_vec()),
+        Some((key, _)) => {
+            let mut next = key.clone();
+            next.push(0);
+            batch.insert(Tree::Meta, CURSOR.to_vec(), next);
+        }
+        None => {}
+    }
+    if !batch.is_empty() {
+        store.write(batch)?;
+    }
+    Ok(p)
+}
+
+/// Whether an unfinished job's cursor is in the store.
+fn unfinished(store: &Store) -> Result<bool, StoreError> {
+    let rows = store.scan_prefix(Tree::Meta, CURSOR, 1)?;
+    Ok(rows.iter().any(|(k, _)| k == CURSOR))
+}
+
+impl Exchange {
+    /// Starts a re-seal job in the background (`POST /v1/admin/reseal`),
+    /// or lets the running one go on; `false` without a data key.
+    pub fn start_reseal(self: &Arc<Self>) -> Result<bool, StoreError> {
+        if self.runtime().key_ring.is_none() {
+            return Ok(false);
+        }
+        if self
+            .reseal
+            .running
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Ok(true);
+        }
+        let job = &self.reseal;
+        for c in [&job.scanned, &job.resealed, &job.failed] {
+            c.store(0, Ordering::Relaxed);
+        }
+        job.done.store(false, Ordering::Release);
+        if !unfinished(&self.store)? {
+            let mut b = Batch::default();
+            b.insert(Tree::Meta, CURSOR.to_vec(), Vec::new());
+            self.store.write(b)?;
+        }
+        spawn(self);
+        Ok(true)
+    }
+
+    /// The re-seal job: its progress and whether it runs.
+    pub fn reseal_job(&self) -> &Job {
+        &self.reseal
+    }
+
+    /// At start: a job a stop interrupted goes on.
+    pub fn resume_reseal(self: &Arc<Self>) {
+        match unfinished(&self.store) {
+            Ok(true) => {
+                log::info!(target: "leadx::privacy", "resuming an unfinished re-seal job");
+                if let Err(e) = self.start_reseal() {
+                    log::error!(target: "leadx::privacy", "cannot resume the re-seal job error=\"{e}\"");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                log::error!(target: "leadx::privacy", "cannot look for a re-seal job error=\"{e}\"")
+            }
+        }
+    }
+}
+
+fn spawn(ex: &Arc<Exchange>) {
+    let weak: Weak<Exchange> = Arc::downgrade(ex);
+    let spawned = std::thread::Builder::new()
+        .name("leadx-reseal".into())
+        .spawn(move || run(&weak));
+    if let Err(e) = spawned {
+        ex.reseal.running.store(false, Ordering::Release);
+        log::error!(target: "leadx::privacy", "cannot start the re-seal thread error=\"{e}\"");
+    }
+}
+
+/// The job's loop: a batch per tick under the sweep turn, until done, the
+/// exchange drains, or the data key is gone (a reload removed it).
+fn run(weak: &Weak<Exchange>) {
+    let pace = Duration::from_millis(limits::RETENTION_TICK_MS);
+    loop {
+        let Some(ex) = weak.upgrade() else { return };
+        if ex.posts_closed() {
+            ex.reseal.running.store(false, Ordering::Release);
+            return;
+        }
+        let rt = ex.runtime();
+        let Some(ring) = rt.key_ring.as_ref() else {
+            ex.reseal.running.store(false, Ordering::Release);
+            return;
+        };
+        let turn = ex.retention().turn();
+        let result = batch(&ex.store, ring, limits::RETENTION_BATCH_KEYS);
+        drop(turn);
+        match result {
+            Ok(p) => {
+                // `done` only once the last batch is applied and durable:
+                // an operator removes the old key when it says so.
+                if p.done {
+                    if let Err(e) = ex.store.sync() {
+                        log::warn!(target: "leadx::privacy", "re-seal: last batch not confirmed; retrying error=\"{e}\"");
+                        drop(rt);
+                        drop(ex);
+                        crate::sync::sleep(pace);
+                        continue;
+                    }
+                }
+                ex.reseal.add(&p);
+                if p.done {
+                    let p = ex.reseal.progress();
+                    log::info!(target: "leadx::privacy", "re-seal done scanned={} resealed={} failed={}", p.scanned, p.resealed, p.failed);
+                    ex.reseal.running.store(false, Ordering::Release);
+                    return;
+                }
+            }
+            // Overloaded: the next tick tries again; closed or unwritable
+            // likewise, until the drain stops the loop.
+            Err(e) => {
+                log::warn!(target: "leadx::privacy", "re-seal batch not written; retrying error=\"{e}\"")
+            }
+        }
+        drop(rt);
+        drop(ex);
+        crate::sync::sleep(pace);
+    }
+}
+
+/// Why `leadx reseal` could not run.
+#[derive(Debug)]
+pub enum OfflineError {
+    /// No `privacy.data_key` in the config: nothing to seal under.
+    NoDataKey,
+    /// The store would not open (locked by a running leadx, another
+    /// format, I/O).
+    Store(StoreError),
+}
+
+impl std::fmt::Display for OfflineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OfflineError::NoDataKey => f.write_str(
+                "privacy.data_key: not set; re-sealing needs the key to seal under",
+            ),
+            OfflineError::Store(StoreError::Locked) => f.write_str(
+                "server.data_dir is locked by a running leadx: stop it first, or ask it with POST /v1/admin/reseal",
+            ),
+            OfflineError::Store(e) => write!(f, "server.data_dir: {e}"),
+        }
+    }
+}
+
+/// `leadx reseal`: the whole job on a stopped leadx's store, unpaced
+/// (nothing else runs on it), resuming an unfinished job's cursor.
+/// `progress` is told after every batch.
+pub fn offline(config: &Config, progress: impl Fn(&Progress)) -> Result<Progress, OfflineError> {
+    let ring = config.privacy.key_ring().ok_or(OfflineError::NoDataKey)?;
+    let opts = StoreOptions {
+        cache_bytes: config.server.store_cache_bytes,
+        lock_wait_ms: limits::OFFLINE_LOCK_WAIT_MS,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&config.server.data_dir, opts).map_err(OfflineError::Store)?;
+    let mut total = Progress::default();
+    let result = loop {
+        match batch(&store, &ring, limits::RETENTION_BATCH_KEYS) {
+            Ok(p) => {
+                total.scanned += p.scanned;
+                total.resealed += p.resealed;
+                total.failed += p.failed;
+                total.done = p.done;
+                progress(&total);
+                if p.done {
+                    break Ok(total);
+                }
+            }
+            Err(e) => break Err(OfflineError::Store(e)),
+        }
+    };
+    let closed = store.close().map_err(OfflineError::Store);
+    let total = result?;
+    closed?;
+    Ok(total)
+}
