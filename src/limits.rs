@@ -295,6 +295,12 @@ pub const STORE_PROBE_BYTES: usize = 64 * 1024;
 /// How often a sale kept after its outcome write failed (`exchange::outcomes`)
 /// is retried in the background.
 pub const KEPT_SALE_RETRY_MS: u64 = 1_000;
+/// Default `[[buyer]] return_window_days` (contract §13).
+pub const RETURN_WINDOW_DAYS_DEFAULT: u32 = 7;
+/// Longest `return_window_days` accepted: a year.
+pub const RETURN_WINDOW_DAYS_MAX: u32 = 366;
+/// Longest return `reason`, in bytes.
+pub const RETURN_REASON_BYTES_MAX: usize = 500;
 /// A drain waits for in-flight posts to write their outcome at most
 /// `auction.post_timeout_ms` plus this (the outcome's group commit).
 pub const DRAIN_OUTCOME_GRACE_MS: u64 = 5_000;

@@ -131,9 +131,9 @@ pub struct PingRecord {
     pub auction_us: u64,
 }
 
-/// Status of a lead record.
 /// Where a lead stands. Stored as the lower-case word (`"posting"`,
-/// `"sold"`, `"unsold"`), the same bytes the earlier string field held.
+/// `"sold"`, `"unsold"`, `"returned"`), the same bytes the earlier string
+/// field held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LeadStatus {
@@ -142,6 +142,9 @@ pub enum LeadStatus {
     Posting,
     Sold,
     Unsold,
+    /// Sold, then returned by its buyer (contract §13, `exchange::returns`):
+    /// price and payout stay in the record and are reversed in the numbers.
+    Returned,
 }
 
 impl LeadStatus {
@@ -151,6 +154,7 @@ impl LeadStatus {
             LeadStatus::Posting => "posting",
             LeadStatus::Sold => "sold",
             LeadStatus::Unsold => "unsold",
+            LeadStatus::Returned => "returned",
         }
     }
 }
@@ -181,6 +185,12 @@ pub struct LeadRecord {
     pub buyer_lead_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sold_ms: Option<u64>,
+    /// When a sold lead was returned (contract §13), business time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returned_ms: Option<u64>,
+    /// The admin's reason for the return.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_reason: Option<String>,
     pub post_calls: Vec<CallRecord>,
     /// The full lead and consent as JSON: the only PII leadx keeps.
     pub pii_json: String,
@@ -551,6 +561,8 @@ mod tests {
             buyer: Some("b1".into()),
             buyer_lead_id: Some("BL-9".into()),
             sold_ms: Some(1_700_000_001_500),
+            returned_ms: None,
+            return_reason: None,
             post_calls: vec![CallRecord {
                 buyer: "b1".into(),
                 stage: CallStage::Post,
@@ -656,6 +668,8 @@ mod tests {
             buyer: Some("b1".into()),
             buyer_lead_id: Some("x".into()),
             sold_ms: Some(2),
+            returned_ms: None,
+            return_reason: None,
             post_calls: vec![],
             pii_json: "{}".into(),
         };
@@ -670,6 +684,7 @@ mod tests {
             (LeadStatus::Posting, "posting"),
             (LeadStatus::Sold, "sold"),
             (LeadStatus::Unsold, "unsold"),
+            (LeadStatus::Returned, "returned"),
         ] {
             assert_eq!(
                 serde_json::to_string(&status).unwrap(),
@@ -681,6 +696,29 @@ mod tests {
         let rec: LeadRecord = serde_json::from_str(old).unwrap();
         assert_eq!(rec.status, LeadStatus::Posting);
         assert!(serde_json::from_str::<LeadRecord>(&old.replace("posting", "lost")).is_err());
+    }
+
+    /// A return (contract §13) adds two optional fields: records written
+    /// before it decode with neither, and a sold record's bytes are the
+    /// same as before; a returned one reads back whole.
+    #[test]
+    fn returned_leads_round_trip_and_records_written_before_returns_still_decode() {
+        let old = br#"{"v":1,"lead_id":"0190a1b2c3d4e5f60718293a4b5c6d7f","ping_id":"0190a1b2c3d4e5f60718293a4b5c6d7e","publisher":"pub1","vertical":"auto","test":true,"created_ms":1700000001000,"status":"sold","reason":"x","price":1250,"payout":1000,"buyer":"b1","buyer_lead_id":"BL-9","sold_ms":1700000001500,"post_calls":[{"buyer":"b1","stage":"post","outcome":"accepted","latency_us":12000,"price":1250}],"pii_json":"{\"lead\":{\"email\":\"a@b.c\"},\"consent\":null}"}"#;
+        let rec = decode_lead(old).unwrap();
+        assert_eq!(
+            (rec.returned_ms, rec.return_reason.as_deref()),
+            (None, None)
+        );
+        assert_eq!(encode_lead(&rec), old, "a sold record is written as before");
+        let mut returned = rec;
+        returned.status = LeadStatus::Returned;
+        returned.returned_ms = Some(1_700_000_100_000);
+        returned.return_reason = Some("bad phone, \"disconnected\"".into());
+        let bytes = encode_lead(&returned);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains(r#""status":"returned""#), "{text}");
+        assert!(text.contains(r#""returned_ms":1700000100000"#), "{text}");
+        assert_eq!(decode_lead(&bytes).unwrap(), returned);
     }
 
     /// Call records too: the enums are stored as the words the string

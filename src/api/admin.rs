@@ -44,7 +44,15 @@ fn check_token(api: &Api, head: &Head<'_>) -> Result<(), ApiError> {
 
 /// The admin routes that read a request body.
 fn takes_body(method: &str, path: &str) -> bool {
-    path == "/v1/admin/suppressions" && matches!(method, "POST" | "DELETE")
+    (path == "/v1/admin/suppressions" && matches!(method, "POST" | "DELETE"))
+        || (method == "POST" && return_of(path).is_some())
+}
+
+/// The lead id of `/v1/admin/leads/{id}/return` (contract §13).
+fn return_of(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/admin/leads/")?
+        .strip_suffix("/return")
+        .filter(|id| !id.contains('/'))
 }
 
 pub fn route(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
@@ -57,6 +65,10 @@ pub fn route(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
         "suppressions" if takes_body(req.method, req.path) => suppressions(api, req),
         "transactions" if get => transactions(&api.ex, req.query),
         "leads" if get => export(&api.ex, req.query),
+        _ if return_of(req.path).is_some() => match req.method {
+            "POST" => return_lead(api, req),
+            _ => Err(ApiError::method_not_allowed()),
+        },
         r if r.starts_with("leads/") && get => lead(api, &r["leads/".len()..]),
         "stats" | "reload" | "transactions" | "leads" | "suppressions" => {
             Err(ApiError::method_not_allowed())
@@ -64,6 +76,34 @@ pub fn route(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
         r if r.starts_with("leads/") => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// `POST /v1/admin/leads/{lead_id}/return` `{"reason": "…"}` (contract
+/// §13): answers `{"lead_id","status":"returned","returned_at","reason",
+/// "price","payout","buyer"}` once the return is durable; the same body for
+/// a lead already returned. Refusals come from `Exchange::return_lead`.
+fn return_lead(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
+    super::require_json(req)?;
+    let lead_id = return_of(req.path).unwrap_or_default().to_string();
+    let reason = crate::wire::parse_return(req.body)?;
+    if !crate::ids::looks_like_id(&lead_id) {
+        return Err(ApiError::not_found());
+    }
+    let rec = api.ex.return_lead(&lead_id, &reason)?;
+    let mut o = Answer::new()
+        .str("lead_id", &rec.lead_id)
+        .str("status", rec.status.as_str())
+        .str(
+            "returned_at",
+            &rec.returned_ms.map(rfc3339).unwrap_or_default(),
+        )
+        .str("reason", rec.return_reason.as_deref().unwrap_or(""))
+        .cents("price", rec.price)
+        .cents("payout", rec.payout);
+    if let Some(b) = &rec.buyer {
+        o = o.str("buyer", b);
+    }
+    Ok(json(200, o.finish()))
 }
 
 fn lead(api: &Api, lead_id: &str) -> Result<Response, ApiError> {
@@ -108,6 +148,12 @@ fn full_view(rec: &LeadRecord, ping: Option<&PingRecord>, pii: &str) -> Vec<u8> 
     }
     if let Some(ms) = rec.sold_ms {
         o = o.str("sold_at", &rfc3339(ms));
+    }
+    if let Some(ms) = rec.returned_ms {
+        o = o.str("returned_at", &rfc3339(ms));
+    }
+    if let Some(r) = &rec.return_reason {
+        o = o.str("return_reason", r);
     }
     if let Some(ping) = ping {
         o = o.raw("ping_calls", &records::calls_json(&ping.calls));
@@ -262,7 +308,7 @@ fn export(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
     let hi = crate::ids::hex(&to.min(0xffff_ffff_ffff).to_be_bytes()[2..]);
     let (leads, next) = ex.sales_page(&lo, hi.as_bytes(), limit)?;
     let mut out =
-        b"lead_id,publisher,vertical,buyer,price,payout,buyer_lead_id,created_at,sold_at\n"
+        b"lead_id,publisher,vertical,buyer,price,payout,buyer_lead_id,created_at,sold_at,returned_at\n"
             .to_vec();
     for rec in &leads {
         csv_row(&mut out, rec);
@@ -306,6 +352,8 @@ fn csv_row(out: &mut Vec<u8>, rec: &LeadRecord) {
         rec.buyer_lead_id.clone().unwrap_or_default(),
         rfc3339(rec.created_ms),
         rec.sold_ms.map(rfc3339).unwrap_or_default(),
+        // Appended last (contract §13), so earlier columns keep their place.
+        rec.returned_ms.map(rfc3339).unwrap_or_default(),
     ];
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
@@ -389,7 +437,9 @@ fn reload(api: &Api) -> Result<Response, ApiError> {
 
 /// `GET /v1/admin/stats`: live (non-test) statistics per publisher and per
 /// buyer of the running config, since the process started — counts, bid
-/// rate, fill rate, post success rate, revenue, payout, margin (USD),
+/// rate, fill rate, post success rate, revenue, payout, margin (USD, gross),
+/// returns, return rate, returned revenue and payout, and the net revenue,
+/// payout and margin with returns reversed (contract §13),
 /// response times (ms) and time-outs; every definition is in
 /// `metrics::live`. Each buyer also has `sold_today` (its sales today in its
 /// zone) and `caps` (`caps_usage`): its usage per period against its limit,
@@ -463,6 +513,13 @@ fn party(s: &PartyStats, o: Answer) -> Answer {
         .cents("revenue", Some(s.revenue_cents))
         .cents("payout", Some(s.payout_cents))
         .raw("margin", &signed_usd(s.margin_cents()))
+        .raw("returns", &count(s.returns))
+        .raw("return_rate", &rate(s.return_rate()))
+        .cents("returned_revenue", Some(s.returned_revenue_cents))
+        .cents("returned_payout", Some(s.returned_payout_cents))
+        .raw("net_revenue", &signed_usd(s.net_revenue_cents()))
+        .raw("net_payout", &signed_usd(s.net_payout_cents()))
+        .raw("net_margin", &signed_usd(s.net_margin_cents()))
         .raw("timeouts", &count(s.timeouts))
         .raw("response_ms", &latency_ms(&s.ping_latency))
         .raw("post_response_ms", &latency_ms(&s.post_latency))

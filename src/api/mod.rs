@@ -359,9 +359,12 @@ pub(crate) fn rfc3339(ms: u64) -> String {
     t.format(&f).unwrap_or_default()
 }
 
-/// The publisher's answer for a settled post (contract §4).
+/// The publisher's answer for a settled post (contract §4). A lead returned
+/// since was sold by that post: a repeated post answers `sold` as the first
+/// time (`GET /v1/leads/{id}` shows the return).
 pub(crate) fn outcome_body(rec: &LeadRecord) -> Vec<u8> {
-    if rec.status == crate::records::LeadStatus::Sold {
+    use crate::records::LeadStatus;
+    if matches!(rec.status, LeadStatus::Sold | LeadStatus::Returned) {
         Answer::new()
             .str("status", "sold")
             .str("lead_id", &rec.lead_id)

@@ -217,6 +217,8 @@ pub struct Buyer {
     /// `None`: always open.
     pub schedule: Option<Schedule>,
     pub health: Health,
+    /// Contract §13: days after a sale within which it may be returned.
+    pub return_window_days: u32,
 }
 
 impl fmt::Debug for Buyer {
@@ -242,6 +244,7 @@ impl fmt::Debug for Buyer {
             .field("timezone", &self.timezone.iana_name())
             .field("schedule", &self.schedule)
             .field("health", &self.health)
+            .field("return_window_days", &self.return_window_days)
             .finish()
     }
 }

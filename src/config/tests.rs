@@ -702,3 +702,32 @@ fn consent_evidence_keys() {
         ]
     );
 }
+
+/// Contract §13: `return_window_days` on `[[buyer]]`, default 7; 0, a
+/// negative, a fraction or a string is refused, naming the key and buyer.
+#[test]
+fn return_window_days_defaults_to_7_and_bad_values_name_the_buyer() {
+    let buyer = |extra: &str| {
+        format!(
+            "{}[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\nfixed_price = 1\npost_url = \"https://b.example/p\"\n{extra}\n",
+            base()
+        )
+    };
+    let c = parse(&buyer(""), &no_secrets).unwrap();
+    assert_eq!(c.buyers[0].return_window_days, 7);
+    let c = parse(&buyer("return_window_days = 30"), &no_secrets).unwrap();
+    assert_eq!(c.buyers[0].return_window_days, 30);
+    for (value, why) in [
+        ("0", "must be 1 to 366 days"),
+        ("-3", "must be 1 to 366 days"),
+        ("367", "must be 1 to 366 days"),
+        ("1.5", "must be a whole number of days"),
+        ("\"7\"", "must be a whole number of days"),
+    ] {
+        assert_eq!(
+            lines_for(&buyer(&format!("return_window_days = {value}"))),
+            [format!("buyer[0].return_window_days: {why} (buyer \"b\")")],
+            "{value}"
+        );
+    }
+}

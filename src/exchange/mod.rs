@@ -4,6 +4,7 @@
 //! two I/O stages: the ping auction (`fanout`) and the post with failover
 //! that makes a sale durable (`sale`), both under the permits of
 //! `admission`, with `outcomes` keeping a sale whose outcome write failed.
+//! `returns` reverses a sale (contract §13).
 //! `report` is where per-lead metrics and events leave, test traffic
 //! filtered out once.
 //!
@@ -24,6 +25,7 @@ pub mod pings;
 mod reads;
 mod refusal;
 mod report;
+mod returns;
 pub mod sale;
 mod stages;
 pub mod suppression;
@@ -216,6 +218,8 @@ pub struct Exchange {
     idempotency: claims::Claims<Vec<u8>>,
     /// Dedupe keys (vertical + contact hash) of leads being sold.
     selling: claims::Claims<Vec<u8>>,
+    /// Leads (by id) whose return is being written (`returns`).
+    returning: claims::Claims<String>,
     pings: pings::PingCache,
     /// Permits for auctions and buyer calls (overload is shed, not queued).
     admission: Arc<admission::Admission>,
@@ -263,6 +267,7 @@ impl Exchange {
             posting: claims::Claims::default(),
             idempotency: claims::Claims::default(),
             selling: claims::Claims::default(),
+            returning: claims::Claims::default(),
             pings: pings::PingCache::new(ping_cache_bytes),
             admission,
             kept: outcomes::KeptSales::default(),

@@ -83,6 +83,8 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
         buyer: None,
         buyer_lead_id: None,
         sold_ms: None,
+        returned_ms: None,
+        return_reason: None,
         post_calls: Vec::new(),
         pii_json,
     };

@@ -23,6 +23,7 @@ mod post;
 mod privacy;
 mod proxies;
 mod reliability;
+mod returns;
 mod routing;
 mod server;
 mod spec_wired;
