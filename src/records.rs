@@ -266,6 +266,35 @@ pub fn encode_marker() -> Vec<u8> {
     Vec::new()
 }
 
+/// A postback event in `Tree::Outbox` (contract §13): the exact body to
+/// send, whom to, and how delivery went so far. Written in the same batch
+/// as the sale or return it reports (`exchange::postbacks::add`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutboxEntry {
+    pub v: u32,
+    pub publisher: String,
+    /// `lead_id:event` — unique per lead and event.
+    pub event_id: String,
+    /// The JSON body, signed and sent as it is.
+    pub body: String,
+    /// When the event happened (business time); retries end
+    /// `[postbacks] give_up_after_s` later.
+    pub created_ms: u64,
+    #[serde(default)]
+    pub attempts: u32,
+    /// Why the last attempt failed (`timeout`, `http_503`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+pub fn encode_outbox(e: &OutboxEntry) -> Vec<u8> {
+    serde_json::to_vec(e).expect("record serialises")
+}
+
+pub fn decode_outbox(bytes: &[u8]) -> Result<OutboxEntry, Undecodable> {
+    decode(bytes)
+}
+
 /// `PingRecord::lead_json`: the ping fields of a lead (no PII), as JSON.
 pub fn ping_lead_json(lead: &Lead) -> String {
     let mut out = Vec::with_capacity(256);
@@ -483,6 +512,49 @@ pub mod keys {
         Some((at_ms, price))
     }
 
+    /// Outbox states: the first byte of every `Tree::Outbox` key.
+    const OUTBOX_PENDING: u8 = 0x00;
+    const OUTBOX_FAILED: u8 = 0x01;
+
+    /// A pending postback: `0x00 publisher \0 due_ms event_id`, so one
+    /// publisher's events sort by when they are due and each publisher is
+    /// its own range (`outbox_due_range`): a dead endpoint's backlog never
+    /// hides another publisher's events.
+    pub fn outbox_pending(publisher: &str, due_ms: u64, event_id: &str) -> Vec<u8> {
+        let mut k = outbox_publisher(OUTBOX_PENDING, publisher);
+        k.extend_from_slice(&due_ms.to_be_bytes());
+        k.extend_from_slice(event_id.as_bytes());
+        k
+    }
+
+    /// `[from, to)` of `publisher`'s pending events due at or before `now_ms`.
+    pub fn outbox_due_range(publisher: &str, now_ms: u64) -> (Vec<u8>, Vec<u8>) {
+        let from = outbox_publisher(OUTBOX_PENDING, publisher);
+        let mut to = from.clone();
+        to.extend_from_slice(&now_ms.saturating_add(1).to_be_bytes());
+        (from, to)
+    }
+
+    /// Every pending event (all publishers) starts with this.
+    pub fn outbox_pending_prefix() -> Vec<u8> {
+        vec![OUTBOX_PENDING]
+    }
+
+    /// A postback given up after its retries: `0x01 publisher \0 event_id`.
+    pub fn outbox_failed(publisher: &str, event_id: &str) -> Vec<u8> {
+        let mut k = outbox_publisher(OUTBOX_FAILED, publisher);
+        k.extend_from_slice(event_id.as_bytes());
+        k
+    }
+
+    fn outbox_publisher(state: u8, publisher: &str) -> Vec<u8> {
+        let mut k = Vec::with_capacity(publisher.len() + 24);
+        k.push(state);
+        k.extend_from_slice(publisher.as_bytes());
+        k.push(0);
+        k
+    }
+
     pub fn dedupe(vertical: &str, hash: &[u8; 32]) -> Vec<u8> {
         let mut k = Vec::with_capacity(vertical.len() + 33);
         k.extend_from_slice(vertical.as_bytes());
@@ -649,6 +721,33 @@ mod tests {
         assert_eq!(keys::parse_buyer_sale("b1", &k, &v), Some((1500, 1250)));
         assert_eq!(keys::parse_buyer_sale("b1", &k, &v[1..]), None);
         assert_eq!(keys::parse_buyer_sale("b2", &k, &v), None);
+    }
+
+    #[test]
+    fn outbox_keys_sort_by_due_time_within_a_publisher_and_stay_apart() {
+        let (from, to) = keys::outbox_due_range("p1", 1_000);
+        let due = keys::outbox_pending("p1", 1_000, "L:sold");
+        assert!(from <= due && due < to);
+        assert!(keys::outbox_pending("p1", 1_001, "L:sold") >= to);
+        for other in [
+            keys::outbox_pending("p10", 5, "L:sold"),
+            keys::outbox_pending("p", 5, "L:sold"),
+            keys::outbox_failed("p1", "L:sold"),
+        ] {
+            assert!(!(from <= other && other < to), "{other:?}");
+        }
+        assert!(due.starts_with(&keys::outbox_pending_prefix()));
+        assert!(!keys::outbox_failed("p1", "L:sold").starts_with(&keys::outbox_pending_prefix()));
+        let e = OutboxEntry {
+            v: RECORD_VERSION,
+            publisher: "p1".into(),
+            event_id: "L:sold".into(),
+            body: r#"{"event":"sold"}"#.into(),
+            created_ms: 7,
+            attempts: 2,
+            last_error: Some("timeout".into()),
+        };
+        assert_eq!(decode_outbox(&encode_outbox(&e)).unwrap(), e);
     }
 
     #[test]

@@ -613,6 +613,7 @@ pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
             }
         }
     }
+    postback_metrics(ex, &rt, out);
     let s = ex.store_stats();
     let (pings_cached, pings_cached_bytes) = ex.pings_cached();
     write_gauge(
@@ -637,6 +638,52 @@ pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
         &[],
         pings_cached_bytes as f64,
     );
+}
+
+/// Postbacks (contract §13): events pending in the outbox, and per
+/// publisher with a `postback_url` the events delivered, given up after
+/// their retries, and failed attempts (each retried) since start.
+fn postback_metrics(ex: &Exchange, rt: &crate::exchange::Runtime, out: &mut Vec<u8>) {
+    use crate::metrics::{write_gauge, write_header, write_sample};
+    let outbox = ex.outbox();
+    write_gauge(
+        out,
+        "leadx_postbacks_pending",
+        "Postback events waiting in the outbox for delivery or a retry.",
+        &[],
+        outbox.pending() as f64,
+    );
+    let pubs: Vec<_> = rt
+        .config
+        .publishers
+        .iter()
+        .filter(|p| p.postback_url.is_some())
+        .map(|p| (p.id.as_str(), outbox.counts(&p.id)))
+        .collect();
+    type Read = fn(&crate::exchange::postbacks::PostbackCounts) -> u64;
+    let families: [(&str, &str, Read); 3] = [
+        (
+            "leadx_postbacks_delivered_total",
+            "Postback events a publisher's endpoint answered 2xx.",
+            |c| c.delivered,
+        ),
+        (
+            "leadx_postbacks_failed_total",
+            "Postback events given up after give_up_after_s of retries (kept in the outbox).",
+            |c| c.failed,
+        ),
+        (
+            "leadx_postback_attempts_failed_total",
+            "Postback attempts that failed (time-out, error, non-2xx) and were retried or given up.",
+            |c| c.attempts_failed,
+        ),
+    ];
+    for (name, help, read) in families {
+        write_header(out, name, help, "counter");
+        for (id, c) in &pubs {
+            write_sample(out, name, &[("publisher", id)], read(c));
+        }
+    }
 }
 
 #[cfg(test)]

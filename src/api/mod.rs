@@ -349,15 +349,9 @@ pub(crate) fn require_json_type(content_type: Option<&str>) -> Result<(), ApiErr
     }
 }
 
-/// RFC 3339 UTC with milliseconds.
-pub(crate) fn rfc3339(ms: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let f = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    t.format(&f).unwrap_or_default()
-}
+/// RFC 3339 UTC with milliseconds (one copy, in `json`: postbacks below
+/// `api` write it too).
+pub(crate) use crate::json::rfc3339;
 
 /// The publisher's answer for a settled post (contract §4). A lead returned
 /// since was sold by that post: a repeated post answers `sold` as the first

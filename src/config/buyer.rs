@@ -208,7 +208,7 @@ fn stages(
 /// TLS-terminating sidecar on a private link). Loopback is always fine.
 fn no_pii_in_clear(w: &mut Walker, s: &Section, post: Option<&Url>, allowed: bool) -> Option<()> {
     let Some(u) = post else { return Some(()) };
-    if allowed || u.scheme == url::Scheme::Https || is_loopback(&u.host) {
+    if clear_text_ok(u, allowed) {
         return Some(());
     }
     let key = if s.has("post") {
@@ -221,6 +221,13 @@ fn no_pii_in_clear(w: &mut Walker, s: &Section, post: Option<&Url>, allowed: boo
         "plain http:// to a non-loopback host would send PII in clear; use https:// or set allow_plain_http = true",
     );
     None
+}
+
+/// The one plain-HTTP rule (buyers' posts, publishers' postbacks): https,
+/// a loopback host, or plain http the operator allowed
+/// (`allow_plain_http = true`).
+pub(super) fn clear_text_ok(u: &Url, allowed: bool) -> bool {
+    allowed || u.scheme == url::Scheme::Https || is_loopback(&u.host)
 }
 
 /// `localhost`, 127.0.0.0/8 or ::1.

@@ -295,6 +295,9 @@ const PUBLISHER_KEYS: &[&str] = &[
     "verticals",
     "allowed_ips",
     "rate_limit_rps",
+    // Postbacks (contract §13): `config::postbacks`.
+    "postback_url",
+    "allow_plain_http",
 ];
 
 /// `[[publisher]]`; `known` are the vertical ids.
@@ -337,6 +340,7 @@ pub(super) fn publishers(
             )
             .map(|n| n as u32);
         let rps_ok = !s.has("rate_limit_rps") || rps.is_some();
+        let postback_url = super::postbacks::postback_url(w, &s);
         out.push((|| {
             rps_ok.then_some(())?;
             Some(Publisher {
@@ -347,6 +351,7 @@ pub(super) fn publishers(
                 verticals: verticals?,
                 allowed_ips: ips?,
                 rate_limit_rps: rps,
+                postback_url: postback_url?,
             })
         })());
     }

@@ -8,7 +8,8 @@
 //! (`it::returns::a_returned_answer_survives_kill_9`). The lead stays in
 //! the sales index (the reconciliation export lists it with `returned_at`),
 //! its dedupe keys stay (the consumer was still sold) and its cap unit
-//! stays (the buyer received the lead).
+//! stays (the buyer received the lead). The publisher's `returned`
+//! postback is written in the same batch (`exchange::postbacks`).
 //!
 //! Business time comes from the exchange's `Clock`: the window is
 //! `sold_ms + return_window_days` of the buyer that bought it, inclusive;
@@ -60,6 +61,14 @@ impl Exchange {
             Tree::Leads,
             rec.lead_id.as_bytes().to_vec(),
             records::encode_lead(&rec),
+        );
+        // The publisher's `returned` postback, in the return's own batch.
+        super::postbacks::add(
+            &rt,
+            &rec,
+            super::postbacks::Event::Returned,
+            now,
+            &mut batch,
         );
         self.store.write_durable(batch)?;
         super::report::lead_returned(&rt, &self.stats, &rec);

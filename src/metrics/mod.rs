@@ -31,7 +31,7 @@ pub use buyer::{BuyerMetrics, PingResult, PostResult, ERROR_KINDS};
 use histogram::Latency;
 pub use live::{LiveStats, PartyStats};
 pub use snapshot::{BuyerStats, EndpointStats, LatencySummary, OutcomeStats, Snapshot};
-pub use text::write_gauge;
+pub use text::{write_gauge, write_header, write_sample};
 
 use crate::limits;
 

@@ -20,6 +20,7 @@ mod memory;
 mod ops;
 mod overload;
 mod post;
+mod postbacks;
 mod privacy;
 mod proxies;
 mod reliability;

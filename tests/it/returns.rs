@@ -53,7 +53,7 @@ fn a_sold_lead_is_returned_once_and_reversed_in_stats_metrics_export_and_lead_vi
     let l = start_with_clock(
         "",
         "",
-        &direct_buyer_toml("flat", &buyer, "10.00", ""),
+        &direct_buyer_toml("returns-flat", &buyer, "10.00", ""),
         clock.clone(),
     );
     let kept = sell(l.addr, "5552340001", false);
@@ -77,7 +77,7 @@ fn a_sold_lead_is_returned_once_and_reversed_in_stats_metrics_export_and_lead_vi
             Some("disconnected phone"),
             Some(10.0),
             Some(8.0),
-            Some("flat")
+            Some("returns-flat")
         )
     );
     clock.advance_ms(DAY_MS);
@@ -101,8 +101,8 @@ fn a_sold_lead_is_returned_once_and_reversed_in_stats_metrics_export_and_lead_vi
     // Stats: gross stays, returns and net show the reversal.
     let stats = admin(l.addr, "GET", "/v1/admin/stats", "").json();
     let p = party(&stats, "publishers", "pub1");
-    let b = party(&stats, "buyers", "flat");
-    for (who, v) in [("pub1", p), ("flat", b)] {
+    let b = party(&stats, "buyers", "returns-flat");
+    for (who, v) in [("pub1", p), ("returns-flat", b)] {
         assert_eq!(
             (
                 v["sold"].as_u64(),
@@ -131,11 +131,11 @@ fn a_sold_lead_is_returned_once_and_reversed_in_stats_metrics_export_and_lead_vi
     }
     let metrics = String::from_utf8(get(l.addr, "/metrics", "").body).unwrap();
     assert!(
-        metrics.contains("leadx_buyer_returns_total{buyer=\"flat\"} 1\n"),
+        metrics.contains("leadx_buyer_returns_total{buyer=\"returns-flat\"} 1\n"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("leadx_buyer_return_rate{buyer=\"flat\"} 0.5\n"),
+        metrics.contains("leadx_buyer_return_rate{buyer=\"returns-flat\"} 0.5\n"),
         "{metrics}"
     );
     // The export keeps its columns and appends `returned_at`.
