@@ -493,3 +493,42 @@ fn a_kept_sale_brings_its_event_when_it_is_recorded() {
         "the kept sale's event was lost"
     );
 }
+
+/// After `give_up_after_s` (24 h by default) of failed attempts an event is
+/// marked failed: kept in the outbox, counted, no longer tried. Business
+/// time moves on a `ManualClock`; nothing sleeps a day.
+#[test]
+fn an_event_failing_for_24_hours_is_marked_failed_and_kept() {
+    let buyer = mock(Act::NoBid, Act::Accept("B"));
+    let s = sink(Mode::Down);
+    let clock = Arc::new(ManualClock::new());
+    let url = format!("postback_url = \"{}\"", s.url());
+    let l = start_with_text(
+        |t| with_postback(t, "0.8", &url),
+        &direct_buyer_toml("flat", &buyer, "10.00", ""),
+        clock.clone(),
+    );
+    let id = sell_as(l.addr, KEY, "5552397777");
+    assert!(eventually(10, || s.seen() == 1), "the first attempt");
+    let failed = "leadx_postbacks_failed_total{publisher=\"pub1\"} ";
+    // Short of a day: retried, not given up.
+    clock.advance_ms(86_400_000 - 1_000);
+    assert!(eventually(10, || s.seen() == 2), "a retry");
+    assert_eq!(metric(l.addr, failed), Some(0.0));
+    clock.advance_ms(1_000);
+    assert!(eventually(10, || metric(l.addr, failed) == Some(1.0)));
+    assert!(eventually(5, || metric(l.addr, "leadx_postbacks_pending ")
+        == Some(0.0)));
+    let seen = s.seen();
+    clock.advance_ms(86_400_000);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(s.seen(), seen, "a failed event is not tried again");
+    let rows = l
+        .ex()
+        .store()
+        .scan_prefix(leadx::store::Tree::Outbox, &[1], 10)
+        .unwrap();
+    assert_eq!(rows.len(), 1, "kept in the failed range");
+    let e = leadx::records::decode_outbox(&rows[0].1).unwrap();
+    assert_eq!((e.event_id, e.attempts >= 3), (format!("{id}:sold"), true));
+}
