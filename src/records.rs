@@ -535,6 +535,22 @@ pub mod keys {
         (from, to)
     }
 
+    /// Just past `publisher`'s pending events (exclusive end of its range).
+    pub fn outbox_pending_end(publisher: &str) -> Vec<u8> {
+        let mut k = outbox_publisher(OUTBOX_PENDING, publisher);
+        *k.last_mut().expect("a separator byte") = 1;
+        k
+    }
+
+    /// When the pending event under `key` of `publisher` is due.
+    pub fn parse_outbox_due(publisher: &str, key: &[u8]) -> Option<u64> {
+        let rest = key
+            .strip_prefix(&[OUTBOX_PENDING])?
+            .strip_prefix(publisher.as_bytes())?
+            .strip_prefix(&[0])?;
+        Some(u64::from_be_bytes(rest.get(..8)?.try_into().ok()?))
+    }
+
     /// Every pending event (all publishers) starts with this.
     pub fn outbox_pending_prefix() -> Vec<u8> {
         vec![OUTBOX_PENDING]
@@ -737,6 +753,11 @@ mod tests {
             assert!(!(from <= other && other < to), "{other:?}");
         }
         assert!(due.starts_with(&keys::outbox_pending_prefix()));
+        assert!(due < keys::outbox_pending_end("p1"));
+        assert!(keys::outbox_pending("p1", u64::MAX, "z") < keys::outbox_pending_end("p1"));
+        assert!(keys::outbox_pending("p1\u{1}", 0, "z") >= keys::outbox_pending_end("p1"));
+        assert_eq!(keys::parse_outbox_due("p1", &due), Some(1_000));
+        assert_eq!(keys::parse_outbox_due("p10", &due), None);
         assert!(!keys::outbox_failed("p1", "L:sold").starts_with(&keys::outbox_pending_prefix()));
         let e = OutboxEntry {
             v: RECORD_VERSION,

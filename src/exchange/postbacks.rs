@@ -61,13 +61,20 @@ impl Event {
 
 /// Adds `rec`'s `event` (at `at_ms`, business time) to `batch` when its
 /// publisher has a `postback_url`: `{"event","lead_id","ping_id","price",
-/// "at","test"}`, `price` the publisher's payout. Due at once.
-pub(crate) fn add(rt: &Runtime, rec: &LeadRecord, event: Event, at_ms: u64, batch: &mut Batch) {
+/// "at","test"}`, `price` the publisher's payout. Due at once. True when
+/// it added one: the caller calls `written` once the batch is durable.
+pub(crate) fn add(
+    rt: &Runtime,
+    rec: &LeadRecord,
+    event: Event,
+    at_ms: u64,
+    batch: &mut Batch,
+) -> bool {
     let Some(p) = publisher(rt, &rec.publisher) else {
-        return;
+        return false;
     };
     if p.postback_url.is_none() {
-        return;
+        return false;
     }
     let body = Answer::new()
         .str("event", event.as_str())
@@ -91,6 +98,14 @@ pub(crate) fn add(rt: &Runtime, rec: &LeadRecord, event: Event, at_ms: u64, batc
         keys::outbox_pending(&entry.publisher, at_ms, &entry.event_id),
         records::encode_outbox(&entry),
     );
+    true
+}
+
+/// A batch with an event from `add` is durable (so applied): the sender
+/// looks at every publisher again instead of waiting for its next full
+/// look (`tick`).
+pub(crate) fn written(ex: &Exchange) {
+    ex.outbox.added.fetch_add(1, Ordering::SeqCst);
 }
 
 fn publisher<'a>(rt: &'a Runtime, id: &str) -> Option<&'a Publisher> {
@@ -100,6 +115,10 @@ fn publisher<'a>(rt: &'a Runtime, id: &str) -> Option<&'a Publisher> {
 /// One publisher's delivery state and counters.
 #[derive(Default)]
 struct PubState {
+    /// Nothing of it is due before this (business ms) — known from its last
+    /// look, valid while `Outbox::added` is still `seen_added`.
+    idle_until: AtomicU64,
+    seen_added: AtomicU64,
     in_flight: AtomicUsize,
     delivered: AtomicU64,
     failed: AtomicU64,
@@ -119,6 +138,9 @@ pub struct Outbox {
     running: AtomicUsize,
     /// Pending events in the store, recounted by the sender.
     pending: AtomicU64,
+    /// Event batches made durable since start (`written`): a publisher
+    /// whose range was found idle is looked at again when this moved.
+    added: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -201,11 +223,15 @@ pub fn spawn_sender(ex: &Arc<Exchange>) {
                 if ex.outbox.stop.load(Ordering::SeqCst) {
                     return;
                 }
-                if recounted.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                // Once a second: recount, and look at every publisher (a
+                // kept sale's event, recorded later by `outcomes`, is found
+                // here).
+                let full = recounted.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                if full {
                     recount(&ex);
                     recounted = Some(Instant::now());
                 }
-                tick(&ex);
+                tick(&ex, full);
             }
         });
     if let Err(e) = spawned {
@@ -224,16 +250,24 @@ fn recount(ex: &Exchange) {
 
 /// One look at every publisher's due events; starts a delivery for each
 /// one that has a free slot. Runs on the sender thread (client building
-/// resolves DNS, and store scans may wait for the writer).
-fn tick(ex: &Arc<Exchange>) {
+/// resolves DNS). A publisher found with nothing due is skipped until its
+/// next event's due time, an `add`, or the next `full` look, so an idle
+/// outbox costs no store reads.
+fn tick(ex: &Arc<Exchange>, full: bool) {
     let rt = ex.runtime();
     let per = rt.config.postbacks.per_publisher_max;
     let now = ex.now_ms();
+    let added = ex.outbox.added.load(Ordering::SeqCst);
     for p in &rt.config.publishers {
         let Some(url) = &p.postback_url else { continue };
         let st = ex.outbox.state(&p.id);
         let busy = st.in_flight.load(Ordering::SeqCst);
         if busy >= per {
+            continue;
+        }
+        let idle = st.seen_added.load(Ordering::SeqCst) == added
+            && now < st.idle_until.load(Ordering::SeqCst);
+        if idle && !full {
             continue;
         }
         let (from, to) = keys::outbox_due_range(&p.id, now);
@@ -244,6 +278,15 @@ fn tick(ex: &Arc<Exchange>) {
             Ok(rows) => rows,
             Err(_) => return,
         };
+        let next = if rows.is_empty() && busy == 0 {
+            next_due(ex, &p.id)
+        } else {
+            // Due now, or in flight (whose outcome moves it): look again.
+            Some(0)
+        };
+        st.idle_until
+            .store(next.unwrap_or(u64::MAX), Ordering::SeqCst);
+        st.seen_added.store(added, Ordering::SeqCst);
         let mut free = per - busy;
         for (key, value) in rows {
             if free == 0 {
@@ -289,6 +332,19 @@ fn tick(ex: &Arc<Exchange>) {
                 drop(claim);
             });
         }
+    }
+}
+
+/// When `publisher`'s first pending event is due (`None`: none pending;
+/// `Some(0)` when unknown, so it is looked at again).
+fn next_due(ex: &Exchange, publisher: &str) -> Option<u64> {
+    let (from, _) = keys::outbox_due_range(publisher, 0);
+    let end = keys::outbox_pending_end(publisher);
+    match ex.store.scan_range_applied(Tree::Outbox, &from, &end, 1) {
+        Ok(rows) => rows
+            .first()
+            .map(|(k, _)| keys::parse_outbox_due(publisher, k).unwrap_or(0)),
+        Err(_) => Some(0),
     }
 }
 

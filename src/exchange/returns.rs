@@ -63,7 +63,7 @@ impl Exchange {
             records::encode_lead(&rec),
         );
         // The publisher's `returned` postback, in the return's own batch.
-        super::postbacks::add(
+        let event = super::postbacks::add(
             &rt,
             &rec,
             super::postbacks::Event::Returned,
@@ -71,6 +71,9 @@ impl Exchange {
             &mut batch,
         );
         self.store.write_durable(batch)?;
+        if event {
+            super::postbacks::written(self);
+        }
         super::report::lead_returned(&rt, &self.stats, &rec);
         Ok(rec)
     }

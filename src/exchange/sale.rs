@@ -112,12 +112,18 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
     };
     let sold = sale.is_some();
     let mut batch = outcome(ex.now_ms(), input, &mut rec, sale, dedupe);
+    let mut event = false;
     if let (true, Some(at)) = (sold, rec.sold_ms) {
         // In the sale's own batch: durable (or kept) exactly with it.
-        super::postbacks::add(rt, &rec, super::postbacks::Event::Sold, at, &mut batch);
+        event = super::postbacks::add(rt, &rec, super::postbacks::Event::Sold, at, &mut batch);
     }
     match ex.store.write_durable(batch.clone()) {
-        Ok(()) => Ok(rec),
+        Ok(()) => {
+            if event {
+                super::postbacks::written(ex);
+            }
+            Ok(rec)
+        }
         Err(e) if sold => {
             ex.kept.keep(
                 KeptSale {
