@@ -258,3 +258,43 @@ fn a_returned_answer_survives_kill_9() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A returned lead was sold by its post: repeating the post (here a direct
+/// post's `Idempotency-Key`) answers the first outcome, `sold`, while the
+/// lead view shows the return.
+#[test]
+fn a_repeated_post_of_a_returned_lead_answers_its_first_outcome() {
+    let buyer = mock(Act::NoBid, Act::Accept("B-4"));
+    let l = start("", "", &direct_buyer_toml("flat", &buyer, "10.00", ""));
+    let auth = format!("Bearer {KEY}");
+    let body = json!({"vertical": "auto", "lead": full_lead("5552342222", "r@x.co"), "consent": consent()}).to_string();
+    let send = || {
+        request(
+            l.addr,
+            "POST",
+            "/v1/leads",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", "ret-1"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let first = send();
+    assert_eq!(first.json()["status"], "sold");
+    let id = first.json()["lead_id"].as_str().unwrap().to_string();
+    assert_eq!(give_back(l.addr, &id, "x").status, 200);
+    let again = send();
+    assert_eq!(
+        again.body,
+        first.body,
+        "{}",
+        String::from_utf8_lossy(&again.body)
+    );
+    assert_eq!(buyer.buyer.posts(), 1, "no buyer saw it twice");
+    assert_eq!(
+        get(l.addr, &format!("/v1/leads/{id}"), KEY).json()["status"],
+        "returned"
+    );
+}
