@@ -1,7 +1,7 @@
 //! The daemon's life: open the store, bind, serve, tell systemd, reload on
 //! SIGHUP, drain on SIGTERM/SIGINT, make the store durable, exit. A drain
-//! closes the store only after every running post has written its outcome
-//! and kept sales had a last try.
+//! closes the store only after every running post has written its outcome,
+//! kept sales had a last try and the postback sender stopped.
 //!
 //! `start` does everything up to "serving" and returns a `Running` that
 //! tests drive in-process; `run` adds the signal loop and the watchdog for
@@ -93,6 +93,7 @@ pub fn start_with_clock(
     crate::exchange::outcomes::spawn_retrier(&ex);
     crate::exchange::retention::spawn(&ex);
     ex.resume_reseal();
+    crate::exchange::postbacks::spawn_sender(&ex);
     let reload_ex = ex.clone();
     let reload: Arc<crate::api::ReloadFn> =
         Arc::new(move || reload_from(&reload_ex, path.as_deref()));
@@ -199,6 +200,11 @@ impl Running {
             if self.server.wait_idle(answers) {
                 wait_connections_closed(&self.server, std::time::Instant::now() + answers);
             }
+        }
+        let wait = Duration::from_millis(crate::limits::POSTBACK_DRAIN_WAIT_MS);
+        let left = self.ex.stop_postbacks(wait);
+        if left > 0 {
+            log::warn!(target: "leadx::daemon", "drain: postbacks still in flight; they go again after a restart postbacks={left}");
         }
         self.ex.close_store().map_err(|e| e.to_string())?;
         crate::logging::events::flush_summary();

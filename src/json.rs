@@ -8,6 +8,17 @@ use std::io::Write;
 
 use crate::money::{self, Cents};
 
+/// RFC 3339 UTC with milliseconds, as every answer and postback writes a
+/// time (`2023-11-14T22:13:20.123Z`).
+pub fn rfc3339(ms: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&f).unwrap_or_default()
+}
+
 /// Appends `s` as a JSON string, with every escape JSON needs.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");

@@ -295,6 +295,32 @@ pub const STORE_PROBE_BYTES: usize = 64 * 1024;
 /// How often a sale kept after its outcome write failed (`exchange::outcomes`)
 /// is retried in the background.
 pub const KEPT_SALE_RETRY_MS: u64 = 1_000;
+/// Default `[[buyer]] return_window_days` (contract §13).
+pub const RETURN_WINDOW_DAYS_DEFAULT: u32 = 7;
+/// Longest `return_window_days` accepted: a year.
+pub const RETURN_WINDOW_DAYS_MAX: u32 = 366;
+/// Longest return `reason`, in bytes.
+pub const RETURN_REASON_BYTES_MAX: usize = 500;
+/// `[postbacks]` defaults (contract §13): first retry after about a
+/// second, doubling (with jitter) to at most ten minutes apart, given up
+/// (marked failed, kept) a day after the event.
+pub const POSTBACK_RETRY_BASE_MS_DEFAULT: u64 = 1_000;
+pub const POSTBACK_RETRY_MAX_MS_DEFAULT: u64 = 600_000;
+pub const POSTBACK_GIVE_UP_S_DEFAULT: u64 = 86_400;
+/// Deliveries in flight to one publisher at once (default and most), so a
+/// dead endpoint holds at most this many coroutines and never starves the
+/// other publishers.
+pub const POSTBACK_PER_PUBLISHER_DEFAULT: usize = 4;
+pub const POSTBACK_PER_PUBLISHER_MAX: usize = 64;
+/// One delivery's deadline, connect to answer.
+pub const POSTBACK_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+/// How often the postback sender looks for due events (wall clock).
+pub const POSTBACK_POLL_MS: u64 = 50;
+/// Longest answer body read from a postback endpoint (it is ignored).
+pub const POSTBACK_RESPONSE_BYTES_MAX: usize = 16 * 1024;
+/// At shutdown, how long the sender's deliveries in flight may finish
+/// before the store closes (one not finished is delivered again later).
+pub const POSTBACK_DRAIN_WAIT_MS: u64 = 2_000;
 /// A drain waits for in-flight posts to write their outcome at most
 /// `auction.post_timeout_ms` plus this (the outcome's group commit).
 pub const DRAIN_OUTCOME_GRACE_MS: u64 = 5_000;

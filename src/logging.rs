@@ -546,6 +546,15 @@ pub mod events {
         }
         maybe_summarise();
     }
+
+    /// A sold lead was returned (contract §13): rare and about money, so
+    /// at info, by ids and cents (the admin's reason is free text and stays
+    /// in the record).
+    pub fn returned(rec: &LeadRecord) {
+        log::info!(target: TARGET, lead_id = rec.lead_id.as_str(), ping_id = rec.ping_id.as_str(), publisher = rec.publisher.as_str(),
+            buyer = rec.buyer.as_deref().unwrap_or(""), price_cents = rec.price.unwrap_or(0), payout_cents = rec.payout.unwrap_or(0),
+            test = rec.test; "lead returned");
+    }
 }
 
 #[cfg(test)]
@@ -686,6 +695,8 @@ mod tests {
             buyer: Some("b1".into()),
             buyer_lead_id: None,
             sold_ms: None,
+            returned_ms: None,
+            return_reason: None,
             post_calls: vec![crate::records::CallRecord {
                 buyer: "b0".into(),
                 stage: crate::records::CallStage::Post,

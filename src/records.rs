@@ -131,9 +131,9 @@ pub struct PingRecord {
     pub auction_us: u64,
 }
 
-/// Status of a lead record.
 /// Where a lead stands. Stored as the lower-case word (`"posting"`,
-/// `"sold"`, `"unsold"`), the same bytes the earlier string field held.
+/// `"sold"`, `"unsold"`, `"returned"`), the same bytes the earlier string
+/// field held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LeadStatus {
@@ -146,6 +146,9 @@ pub enum LeadStatus {
     /// (`LeadRecord::suppression_list` names which). Kept so the refusal is
     /// recorded (contract §12); never a sale.
     Suppressed,
+    /// Sold, then returned by its buyer (contract §13, `exchange::returns`):
+    /// price and payout stay in the record and are reversed in the numbers.
+    Returned,
 }
 
 impl LeadStatus {
@@ -156,6 +159,7 @@ impl LeadStatus {
             LeadStatus::Sold => "sold",
             LeadStatus::Unsold => "unsold",
             LeadStatus::Suppressed => "suppressed",
+            LeadStatus::Returned => "returned",
         }
     }
 }
@@ -186,6 +190,12 @@ pub struct LeadRecord {
     pub buyer_lead_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sold_ms: Option<u64>,
+    /// When a sold lead was returned (contract §13), business time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returned_ms: Option<u64>,
+    /// The admin's reason for the return.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_reason: Option<String>,
     pub post_calls: Vec<CallRecord>,
     /// The full lead and consent as JSON: the only PII leadx keeps.
     /// `"null"` once erased by retention (`pii_erased_ms` says when).
@@ -285,6 +295,35 @@ pub fn decode_dedupe(bytes: &[u8]) -> u64 {
 /// id) values: empty, the key is the record.
 pub fn encode_marker() -> Vec<u8> {
     Vec::new()
+}
+
+/// A postback event in `Tree::Outbox` (contract §13): the exact body to
+/// send, whom to, and how delivery went so far. Written in the same batch
+/// as the sale or return it reports (`exchange::postbacks::add`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutboxEntry {
+    pub v: u32,
+    pub publisher: String,
+    /// `lead_id:event` — unique per lead and event.
+    pub event_id: String,
+    /// The JSON body, signed and sent as it is.
+    pub body: String,
+    /// When the event happened (business time); retries end
+    /// `[postbacks] give_up_after_s` later.
+    pub created_ms: u64,
+    #[serde(default)]
+    pub attempts: u32,
+    /// Why the last attempt failed (`timeout`, `http_503`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+pub fn encode_outbox(e: &OutboxEntry) -> Vec<u8> {
+    serde_json::to_vec(e).expect("record serialises")
+}
+
+pub fn decode_outbox(bytes: &[u8]) -> Result<OutboxEntry, Undecodable> {
+    decode(bytes)
 }
 
 /// `PingRecord::lead_json`: the ping fields of a lead (no PII), as JSON.
@@ -533,6 +572,65 @@ pub mod keys {
         Some((at_ms, price))
     }
 
+    /// Outbox states: the first byte of every `Tree::Outbox` key.
+    const OUTBOX_PENDING: u8 = 0x00;
+    const OUTBOX_FAILED: u8 = 0x01;
+
+    /// A pending postback: `0x00 publisher \0 due_ms event_id`, so one
+    /// publisher's events sort by when they are due and each publisher is
+    /// its own range (`outbox_due_range`): a dead endpoint's backlog never
+    /// hides another publisher's events.
+    pub fn outbox_pending(publisher: &str, due_ms: u64, event_id: &str) -> Vec<u8> {
+        let mut k = outbox_publisher(OUTBOX_PENDING, publisher);
+        k.extend_from_slice(&due_ms.to_be_bytes());
+        k.extend_from_slice(event_id.as_bytes());
+        k
+    }
+
+    /// `[from, to)` of `publisher`'s pending events due at or before `now_ms`.
+    pub fn outbox_due_range(publisher: &str, now_ms: u64) -> (Vec<u8>, Vec<u8>) {
+        let from = outbox_publisher(OUTBOX_PENDING, publisher);
+        let mut to = from.clone();
+        to.extend_from_slice(&now_ms.saturating_add(1).to_be_bytes());
+        (from, to)
+    }
+
+    /// Just past `publisher`'s pending events (exclusive end of its range).
+    pub fn outbox_pending_end(publisher: &str) -> Vec<u8> {
+        let mut k = outbox_publisher(OUTBOX_PENDING, publisher);
+        *k.last_mut().expect("a separator byte") = 1;
+        k
+    }
+
+    /// When the pending event under `key` of `publisher` is due.
+    pub fn parse_outbox_due(publisher: &str, key: &[u8]) -> Option<u64> {
+        let rest = key
+            .strip_prefix(&[OUTBOX_PENDING])?
+            .strip_prefix(publisher.as_bytes())?
+            .strip_prefix(&[0])?;
+        Some(u64::from_be_bytes(rest.get(..8)?.try_into().ok()?))
+    }
+
+    /// Every pending event (all publishers) starts with this.
+    pub fn outbox_pending_prefix() -> Vec<u8> {
+        vec![OUTBOX_PENDING]
+    }
+
+    /// A postback given up after its retries: `0x01 publisher \0 event_id`.
+    pub fn outbox_failed(publisher: &str, event_id: &str) -> Vec<u8> {
+        let mut k = outbox_publisher(OUTBOX_FAILED, publisher);
+        k.extend_from_slice(event_id.as_bytes());
+        k
+    }
+
+    fn outbox_publisher(state: u8, publisher: &str) -> Vec<u8> {
+        let mut k = Vec::with_capacity(publisher.len() + 24);
+        k.push(state);
+        k.extend_from_slice(publisher.as_bytes());
+        k.push(0);
+        k
+    }
+
     pub fn dedupe(vertical: &str, hash: &[u8; 32]) -> Vec<u8> {
         let mut k = Vec::with_capacity(vertical.len() + 33);
         k.extend_from_slice(vertical.as_bytes());
@@ -611,6 +709,8 @@ mod tests {
             buyer: Some("b1".into()),
             buyer_lead_id: Some("BL-9".into()),
             sold_ms: Some(1_700_000_001_500),
+            returned_ms: None,
+            return_reason: None,
             post_calls: vec![CallRecord {
                 buyer: "b1".into(),
                 stage: CallStage::Post,
@@ -702,6 +802,38 @@ mod tests {
     }
 
     #[test]
+    fn outbox_keys_sort_by_due_time_within_a_publisher_and_stay_apart() {
+        let (from, to) = keys::outbox_due_range("p1", 1_000);
+        let due = keys::outbox_pending("p1", 1_000, "L:sold");
+        assert!(from <= due && due < to);
+        assert!(keys::outbox_pending("p1", 1_001, "L:sold") >= to);
+        for other in [
+            keys::outbox_pending("p10", 5, "L:sold"),
+            keys::outbox_pending("p", 5, "L:sold"),
+            keys::outbox_failed("p1", "L:sold"),
+        ] {
+            assert!(!(from <= other && other < to), "{other:?}");
+        }
+        assert!(due.starts_with(&keys::outbox_pending_prefix()));
+        assert!(due < keys::outbox_pending_end("p1"));
+        assert!(keys::outbox_pending("p1", u64::MAX, "z") < keys::outbox_pending_end("p1"));
+        assert!(keys::outbox_pending("p1\u{1}", 0, "z") >= keys::outbox_pending_end("p1"));
+        assert_eq!(keys::parse_outbox_due("p1", &due), Some(1_000));
+        assert_eq!(keys::parse_outbox_due("p10", &due), None);
+        assert!(!keys::outbox_failed("p1", "L:sold").starts_with(&keys::outbox_pending_prefix()));
+        let e = OutboxEntry {
+            v: RECORD_VERSION,
+            publisher: "p1".into(),
+            event_id: "L:sold".into(),
+            body: r#"{"event":"sold"}"#.into(),
+            created_ms: 7,
+            attempts: 2,
+            last_error: Some("timeout".into()),
+        };
+        assert_eq!(decode_outbox(&encode_outbox(&e)).unwrap(), e);
+    }
+
+    #[test]
     fn lead_record_round_trips() {
         let r = LeadRecord {
             v: RECORD_VERSION,
@@ -718,6 +850,8 @@ mod tests {
             buyer: Some("b1".into()),
             buyer_lead_id: Some("x".into()),
             sold_ms: Some(2),
+            returned_ms: None,
+            return_reason: None,
             post_calls: vec![],
             pii_json: "{}".into(),
             pii_erased_ms: None,
@@ -734,6 +868,7 @@ mod tests {
             (LeadStatus::Posting, "posting"),
             (LeadStatus::Sold, "sold"),
             (LeadStatus::Unsold, "unsold"),
+            (LeadStatus::Returned, "returned"),
         ] {
             assert_eq!(
                 serde_json::to_string(&status).unwrap(),
@@ -745,6 +880,29 @@ mod tests {
         let rec: LeadRecord = serde_json::from_str(old).unwrap();
         assert_eq!(rec.status, LeadStatus::Posting);
         assert!(serde_json::from_str::<LeadRecord>(&old.replace("posting", "lost")).is_err());
+    }
+
+    /// A return (contract §13) adds two optional fields: records written
+    /// before it decode with neither, and a sold record's bytes are the
+    /// same as before; a returned one reads back whole.
+    #[test]
+    fn returned_leads_round_trip_and_records_written_before_returns_still_decode() {
+        let old = br#"{"v":1,"lead_id":"0190a1b2c3d4e5f60718293a4b5c6d7f","ping_id":"0190a1b2c3d4e5f60718293a4b5c6d7e","publisher":"pub1","vertical":"auto","test":true,"created_ms":1700000001000,"status":"sold","reason":"x","price":1250,"payout":1000,"buyer":"b1","buyer_lead_id":"BL-9","sold_ms":1700000001500,"post_calls":[{"buyer":"b1","stage":"post","outcome":"accepted","latency_us":12000,"price":1250}],"pii_json":"{\"lead\":{\"email\":\"a@b.c\"},\"consent\":null}"}"#;
+        let rec = decode_lead(old).unwrap();
+        assert_eq!(
+            (rec.returned_ms, rec.return_reason.as_deref()),
+            (None, None)
+        );
+        assert_eq!(encode_lead(&rec), old, "a sold record is written as before");
+        let mut returned = rec;
+        returned.status = LeadStatus::Returned;
+        returned.returned_ms = Some(1_700_000_100_000);
+        returned.return_reason = Some("bad phone, \"disconnected\"".into());
+        let bytes = encode_lead(&returned);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains(r#""status":"returned""#), "{text}");
+        assert!(text.contains(r#""returned_ms":1700000100000"#), "{text}");
+        assert_eq!(decode_lead(&bytes).unwrap(), returned);
     }
 
     /// Call records too: the enums are stored as the words the string

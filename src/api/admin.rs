@@ -58,9 +58,37 @@ pub fn route(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
         Route::AdminTransactions => transactions(&api.ex, req.query),
         Route::AdminExport => export(&api.ex, req.query),
         Route::AdminLead => lead(api, param.unwrap_or_default()),
+        Route::AdminReturn => return_lead(api, req, param.unwrap_or_default()),
         // Not an admin route: `Api::route` answers those.
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// `POST /v1/admin/leads/{lead_id}/return` `{"reason": "…"}` (contract
+/// §13): answers `{"lead_id","status":"returned","returned_at","reason",
+/// "price","payout","buyer"}` once the return is durable; the same body for
+/// a lead already returned. Refusals come from `Exchange::return_lead`.
+fn return_lead(api: &Api, req: &mut Request<'_>, lead_id: &str) -> Result<Response, ApiError> {
+    super::require_json(req)?;
+    let reason = crate::wire::parse_return(req.body)?;
+    if !crate::ids::looks_like_id(lead_id) {
+        return Err(ApiError::not_found());
+    }
+    let rec = api.ex.return_lead(lead_id, &reason)?;
+    let mut o = Answer::new()
+        .str("lead_id", &rec.lead_id)
+        .str("status", rec.status.as_str())
+        .str(
+            "returned_at",
+            &rec.returned_ms.map(rfc3339).unwrap_or_default(),
+        )
+        .str("reason", rec.return_reason.as_deref().unwrap_or(""))
+        .cents("price", rec.price)
+        .cents("payout", rec.payout);
+    if let Some(b) = &rec.buyer {
+        o = o.str("buyer", b);
+    }
+    Ok(json(200, o.finish()))
 }
 
 fn lead(api: &Api, lead_id: &str) -> Result<Response, ApiError> {
@@ -113,6 +141,12 @@ fn full_view(rec: &LeadRecord, ping: Option<&PingRecord>, pii: &str) -> Vec<u8> 
     }
     if let Some(list) = &rec.suppression_list {
         o = o.str("suppression_list", list);
+    }
+    if let Some(ms) = rec.returned_ms {
+        o = o.str("returned_at", &rfc3339(ms));
+    }
+    if let Some(r) = &rec.return_reason {
+        o = o.str("return_reason", r);
     }
     if let Some(ping) = ping {
         o = o.raw("ping_calls", &records::calls_json(&ping.calls));
@@ -270,7 +304,7 @@ fn export(ex: &Exchange, query: &str) -> Result<Response, ApiError> {
     let hi = crate::ids::hex(&to.min(0xffff_ffff_ffff).to_be_bytes()[2..]);
     let (leads, next) = ex.sales_page(&lo, hi.as_bytes(), limit)?;
     let mut out =
-        b"lead_id,publisher,vertical,buyer,price,payout,buyer_lead_id,created_at,sold_at\n"
+        b"lead_id,publisher,vertical,buyer,price,payout,buyer_lead_id,created_at,sold_at,returned_at\n"
             .to_vec();
     for rec in &leads {
         csv_row(&mut out, rec);
@@ -314,6 +348,8 @@ fn csv_row(out: &mut Vec<u8>, rec: &LeadRecord) {
         rec.buyer_lead_id.clone().unwrap_or_default(),
         rfc3339(rec.created_ms),
         rec.sold_ms.map(rfc3339).unwrap_or_default(),
+        // Appended last (contract §13), so earlier columns keep their place.
+        rec.returned_ms.map(rfc3339).unwrap_or_default(),
     ];
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
@@ -431,7 +467,9 @@ fn reload(api: &Api) -> Result<Response, ApiError> {
 
 /// `GET /v1/admin/stats`: live (non-test) statistics per publisher and per
 /// buyer of the running config, since the process started — counts, bid
-/// rate, fill rate, post success rate, revenue, payout, margin (USD),
+/// rate, fill rate, post success rate, revenue, payout, margin (USD, gross),
+/// returns, return rate, returned revenue and payout, and the net revenue,
+/// payout and margin with returns reversed (contract §13),
 /// response times (ms) and time-outs; every definition is in
 /// `metrics::live`. Each buyer also has `sold_today` (its sales today in its
 /// zone) and `caps` (`caps_usage`): its usage per period against its limit,
@@ -505,6 +543,13 @@ pub(super) fn party(s: &PartyStats, o: Answer) -> Answer {
         .cents("revenue", Some(s.revenue_cents))
         .cents("payout", Some(s.payout_cents))
         .raw("margin", &signed_usd(s.margin_cents()))
+        .raw("returns", &count(s.returns))
+        .raw("return_rate", &rate(s.return_rate()))
+        .cents("returned_revenue", Some(s.returned_revenue_cents))
+        .cents("returned_payout", Some(s.returned_payout_cents))
+        .raw("net_revenue", &signed_usd(s.net_revenue_cents()))
+        .raw("net_payout", &signed_usd(s.net_payout_cents()))
+        .raw("net_margin", &signed_usd(s.net_margin_cents()))
         .raw("timeouts", &count(s.timeouts))
         .raw("response_ms", &latency_ms(&s.ping_latency))
         .raw("post_response_ms", &latency_ms(&s.post_latency))
@@ -598,6 +643,7 @@ pub fn runtime_gauges(ex: &Exchange, out: &mut Vec<u8>) {
             }
         }
     }
+    postback_metrics(ex, &rt, out);
     let s = ex.store_stats();
     let (pings_cached, pings_cached_bytes) = ex.pings_cached();
     write_gauge(
@@ -661,6 +707,52 @@ fn retention_metrics(ex: &Exchange, out: &mut Vec<u8>) {
         &[],
         took_us as f64 / 1e6,
     );
+}
+
+/// Postbacks (contract §13): events pending in the outbox, and per
+/// publisher with a `postback_url` the events delivered, given up after
+/// their retries, and failed attempts (each retried) since start.
+fn postback_metrics(ex: &Exchange, rt: &crate::exchange::Runtime, out: &mut Vec<u8>) {
+    use crate::metrics::{write_gauge, write_header, write_sample};
+    let outbox = ex.outbox();
+    write_gauge(
+        out,
+        "leadx_postbacks_pending",
+        "Postback events waiting in the outbox for delivery or a retry.",
+        &[],
+        outbox.pending() as f64,
+    );
+    let pubs: Vec<_> = rt
+        .config
+        .publishers
+        .iter()
+        .filter(|p| p.postback_url.is_some())
+        .map(|p| (p.id.as_str(), outbox.counts(&p.id)))
+        .collect();
+    type Read = fn(&crate::exchange::postbacks::PostbackCounts) -> u64;
+    let families: [(&str, &str, Read); 3] = [
+        (
+            "leadx_postbacks_delivered_total",
+            "Postback events a publisher's endpoint answered 2xx.",
+            |c| c.delivered,
+        ),
+        (
+            "leadx_postbacks_failed_total",
+            "Postback events given up after give_up_after_s of retries (kept in the outbox).",
+            |c| c.failed,
+        ),
+        (
+            "leadx_postback_attempts_failed_total",
+            "Postback attempts that failed (time-out, error, non-2xx) and were retried or given up.",
+            |c| c.attempts_failed,
+        ),
+    ];
+    for (name, help, read) in families {
+        write_header(out, name, help, "counter");
+        for (id, c) in &pubs {
+            write_sample(out, name, &[("publisher", id)], read(c));
+        }
+    }
 }
 
 #[cfg(test)]

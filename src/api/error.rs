@@ -24,6 +24,7 @@ pub const CODES: &[(&str, u16)] = &[
     ("post_in_progress", 409),
     ("not_returnable", 409),
     ("return_window_closed", 409),
+    ("return_in_progress", 409),
     ("no_data_key", 409),
     ("ping_expired", 410),
     ("body_too_large", 413),
@@ -232,6 +233,22 @@ impl From<crate::exchange::Refusal> for ApiError {
             R::VerticalNotAllowed(v) => {
                 ApiError::forbidden(format!("publisher may not sell vertical {v:?}"))
             }
+            R::UnknownLead => ApiError::not_found(),
+            R::NotReturnable => ApiError::new(
+                409,
+                "not_returnable",
+                "only a sold lead of live traffic can be returned",
+            ),
+            R::ReturnWindowClosed { window_days } => ApiError::new(
+                409,
+                "return_window_closed",
+                format!("the buyer's return window of {window_days} days after the sale has passed"),
+            ),
+            R::ReturnInProgress => ApiError::new(
+                409,
+                "return_in_progress",
+                "this lead is being returned; retry for the outcome",
+            ),
             R::Store(e) => store_error(e),
             // Logged where it was found.
             R::Corrupt => ApiError::internal(),
@@ -352,6 +369,15 @@ mod tests {
             (R::Store(StoreError::Overloaded), 503, "overloaded", None),
             (R::Store(StoreError::Io("x".into())), 500, "internal", None),
             (R::Corrupt, 500, "internal", None),
+            (R::UnknownLead, 404, "not_found", None),
+            (R::NotReturnable, 409, "not_returnable", None),
+            (
+                R::ReturnWindowClosed { window_days: 7 },
+                409,
+                "return_window_closed",
+                None,
+            ),
+            (R::ReturnInProgress, 409, "return_in_progress", None),
         ];
         for (r, status, code, field) in cases {
             let what = format!("{r:?}");

@@ -23,12 +23,13 @@ pub fn get(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
 }
 
 /// `{"lead_id", "status", "price", "vertical", "created_at"}` — the price is
-/// the publisher's payout, null unless sold.
+/// the publisher's payout, null unless sold or returned (then it is the
+/// payout the return reversed, and `returned_at` says when).
 pub(crate) fn public_view(rec: &LeadRecord) -> Vec<u8> {
-    let price = if rec.status == crate::records::LeadStatus::Sold {
-        rec.payout
-    } else {
-        None
+    use crate::records::LeadStatus;
+    let price = match rec.status {
+        LeadStatus::Sold | LeadStatus::Returned => rec.payout,
+        LeadStatus::Posting | LeadStatus::Unsold | LeadStatus::Suppressed => None,
     };
     let mut o = Answer::new()
         .str("lead_id", &rec.lead_id)
@@ -38,6 +39,9 @@ pub(crate) fn public_view(rec: &LeadRecord) -> Vec<u8> {
         .str("created_at", &rfc3339(rec.created_ms));
     if let Some(reason) = &rec.reason {
         o = o.str("reason", reason);
+    }
+    if let Some(ms) = rec.returned_ms {
+        o = o.str("returned_at", &rfc3339(ms));
     }
     o.str("ping_id", &rec.ping_id)
         .raw("test", if rec.test { b"true" } else { b"false" })

@@ -342,19 +342,16 @@ pub(crate) fn require_json_type(content_type: Option<&str>) -> Result<(), ApiErr
     }
 }
 
-/// RFC 3339 UTC with milliseconds.
-pub(crate) fn rfc3339(ms: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let f = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    t.format(&f).unwrap_or_default()
-}
+/// RFC 3339 UTC with milliseconds (one copy, in `json`: postbacks below
+/// `api` write it too).
+pub(crate) use crate::json::rfc3339;
 
-/// The publisher's answer for a settled post (contract §4).
+/// The publisher's answer for a settled post (contract §4). A lead returned
+/// since was sold by that post: a repeated post answers `sold` as the first
+/// time (`GET /v1/leads/{id}` shows the return).
 pub(crate) fn outcome_body(rec: &LeadRecord) -> Vec<u8> {
-    if rec.status == crate::records::LeadStatus::Sold {
+    use crate::records::LeadStatus;
+    if matches!(rec.status, LeadStatus::Sold | LeadStatus::Returned) {
         Answer::new()
             .str("status", "sold")
             .str("lead_id", &rec.lead_id)

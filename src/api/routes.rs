@@ -28,6 +28,8 @@ pub enum Route {
     AdminResealStart,
     AdminResealStatus,
     AdminLead,
+    /// `POST /v1/admin/leads/{lead_id}/return` (contract §13).
+    AdminReturn,
     AdminTransactions,
     AdminExport,
     AdminSuppressionsAdd,
@@ -75,6 +77,12 @@ pub const ROUTES: &[Entry] = &[
     e("POST", "/v1/admin/reseal", Route::AdminResealStart, false),
     e("GET", "/v1/admin/reseal", Route::AdminResealStatus, false),
     e("GET", "/v1/admin/leads/{lead_id}", Route::AdminLead, false),
+    e(
+        "POST",
+        "/v1/admin/leads/{lead_id}/return",
+        Route::AdminReturn,
+        true,
+    ),
     e(
         "GET",
         "/v1/admin/transactions",

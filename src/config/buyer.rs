@@ -37,6 +37,8 @@ const BUYER_KEYS: &[&str] = &[
     "health",
     // PII over plain HTTP to a non-loopback host (issue #10).
     "allow_plain_http",
+    // Returns (contract §13).
+    "return_window_days",
 ];
 
 /// Headers that frame the request leadx sends; a config value for one
@@ -104,6 +106,7 @@ fn buyer(
     let schedule = routing::schedule(w, s);
     let health = routing::health(w, s);
     let plain_ok = optional(s.has("allow_plain_http"), s.boolean(w, "allow_plain_http"));
+    let return_window_days = return_window_days(w, s, id.as_deref());
     priced.then_some(())?;
     let (ping_stage, post_stage) = stages?;
     let (ping_url, ping_ms) = pick(ping_url?, ping_ms? as u64, ping_stage.as_ref());
@@ -128,7 +131,29 @@ fn buyer(
         timezone: timezone?,
         schedule: schedule?,
         health: health?,
+        return_window_days: return_window_days?,
     })
+}
+
+/// `return_window_days` (contract §13): how many days after a sale the
+/// buyer may return the lead; default 7, a whole number from 1 to
+/// `limits::RETURN_WINDOW_DAYS_MAX`. The error names the buyer.
+fn return_window_days(w: &mut Walker, s: &Section, id: Option<&str>) -> Option<u32> {
+    const KEY: &str = "return_window_days";
+    let max = limits::RETURN_WINDOW_DAYS_MAX;
+    let buyer = id.map(|i| format!(" (buyer {i:?})")).unwrap_or_default();
+    match s.table.get(KEY) {
+        None => Some(limits::RETURN_WINDOW_DAYS_DEFAULT),
+        Some(toml::Value::Integer(n)) if (1..=i64::from(max)).contains(n) => Some(*n as u32),
+        Some(toml::Value::Integer(_)) => {
+            w.error(s.key(KEY), format!("must be 1 to {max} days{buyer}"));
+            None
+        }
+        Some(_) => {
+            w.error(s.key(KEY), format!("must be a whole number of days{buyer}"));
+            None
+        }
+    }
 }
 
 /// `[buyer.ping]`, `[buyer.post]` (with `[buyer.maps]`): each instead of
@@ -183,7 +208,7 @@ fn stages(
 /// TLS-terminating sidecar on a private link). Loopback is always fine.
 fn no_pii_in_clear(w: &mut Walker, s: &Section, post: Option<&Url>, allowed: bool) -> Option<()> {
     let Some(u) = post else { return Some(()) };
-    if allowed || u.scheme == url::Scheme::Https || is_loopback(&u.host) {
+    if clear_text_ok(u, allowed) {
         return Some(());
     }
     let key = if s.has("post") {
@@ -196,6 +221,13 @@ fn no_pii_in_clear(w: &mut Walker, s: &Section, post: Option<&Url>, allowed: boo
         "plain http:// to a non-loopback host would send PII in clear; use https:// or set allow_plain_http = true",
     );
     None
+}
+
+/// The one plain-HTTP rule (buyers' posts, publishers' postbacks): https,
+/// a loopback host, or plain http the operator allowed
+/// (`allow_plain_http = true`).
+pub(super) fn clear_text_ok(u: &Url, allowed: bool) -> bool {
+    allowed || u.scheme == url::Scheme::Https || is_loopback(&u.host)
 }
 
 /// `localhost`, 127.0.0.0/8 or ::1.

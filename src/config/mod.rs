@@ -13,6 +13,7 @@
 
 mod buyer;
 mod ipnet;
+mod postbacks;
 mod privacy;
 mod routing;
 mod secrets;
@@ -31,6 +32,7 @@ use crate::limits;
 use crate::money::{Cents, SharePpm};
 
 pub use ipnet::IpNet;
+pub use postbacks::Postbacks;
 pub use privacy::{Privacy, SigningSecret, Suppression, INTERNAL_LIST_ID};
 #[cfg(test)]
 pub(crate) use routing::parse_range;
@@ -66,6 +68,8 @@ pub struct Config {
     pub privacy: Privacy,
     /// `[[suppression]]` lists (contract §12).
     pub suppressions: Vec<Suppression>,
+    /// `[postbacks]` (contract §13); defaults when absent.
+    pub postbacks: Postbacks,
     index: Index,
 }
 
@@ -189,6 +193,8 @@ pub struct Publisher {
     /// `sandbox = true` (contract §13): served only by leadx's built-in
     /// simulated buyers (`exchange::sandbox`), as test traffic.
     pub sandbox: bool,
+    /// Contract §13: where its `sold` / `returned` events are POSTed.
+    pub postback_url: Option<Url>,
 }
 
 /// A buyer. `Debug` prints header values as `***`: they carry credentials.
@@ -220,6 +226,8 @@ pub struct Buyer {
     /// `None`: always open.
     pub schedule: Option<Schedule>,
     pub health: Health,
+    /// Contract §13: days after a sale within which it may be returned.
+    pub return_window_days: u32,
 }
 
 impl fmt::Debug for Buyer {
@@ -245,6 +253,7 @@ impl fmt::Debug for Buyer {
             .field("timezone", &self.timezone.iana_name())
             .field("schedule", &self.schedule)
             .field("health", &self.health)
+            .field("return_window_days", &self.return_window_days)
             .finish()
     }
 }
@@ -408,6 +417,7 @@ pub fn parse(
             "buyer",
             "privacy",
             "suppression",
+            "postbacks",
         ],
     );
     let server = sections::server(&mut w, &top);
@@ -423,6 +433,7 @@ pub fn parse(
     );
     let privacy = privacy::privacy(&mut w, &top);
     let suppressions = privacy::suppressions(&mut w, &top, &known);
+    let postbacks = postbacks::postbacks(&mut w, &top);
     if let (Some(server), Some(buyers)) = (&server, &buyers) {
         sections::check_call_budget(&mut w, server, buyers);
     }
@@ -448,6 +459,8 @@ pub fn parse(
                 buyers,
                 privacy,
                 suppressions,
+                // `None` only with an error recorded, which this arm excludes.
+                postbacks: postbacks.unwrap_or_default(),
                 index: Index::default(),
             };
             config.reindex();

@@ -296,6 +296,9 @@ const PUBLISHER_KEYS: &[&str] = &[
     "allowed_ips",
     "rate_limit_rps",
     "sandbox",
+    // Postbacks (contract §13): `config::postbacks`.
+    "postback_url",
+    "allow_plain_http",
 ];
 
 /// `[[publisher]]`; `known` are the vertical ids.
@@ -340,6 +343,7 @@ pub(super) fn publishers(
         let rps_ok = !s.has("rate_limit_rps") || rps.is_some();
         let sandbox = s.boolean(w, "sandbox");
         let sandbox_ok = !s.has("sandbox") || sandbox.is_some();
+        let postback_url = super::postbacks::postback_url(w, &s);
         out.push((|| {
             (rps_ok && sandbox_ok).then_some(())?;
             Some(Publisher {
@@ -351,6 +355,7 @@ pub(super) fn publishers(
                 allowed_ips: ips?,
                 rate_limit_rps: rps,
                 sandbox: sandbox.unwrap_or(false),
+                postback_url: postback_url?,
             })
         })());
     }

@@ -124,6 +124,7 @@ fn the_contract_example_parses_to_its_values() {
         allowed_ips: vec![],
         rate_limit_rps: None,
         sandbox: false,
+        postback_url: None,
     };
     assert_eq!(c.publishers, [p]);
     let b = &c.buyers[0];
@@ -701,5 +702,94 @@ fn consent_evidence_keys() {
             "vertical[0].consent_trustedform: expected a boolean",
             "vertical[0].consent_max_age_days: must be between 1 and 3650",
         ]
+    );
+}
+
+/// Contract §13: `return_window_days` on `[[buyer]]`, default 7; 0, a
+/// negative, a fraction or a string is refused, naming the key and buyer.
+#[test]
+fn return_window_days_defaults_to_7_and_bad_values_name_the_buyer() {
+    let buyer = |extra: &str| {
+        format!(
+            "{}[[buyer]]\nid = \"b\"\nverticals = [\"v\"]\nfixed_price = 1\npost_url = \"https://b.example/p\"\n{extra}\n",
+            base()
+        )
+    };
+    let c = parse(&buyer(""), &no_secrets).unwrap();
+    assert_eq!(c.buyers[0].return_window_days, 7);
+    let c = parse(&buyer("return_window_days = 30"), &no_secrets).unwrap();
+    assert_eq!(c.buyers[0].return_window_days, 30);
+    for (value, why) in [
+        ("0", "must be 1 to 366 days"),
+        ("-3", "must be 1 to 366 days"),
+        ("367", "must be 1 to 366 days"),
+        ("1.5", "must be a whole number of days"),
+        ("\"7\"", "must be a whole number of days"),
+    ] {
+        assert_eq!(
+            lines_for(&buyer(&format!("return_window_days = {value}"))),
+            [format!("buyer[0].return_window_days: {why} (buyer \"b\")")],
+            "{value}"
+        );
+    }
+}
+
+/// Contract §13: a publisher's `postback_url` must be an http(s) URL, and
+/// plain http to a non-loopback host follows the buyers' rule
+/// (`allow_plain_http`). `[postbacks]` tunes delivery.
+#[test]
+fn postback_urls_follow_the_plain_http_rule_and_postbacks_are_checked() {
+    let publisher = |extra: &str| {
+        format!(
+            "{MINIMAL}[[vertical]]\nid = \"v\"\n[[publisher]]\nid = \"p\"\napi_key_sha256 = \"{}\"\nrevenue_share = 0.5\nverticals = [\"v\"]\n{extra}\n",
+            hash_key(b"k")
+        )
+    };
+    let c = parse(&publisher(""), &no_secrets).unwrap();
+    assert_eq!(c.publishers[0].postback_url, None);
+    assert_eq!(c.postbacks, Postbacks::default());
+    for ok in [
+        "postback_url = \"https://p.example/cb\"",
+        "postback_url = \"http://127.0.0.1:9/cb\"",
+        "postback_url = \"http://p.example/cb\"\nallow_plain_http = true",
+    ] {
+        let c = parse(&publisher(ok), &no_secrets).unwrap();
+        assert!(c.publishers[0].postback_url.is_some(), "{ok}");
+    }
+    for (bad, why) in [
+        ("postback_url = \"ftp://p.example/cb\"", "not a URL (scheme must be http:// or https://)"),
+        ("postback_url = 5", "expected a string"),
+        ("postback_url = \"http://p.example/cb\"", "plain http:// to a non-loopback host sends postbacks in clear; use https:// or set allow_plain_http = true"),
+    ] {
+        assert_eq!(
+            lines_for(&publisher(bad)),
+            [format!("publisher[0].postback_url: {why}")],
+            "{bad}"
+        );
+    }
+    let c = parse(
+        &publisher("[postbacks]\nretry_base_ms = 50\nper_publisher_max = 8"),
+        &no_secrets,
+    )
+    .unwrap();
+    assert_eq!(
+        (c.postbacks.retry_base_ms, c.postbacks.per_publisher_max),
+        (50, 8)
+    );
+    assert_eq!(
+        lines_for(&publisher(
+            "[postbacks]\nretry_base_ms = 0\nper_publisher_max = 65\nsoon = 1"
+        )),
+        [
+            "postbacks.soon: unknown key",
+            "postbacks.retry_base_ms: must be between 1 and 3600000",
+            "postbacks.per_publisher_max: must be between 1 and 64",
+        ]
+    );
+    assert_eq!(
+        lines_for(&publisher(
+            "[postbacks]\nretry_base_ms = 5000\nretry_max_ms = 1000"
+        )),
+        ["postbacks.retry_max_ms: must be at least retry_base_ms"]
     );
 }

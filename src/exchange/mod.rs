@@ -4,6 +4,7 @@
 //! two I/O stages: the ping auction (`fanout`) and the post with failover
 //! that makes a sale durable (`sale`), both under the permits of
 //! `admission`, with `outcomes` keeping a sale whose outcome write failed.
+//! `returns` reverses a sale and `postbacks` tells publishers (contract §13).
 //! `report` is where per-lead metrics and events leave, test traffic
 //! filtered out once.
 //!
@@ -21,11 +22,13 @@ pub mod fanout;
 pub mod health;
 pub mod outcomes;
 pub mod pings;
+pub mod postbacks;
 mod reads;
 mod refusal;
 mod report;
 pub mod reseal;
 pub mod retention;
+mod returns;
 pub mod sale;
 pub mod sandbox;
 mod stages;
@@ -269,6 +272,10 @@ pub struct Exchange {
     idempotency: claims::Claims<Vec<u8>>,
     /// Dedupe keys (vertical + contact hash) of leads being sold.
     selling: claims::Claims<Vec<u8>>,
+    /// Leads (by id) whose return is being written (`returns`).
+    returning: claims::Claims<String>,
+    /// The postback outbox's live state (`postbacks`).
+    outbox: postbacks::Outbox,
     pings: pings::PingCache,
     /// Permits for auctions and buyer calls (overload is shed, not queued).
     admission: Arc<admission::Admission>,
@@ -320,6 +327,8 @@ impl Exchange {
             posting: claims::Claims::default(),
             idempotency: claims::Claims::default(),
             selling: claims::Claims::default(),
+            returning: claims::Claims::default(),
+            outbox: postbacks::Outbox::default(),
             pings: pings::PingCache::new(ping_cache_bytes),
             admission,
             kept: outcomes::KeptSales::default(),

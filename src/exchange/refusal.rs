@@ -45,6 +45,15 @@ pub enum Refusal {
     /// A suppression list of the lead's vertical is older than its
     /// `max_age_days`: no lead of the vertical is sold until it is updated.
     ListStale { list: String },
+    /// No lead with this id (a return, contract §13).
+    UnknownLead,
+    /// The lead cannot be returned: never sold, or test traffic (which
+    /// carries no money to reverse).
+    NotReturnable,
+    /// The buyer's `return_window_days` after the sale have passed.
+    ReturnWindowClosed { window_days: u32 },
+    /// Another return of this lead is being written; a retry answers it.
+    ReturnInProgress,
     /// The store refused or failed (closed by a drain, unwritable, …).
     Store(StoreError),
     /// A stored record that cannot be read; logged where it was found.

@@ -42,6 +42,20 @@ pub(crate) fn kept_sale_recorded(stats: &LiveStats, rec: &LeadRecord, latency_us
     count_post(stats, rec, latency_us);
 }
 
+/// A sold lead was returned and the return is durable (contract §13):
+/// its price and payout are reversed in the admin stats of its publisher
+/// and buyer, and the buyer's `leadx_buyer_returns_total` counts it. Test
+/// traffic is never returnable; the rule is applied here all the same.
+pub(crate) fn lead_returned(rt: &crate::exchange::Runtime, stats: &LiveStats, rec: &LeadRecord) {
+    if !rec.test {
+        stats.returned(rec);
+        if let Some(i) = rec.buyer.as_deref().and_then(|b| rt.buyer_index(b)) {
+            rt.buyers[i].metrics.returned();
+        }
+    }
+    crate::logging::events::returned(rec);
+}
+
 /// A post refused as a duplicate of a sold consumer. Only live traffic
 /// has dedupe keys, so `test` is false on every path today.
 pub(crate) fn post_duplicate(test: bool, latency_us: u64) {
@@ -136,6 +150,8 @@ mod tests {
             buyer: Some("report-b1".into()),
             buyer_lead_id: None,
             sold_ms: Some(2),
+            returned_ms: None,
+            return_reason: None,
             post_calls: vec![CallRecord {
                 buyer: "report-b1".into(),
                 stage: CallStage::Post,

@@ -8,6 +8,8 @@
 //! (`exchange::outcomes`) rather than dropped. A running post stage holds a
 //! `PostTicket`, so a drain closes the store only after its outcome.
 //!
+//! A sale's postback event (`exchange::postbacks`) is part of that batch.
+//!
 //! A buyer with a `[buyer.post]` spec (contract §9) is posted its own
 //! rendered request and its answer is read by its `SpecIntegration`; the
 //! others get the native body.
@@ -83,6 +85,8 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
         buyer: None,
         buyer_lead_id: None,
         sold_ms: None,
+        returned_ms: None,
+        return_reason: None,
         post_calls: Vec::new(),
         pii_json,
         pii_erased_ms: None,
@@ -109,9 +113,19 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
         _ => &[],
     };
     let sold = sale.is_some();
-    let batch = outcome(ex.now_ms(), input, &mut rec, sale, dedupe);
+    let mut batch = outcome(ex.now_ms(), input, &mut rec, sale, dedupe);
+    let mut event = false;
+    if let (true, Some(at)) = (sold, rec.sold_ms) {
+        // In the sale's own batch: durable (or kept) exactly with it.
+        event = super::postbacks::add(rt, &rec, super::postbacks::Event::Sold, at, &mut batch);
+    }
     match ex.store.write_durable(batch.clone()) {
-        Ok(()) => Ok(rec),
+        Ok(()) => {
+            if event {
+                super::postbacks::written(ex);
+            }
+            Ok(rec)
+        }
         Err(e) if sold => {
             ex.kept.keep(
                 KeptSale {

@@ -307,6 +307,8 @@ impl Exchange {
             buyer_lead_id: None,
             sold_ms: None,
             post_calls: Vec::new(),
+            returned_ms: None,
+            return_reason: None,
             pii_erased_ms: None,
             suppression_list: Some(list.clone()),
         };

@@ -84,6 +84,8 @@ pub struct BuyerMetrics {
     post_latency: Latency,
     /// Times the buyer was not called, by `Reason::SKIPS` index.
     skips: [AtomicU64; Reason::SKIPS.len()],
+    /// Sold leads it returned (contract §13).
+    returns: AtomicU64,
 }
 
 impl Default for BuyerMetrics {
@@ -96,6 +98,7 @@ impl Default for BuyerMetrics {
             posts: Default::default(),
             post_latency: histogram::latency(),
             skips: Default::default(),
+            returns: AtomicU64::new(0),
         }
     }
 }
@@ -138,6 +141,11 @@ impl BuyerMetrics {
         }
     }
 
+    /// Records one of its leads returned (contract §13).
+    pub fn returned(&self) {
+        self.returns.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(super) fn read(&self) -> BuyerReading {
         BuyerReading {
             pings: load_all(&self.pings),
@@ -147,6 +155,7 @@ impl BuyerMetrics {
             posts: load_all(&self.posts),
             post_latency: self.post_latency.snapshot(),
             skips: load_all(&self.skips),
+            returns: self.returns.load(Ordering::Relaxed),
         }
     }
 }
@@ -165,6 +174,7 @@ pub(super) struct BuyerReading {
     pub posts: [u64; POST_RESULTS.len()],
     pub post_latency: histogram::HistogramSnapshot<13>,
     pub skips: [u64; Reason::SKIPS.len()],
+    pub returns: u64,
 }
 
 #[cfg(test)]

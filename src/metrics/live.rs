@@ -21,6 +21,15 @@
 //! - fill rate = sold / pings
 //! - post success rate = sold / posts
 //! - margin = revenue − payout (what the exchange keeps), in cents
+//! - return rate = returns / sold
+//! - net revenue = revenue − returned revenue; net payout = payout −
+//!   returned payout; net margin = net revenue − net payout (contract §13:
+//!   a return reverses its price and payout). `revenue`, `payout` and
+//!   `margin` stay gross, as before returns existed.
+//!
+//! Returns count when they happen: a return of a lead sold before this
+//! process started subtracts from this run's numbers, so a net figure can
+//! be negative after a restart (the CSV export is the reconciliation).
 //!
 //! For a publisher: `pings` are auctions run on its traffic (pings and the
 //! ping stage of direct posts), `bids` the auctions that got at least one
@@ -59,6 +68,9 @@ struct Counters {
     sold: AtomicU64,
     revenue_cents: AtomicU64,
     payout_cents: AtomicU64,
+    returns: AtomicU64,
+    returned_revenue_cents: AtomicU64,
+    returned_payout_cents: AtomicU64,
     ping_latency: Quantiles,
     post_latency: Quantiles,
 }
@@ -73,6 +85,9 @@ impl Default for Counters {
             sold: AtomicU64::new(0),
             revenue_cents: AtomicU64::new(0),
             payout_cents: AtomicU64::new(0),
+            returns: AtomicU64::new(0),
+            returned_revenue_cents: AtomicU64::new(0),
+            returned_payout_cents: AtomicU64::new(0),
             ping_latency: Quantiles::default(),
             post_latency: Quantiles::default(),
         }
@@ -94,6 +109,10 @@ pub struct PartyStats {
     pub timeouts: u64,
     pub revenue_cents: Cents,
     pub payout_cents: Cents,
+    /// Sold leads returned (contract §13), and their price and payout.
+    pub returns: u64,
+    pub returned_revenue_cents: Cents,
+    pub returned_payout_cents: Cents,
     /// Ping answer time (a publisher's auctions, a buyer's ping calls), µs.
     pub ping_latency: LatencySummary,
     /// Post time (a publisher's post stages, a buyer's post calls), µs.
@@ -121,6 +140,22 @@ impl PartyStats {
     /// its price, which `money::payout` rules out; signed so that it shows.
     pub fn margin_cents(&self) -> i64 {
         self.revenue_cents as i64 - self.payout_cents as i64
+    }
+    /// returns / sold.
+    pub fn return_rate(&self) -> Option<f64> {
+        ratio(self.returns, self.sold)
+    }
+    /// revenue − returned revenue, in cents.
+    pub fn net_revenue_cents(&self) -> i64 {
+        self.revenue_cents as i64 - self.returned_revenue_cents as i64
+    }
+    /// payout − returned payout, in cents.
+    pub fn net_payout_cents(&self) -> i64 {
+        self.payout_cents as i64 - self.returned_payout_cents as i64
+    }
+    /// net revenue − net payout, in cents.
+    pub fn net_margin_cents(&self) -> i64 {
+        self.net_revenue_cents() - self.net_payout_cents()
     }
 }
 
@@ -164,6 +199,9 @@ impl Parties {
             timeouts: load(&c.timeouts),
             revenue_cents: load(&c.revenue_cents),
             payout_cents: load(&c.payout_cents),
+            returns: load(&c.returns),
+            returned_revenue_cents: load(&c.returned_revenue_cents),
+            returned_payout_cents: load(&c.returned_payout_cents),
             ping_latency: c.ping_latency.summary(),
             post_latency: c.post_latency.summary(),
         }
@@ -254,6 +292,19 @@ impl LiveStats {
         }
     }
 
+    /// Records a return (contract §13) of a live sale: its publisher's and
+    /// its buyer's price and payout are reversed.
+    pub(crate) fn returned(&self, rec: &LeadRecord) {
+        let (price, payout) = (rec.price.unwrap_or(0), rec.payout.unwrap_or(0));
+        let p = self.publishers.handle(&rec.publisher);
+        let b = rec.buyer.as_deref().map(|id| self.buyers.handle(id));
+        for c in std::iter::once(&p).chain(b.as_ref()) {
+            add(&c.returns, 1);
+            add(&c.returned_revenue_cents, price);
+            add(&c.returned_payout_cents, payout);
+        }
+    }
+
     /// A publisher's numbers (all zero if it has had no live traffic).
     pub fn publisher(&self, id: &str) -> PartyStats {
         self.publishers.read(id)
@@ -332,6 +383,8 @@ mod tests {
             buyer: sold.then(|| "b1".into()),
             buyer_lead_id: None,
             sold_ms: None,
+            returned_ms: None,
+            return_reason: None,
             post_calls: calls,
             pii_json: String::new(),
             pii_erased_ms: None,
@@ -427,6 +480,41 @@ mod tests {
             (1, 0, 1)
         );
         assert_eq!(s.buyer("b2").posts, 0, "a skipped bidder was not posted to");
+    }
+
+    #[test]
+    fn returns_reverse_price_and_payout_for_publisher_and_buyer() {
+        let s = LiveStats::new();
+        let accepted = || vec![call("b1", "post", "accepted", None, 20_000)];
+        s.post(&lead(false, true, accepted()), 1_000);
+        s.post(&lead(false, true, accepted()), 1_000);
+        let mut back = lead(false, true, accepted());
+        back.status = LeadStatus::Returned;
+        s.returned(&back);
+        for party in [s.publisher("pub1"), s.buyer("b1")] {
+            assert_eq!(
+                (
+                    party.sold,
+                    party.returns,
+                    party.return_rate(),
+                    party.revenue_cents,
+                    party.returned_revenue_cents,
+                    party.returned_payout_cents,
+                ),
+                (2, 1, Some(0.5), 2_000, 1_000, 800),
+                "{}",
+                party.id
+            );
+            assert_eq!(
+                (
+                    party.net_revenue_cents(),
+                    party.net_payout_cents(),
+                    party.net_margin_cents()
+                ),
+                (1_000, 800, 200)
+            );
+        }
+        assert_eq!(s.buyer("b9").return_rate(), None);
     }
 
     #[test]

@@ -294,6 +294,30 @@ impl Registry {
         for (id, r) in &readings {
             write_latency(out, name, &[("buyer", id)], &r.post_latency);
         }
+        let name = "leadx_buyer_returns_total";
+        write_header(
+            out,
+            name,
+            "Sold leads a buyer returned (contract §13).",
+            "counter",
+        );
+        for (id, r) in &readings {
+            write_sample(out, name, &[("buyer", id)], r.returns);
+        }
+        let name = "leadx_buyer_return_rate";
+        write_header(
+            out,
+            name,
+            "Returns / accepted posts of a buyer since start (0 before its first sale).",
+            "gauge",
+        );
+        for (id, r) in &readings {
+            let rate = match r.posts[0] {
+                0 => 0.0,
+                sold => r.returns as f64 / sold as f64,
+            };
+            write_sample(out, name, &[("buyer", id)], rate);
+        }
     }
 }
 

@@ -18,12 +18,15 @@ pub enum Tree {
     Caps,
     Dedupe,
     Sales,
+    /// Postback events waiting for delivery or given up (contract §13,
+    /// `records::keys::outbox_*`).
+    Outbox,
     Meta,
 }
 
 impl Tree {
     /// Every tree, for tests and tools that walk the whole store.
-    pub const ALL: [Tree; 8] = [
+    pub const ALL: [Tree; 9] = [
         Tree::Pings,
         Tree::Leads,
         Tree::Calls,
@@ -31,6 +34,7 @@ impl Tree {
         Tree::Caps,
         Tree::Dedupe,
         Tree::Sales,
+        Tree::Outbox,
         Tree::Meta,
     ];
 
@@ -44,6 +48,7 @@ impl Tree {
             Tree::Caps => 0x50,
             Tree::Dedupe => 0x60,
             Tree::Sales => 0x70,
+            Tree::Outbox => 0x80,
             Tree::Meta => 0xF0,
         }
     }

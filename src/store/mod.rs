@@ -381,6 +381,34 @@ impl Store {
         collect(self.db()?.range((std::ops::Bound::Included(lo), hi)), limit)
     }
 
+    /// `scan_range` of what the writer has applied so far, without waiting
+    /// for queued writes (no `settle`, so no flush is forced): for a
+    /// background poller (the postback sender) that looks again soon and
+    /// must not make the writer flush on every look.
+    pub fn scan_range_applied(
+        &self,
+        tree: Tree,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<KeyValues, StoreError> {
+        let Some((lo, hi)) = keys::range(tree, from, to) else {
+            return Ok(Vec::new());
+        };
+        collect(self.db()?.range((std::ops::Bound::Included(lo), hi)), limit)
+    }
+
+    /// `count_prefix` of what is applied, without waiting (as
+    /// `scan_range_applied`).
+    pub fn count_prefix_applied(&self, tree: Tree, prefix: &[u8]) -> Result<u64, StoreError> {
+        let mut n = 0u64;
+        for kv in self.db()?.scan_prefix(keys::encode(tree, prefix)).keys() {
+            kv?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// How many keys start with `prefix`. Walks them: O(matches).
     pub fn count_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<u64, StoreError> {
         self.settle();

@@ -211,5 +211,32 @@ pub fn parse_phones(body: &mut [u8]) -> Result<Vec<u64>, Invalid> {
     Ok(out)
 }
 
+/// `POST /v1/admin/leads/{id}/return`: `{"reason": "…"}`, a non-empty
+/// string of at most [`limits::RETURN_REASON_BYTES_MAX`] bytes (contract
+/// §13); the only key.
+pub fn parse_return(body: &mut [u8]) -> Result<String, Invalid> {
+    let v = parse_json(body).map_err(malformed)?;
+    let obj = body_object(&v)?;
+    let mut reason = None;
+    for (k, v) in obj.iter() {
+        if k != "reason" {
+            return Err(Loc::new("", k).unknown());
+        }
+        reason = Some(v);
+    }
+    match reason.ok_or_else(|| Invalid::missing("reason"))? {
+        Value::String(s) if !s.trim().is_empty() && s.len() <= limits::RETURN_REASON_BYTES_MAX => {
+            Ok(s.to_string())
+        }
+        _ => Err(Invalid::bad_value(
+            "reason",
+            format!(
+                "expected a non-empty string of at most {} bytes",
+                limits::RETURN_REASON_BYTES_MAX
+            ),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests;

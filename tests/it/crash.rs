@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::support::*;
 
 /// Starts `leadx serve` and reads its listening address from the log.
-fn spawn_leadx(config: &std::path::Path) -> (Child, SocketAddr) {
+pub(crate) fn spawn_leadx(config: &std::path::Path) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_leadx"))
         .args(["serve", "--config"])
         .arg(config)

@@ -68,6 +68,8 @@ fn plant_lost_key_lead(l: &Leadx) -> String {
         buyer_lead_id: None,
         sold_ms: None,
         post_calls: vec![],
+        returned_ms: None,
+        return_reason: None,
         pii_erased_ms: None,
         suppression_list: None,
     };
