@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::api::Api;
 use crate::config::{self, Config, ConfigError};
 use crate::exchange::Exchange;
-use crate::http::server::{self, ServerHandle, ServerOptions};
+use crate::http::server::{self, ServerHandle, ServerOptions, ServerTls};
 use crate::notify;
 use crate::store::{Store, StoreOptions};
 
@@ -52,6 +52,8 @@ impl std::fmt::Display for StartError {
 pub struct Running {
     pub ex: Arc<Exchange>,
     server: ServerHandle,
+    /// The HTTPS listener's certificate, swapped by reloads.
+    tls: Option<Arc<ServerTls>>,
     drain_timeout: Duration,
 }
 
@@ -80,7 +82,13 @@ pub fn start_with_clock(
     };
     let store = Store::open(&config.server.data_dir, store_opts)
         .map_err(|e| StartError::Store(e.to_string()))?;
+    let tls = config
+        .server
+        .tls
+        .as_ref()
+        .map(|t| Arc::new(ServerTls::new(t.server_config.clone())));
     let opts = ServerOptions {
+        tls: tls.clone(),
         body_bytes_max: config.server.body_bytes_max,
         idle_timeout_ms: config.server.idle_timeout_ms,
         request_timeout_ms: config.server.request_timeout_ms,
@@ -92,8 +100,9 @@ pub fn start_with_clock(
     let ex = Arc::new(Exchange::new(config, store, clock).map_err(StartError::Config)?);
     crate::exchange::outcomes::spawn_retrier(&ex);
     let reload_ex = ex.clone();
+    let reload_tls = tls.clone();
     let reload: Arc<crate::api::ReloadFn> =
-        Arc::new(move || reload_from(&reload_ex, path.as_deref()));
+        Arc::new(move || reload_from(&reload_ex, path.as_deref(), reload_tls.as_ref()));
     let api = Arc::new(Api::new(ex.clone(), reload));
     let server = server::start(listener, opts, api).map_err(|e| StartError::Bind(listen, e))?;
     ex.set_ready(true);
@@ -101,6 +110,7 @@ pub fn start_with_clock(
     Ok(Running {
         ex,
         server,
+        tls,
         drain_timeout,
     })
 }
@@ -115,10 +125,13 @@ fn log_warnings(config: &Config) {
 
 /// Reads, validates and swaps in the config file. Building the runtime can
 /// block on DNS, so it runs on a plain thread while the caller (possibly a
-/// coroutine) waits on a coroutine-aware channel.
+/// coroutine) waits on a coroutine-aware channel. On an HTTPS listener the
+/// certificate and key are read again (the config load builds them) and
+/// swapped in for new connections once the rest of the config is accepted.
 pub fn reload_from(
     ex: &Arc<Exchange>,
     path: Option<&std::path::Path>,
+    server_tls: Option<&Arc<ServerTls>>,
 ) -> Result<(), Vec<ConfigError>> {
     let Some(path) = path.map(|p| p.to_path_buf()) else {
         return Err(vec![ConfigError {
@@ -128,14 +141,21 @@ pub fn reload_from(
     };
     let (tx, rx) = may::sync::mpsc::channel();
     let ex2 = ex.clone();
+    let server_tls = server_tls.cloned();
     std::thread::spawn(move || {
         let result = config::load(&path).and_then(|c| {
             let old = ex2.runtime();
-            if c.server.listen != old.config.server.listen || c.server.data_dir != old.config.server.data_dir {
-                log::warn!(target: "leadx::daemon", "reload ignores server.listen and server.data_dir changes; restart to apply them");
+            for key in restart_only_changes(&old.config, &c) {
+                log::warn!(target: "leadx::daemon", "reload ignores a change that needs a restart key={key}");
             }
             log_warnings(&c);
-            ex2.reload(c)
+            let cert = c.server.tls.as_ref().map(|t| t.server_config.clone());
+            ex2.reload(c)?;
+            if let (Some(server_tls), Some(cert)) = (&server_tls, cert) {
+                server_tls.replace(cert);
+                log::info!(target: "leadx::daemon", "TLS certificate reloaded; new connections use it");
+            }
+            Ok(())
         });
         let _ = tx.send(result);
     });
@@ -155,6 +175,22 @@ pub fn reload_from(
         }
     }
     result
+}
+
+/// The keys whose change a reload cannot apply (the listeners, the store):
+/// the reload goes ahead without them and says so.
+pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if old.server.listen != new.server.listen {
+        keys.push("server.listen");
+    }
+    if old.server.data_dir != new.server.data_dir {
+        keys.push("server.data_dir");
+    }
+    if old.server.tls.is_some() != new.server.tls.is_some() {
+        keys.push("server.tls");
+    }
+    keys
 }
 
 impl Running {
@@ -260,7 +296,7 @@ pub fn run(config: Config, path: PathBuf) -> Result<(), StartError> {
         match sig {
             SIGHUP => {
                 notify::reloading();
-                let _ = reload_from(&running.ex, Some(&path));
+                let _ = reload_from(&running.ex, Some(&path), running.tls.as_ref());
                 notify::ready();
             }
             _ => {

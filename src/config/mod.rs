@@ -18,6 +18,7 @@ mod routing;
 mod secrets;
 mod sections;
 mod spec;
+mod tls;
 mod walk;
 
 use std::collections::HashMap;
@@ -36,6 +37,7 @@ pub use privacy::{Privacy, SigningSecret, Suppression, INTERNAL_LIST_ID};
 pub(crate) use routing::parse_range;
 pub use routing::{AttrRule, AttrTest, AttrValue, Health, Schedule, ZipSet, DAYS};
 pub use secrets::{default_secrets, hash_key, verify_key};
+pub use tls::Tls;
 
 /// One problem in a config file. Displays as `{key}: {message}`, one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +108,8 @@ pub struct Server {
     /// Load balancers whose `X-Forwarded-For` is believed; see
     /// `http::forwarded::client_ip`.
     pub trusted_proxies: Vec<IpNet>,
+    /// Contract §12 `[server.tls]`; None: plain HTTP on `listen`.
+    pub tls: Option<Tls>,
 }
 
 impl Server {
@@ -321,6 +325,18 @@ impl Config {
             out.push(
                 "privacy.data_key: not set: PII (names, phone, email, address, consumer IP) is stored in clear; set a data key (docs/ops.md), or privacy.plaintext_pii = true if that is intended".to_string(),
             );
+        }
+        // wall clock: a certificate's expiry is the real world's, not business time.
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if let Some(w) = self
+            .server
+            .tls
+            .as_ref()
+            .and_then(|t| t.expiry_warning(now_s))
+        {
+            out.push(w);
         }
         out
     }

@@ -27,6 +27,7 @@ const SERVER_KEYS: &[&str] = &[
     "auctions_in_flight_max",
     "buyer_calls_in_flight_max",
     "trusted_proxies",
+    "tls",
 ];
 
 /// `[server]`: required, with `listen` and `data_dir`.
@@ -110,6 +111,7 @@ pub(super) fn server(w: &mut Walker, top: &Section) -> Option<Server> {
         limits::BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT as i64,
     );
     let proxies = ip_list(w, &s, "trusted_proxies");
+    let tls = super::tls::read(w, &s);
     Some(Server {
         listen: listen?,
         data_dir: data_dir?,
@@ -124,6 +126,7 @@ pub(super) fn server(w: &mut Walker, top: &Section) -> Option<Server> {
         auctions_in_flight_max: auctions? as usize,
         buyer_calls_in_flight_max: calls? as usize,
         trusted_proxies: proxies?,
+        tls: tls?,
     })
 }
 
