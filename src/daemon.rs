@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::Api;
+use crate::api::{Api, Listener, Side};
 use crate::config::{self, Config, ConfigError};
 use crate::exchange::Exchange;
 use crate::http::server::{self, ServerHandle, ServerOptions, ServerTls};
@@ -52,6 +52,8 @@ impl std::fmt::Display for StartError {
 pub struct Running {
     pub ex: Arc<Exchange>,
     server: ServerHandle,
+    /// The `admin.listen` listener, when configured.
+    admin: Option<ServerHandle>,
     /// The HTTPS listener's certificate, swapped by reloads.
     tls: Option<Arc<ServerTls>>,
     drain_timeout: Duration,
@@ -76,6 +78,10 @@ pub fn start_with_clock(
     log_warnings(&config);
     let listen = config.server.listen;
     let listener = server::bind(listen).map_err(|e| StartError::Bind(listen, e))?;
+    let admin_listen = config.admin.listen;
+    let admin_listener = admin_listen
+        .map(|addr| server::bind(addr).map_err(|e| StartError::Bind(addr, e)))
+        .transpose()?;
     let store_opts = StoreOptions {
         cache_bytes: config.server.store_cache_bytes,
         ..StoreOptions::default()
@@ -104,12 +110,31 @@ pub fn start_with_clock(
     let reload: Arc<crate::api::ReloadFn> =
         Arc::new(move || reload_from(&reload_ex, path.as_deref(), reload_tls.as_ref()));
     let api = Arc::new(Api::new(ex.clone(), reload));
-    let server = server::start(listener, opts, api).map_err(|e| StartError::Bind(listen, e))?;
+    let (side, admin) = match (admin_listener, admin_listen) {
+        (Some(l), Some(addr)) => {
+            // Plain HTTP, no probe listener: operators reach it on loopback
+            // or a private network (docs/ops.md, "Admin listener").
+            let admin_opts = ServerOptions {
+                tls: None,
+                probe_listener: false,
+                ..opts.clone()
+            };
+            let handler = Arc::new(Listener::new(api.clone(), Side::Admin));
+            let admin =
+                server::start(l, admin_opts, handler).map_err(|e| StartError::Bind(addr, e))?;
+            log::info!(target: "leadx::daemon", "admin listener serving addr={}", admin.local_addr());
+            (Side::Publishers, Some(admin))
+        }
+        _ => (Side::All, None),
+    };
+    let handler = Arc::new(Listener::new(api, side));
+    let server = server::start(listener, opts, handler).map_err(|e| StartError::Bind(listen, e))?;
     ex.set_ready(true);
     log::info!(target: "leadx::daemon", "serving addr={}", server.local_addr());
     Ok(Running {
         ex,
         server,
+        admin,
         tls,
         drain_timeout,
     })
@@ -132,7 +157,7 @@ pub fn reload_from(
     ex: &Arc<Exchange>,
     path: Option<&std::path::Path>,
     server_tls: Option<&Arc<ServerTls>>,
-) -> Result<(), Vec<ConfigError>> {
+) -> Result<Vec<&'static str>, Vec<ConfigError>> {
     let Some(path) = path.map(|p| p.to_path_buf()) else {
         return Err(vec![ConfigError {
             key: "config".into(),
@@ -145,7 +170,8 @@ pub fn reload_from(
     std::thread::spawn(move || {
         let result = config::load(&path).and_then(|c| {
             let old = ex2.runtime();
-            for key in restart_only_changes(&old.config, &c) {
+            let ignored = restart_only_changes(&old.config, &c);
+            for key in &ignored {
                 log::warn!(target: "leadx::daemon", "reload ignores a change that needs a restart key={key}");
             }
             log_warnings(&c);
@@ -155,7 +181,7 @@ pub fn reload_from(
                 server_tls.replace(cert);
                 log::info!(target: "leadx::daemon", "TLS certificate reloaded; new connections use it");
             }
-            Ok(())
+            Ok(ignored)
         });
         let _ = tx.send(result);
     });
@@ -167,7 +193,7 @@ pub fn reload_from(
         }])
     });
     match &result {
-        Ok(()) => log::info!(target: "leadx::daemon", "config reloaded"),
+        Ok(_) => log::info!(target: "leadx::daemon", "config reloaded"),
         Err(errors) => {
             for e in errors {
                 log::error!(target: "leadx::daemon", "reload refused, running config stays problem=\"{e}\"");
@@ -190,6 +216,9 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.server.tls.is_some() != new.server.tls.is_some() {
         keys.push("server.tls");
     }
+    if old.admin.listen != new.admin.listen {
+        keys.push("admin.listen");
+    }
     keys
 }
 
@@ -200,6 +229,11 @@ impl Running {
 
     pub fn server(&self) -> &ServerHandle {
         &self.server
+    }
+
+    /// Where the `admin.listen` listener took its port, when configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(ServerHandle::local_addr)
     }
 
     /// Where the watchdog asks `/healthz`: the loopback probe listener,
@@ -221,6 +255,11 @@ impl Running {
         self.ex.begin_drain();
         notify::stopping();
         self.server.begin_drain();
+        if let Some(admin) = &self.admin {
+            admin.begin_drain();
+            // An admin call (a reload, an export) finishes within the drain.
+            admin.wait_idle(self.drain_timeout);
+        }
         if !self.server.wait_idle(self.drain_timeout) {
             log::warn!(target: "leadx::daemon", "drain time-out; requests still in flight={}", self.server.in_flight());
         } else if !wait_connections_closed(&self.server, deadline) {

@@ -126,6 +126,10 @@ impl Server {
 pub struct Admin {
     /// Absent: the admin API answers 401 to everyone.
     pub token_sha256: Option<[u8; 32]>,
+    /// Contract §12 `admin.listen`: when set, a second, plain-HTTP listener
+    /// answers the admin API, `/metrics` and the dashboard (and health),
+    /// and `server.listen` answers them 404. Read at start only.
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -438,6 +442,26 @@ pub fn parse(
     let suppressions = privacy::suppressions(&mut w, &top, &known);
     if let (Some(server), Some(buyers)) = (&server, &buyers) {
         sections::check_call_budget(&mut w, server, buyers);
+    }
+    if let (
+        Some(server),
+        Some(Admin {
+            listen: Some(admin),
+            ..
+        }),
+    ) = (&server, &admin)
+    {
+        let same_port = admin.port() == server.listen.port() && admin.port() != 0;
+        if same_port
+            && (admin.ip() == server.listen.ip()
+                || admin.ip().is_unspecified()
+                || server.listen.ip().is_unspecified())
+        {
+            w.error(
+                "admin.listen",
+                "must differ from server.listen (the admin listener is a second port)",
+            );
+        }
     }
     let security = privacy.zip(suppressions);
     match (
