@@ -89,6 +89,7 @@ pub(super) fn handshake(
     }
     let mut first = &scratch[..n];
     while !first.is_empty() {
+        // From a slice: never parks, no will_park needed.
         if tls.read_tls(&mut first).is_err() || !process(tls, sock) {
             return Handshake::Failed;
         }
