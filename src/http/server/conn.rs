@@ -239,13 +239,24 @@ impl Conn {
         }
     }
 
-    /// One read of request bytes (plaintext) into `buf[end..]`.
+    /// One read of request bytes (plaintext) into `buf[end..]`. What TLS
+    /// queued meanwhile (a key update's answer, an alert) is sent under
+    /// the write deadline.
     fn read_some(&mut self) -> std::io::Result<usize> {
         let into = &mut self.buf[self.end..];
-        match self.tls.as_deref_mut() {
-            Some(session) => tls::read(session, &mut self.stream, into),
-            None => self.stream.read(into),
+        let Some(session) = self.tls.as_deref_mut() else {
+            return self.stream.read(into);
+        };
+        let read = tls::read(session, &mut self.stream, into);
+        if session.wants_write() {
+            let deadline = Instant::now() + ms(self.shared.opts.write_timeout_ms);
+            self.write_watch.arm(deadline);
+            let sent = tls::send_pending(session, &mut self.stream);
+            if self.write_watch.disarm() || sent.is_err() {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
         }
+        read
     }
 
     fn run<H: Handler>(&mut self, handler: &H) {

@@ -144,7 +144,10 @@ pub(super) fn send_pending(
 }
 
 /// Reads plaintext into `buf`: what rustls already holds, else one socket
-/// read's worth of records. Ok(0) is the end (close_notify or EOF).
+/// read's worth of records. Ok(0) is the end (close_notify or EOF). It
+/// never writes: what rustls queues meanwhile (a key update's answer, an
+/// alert) is left for the caller to send under its write deadline — a
+/// write here would wait under a read deadline that cannot end it.
 pub(super) fn read(
     tls: &mut ServerConnection,
     sock: &mut may::net::TcpStream,
@@ -161,11 +164,8 @@ pub(super) fn read(
             return Ok(0);
         }
         if let Err(e) = tls.process_new_packets() {
-            let _ = send_pending(tls, sock);
             return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
-        // A key update or an alert rustls must answer.
-        send_pending(tls, sock)?;
     }
 }
 
