@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::Api;
+use crate::api::{Api, Listener, Side};
 use crate::config::{self, Config, ConfigError};
 use crate::exchange::Exchange;
-use crate::http::server::{self, ServerHandle, ServerOptions};
+use crate::http::server::{self, ServerHandle, ServerOptions, ServerTls};
 use crate::notify;
 use crate::store::{Store, StoreOptions};
 
@@ -52,6 +52,10 @@ impl std::fmt::Display for StartError {
 pub struct Running {
     pub ex: Arc<Exchange>,
     server: ServerHandle,
+    /// The `admin.listen` listener, when configured.
+    admin: Option<ServerHandle>,
+    /// The HTTPS listener's certificate, swapped by reloads.
+    tls: Option<Arc<ServerTls>>,
     drain_timeout: Duration,
 }
 
@@ -74,13 +78,23 @@ pub fn start_with_clock(
     log_warnings(&config);
     let listen = config.server.listen;
     let listener = server::bind(listen).map_err(|e| StartError::Bind(listen, e))?;
+    let admin_listen = config.admin.listen;
+    let admin_listener = admin_listen
+        .map(|addr| server::bind(addr).map_err(|e| StartError::Bind(addr, e)))
+        .transpose()?;
     let store_opts = StoreOptions {
         cache_bytes: config.server.store_cache_bytes,
         ..StoreOptions::default()
     };
     let store = Store::open(&config.server.data_dir, store_opts)
         .map_err(|e| StartError::Store(e.to_string()))?;
+    let tls = config
+        .server
+        .tls
+        .as_ref()
+        .map(|t| Arc::new(ServerTls::new(t.server_config.clone())));
     let opts = ServerOptions {
+        tls: tls.clone(),
         body_bytes_max: config.server.body_bytes_max,
         idle_timeout_ms: config.server.idle_timeout_ms,
         request_timeout_ms: config.server.request_timeout_ms,
@@ -95,15 +109,36 @@ pub fn start_with_clock(
     ex.resume_reseal();
     crate::exchange::postbacks::spawn_sender(&ex);
     let reload_ex = ex.clone();
+    let reload_tls = tls.clone();
     let reload: Arc<crate::api::ReloadFn> =
-        Arc::new(move || reload_from(&reload_ex, path.as_deref()));
+        Arc::new(move || reload_from(&reload_ex, path.as_deref(), reload_tls.as_ref()));
     let api = Arc::new(Api::new(ex.clone(), reload));
-    let server = server::start(listener, opts, api).map_err(|e| StartError::Bind(listen, e))?;
+    let (side, admin) = match (admin_listener, admin_listen) {
+        (Some(l), Some(addr)) => {
+            // Plain HTTP, no probe listener: operators reach it on loopback
+            // or a private network (docs/ops.md, "Admin listener").
+            let admin_opts = ServerOptions {
+                tls: None,
+                probe_listener: false,
+                ..opts.clone()
+            };
+            let handler = Arc::new(Listener::new(api.clone(), Side::Admin));
+            let admin =
+                server::start(l, admin_opts, handler).map_err(|e| StartError::Bind(addr, e))?;
+            log::info!(target: "leadx::daemon", "admin listener serving addr={}", admin.local_addr());
+            (Side::Publishers, Some(admin))
+        }
+        _ => (Side::All, None),
+    };
+    let handler = Arc::new(Listener::new(api, side));
+    let server = server::start(listener, opts, handler).map_err(|e| StartError::Bind(listen, e))?;
     ex.set_ready(true);
     log::info!(target: "leadx::daemon", "serving addr={}", server.local_addr());
     Ok(Running {
         ex,
         server,
+        admin,
+        tls,
         drain_timeout,
     })
 }
@@ -118,11 +153,14 @@ fn log_warnings(config: &Config) {
 
 /// Reads, validates and swaps in the config file. Building the runtime can
 /// block on DNS, so it runs on a plain thread while the caller (possibly a
-/// coroutine) waits on a coroutine-aware channel.
+/// coroutine) waits on a coroutine-aware channel. On an HTTPS listener the
+/// certificate and key are read again (the config load builds them) and
+/// swapped in for new connections once the rest of the config is accepted.
 pub fn reload_from(
     ex: &Arc<Exchange>,
     path: Option<&std::path::Path>,
-) -> Result<(), Vec<ConfigError>> {
+    server_tls: Option<&Arc<ServerTls>>,
+) -> Result<Vec<&'static str>, Vec<ConfigError>> {
     let Some(path) = path.map(|p| p.to_path_buf()) else {
         return Err(vec![ConfigError {
             key: "config".into(),
@@ -131,14 +169,22 @@ pub fn reload_from(
     };
     let (tx, rx) = may::sync::mpsc::channel();
     let ex2 = ex.clone();
+    let server_tls = server_tls.cloned();
     std::thread::spawn(move || {
         let result = config::load(&path).and_then(|c| {
             let old = ex2.runtime();
-            if c.server.listen != old.config.server.listen || c.server.data_dir != old.config.server.data_dir {
-                log::warn!(target: "leadx::daemon", "reload ignores server.listen and server.data_dir changes; restart to apply them");
+            let ignored = restart_only_changes(&old.config, &c);
+            for key in &ignored {
+                log::warn!(target: "leadx::daemon", "reload ignores a change that needs a restart key={key}");
             }
             log_warnings(&c);
-            ex2.reload(c)
+            let cert = c.server.tls.as_ref().map(|t| t.server_config.clone());
+            ex2.reload(c)?;
+            if let (Some(server_tls), Some(cert)) = (&server_tls, cert) {
+                server_tls.replace(cert);
+                log::info!(target: "leadx::daemon", "TLS certificate reloaded; new connections use it");
+            }
+            Ok(ignored)
         });
         let _ = tx.send(result);
     });
@@ -150,7 +196,7 @@ pub fn reload_from(
         }])
     });
     match &result {
-        Ok(()) => log::info!(target: "leadx::daemon", "config reloaded"),
+        Ok(_) => log::info!(target: "leadx::daemon", "config reloaded"),
         Err(errors) => {
             for e in errors {
                 log::error!(target: "leadx::daemon", "reload refused, running config stays problem=\"{e}\"");
@@ -160,6 +206,25 @@ pub fn reload_from(
     result
 }
 
+/// The keys whose change a reload cannot apply (the listeners, the store):
+/// the reload goes ahead without them and says so.
+pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if old.server.listen != new.server.listen {
+        keys.push("server.listen");
+    }
+    if old.server.data_dir != new.server.data_dir {
+        keys.push("server.data_dir");
+    }
+    if old.server.tls.is_some() != new.server.tls.is_some() {
+        keys.push("server.tls");
+    }
+    if old.admin.listen != new.admin.listen {
+        keys.push("admin.listen");
+    }
+    keys
+}
+
 impl Running {
     pub fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
@@ -167,6 +232,11 @@ impl Running {
 
     pub fn server(&self) -> &ServerHandle {
         &self.server
+    }
+
+    /// Where the `admin.listen` listener took its port, when configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(ServerHandle::local_addr)
     }
 
     /// Where the watchdog asks `/healthz`: the loopback probe listener,
@@ -188,6 +258,11 @@ impl Running {
         self.ex.begin_drain();
         notify::stopping();
         self.server.begin_drain();
+        if let Some(admin) = &self.admin {
+            admin.begin_drain();
+            // An admin call (a reload, an export) finishes within the drain.
+            admin.wait_idle(self.drain_timeout);
+        }
         if !self.server.wait_idle(self.drain_timeout) {
             log::warn!(target: "leadx::daemon", "drain time-out; requests still in flight={}", self.server.in_flight());
         } else if !wait_connections_closed(&self.server, deadline) {
@@ -268,7 +343,7 @@ pub fn run(config: Config, path: PathBuf) -> Result<(), StartError> {
         match sig {
             SIGHUP => {
                 notify::reloading();
-                let _ = reload_from(&running.ex, Some(&path));
+                let _ = reload_from(&running.ex, Some(&path), running.tls.as_ref());
                 notify::ready();
             }
             _ => {

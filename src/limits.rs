@@ -205,6 +205,8 @@ pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
 pub const CONFIG_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Largest secret read from `$CREDENTIALS_DIRECTORY/NAME`.
 pub const SECRET_BYTES_MAX: usize = 64 * 1024;
+/// Largest `server.tls.cert` / `key` file read (a PEM chain is a few KiB).
+pub const TLS_PEM_BYTES_MAX: usize = 1024 * 1024;
 /// Longest vertical, publisher or buyer id.
 pub const ID_BYTES_MAX: usize = 64;
 /// Most verticals in one config.

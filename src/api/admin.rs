@@ -439,7 +439,20 @@ fn reseal_status(ex: &Exchange) -> Vec<u8> {
 
 fn reload(api: &Api) -> Result<Response, ApiError> {
     match (api.reload)() {
-        Ok(()) => Ok(json(200, br#"{"status":"reloaded"}"#.to_vec())),
+        Ok(ignored) if ignored.is_empty() => Ok(json(200, br#"{"status":"reloaded"}"#.to_vec())),
+        Ok(ignored) => {
+            // Applied but for these keys: say so, so nobody believes a
+            // moved listener moved.
+            let mut body = br#"{"status":"reloaded","restart_needed":["#.to_vec();
+            for (i, key) in ignored.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                crate::json::write_str(&mut body, key);
+            }
+            body.extend_from_slice(b"]}");
+            Ok(json(200, body))
+        }
         Err(errors) => {
             let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
             let mut body = ApiError::new(

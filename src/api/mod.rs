@@ -30,7 +30,9 @@ pub use error::ApiError;
 use routes::Route;
 
 /// Reloads the config file; the errors are what `check-config` would say.
-pub type ReloadFn = dyn Fn() -> Result<(), Vec<ConfigError>> + Send + Sync;
+/// Ok holds the changed keys the reload could not apply (a restart does:
+/// `daemon::restart_only_changes`).
+pub type ReloadFn = dyn Fn() -> Result<Vec<&'static str>, Vec<ConfigError>> + Send + Sync;
 
 /// The request handler the HTTP server calls.
 pub struct Api {
@@ -222,6 +224,89 @@ impl Handler for Api {
 
     fn error_response(&self, e: &crate::http::server::HttpError) -> Response {
         error_response(ApiError::from(e))
+    }
+}
+
+/// Which paths a listener answers (contract §12 `admin.listen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The one listener, for everything (no `admin.listen`: v1).
+    All,
+    /// `server.listen` beside an admin listener: no operator path.
+    Publishers,
+    /// `admin.listen`: operator paths, `/healthz` and `/readyz`.
+    Admin,
+}
+
+impl Side {
+    /// Whether a listener of this side answers `path`; elsewhere it is 404.
+    pub fn serves(self, path: &str) -> bool {
+        match self {
+            Side::All => true,
+            Side::Publishers => !is_operator_path(path),
+            Side::Admin => {
+                is_operator_path(path)
+                    || matches!(
+                        routes::endpoint_of(path),
+                        Endpoint::Health | Endpoint::Ready | Endpoint::OpenApi
+                    )
+            }
+        }
+    }
+}
+
+/// A path only operators call: the admin API, `/metrics` and the
+/// dashboard's files (their routes' endpoints, `api::routes`). With
+/// `admin.listen` these are answered only there.
+pub fn is_operator_path(path: &str) -> bool {
+    matches!(
+        routes::endpoint_of(path),
+        Endpoint::Admin | Endpoint::Metrics | Endpoint::Dashboard
+    )
+}
+
+/// The handler of one listener: the process's one `Api` (one replay
+/// cache, one set of rate limits), answering only the paths of its `Side`;
+/// any other path is 404 `not_found`, the answer to a path that does not
+/// exist, before any credential is looked at.
+pub struct Listener {
+    api: Arc<Api>,
+    side: Side,
+}
+
+impl Listener {
+    pub fn new(api: Arc<Api>, side: Side) -> Listener {
+        Listener { api, side }
+    }
+
+    fn elsewhere(&self, received_at: std::time::Instant) -> Response {
+        let resp = refused(Endpoint::Other, "", ApiError::not_found());
+        metrics::global().http_request(
+            Endpoint::Other,
+            resp.status,
+            received_at.elapsed().as_micros() as u64,
+        );
+        resp
+    }
+}
+
+impl Handler for Listener {
+    fn check_head(&self, head: &Head<'_>) -> Result<(), Response> {
+        if !self.side.serves(head.path) {
+            return Err(self.elsewhere(head.received_at));
+        }
+        self.api.check_head(head)
+    }
+
+    fn handle(&self, req: &mut Request<'_>) -> Response {
+        if !self.side.serves(req.path) {
+            return self.elsewhere(req.received_at);
+        }
+        self.api.handle(req)
+    }
+
+    fn error_response(&self, e: &crate::http::server::HttpError) -> Response {
+        self.api.error_response(e)
     }
 }
 

@@ -19,6 +19,7 @@ mod routing;
 mod secrets;
 mod sections;
 mod spec;
+mod tls;
 mod walk;
 
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ pub use privacy::{Privacy, SigningSecret, Suppression, INTERNAL_LIST_ID};
 pub(crate) use routing::parse_range;
 pub use routing::{AttrRule, AttrTest, AttrValue, Health, Schedule, ZipSet, DAYS};
 pub use secrets::{default_secrets, hash_key, verify_key};
+pub use tls::Tls;
 
 /// One problem in a config file. Displays as `{key}: {message}`, one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +112,8 @@ pub struct Server {
     /// Load balancers whose `X-Forwarded-For` is believed; see
     /// `http::forwarded::client_ip`.
     pub trusted_proxies: Vec<IpNet>,
+    /// Contract §12 `[server.tls]`; None: plain HTTP on `listen`.
+    pub tls: Option<Tls>,
 }
 
 impl Server {
@@ -126,6 +130,10 @@ impl Server {
 pub struct Admin {
     /// Absent: the admin API answers 401 to everyone.
     pub token_sha256: Option<[u8; 32]>,
+    /// Contract §12 `admin.listen`: when set, a second, plain-HTTP listener
+    /// answers the admin API, `/metrics` and the dashboard (and health),
+    /// and `server.listen` answers them 404. Read at start only.
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,6 +342,18 @@ impl Config {
                 "privacy.data_key: not set: PII (names, phone, email, address, consumer IP) is stored in clear; set a data key (docs/ops.md), or privacy.plaintext_pii = true if that is intended".to_string(),
             );
         }
+        // wall clock: a certificate's expiry is the real world's, not business time.
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if let Some(w) = self
+            .server
+            .tls
+            .as_ref()
+            .and_then(|t| t.expiry_warning(now_s))
+        {
+            out.push(w);
+        }
         out
     }
 
@@ -436,6 +456,26 @@ pub fn parse(
     let postbacks = postbacks::postbacks(&mut w, &top);
     if let (Some(server), Some(buyers)) = (&server, &buyers) {
         sections::check_call_budget(&mut w, server, buyers);
+    }
+    if let (
+        Some(server),
+        Some(Admin {
+            listen: Some(admin),
+            ..
+        }),
+    ) = (&server, &admin)
+    {
+        let same_port = admin.port() == server.listen.port() && admin.port() != 0;
+        if same_port
+            && (admin.ip() == server.listen.ip()
+                || admin.ip().is_unspecified()
+                || server.listen.ip().is_unspecified())
+        {
+            w.error(
+                "admin.listen",
+                "must differ from server.listen (the admin listener is a second port)",
+            );
+        }
     }
     let security = privacy.zip(suppressions);
     match (

@@ -27,6 +27,7 @@ const SERVER_KEYS: &[&str] = &[
     "auctions_in_flight_max",
     "buyer_calls_in_flight_max",
     "trusted_proxies",
+    "tls",
 ];
 
 /// `[server]`: required, with `listen` and `data_dir`.
@@ -110,6 +111,7 @@ pub(super) fn server(w: &mut Walker, top: &Section) -> Option<Server> {
         limits::BUYER_CALLS_IN_FLIGHT_MAX_DEFAULT as i64,
     );
     let proxies = ip_list(w, &s, "trusted_proxies");
+    let tls = super::tls::read(w, &s);
     Some(Server {
         listen: listen?,
         data_dir: data_dir?,
@@ -124,6 +126,7 @@ pub(super) fn server(w: &mut Walker, top: &Section) -> Option<Server> {
         auctions_in_flight_max: auctions? as usize,
         buyer_calls_in_flight_max: calls? as usize,
         trusted_proxies: proxies?,
+        tls: tls?,
     })
 }
 
@@ -170,18 +173,40 @@ fn calls_for_auction_of(n: usize) -> usize {
         .expect("some budget fits")
 }
 
-/// `[admin]`: optional; without `token_sha256` the admin API is closed.
+/// `[admin]`: optional; without `token_sha256` the admin API is closed,
+/// without `listen` it is served on `server.listen` (v1).
 pub(super) fn admin(w: &mut Walker, top: &Section) -> Option<Admin> {
+    let closed = Admin {
+        token_sha256: None,
+        listen: None,
+    };
     let Some((path, table)) = top.table(w, "admin") else {
-        return (!top.has("admin")).then_some(Admin { token_sha256: None });
+        return (!top.has("admin")).then_some(closed);
     };
     let s = Section { path: &path, table };
-    s.only(w, &["token_sha256"]);
-    if !s.has("token_sha256") {
-        return Some(Admin { token_sha256: None });
-    }
+    s.only(w, &["token_sha256", "listen"]);
+    let token = if s.has("token_sha256") {
+        Some(sha256_hex(w, &s, "token_sha256"))
+    } else {
+        None
+    };
+    let listen = if s.has("listen") {
+        Some(s.string(w, "listen").and_then(|t| {
+            let addr = t.value.parse::<SocketAddr>().ok();
+            if addr.is_none() {
+                w.error(
+                    s.key("listen"),
+                    "not a socket address (like 127.0.0.1:9091 or [::1]:9091)",
+                );
+            }
+            addr
+        }))
+    } else {
+        None
+    };
     Some(Admin {
-        token_sha256: Some(sha256_hex(w, &s, "token_sha256")?),
+        token_sha256: token.map_or(Some(None), |t| t.map(Some))?,
+        listen: listen.map_or(Some(None), |l| l.map(Some))?,
     })
 }
 

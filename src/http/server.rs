@@ -13,6 +13,7 @@
 mod chunked;
 mod codec;
 mod conn;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -28,6 +29,7 @@ pub use codec::{
     decode, decode_head, decode_resume, encode, Decoded, HeadOnly, HttpError, Limits, Parsed,
     Pending, Progress,
 };
+pub use tls::ServerTls;
 
 /// One request, borrowing the connection's read buffer.
 pub struct Request<'a> {
@@ -164,6 +166,9 @@ pub struct ServerOptions {
     /// connections outside `connections_max`: a flood of clients filling
     /// the main port must not make systemd kill a working exchange.
     pub probe_listener: bool,
+    /// HTTPS only on the main listener (contract §12 `[server.tls]`); the
+    /// probe listener stays plain loopback HTTP.
+    pub tls: Option<Arc<ServerTls>>,
 }
 
 impl Default for ServerOptions {
@@ -177,6 +182,7 @@ impl Default for ServerOptions {
             write_timeout_ms: limits::SERVER_WRITE_TIMEOUT_MS,
             connections_max: limits::CONNECTIONS_MAX,
             probe_listener: false,
+            tls: None,
         }
     }
 }
@@ -227,6 +233,8 @@ pub struct ServerStats {
     pub refused_on_head_total: AtomicU64,
     /// Requests not complete within `request_timeout_ms`.
     pub timeouts_total: AtomicU64,
+    /// TLS handshakes that failed or did not finish in time.
+    pub tls_handshake_failures_total: AtomicU64,
 }
 
 /// A connection as the drain sees it: a duplicate of its socket, so an idle
@@ -375,7 +383,8 @@ fn admit<H: Handler>(
         stats
             .connections_rejected_total
             .fetch_add(1, Ordering::Relaxed);
-        conn::refuse_overloaded(stream, &**handler);
+        let tls = port == Port::Main && shared.opts.tls.is_some();
+        conn::refuse_overloaded(stream, &**handler, tls);
         return;
     }
     open.fetch_add(1, Ordering::Relaxed);

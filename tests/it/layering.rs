@@ -100,6 +100,9 @@ fn lock_and_park_violations(name: &str, text: &str) -> Vec<String> {
         "TcpStream::connect(",
         "thread::sleep(",
         "coroutine::sleep(",
+        // rustls on a socket (the server's HTTPS connections).
+        ".read_tls(",
+        ".write_tls(",
     ];
     let mut bad = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
@@ -125,6 +128,14 @@ fn lock_and_park_violations(name: &str, text: &str) -> Vec<String> {
         }
     }
     bad
+}
+
+/// rustls reading or writing a socket parks like the socket would.
+#[test]
+fn the_park_guard_sees_a_bare_tls_socket_read_and_write() {
+    let sample = "fn f() {\n    tls.read_tls(sock)?;\n    tls.write_tls(sock)?;\n    crate::sync::will_park(\"x\");\n    tls.write_tls(sock)?;\n}\n";
+    let bad = lock_and_park_violations("x.rs", sample);
+    assert_eq!(bad.len(), 2, "{bad:?}");
 }
 
 /// The guard must catch what it is for, and let through what it allows.

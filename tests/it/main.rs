@@ -2,6 +2,7 @@
 //! 127.0.0.1:0 with a temporary store and real mock buyers on loopback.
 //! One module per area.
 
+mod admin_listen;
 mod appliance;
 mod auction;
 mod buyer_specs;
@@ -38,3 +39,4 @@ mod spec_wired;
 mod store;
 mod support;
 mod suppressed;
+mod tls;

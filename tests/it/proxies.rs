@@ -61,6 +61,58 @@ fn allowed_ips_see_the_client_behind_a_trusted_proxy() {
     );
 }
 
+/// GET a lead as pub1 with these headers: 404 once past the allow-list,
+/// 403 when refused by it.
+fn status_with_headers(l: &Leadx, extra: &[(&str, &str)]) -> u16 {
+    let auth = format!("Bearer {KEY}");
+    let mut headers = vec![("Authorization", auth.as_str())];
+    headers.extend_from_slice(extra);
+    request(l.addr, "GET", "/v1/leads/nope", &headers, b"").status
+}
+
+#[test]
+fn rfc7239_forwarded_is_read_behind_a_trusted_proxy_when_alone_or_agreeing() {
+    let l = start_behind("[\"127.0.0.1\"]");
+    let fwd = |v: &str| status_with_headers(&l, &[("Forwarded", v)]);
+    assert_ne!(fwd("for=198.51.100.7;proto=https"), 403);
+    assert_ne!(fwd("for=203.0.113.1, for=\"198.51.100.7:4711\""), 403);
+    assert_eq!(fwd("for=198.51.100.7, for=203.0.113.1"), 403);
+    assert_eq!(
+        fwd("for=198.51.100.7, for=_hidden"),
+        403,
+        "obfuscated: stop"
+    );
+    assert_eq!(fwd("for=unknown"), 403);
+    let both =
+        |xff: &str, f: &str| status_with_headers(&l, &[("X-Forwarded-For", xff), ("Forwarded", f)]);
+    assert_ne!(both("198.51.100.7", "for=198.51.100.7"), 403);
+    assert_eq!(
+        both("203.0.113.1", "for=198.51.100.7"),
+        403,
+        "disagreeing headers: neither is believed"
+    );
+    assert_eq!(both("198.51.100.7", "for=203.0.113.1"), 403);
+}
+
+#[test]
+fn an_untrusted_peer_cannot_spoof_forwarded() {
+    let l = start_behind("[\"10.0.0.0/8\"]");
+    assert_eq!(
+        status_with_headers(&l, &[("Forwarded", "for=198.51.100.7")]),
+        403
+    );
+    assert_eq!(
+        status_with_headers(
+            &l,
+            &[
+                ("Forwarded", "for=198.51.100.7"),
+                ("X-Forwarded-For", "198.51.100.7")
+            ]
+        ),
+        403
+    );
+}
+
 #[test]
 fn an_untrusted_peer_cannot_spoof_x_forwarded_for() {
     let l = start_behind("[\"10.0.0.0/8\"]");

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::codec::{self, Decoded, HttpError, Limits, Parsed, Pending, Progress};
+use super::tls::{self, Handshake};
 use super::{ConnSlot, Handler, Head, Port, Request, Response, Shared};
 use crate::http::deadline::Watch;
 use crate::limits;
@@ -55,6 +56,9 @@ struct Conn {
     /// both ways (an answer nobody reads is given up).
     write_watch: Watch,
     stream: may::net::TcpStream,
+    /// The TLS session on an HTTPS listener (boxed: several KiB, and a
+    /// coroutine stack is small); reads and writes go through it.
+    tls: Option<Box<rustls::ServerConnection>>,
     peer: SocketAddr,
     shared: Arc<Shared>,
     slot: Option<Arc<ConnSlot>>,
@@ -94,10 +98,19 @@ pub(super) fn serve<H: Handler>(
         port,
     };
     let lim = shared.opts.limits();
+    // The probe listener is loopback plain HTTP, for the watchdog.
+    let tls = match (&shared.opts.tls, port) {
+        (Some(t), Port::Main) => match t.session() {
+            Some(session) => Some(session),
+            None => return,
+        },
+        _ => None,
+    };
     let mut conn = Conn {
         watch: Watch::reads(stream.as_raw_fd()),
         write_watch: Watch::new(stream.as_raw_fd()),
         stream,
+        tls,
         peer,
         shared,
         slot: slot.map(|s| s.1),
@@ -114,6 +127,9 @@ pub(super) fn serve<H: Handler>(
         continue_sent: false,
         head_checked: false,
     };
+    if conn.tls.is_some() && !conn.handshake(&*handler) {
+        return;
+    }
     conn.run(&*handler);
 }
 
@@ -159,8 +175,13 @@ impl Drop for Registered {
 }
 
 /// Over `connections_max`: a best-effort 503 without waiting (the accept
-/// loop must not block on one client), then close.
-pub(super) fn refuse_overloaded<H: Handler>(stream: may::net::TcpStream, handler: &H) {
+/// loop must not block on one client), then close. On an HTTPS listener
+/// just the close: plain bytes would be garbage to a TLS client, and a
+/// handshake would mean waiting.
+pub(super) fn refuse_overloaded<H: Handler>(stream: may::net::TcpStream, handler: &H, tls: bool) {
+    if tls {
+        return;
+    }
     let mut out = Vec::new();
     codec::encode(
         &handler.error_response(&HttpError::Overloaded),
@@ -174,6 +195,70 @@ pub(super) fn refuse_overloaded<H: Handler>(stream: may::net::TcpStream, handler
 }
 
 impl Conn {
+    /// The TLS handshake, bounded by the shorter of the idle and request
+    /// time-outs from now (a watch that shuts the socket down both ways).
+    /// False: the connection is done (a plain HTTP client got a plain 400
+    /// saying this port speaks HTTPS).
+    fn handshake<H: Handler>(&mut self, handler: &H) -> bool {
+        let opts = &self.shared.opts;
+        let budget = ms(opts.idle_timeout_ms.min(opts.request_timeout_ms));
+        self.write_watch.arm(Instant::now() + budget);
+        let Some(session) = self.tls.as_deref_mut() else {
+            return true;
+        };
+        let outcome = tls::handshake(session, &mut self.stream, &mut self.buf);
+        let fired = self.write_watch.disarm();
+        match outcome {
+            Handshake::Done if !fired => true,
+            Handshake::PlainHttp if !fired => {
+                self.shared
+                    .stats
+                    .protocol_errors_total
+                    .fetch_add(1, Ordering::Relaxed);
+                self.tls = None;
+                let e = HttpError::BadRequest("this port speaks HTTPS only");
+                codec::encode(
+                    &handler.error_response(&e),
+                    false,
+                    false,
+                    false,
+                    &mut self.wbuf,
+                );
+                self.flush();
+                self.close(true);
+                false
+            }
+            _ => {
+                self.shared
+                    .stats
+                    .tls_handshake_failures_total
+                    .fetch_add(1, Ordering::Relaxed);
+                let _ = self.stream.shutdown(Shutdown::Both);
+                false
+            }
+        }
+    }
+
+    /// One read of request bytes (plaintext) into `buf[end..]`. What TLS
+    /// queued meanwhile (a key update's answer, an alert) is sent under
+    /// the write deadline.
+    fn read_some(&mut self) -> std::io::Result<usize> {
+        let into = &mut self.buf[self.end..];
+        let Some(session) = self.tls.as_deref_mut() else {
+            return self.stream.read(into);
+        };
+        let read = tls::read(session, &mut self.stream, into);
+        if session.wants_write() {
+            let deadline = Instant::now() + ms(self.shared.opts.write_timeout_ms);
+            self.write_watch.arm(deadline);
+            let sent = tls::send_pending(session, &mut self.stream);
+            if self.write_watch.disarm() || sent.is_err() {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+        }
+        read
+    }
+
     fn run<H: Handler>(&mut self, handler: &H) {
         let _ = self.stream.set_nodelay(true);
         loop {
@@ -339,7 +424,7 @@ impl Conn {
         };
         self.watch.arm(Instant::now() + timeout);
         crate::sync::will_park("a server socket read");
-        let read = self.stream.read(&mut self.buf[self.end..]);
+        let read = self.read_some();
         // A passed deadline shut reading down: the read ended with EOF.
         let fired = self.watch.disarm();
         if idle {
@@ -431,7 +516,12 @@ impl Conn {
                 break false;
             }
             crate::sync::will_park("a server socket write");
-            match self.stream.write(&self.wbuf[written..]) {
+            let rest = &self.wbuf[written..];
+            let sent = match self.tls.as_deref_mut() {
+                Some(session) => tls::write(session, &mut self.stream, rest),
+                None => self.stream.write(rest),
+            };
+            match sent {
                 Ok(0) | Err(_) => break false,
                 Ok(n) => written += n,
             }
@@ -462,6 +552,12 @@ impl Conn {
     /// the input is drained for a bounded time first: closing a socket with
     /// unread bytes sends a reset that can destroy the answer in flight.
     fn close(&mut self, after_error: bool) {
+        if let Some(session) = self.tls.as_deref_mut() {
+            self.write_watch
+                .arm(Instant::now() + ms(limits::SERVER_LINGER_MS));
+            tls::close_notify(session, &mut self.stream);
+            self.write_watch.disarm();
+        }
         let _ = self.stream.shutdown(Shutdown::Write);
         if !after_error && self.start == self.end {
             return;
