@@ -232,6 +232,8 @@ fn fill(ex: &leadx::exchange::Exchange, prefill: usize, now: u64) {
                     buyer_lead_id: None,
                     sold_ms: None,
                     post_calls: vec![],
+                    returned_ms: None,
+                    return_reason: None,
                     pii_erased_ms: None,
                     suppression_list: None,
                 };
