@@ -34,3 +34,4 @@ pub mod sync;
 pub mod usps;
 pub mod watchdog;
 pub mod wire;
+pub mod xml;
