@@ -215,7 +215,7 @@ pub fn element(out: &mut Vec<u8>, name: &str, text: &str) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Collects text per element, for the loop's own tests.
@@ -249,6 +249,12 @@ mod tests {
         read(body, rules, &mut t).map(|()| t.0)
     }
 
+    /// Every element's name and own text, in document order (for tests of
+    /// what leadx writes).
+    pub(crate) fn texts(body: &[u8]) -> Result<Vec<(String, String)>, XmlError> {
+        run(body, false)
+    }
+
     #[test]
     fn the_loop_refuses_what_no_reader_should_take() {
         let deep = b"<a><b><c><d><e/></d></c></b></a>";
@@ -262,13 +268,20 @@ mod tests {
             (b"<a>\xff</a>", true, XmlError::Malformed),
             (laughs, true, XmlError::Doctype),
             (deep, true, XmlError::TooDeep),
-            (b"<?xml version=\"1.0\"?><?pi x?><a/>", false, XmlError::Instruction),
+            (
+                b"<?xml version=\"1.0\"?><?pi x?><a/>",
+                false,
+                XmlError::Instruction,
+            ),
         ];
         for (body, pi, want) in cases {
             let got = run(body, *pi).err();
             assert_eq!(got, Some(*want), "{}", String::from_utf8_lossy(body));
         }
-        let ok = run(b"<?xml version=\"1.0\"?><?pi x?><a>1<!-- c -->&amp;<b/></a>", true);
+        let ok = run(
+            b"<?xml version=\"1.0\"?><?pi x?><a>1<!-- c -->&amp;<b/></a>",
+            true,
+        );
         assert_eq!(ok.unwrap()[0], ("a".to_string(), "1&".to_string()));
     }
 

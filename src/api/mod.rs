@@ -7,6 +7,7 @@ pub mod admin;
 pub(crate) mod authfail;
 pub mod direct;
 pub mod error;
+pub mod format;
 pub mod health;
 pub mod leads;
 pub mod ping;
@@ -19,7 +20,6 @@ use crate::config::{ConfigError, Publisher, SigningSecret};
 use crate::exchange::{Exchange, Runtime};
 use crate::http::forwarded;
 use crate::http::server::{Handler, Head, Request, Response};
-use crate::json::Answer;
 use crate::metrics::{self, Endpoint};
 use crate::privacy::{signature, ReplayCache};
 use crate::records::LeadRecord;
@@ -101,7 +101,7 @@ impl Api {
                 let known = authenticate(&rt, head.header("authorization"), &caller).map(drop);
                 known.and_then(|()| {
                     if head.method == "POST" {
-                        require_json_type(head.header("content-type"))
+                        format::body_format(head.header("content-type")).map(drop)
                     } else {
                         Ok(())
                     }
@@ -194,7 +194,7 @@ impl Handler for Api {
     fn check_head(&self, head: &Head<'_>) -> Result<(), Response> {
         let (endpoint, result) = self.screen(head);
         result.map_err(|e| {
-            let resp = refused(endpoint, e);
+            let resp = refused(endpoint, e, answer_format(endpoint, head));
             metrics::global().http_request(
                 endpoint,
                 resp.status,
@@ -206,7 +206,8 @@ impl Handler for Api {
 
     fn handle(&self, req: &mut Request<'_>) -> Response {
         let (endpoint, result) = self.route(req);
-        let resp = result.unwrap_or_else(|e| refused(endpoint, e));
+        let resp =
+            result.unwrap_or_else(|e| refused(endpoint, e, answer_format(endpoint, &req.head())));
         let latency_us = req.received_at.elapsed().as_micros() as u64;
         metrics::global().http_request(endpoint, resp.status, latency_us);
         resp
@@ -217,11 +218,20 @@ impl Handler for Api {
     }
 }
 
+/// The format a refusal on `endpoint` is answered in: the publisher's
+/// POSTs speak JSON or XML (`format`), everything else JSON.
+fn answer_format(endpoint: Endpoint, head: &Head<'_>) -> format::Format {
+    match endpoint {
+        Endpoint::Ping | Endpoint::Post | Endpoint::Leads => format::answer_format(head),
+        _ => format::Format::Json,
+    }
+}
+
 /// Logs a refusal and turns it into its answer.
-fn refused(endpoint: Endpoint, e: ApiError) -> Response {
+fn refused(endpoint: Endpoint, e: ApiError, format: format::Format) -> Response {
     // Code and field path only: the message may quote the input.
     log::warn!(target: "leadx::api", endpoint = endpoint.label(), status = e.status, code = e.code, field = e.field.as_deref().unwrap_or(""); "request refused");
-    error_response(e)
+    error_response_as(e, format)
 }
 
 /// The endpoint a path names and the methods it takes (admin paths route
@@ -302,15 +312,21 @@ fn authenticate<'r>(
 }
 
 pub(crate) fn error_response(e: ApiError) -> Response {
+    error_response_as(e, format::Format::Json)
+}
+
+/// `e` answered in `format` (contract §8, §11).
+pub(crate) fn error_response_as(e: ApiError, format: format::Format) -> Response {
     let mut headers = Vec::new();
     if e.status == 429 || e.status == 503 {
         headers.push(("Retry-After", "1".to_string()));
     }
+    let (content_type, body) = format::error_body(&e, format);
     Response {
         status: e.status,
-        content_type: "application/json",
+        content_type,
         headers,
-        body: e.body(),
+        body,
     }
 }
 
@@ -359,21 +375,28 @@ pub(crate) fn rfc3339(ms: u64) -> String {
     t.format(&f).unwrap_or_default()
 }
 
-/// The publisher's answer for a settled post (contract §4).
-pub(crate) fn outcome_body(rec: &LeadRecord) -> Vec<u8> {
+/// The publisher's answer for a settled post (contract §4), in `format`.
+pub(crate) fn outcome(rec: &LeadRecord, format: format::Format) -> Response {
+    use format::Val;
     if rec.status == crate::records::LeadStatus::Sold {
-        Answer::new()
-            .str("status", "sold")
-            .str("lead_id", &rec.lead_id)
-            .cents("price", rec.payout)
-            .finish()
+        format::answer(
+            format,
+            &[
+                ("status", Val::Str("sold")),
+                ("lead_id", Val::Str(&rec.lead_id)),
+                ("price", Val::Cents(rec.payout)),
+            ],
+        )
     } else {
         let reason = rec.reason.as_deref().unwrap_or("unsold");
-        Answer::new()
-            .str("status", "unsold")
-            .str("lead_id", &rec.lead_id)
-            .str("reason", reason)
-            .finish()
+        format::answer(
+            format,
+            &[
+                ("status", Val::Str("unsold")),
+                ("lead_id", Val::Str(&rec.lead_id)),
+                ("reason", Val::Str(reason)),
+            ],
+        )
     }
 }
 

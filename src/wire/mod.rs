@@ -176,7 +176,12 @@ pub fn parse_ping(body: &mut [u8]) -> Result<PingRequest, Invalid> {
 
 /// [`parse_ping`] for a body in `format`.
 pub fn parse_ping_as(body: &mut [u8], format: Format) -> Result<PingRequest, Invalid> {
-    let f = fields(body, format, &["vertical", "lead", "test", "floor"], Stage::Ping)?;
+    let f = fields(
+        body,
+        format,
+        &["vertical", "lead", "test", "floor"],
+        Stage::Ping,
+    )?;
     Ok(PingRequest {
         vertical: required(f.vertical, "vertical")?,
         lead: required(f.lead, "lead")?,
@@ -207,7 +212,12 @@ pub fn parse_direct(body: &mut [u8]) -> Result<DirectRequest, Invalid> {
 
 /// [`parse_direct`] for a body in `format`.
 pub fn parse_direct_as(body: &mut [u8], format: Format) -> Result<DirectRequest, Invalid> {
-    let f = fields(body, format, &["vertical", "lead", "consent", "test"], Stage::Post)?;
+    let f = fields(
+        body,
+        format,
+        &["vertical", "lead", "consent", "test"],
+        Stage::Post,
+    )?;
     Ok(DirectRequest {
         vertical: required(f.vertical, "vertical")?,
         lead: required(f.lead, "lead")?,

@@ -188,8 +188,7 @@ impl Sink for Tree {
             let msg = format!("<{at}> is given more than once");
             return Err(Invalid::bad_value(at, msg));
         }
-        self.parent_children()
-            .insert(Cow::Owned(frame.name), value);
+        self.parent_children().insert(Cow::Owned(frame.name), value);
         Ok(())
     }
 }
@@ -278,10 +277,20 @@ mod tests {
 
     #[test]
     fn json_number_syntax_only() {
-        for ok in ["0", "-0", "12", "-3.25", "1e3", "2.5E-2", "9223372036854775808"] {
+        for ok in [
+            "0",
+            "-0",
+            "12",
+            "-3.25",
+            "1e3",
+            "2.5E-2",
+            "9223372036854775808",
+        ] {
             assert!(number(ok).is_some(), "{ok}");
         }
-        for no in ["", "-", "01234", "1.", ".5", "1e", "+1", "0x10", "NaN", "inf", " 1"] {
+        for no in [
+            "", "-", "01234", "1.", ".5", "1e", "+1", "0x10", "NaN", "inf", " 1",
+        ] {
             assert!(number(no).is_none(), "{no}");
         }
         assert_eq!(number("30"), Some(Value::Static(StaticNode::I64(30))));

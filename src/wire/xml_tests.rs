@@ -111,7 +111,11 @@ fn xml_fails(body: &str, status: u16, code: &str, field: Option<&str>) {
 fn what_only_xml_can_get_wrong_is_refused_with_its_field() {
     let laughs = r#"<?xml version="1.0"?><!DOCTYPE request [<!ENTITY a "ha"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]><request><vertical>&c;</vertical></request>"#;
     let external = r#"<!DOCTYPE request SYSTEM "file:///etc/passwd"><request/>"#;
-    let deep = format!("<request>{}{}</request>", "<a>".repeat(50), "</a>".repeat(50));
+    let deep = format!(
+        "<request>{}{}</request>",
+        "<a>".repeat(50),
+        "</a>".repeat(50)
+    );
     let cases: &[(&str, u16, &str, Option<&str>)] = &[
         (laughs, 400, "bad_request", None),
         (external, 400, "bad_request", None),
@@ -202,7 +206,10 @@ fn pretty_printed_documents_with_comments_and_cdata_read_as_values() {
 </request>
 "#;
     let p = parse_ping_as(&mut body.as_bytes().to_vec(), Format::Xml).unwrap();
-    assert_eq!((p.vertical.as_str(), p.test, p.floor), ("auto", true, Some(250)));
+    assert_eq!(
+        (p.vertical.as_str(), p.test, p.floor),
+        ("auto", true, Some(250))
+    );
     assert_eq!(p.lead.city.as_deref(), Some("A <b> & c é"));
     assert_eq!(p.lead.age, Some(34));
     assert!(p.lead.attributes.is_empty());

@@ -28,3 +28,4 @@ mod server;
 mod spec_wired;
 mod store;
 mod support;
+mod xml;
