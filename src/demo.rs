@@ -76,9 +76,10 @@ const BUYERS: [(&str, SimBuyer); 4] = [
     ),
 ];
 
-/// A simulated buyer speaking the native protocol (`/ping`, `/post`), or a
-/// form post answered in plain text `OK:<id>` / `ERR:<reason>` (`/form`,
-/// the demo's spec buyer, contract §9).
+/// A simulated buyer speaking the native protocol (`/ping`, `/post`), a
+/// form post answered in plain text `OK:<id>` / `ERR:<reason>` (`/form`),
+/// or XML with its own status words and the price in an attribute
+/// (`/xml/ping`, `/xml/post`) — the demo's spec buyers, contract §9.
 pub struct SimHandler {
     pub sim: SimBuyer,
     seed: AtomicU64,
@@ -127,6 +128,7 @@ impl Handler for SimHandler {
                 format!(r#"{{"status":"accepted","lead_id":"sim-{n}"}}"#)
             }
             "/post" => r#"{"status":"rejected","reason":"filtered"}"#.to_string(),
+            "/xml/ping" | "/xml/post" => return xml_answer(self, req.path == "/xml/ping"),
             "/form" => {
                 let text = if self.roll(100) < s.accept_pct {
                     format!("OK:sim-{}", self.leads.fetch_add(1, Ordering::Relaxed))
@@ -158,6 +160,37 @@ impl Handler for SimHandler {
     }
 }
 
+/// The XML buyer's answer: `<QuoteResponse status="Accepted">` with
+/// `<Offer price="12.50" token="…"/>` to a ping, `status="Sold"` with an
+/// `<Id>` to a post; `Declined` / `Rejected` with a `<Message>` otherwise.
+fn xml_answer(h: &SimHandler, ping: bool) -> Response {
+    let s = h.sim;
+    let body = if ping && h.roll(100) < s.bid_pct {
+        let cents = s.price_cents_min + h.roll(s.price_cents_max - s.price_cents_min + 1);
+        format!(
+            r#"<?xml version="1.0"?><QuoteResponse status="Accepted"><Offer price="{}.{:02}" token="q{}"/></QuoteResponse>"#,
+            cents / 100,
+            cents % 100,
+            h.roll(1_000_000)
+        )
+    } else if ping {
+        r#"<QuoteResponse status="Declined"><Message>no coverage there</Message></QuoteResponse>"#
+            .to_string()
+    } else if h.roll(100) < s.accept_pct {
+        let n = h.leads.fetch_add(1, Ordering::Relaxed);
+        format!(r#"<QuoteResponse status="Sold"><Id>xml-{n}</Id></QuoteResponse>"#)
+    } else {
+        r#"<QuoteResponse status="Rejected"><Message>filtered</Message></QuoteResponse>"#
+            .to_string()
+    };
+    Response {
+        status: 200,
+        content_type: "application/xml",
+        headers: Vec::new(),
+        body: body.into_bytes(),
+    }
+}
+
 /// Starts one simulated buyer on an ephemeral loopback port.
 pub fn start_buyer(sim: SimBuyer, seed: u64) -> std::io::Result<ServerHandle> {
     let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
@@ -182,6 +215,7 @@ pub fn config_text(
     data_dir: &std::path::Path,
     buyers: &[(&str, SocketAddr)],
     direct: SocketAddr,
+    xml: SocketAddr,
 ) -> String {
     let mut t = format!(
         r#"[server]
@@ -248,8 +282,38 @@ reason = { regex = "^ERR:(.*)$" }
 "#
         .replace("DIRECT", &direct.to_string()),
     );
+    t.push_str(&XML_BUYER.replace("XMLBUYER", &xml.to_string()));
     t
 }
+
+/// A buyer with its own XML spec for both stages (contract §9): its status
+/// words, the price and token in attributes, the token echoed in the post.
+const XML_BUYER: &str = r#"
+[[buyer]]
+id = "quote_xml"
+verticals = ["auto_insurance"]
+ping_timeout_ms = 250
+post_timeout_ms = 1000
+[buyer.ping]
+url = "http://XMLBUYER/xml/ping"
+format = "xml"
+body = """<?xml version="1.0" encoding="UTF-8"?>
+<QuoteRequest><Zip>{{ lead.zip }}</Zip><State>{{ lead.state }}</State><Age>{{ lead.age }}</Age><Credit>{{ lead.credit | upper }}</Credit></QuoteRequest>"""
+[buyer.ping.response]
+bid = { path = "/QuoteResponse/@status", equals = ["Accepted"] }
+price = { path = "/QuoteResponse/Offer/@price" }
+ref = { path = "/QuoteResponse/Offer/@token" }
+reason = { path = "/QuoteResponse/Message" }
+[buyer.post]
+url = "http://XMLBUYER/xml/post"
+format = "xml"
+body = """<?xml version="1.0" encoding="UTF-8"?>
+<QuoteOrder token="{{ ref }}"><Name>{{ lead.first_name }} {{ lead.last_name }}</Name><Phone>{{ lead.phone | phone('digits') }}</Phone><Email>{{ lead.email }}</Email><Zip>{{ lead.zip }}</Zip><Consent>{{ consent.text }}</Consent></QuoteOrder>"""
+[buyer.post.response]
+accepted = { path = "/QuoteResponse/@status", equals = ["Sold"] }
+lead_id = { path = "/QuoteResponse/Id" }
+reason = { path = "/QuoteResponse/Message" }
+"#;
 
 const LEAD: &str = r#""zip":"90210","state":"CA","city":"Beverly Hills","age":34,"credit":"good","homeowner":true"#;
 const PII: &str = r#""first_name":"Ada","last_name":"Lovelace","phone":"(310) 555-0142","email":"ada@example.com""#;
@@ -260,7 +324,10 @@ pub fn instructions(addr: SocketAddr) -> String {
     let auth =
         format!("-H 'Authorization: Bearer {DEMO_API_KEY}' -H 'Content-Type: application/json'");
     format!(
-        r#"leadx demo is serving on http://{addr} (4 simulated ping buyers + 1 fixed-price buyer posted as a form; Ctrl-C stops it)
+        r#"leadx demo is serving on http://{addr} (Ctrl-C stops it). Buyers, side by side:
+  acme_auto, bluebird, carrier_one, slowpoke — native JSON (contract §5);
+  quote_xml — its own XML spec: status words, price in an attribute (§9);
+  flat_fee  — fixed-price direct-post buyer posted as a form, answered OK:/ERR: (§9).
 
 # 1. Ping (no PII) — answers within 300 ms with the best payout:
 curl -s http://{addr}/v1/ping {auth} -d '{{"vertical":"auto_insurance","lead":{{{LEAD}}}}}'; echo
@@ -272,7 +339,10 @@ curl -s http://{addr}/v1/post {auth} -d '{{"ping_id":"'"$PING_ID"'","lead":{{{LE
 # 3. Direct post (ping and post in one call), idempotent by key:
 curl -s http://{addr}/v1/leads {auth} -H 'Idempotency-Key: demo-1' -d '{{"vertical":"auto_insurance","lead":{{{LEAD},{PII}}},{CONSENT}}}'; echo
 
-# Admin view of recent transactions, and metrics:
+# 4. The same ping in XML (contract §11); the answer is XML too:
+curl -s http://{addr}/v1/ping -H 'Authorization: Bearer {DEMO_API_KEY}' -H 'Content-Type: application/xml' -d '<request><vertical>auto_insurance</vertical><lead><zip>90210</zip><state>CA</state><age>34</age><credit>good</credit></lead></request>'; echo
+
+# Admin view of recent transactions (every buyer's call and reason), and metrics:
 curl -s 'http://{addr}/v1/admin/transactions?limit=5' -H 'Authorization: Bearer {DEMO_ADMIN_TOKEN}'; echo
 curl -s http://{addr}/metrics | head -20
 "#
@@ -304,7 +374,22 @@ pub fn run(listen: SocketAddr) -> Result<(), String> {
     };
     let direct =
         start_buyer(flat, 0xd1ec7).map_err(|e| format!("starting simulated buyer: {e}"))?;
-    let text = config_text(listen, &data_dir, &addrs, direct.local_addr());
+    let xml_sim = SimBuyer {
+        delay_ms_min: 15,
+        delay_ms_max: 60,
+        bid_pct: 85,
+        price_cents_min: 1000,
+        price_cents_max: 1700,
+        accept_pct: 80,
+    };
+    let xml = start_buyer(xml_sim, 0x3c31).map_err(|e| format!("starting simulated buyer: {e}"))?;
+    let text = config_text(
+        listen,
+        &data_dir,
+        &addrs,
+        direct.local_addr(),
+        xml.local_addr(),
+    );
     let config = crate::config::parse(&text, &crate::config::default_secrets).map_err(|errs| {
         errs.iter()
             .map(|e| e.to_string())
@@ -316,7 +401,7 @@ pub fn run(listen: SocketAddr) -> Result<(), String> {
     let _ = signals.forever().next();
     let result = running.shutdown();
     let _ = std::fs::remove_dir_all(&data_dir);
-    drop((sims, direct));
+    drop((sims, direct, xml));
     result
 }
 
@@ -327,7 +412,7 @@ mod tests {
     #[test]
     fn the_demo_config_loads_with_its_form_buyer() {
         let a = SocketAddr::from(([127, 0, 0, 1], 9));
-        let text = config_text(a, std::path::Path::new("/tmp/x"), &[("acme_auto", a)], a);
+        let text = config_text(a, std::path::Path::new("/tmp/x"), &[("acme_auto", a)], a, a);
         let config = crate::config::parse(&text, &crate::config::default_secrets)
             .unwrap_or_else(|e| panic!("{e:?}"));
         let flat = config.buyers.iter().find(|b| b.id == "flat_fee").unwrap();

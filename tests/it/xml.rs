@@ -280,3 +280,63 @@ fn errors_before_the_body_follow_content_type_then_accept() {
     let r = request(l.addr, "POST", "/v1/ping", &bad_key[..1], &body);
     assert_eq!((r.status, r.code()), (401, "unauthorized".to_string()));
 }
+
+/// `leadx demo` (issue #9): its config checks clean, and its XML buyer
+/// (own spec, price in an attribute) bids and buys through the auction.
+#[test]
+fn the_demo_config_checks_clean_and_its_xml_buyer_bids_and_buys() {
+    use leadx::demo::{self, SimBuyer};
+    let sure = SimBuyer {
+        delay_ms_min: 0,
+        delay_ms_max: 1,
+        bid_pct: 100,
+        price_cents_min: 1250,
+        price_cents_max: 1250,
+        accept_pct: 100,
+    };
+    let xml = demo::start_buyer(sure, 7).unwrap();
+    let direct = demo::start_buyer(sure, 8).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = demo::config_text(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.path(),
+        &[],
+        direct.local_addr(),
+        xml.local_addr(),
+    );
+    let config = leadx::config::parse(&text, &leadx::config::default_secrets).unwrap();
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+    let running = leadx::daemon::start(config, None).unwrap();
+    let addr = running.local_addr();
+    let auth = format!("Bearer {}", demo::DEMO_API_KEY);
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/xml"),
+    ];
+    let ping = "<request><vertical>auto_insurance</vertical><lead><zip>90210</zip><state>CA</state><age>34</age><credit>good</credit></lead></request>";
+    let r = request(addr, "POST", "/v1/ping", &headers, ping.as_bytes());
+    let (_, f) = read(&r);
+    // 12.50 bid by the XML buyer, 80 % share: 10.00 (the form buyer's
+    // fixed 4.00 ranks below it).
+    assert_eq!(
+        (f["status"].as_str(), f["price"].as_str()),
+        ("bid", "10.00"),
+        "{r:?}"
+    );
+    let post = format!(
+        "<request><ping_id>{}</ping_id><lead><zip>90210</zip><state>CA</state><age>34</age><credit>good</credit><first_name>Ada</first_name><last_name>Lovelace</last_name><phone>(310) 555-0142</phone><email>ada@example.com</email></lead><consent><text>I agree</text><captured_at>2026-11-27T12:00:00Z</captured_at><ip>203.0.113.7</ip><user_agent>UA</user_agent><page_url>https://quotes.example.com/auto</page_url></consent></request>",
+        f["ping_id"]
+    );
+    let (_, f) = read(&request(
+        addr,
+        "POST",
+        "/v1/post",
+        &headers,
+        post.as_bytes(),
+    ));
+    assert_eq!(
+        (f["status"].as_str(), f["price"].as_str()),
+        ("sold", "10.00")
+    );
+    running.shutdown().unwrap();
+}
