@@ -67,6 +67,19 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// Every variant, for the test that pins each reason as documented
+    /// (`routing::FAILURES`).
+    pub const ALL: [CallError; 8] = [
+        CallError::Timeout,
+        CallError::Connect,
+        CallError::Tls,
+        CallError::Io,
+        CallError::TooLarge,
+        CallError::Malformed,
+        CallError::PoolExhausted,
+        CallError::Resolve,
+    ];
+
     /// Stable snake_case name, for logs, metrics and transaction records.
     pub fn reason(&self) -> &'static str {
         match self {
