@@ -10,7 +10,13 @@
 //! checked (401, 403, 405, 429…), or one about the media type itself
 //! (415), follows the same rule, and when `Content-Type` names neither
 //! format, the first of `application/json`, `application/xml`, `text/xml`
-//! that `Accept` lists; JSON otherwise. Other endpoints answer JSON.
+//! that `Accept` lists; JSON otherwise. Other endpoints answer JSON
+//! (`GET /v1/leads/{id}` and the admin API included).
+//!
+//! Known gap: what the HTTP layer answers before any handler sees the
+//! request — 413 for a body over `server.body_bytes_max`, 408, 400 for
+//! malformed HTTP (`Handler::error_response`, which gets no head) — stays
+//! JSON whatever the request's format.
 
 use crate::api::error::ApiError;
 use crate::http::server::{Head, Response};
