@@ -1,9 +1,11 @@
 //! One whole ping through leadx in-process: the publisher's request on a
 //! keep-alive loopback connection, the auction calling four buyers on
 //! loopback (leadx's own HTTP server answering at once), the answer back.
-//! Two fleets: four native JSON buyers (the cost every native auction pays),
-//! and two native + two XML spec buyers (contract §9: rendered and read per
-//! buyer). Wall time per ping; the box's noise is in it, so compare runs
+//! Fleets: four native JSON buyers (the cost every native auction pays),
+//! two native + two XML spec buyers (contract §9: rendered and read per
+//! buyer), and five native against five spec buyers of every custom format
+//! (JSON, XML, SOAP, a form answered in text, a GET with the lead in the
+//! query) side by side. Wall time per ping; the box's noise is in it, so compare runs
 //! made one after the other.
 
 use std::io::{Read, Write};
@@ -20,10 +22,14 @@ struct Answer;
 
 impl Handler for Answer {
     fn handle(&self, req: &mut Request<'_>) -> Response {
-        let body: &[u8] = if req.path == "/xml" {
-            br#"<PingResponse result="Approved"><Bid amount="9.25" token="T-77"/></PingResponse>"#
-        } else {
-            br#"{"status":"bid","price":12.50,"ref":"r-1234"}"#
+        let body: &[u8] = match req.path {
+            "/xml" => {
+                br#"<PingResponse result="Approved"><Bid amount="9.25" token="T-77"/></PingResponse>"#
+            }
+            "/json" | "/get" => br#"{"result":{"status":"accepted","bid":{"amount":"$11.75","token":"t-9"}}}"#,
+            "/soap" => br#"<?xml version="1.0"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><PingResponse xmlns="urn:x"><PingResult ConfirmationId="c-1"><Status>Success</Status><Payout>10.40</Payout></PingResult></PingResponse></soap:Body></soap:Envelope>"#,
+            "/form" => b"BID:12.10 REF:f-3",
+            _ => br#"{"status":"bid","price":12.50,"ref":"r-1234"}"#,
         };
         Response {
             status: 200,
@@ -59,6 +65,58 @@ ref = { path = "/PingResponse/Bid/@token" }
 "#
     .replace("ID", &i.to_string())
     .replace("ADDR", &addr.to_string())
+}
+
+/// A spec buyer of `format` (json, soap, form, get) at `addr`.
+fn spec(format: &str, i: usize, addr: SocketAddr) -> String {
+    let stage = match format {
+        "json" => {
+            r#"url = "http://ADDR/json"
+format = "json"
+body = """{"contact": {"zip": {{ lead.zip }}, "state": {{ lead.state }}, "city": {{ lead.city | upper }}}, "driver": {"age": {{ lead.age }}, "credit": {{ lead.credit }}}, "source": {{ publisher }}}"""
+[buyer.ping.response]
+bid = { path = "/result/status", equals = ["accepted"] }
+price = { path = "/result/bid/amount" }
+ref = { path = "/result/bid/token" }"#
+        }
+        "soap" => {
+            r#"url = "http://ADDR/soap"
+format = "soap"
+headers = { "SOAPAction" = "\"urn:x/Ping\"" }
+body = """<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><Ping xmlns="urn:x"><Zip>{{ lead.zip }}</Zip><State>{{ lead.state }}</State><Age>{{ lead.age }}</Age></Ping></soap:Body></soap:Envelope>"""
+[buyer.ping.response]
+bid = { path = "/Envelope/Body/PingResponse/PingResult/Status", equals = ["Success"] }
+price = { path = "/Envelope/Body/PingResponse/PingResult/Payout" }
+ref = { path = "/Envelope/Body/PingResponse/PingResult/@ConfirmationId" }"#
+        }
+        "form" => {
+            r#"url = "http://ADDR/form"
+format = "form"
+[buyer.ping.fields]
+zip = "{{ lead.zip }}"
+state = "{{ lead.state }}"
+age = "{{ lead.age }}"
+[buyer.ping.response]
+price = { regex = "^BID:([0-9.]+)" }
+ref = { regex = "REF:(\\S+)$" }"#
+        }
+        _ => {
+            r#"url = "http://ADDR/get?src=leadx"
+method = "GET"
+format = "json"
+[buyer.ping.fields]
+zip = "{{ lead.zip }}"
+state = "{{ lead.state }}"
+age = "{{ lead.age }}"
+[buyer.ping.response]
+bid = { path = "/result/status", equals = ["accepted"] }
+price = { path = "/result/bid/amount" }"#
+        }
+    };
+    format!(
+        "[[buyer]]\nid = \"s{i}\"\nverticals = [\"auto\"]\npost_url = \"http://{addr}/post\"\n[buyer.ping]\n{}\n",
+        stage.replace("ADDR", &addr.to_string())
+    )
 }
 
 fn start(dir: &std::path::Path, buyers: &str) -> leadx::daemon::Running {
@@ -100,7 +158,7 @@ fn ping(s: &mut TcpStream, request: &[u8], buf: &mut Vec<u8>) {
 }
 
 fn bench(c: &mut Criterion) {
-    let servers: Vec<ServerHandle> = (0..4).map(|_| buyer_server()).collect();
+    let servers: Vec<ServerHandle> = (0..5).map(|_| buyer_server()).collect();
     let addr = |i: usize| servers[i].local_addr();
     let fleets = [
         (
@@ -110,6 +168,18 @@ fn bench(c: &mut Criterion) {
         (
             "ping: 2 native + 2 xml spec buyers",
             native(0, addr(0)) + &native(1, addr(1)) + &xml(2, addr(2)) + &xml(3, addr(3)),
+        ),
+        (
+            "ping: 5 native buyers",
+            (0..5).map(|i| native(i, addr(i))).collect::<String>(),
+        ),
+        (
+            "ping: 5 spec buyers (json, xml, soap, form, get)",
+            spec("json", 0, addr(0))
+                + &xml(1, addr(1))
+                + &spec("soap", 2, addr(2))
+                + &spec("form", 3, addr(3))
+                + &spec("get", 4, addr(4)),
         ),
     ];
     let request = format!(

@@ -10,6 +10,11 @@ const POST: &[u8] = br#"{"ping_id":"p_01HXYZ3K9Q7W2E4R6T8Y0U1I3O","lead":{"zip":
 
 const PING: &[u8] = br#"{"vertical":"auto_insurance","lead":{"zip":"90210","state":"CA","city":"Beverly Hills","age":34,"income":85000,"credit":"good","homeowner":true,"attributes":{"vehicle_year":2019,"vehicle_make":"Toyota","coverage":"full"}},"test":false,"floor":2.50}"#;
 
+/// `PING` as a publisher's XML (contract §11): the same request, element
+/// for key.
+const PING_XML: &[u8] = br#"<?xml version="1.0" encoding="UTF-8"?>
+<request><vertical>auto_insurance</vertical><lead><zip>90210</zip><state>CA</state><city>Beverly Hills</city><age>34</age><income>85000</income><credit>good</credit><homeowner>true</homeowner><attributes><vehicle_year>2019</vehicle_year><vehicle_make>Toyota</vehicle_make><coverage>full</coverage></attributes></lead><test>false</test><floor>2.50</floor></request>"#;
+
 const BID: &[u8] = br#"{"status":"bid","price":12.50,"ref":"b1-7781"}"#;
 
 fn bench(c: &mut Criterion) {
@@ -24,6 +29,18 @@ fn bench(c: &mut Criterion) {
         b.iter_batched_ref(
             || PING.to_vec(),
             |body| wire::parse_ping(body).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    let (json, xml) = (
+        wire::parse_ping(&mut PING.to_vec()).unwrap(),
+        wire::parse_ping_as(&mut PING_XML.to_vec(), wire::Format::Xml).unwrap(),
+    );
+    assert_eq!(json, xml, "the XML twin is the same ping");
+    c.bench_function("parse_ping XML (typical, same ping)", |b| {
+        b.iter_batched_ref(
+            || PING_XML.to_vec(),
+            |body| wire::parse_ping_as(body, wire::Format::Xml).unwrap(),
             BatchSize::SmallInput,
         )
     });

@@ -27,6 +27,7 @@ pub fn config_text(
     data_dir: &std::path::Path,
     buyers: &[(&str, SocketAddr)],
     direct: SocketAddr,
+    xml: SocketAddr,
 ) -> String {
     let mut t = format!(
         r#"[server]
@@ -93,8 +94,38 @@ reason = { regex = "^ERR:(.*)$" }
 "#
         .replace("DIRECT", &direct.to_string()),
     );
+    t.push_str(&XML_BUYER.replace("XMLBUYER", &xml.to_string()));
     t
 }
+
+/// A buyer with its own XML spec for both stages (contract §9): its status
+/// words, the price and token in attributes, the token echoed in the post.
+const XML_BUYER: &str = r#"
+[[buyer]]
+id = "quote_xml"
+verticals = ["auto_insurance"]
+ping_timeout_ms = 250
+post_timeout_ms = 1000
+[buyer.ping]
+url = "http://XMLBUYER/xml/ping"
+format = "xml"
+body = """<?xml version="1.0" encoding="UTF-8"?>
+<QuoteRequest><Zip>{{ lead.zip }}</Zip><State>{{ lead.state }}</State><Age>{{ lead.age }}</Age><Credit>{{ lead.credit | upper }}</Credit></QuoteRequest>"""
+[buyer.ping.response]
+bid = { path = "/QuoteResponse/@status", equals = ["Accepted"] }
+price = { path = "/QuoteResponse/Offer/@price" }
+ref = { path = "/QuoteResponse/Offer/@token" }
+reason = { path = "/QuoteResponse/Message" }
+[buyer.post]
+url = "http://XMLBUYER/xml/post"
+format = "xml"
+body = """<?xml version="1.0" encoding="UTF-8"?>
+<QuoteOrder token="{{ ref }}"><Name>{{ lead.first_name }} {{ lead.last_name }}</Name><Phone>{{ lead.phone | phone('digits') }}</Phone><Email>{{ lead.email }}</Email><Zip>{{ lead.zip }}</Zip><Consent>{{ consent.text }}</Consent></QuoteOrder>"""
+[buyer.post.response]
+accepted = { path = "/QuoteResponse/@status", equals = ["Sold"] }
+lead_id = { path = "/QuoteResponse/Id" }
+reason = { path = "/QuoteResponse/Message" }
+"#;
 
 const LEAD: &str = r#""zip":"90210","state":"CA","city":"Beverly Hills","age":34,"credit":"good","homeowner":true"#;
 const PII: &str = r#""first_name":"Ada","last_name":"Lovelace","phone":"(310) 555-0142","email":"ada@example.com""#;
@@ -105,7 +136,10 @@ pub fn instructions(addr: SocketAddr) -> String {
     let auth =
         format!("-H 'Authorization: Bearer {DEMO_API_KEY}' -H 'Content-Type: application/json'");
     format!(
-        r#"leadx demo is serving on http://{addr} (4 simulated ping buyers + 1 fixed-price buyer posted as a form; Ctrl-C stops it)
+        r#"leadx demo is serving on http://{addr} (Ctrl-C stops it). Buyers, side by side:
+  acme_auto, bluebird, carrier_one, slowpoke — native JSON (contract §5);
+  quote_xml — its own XML spec: status words, price in an attribute (§9);
+  flat_fee  — fixed-price direct-post buyer posted as a form, answered OK:/ERR: (§9).
 
 # 1. Ping (no PII) — answers within 300 ms with the best payout:
 curl -s http://{addr}/v1/ping {auth} -d '{{"vertical":"auto_insurance","lead":{{{LEAD}}}}}'; echo
@@ -117,10 +151,13 @@ curl -s http://{addr}/v1/post {auth} -d '{{"ping_id":"'"$PING_ID"'","lead":{{{LE
 # 3. Direct post (ping and post in one call), idempotent by key:
 curl -s http://{addr}/v1/leads {auth} -H 'Idempotency-Key: demo-1' -d '{{"vertical":"auto_insurance","lead":{{{LEAD},{PII}}},{CONSENT}}}'; echo
 
+# 4. The same ping in XML (contract §11); the answer is XML too:
+curl -s http://{addr}/v1/ping -H 'Authorization: Bearer {DEMO_API_KEY}' -H 'Content-Type: application/xml' -d '<request><vertical>auto_insurance</vertical><lead><zip>90210</zip><state>CA</state><age>34</age><credit>good</credit></lead></request>'; echo
+
 # Live dashboard (asks for the admin token: {DEMO_ADMIN_TOKEN}):
 #   http://{addr}/dashboard
 
-# Admin view of recent transactions, and metrics:
+# Admin view of recent transactions (every buyer's call and reason), and metrics:
 curl -s 'http://{addr}/v1/admin/transactions?limit=5' -H 'Authorization: Bearer {DEMO_ADMIN_TOKEN}'; echo
 curl -s http://{addr}/metrics | head -20
 "#
@@ -152,7 +189,22 @@ pub fn run(listen: SocketAddr) -> Result<(), String> {
     };
     let direct =
         start_buyer(flat, 0xd1ec7).map_err(|e| format!("starting simulated buyer: {e}"))?;
-    let text = config_text(listen, &data_dir, &addrs, direct.local_addr());
+    let xml_sim = SimBuyer {
+        delay_ms_min: 15,
+        delay_ms_max: 60,
+        bid_pct: 85,
+        price_cents_min: 1000,
+        price_cents_max: 1700,
+        accept_pct: 80,
+    };
+    let xml = start_buyer(xml_sim, 0x3c31).map_err(|e| format!("starting simulated buyer: {e}"))?;
+    let text = config_text(
+        listen,
+        &data_dir,
+        &addrs,
+        direct.local_addr(),
+        xml.local_addr(),
+    );
     let config = crate::config::parse(&text, &crate::config::default_secrets).map_err(|errs| {
         errs.iter()
             .map(|e| e.to_string())
@@ -164,7 +216,7 @@ pub fn run(listen: SocketAddr) -> Result<(), String> {
     let _ = signals.forever().next();
     let result = running.shutdown();
     let _ = std::fs::remove_dir_all(&data_dir);
-    drop((sims, direct));
+    drop((sims, direct, xml));
     result
 }
 
@@ -175,7 +227,7 @@ mod tests {
     #[test]
     fn the_demo_config_loads_with_its_form_buyer() {
         let a = SocketAddr::from(([127, 0, 0, 1], 9));
-        let text = config_text(a, std::path::Path::new("/tmp/x"), &[("acme_auto", a)], a);
+        let text = config_text(a, std::path::Path::new("/tmp/x"), &[("acme_auto", a)], a, a);
         let config = crate::config::parse(&text, &crate::config::default_secrets)
             .unwrap_or_else(|e| panic!("{e:?}"));
         let flat = config.buyers.iter().find(|b| b.id == "flat_fee").unwrap();

@@ -232,10 +232,17 @@ pub fn client_response(data: &[u8]) {
     }
 }
 
-/// The lead parsers (wire + validation) for the three request bodies:
-/// never a panic, and an accepted lead respects the contract's bounds.
+/// The lead parsers (wire + validation) for the three request bodies, in
+/// both formats (JSON, and XML: contract §11): never a panic, and an
+/// accepted lead respects the contract's bounds.
 pub fn lead(data: &[u8]) {
-    if let Ok(ping) = wire::parse_ping(&mut data.to_vec()) {
+    for format in [wire::Format::Json, wire::Format::Xml] {
+        lead_as(data, format);
+    }
+}
+
+fn lead_as(data: &[u8], format: wire::Format) {
+    if let Ok(ping) = wire::parse_ping_as(&mut data.to_vec(), format) {
         check_lead(&ping.lead);
         // A ping carries no PII.
         let l = &ping.lead;
@@ -247,10 +254,10 @@ pub fn lead(data: &[u8]) {
         );
         assert!(l.address.is_none());
     }
-    if let Ok(post) = wire::parse_post(&mut data.to_vec()) {
+    if let Ok(post) = wire::parse_post_as(&mut data.to_vec(), format) {
         check_lead(&post.lead);
     }
-    if let Ok(direct) = wire::parse_direct(&mut data.to_vec()) {
+    if let Ok(direct) = wire::parse_direct_as(&mut data.to_vec(), format) {
         check_lead(&direct.lead);
     }
 }

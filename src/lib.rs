@@ -35,3 +35,4 @@ pub mod sync;
 pub mod usps;
 pub mod watchdog;
 pub mod wire;
+pub mod xml;

@@ -73,9 +73,10 @@ pub const BUYERS: [(&str, SimBuyer); 4] = [
     ),
 ];
 
-/// A simulated buyer speaking the native protocol (`/ping`, `/post`), or a
-/// form post answered in plain text `OK:<id>` / `ERR:<reason>` (`/form`,
-/// the demo's spec buyer, contract §9).
+/// A simulated buyer speaking the native protocol (`/ping`, `/post`), a
+/// form post answered in plain text `OK:<id>` / `ERR:<reason>` (`/form`),
+/// or XML with its own status words and the price in an attribute
+/// (`/xml/ping`, `/xml/post`) — the demo's spec buyers, contract §9.
 pub struct SimHandler {
     pub sim: SimBuyer,
     seed: AtomicU64,
@@ -124,6 +125,7 @@ impl Handler for SimHandler {
                 format!(r#"{{"status":"accepted","lead_id":"sim-{n}"}}"#)
             }
             "/post" => r#"{"status":"rejected","reason":"filtered"}"#.to_string(),
+            "/xml/ping" | "/xml/post" => return xml_answer(self, req.path == "/xml/ping"),
             "/form" => {
                 let text = if self.roll(100) < s.accept_pct {
                     format!("OK:sim-{}", self.leads.fetch_add(1, Ordering::Relaxed))
@@ -152,6 +154,37 @@ impl Handler for SimHandler {
             headers: Vec::new(),
             body: body.into_bytes(),
         }
+    }
+}
+
+/// The XML buyer's answer: `<QuoteResponse status="Accepted">` with
+/// `<Offer price="12.50" token="…"/>` to a ping, `status="Sold"` with an
+/// `<Id>` to a post; `Declined` / `Rejected` with a `<Message>` otherwise.
+fn xml_answer(h: &SimHandler, ping: bool) -> Response {
+    let s = h.sim;
+    let body = if ping && h.roll(100) < s.bid_pct {
+        let cents = s.price_cents_min + h.roll(s.price_cents_max - s.price_cents_min + 1);
+        format!(
+            r#"<?xml version="1.0"?><QuoteResponse status="Accepted"><Offer price="{}.{:02}" token="q{}"/></QuoteResponse>"#,
+            cents / 100,
+            cents % 100,
+            h.roll(1_000_000)
+        )
+    } else if ping {
+        r#"<QuoteResponse status="Declined"><Message>no coverage there</Message></QuoteResponse>"#
+            .to_string()
+    } else if h.roll(100) < s.accept_pct {
+        let n = h.leads.fetch_add(1, Ordering::Relaxed);
+        format!(r#"<QuoteResponse status="Sold"><Id>xml-{n}</Id></QuoteResponse>"#)
+    } else {
+        r#"<QuoteResponse status="Rejected"><Message>filtered</Message></QuoteResponse>"#
+            .to_string()
+    };
+    Response {
+        status: 200,
+        content_type: "application/xml",
+        headers: Vec::new(),
+        body: body.into_bytes(),
     }
 }
 

@@ -1,9 +1,10 @@
 //! `POST /v1/leads`: a direct post — parse, run the ping and post stages in
-//! one exchange call (`Exchange::direct`), answer the outcome. The optional
+//! one exchange call (`Exchange::direct`), answer the outcome — in JSON or
+//! XML, as the request came (`format`). The optional
 //! `Idempotency-Key` header is checked here; what it means (a retry gets
 //! the first outcome) is the exchange's.
 
-use super::{json, outcome_body, require_json, Api, ApiError};
+use super::{format, outcome, Api, ApiError};
 use crate::http::server::{Request, Response};
 use crate::limits;
 
@@ -11,11 +12,11 @@ pub fn handle(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     let ex = &*api.ex;
     let rt = ex.runtime();
     let publisher = api.publisher(&rt, req)?;
-    require_json(req)?;
+    let format = format::body_format(req.header("content-type"))?;
     let idem_key = idempotency_key(req)?;
-    let p = crate::wire::parse_direct(req.body)?;
+    let p = crate::wire::parse_direct_as(req.body, format)?;
     let rec = ex.direct(&rt, publisher, idem_key, &p, req.received_at)?;
-    Ok(json(200, outcome_body(&rec)))
+    Ok(outcome(&rec, format))
 }
 
 /// The optional `Idempotency-Key`: 1–128 visible ASCII characters.

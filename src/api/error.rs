@@ -155,6 +155,7 @@ impl From<crate::lead::Invalid> for ApiError {
             InvalidKind::Unknown => (422, "unknown_field"),
             InvalidKind::Invalid => (422, "invalid_field"),
             InvalidKind::PiiInPing => (422, "pii_in_ping"),
+            InvalidKind::BadRequest => (400, "bad_request"),
         };
         ApiError {
             status,

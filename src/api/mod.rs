@@ -8,6 +8,7 @@ pub(crate) mod authfail;
 pub mod dashboard;
 pub mod direct;
 pub mod error;
+pub mod format;
 pub mod health;
 pub mod leads;
 pub mod openapi;
@@ -22,7 +23,6 @@ use crate::config::{ConfigError, Publisher, SigningSecret};
 use crate::exchange::{Exchange, Runtime};
 use crate::http::forwarded;
 use crate::http::server::{Handler, Head, Request, Response};
-use crate::json::Answer;
 use crate::metrics::{self, Endpoint};
 use crate::privacy::{signature, ReplayCache};
 use crate::records::LeadRecord;
@@ -114,7 +114,7 @@ impl Api {
             let caller = self.caller(&rt, head);
             authenticate(&rt, head.header("authorization"), &caller)?;
             if entry.takes_body {
-                require_json_type(head.header("content-type"))?;
+                format::body_format(head.header("content-type"))?;
             }
             Ok(())
         });
@@ -204,7 +204,7 @@ impl Handler for Api {
     fn check_head(&self, head: &Head<'_>) -> Result<(), Response> {
         let (endpoint, result) = self.screen(head);
         result.map_err(|e| {
-            let resp = refused(endpoint, head.path, e);
+            let resp = refused(endpoint, head.path, e, answer_format(endpoint, head));
             metrics::global().http_request(
                 endpoint,
                 resp.status,
@@ -216,7 +216,9 @@ impl Handler for Api {
 
     fn handle(&self, req: &mut Request<'_>) -> Response {
         let (endpoint, result) = self.route(req);
-        let resp = result.unwrap_or_else(|e| refused(endpoint, req.path, e));
+        let resp = result.unwrap_or_else(|e| {
+            refused(endpoint, req.path, e, answer_format(endpoint, &req.head()))
+        });
         let latency_us = req.received_at.elapsed().as_micros() as u64;
         metrics::global().http_request(endpoint, resp.status, latency_us);
         resp
@@ -225,6 +227,30 @@ impl Handler for Api {
     fn error_response(&self, e: &crate::http::server::HttpError) -> Response {
         error_response(ApiError::from(e))
     }
+}
+
+/// The format a refusal on `endpoint` is answered in: the publisher's
+/// POSTs speak JSON or XML (`format`), everything else JSON.
+fn answer_format(endpoint: Endpoint, head: &Head<'_>) -> format::Format {
+    match endpoint {
+        Endpoint::Ping | Endpoint::Post | Endpoint::Leads => format::answer_format(head),
+        _ => format::Format::Json,
+    }
+}
+
+/// Logs a refusal and turns it into its answer, in `format`; a 405 names
+/// the methods `path` takes in `Allow` (from the route table).
+fn refused(endpoint: Endpoint, path: &str, e: ApiError, format: format::Format) -> Response {
+    // Code and field path only: the message may quote the input.
+    log::warn!(target: "leadx::api", endpoint = endpoint.label(), status = e.status, code = e.code, field = e.field.as_deref().unwrap_or(""); "request refused");
+    let status = e.status;
+    let mut resp = error_response_as(e, format);
+    if status == 405 {
+        if let Some(methods) = routes::allow(path) {
+            resp.headers.push(("Allow", methods));
+        }
+    }
+    resp
 }
 
 /// Which paths a listener answers (contract §12 `admin.listen`).
@@ -280,7 +306,12 @@ impl Listener {
     }
 
     fn elsewhere(&self, received_at: std::time::Instant) -> Response {
-        let resp = refused(Endpoint::Other, "", ApiError::not_found());
+        let resp = refused(
+            Endpoint::Other,
+            "",
+            ApiError::not_found(),
+            format::Format::Json,
+        );
         metrics::global().http_request(
             Endpoint::Other,
             resp.status,
@@ -308,21 +339,6 @@ impl Handler for Listener {
     fn error_response(&self, e: &crate::http::server::HttpError) -> Response {
         self.api.error_response(e)
     }
-}
-
-/// Logs a refusal and turns it into its answer; a 405 names the methods
-/// `path` takes in `Allow` (from the route table).
-fn refused(endpoint: Endpoint, path: &str, e: ApiError) -> Response {
-    // Code and field path only: the message may quote the input.
-    log::warn!(target: "leadx::api", endpoint = endpoint.label(), status = e.status, code = e.code, field = e.field.as_deref().unwrap_or(""); "request refused");
-    let status = e.status;
-    let mut resp = error_response(e);
-    if status == 405 {
-        if let Some(methods) = routes::allow(path) {
-            resp.headers.push(("Allow", methods));
-        }
-    }
-    resp
 }
 
 /// A body sent where none is taken: refused on the head, never buffered.
@@ -380,15 +396,21 @@ fn authenticate<'r>(
 }
 
 pub(crate) fn error_response(e: ApiError) -> Response {
+    error_response_as(e, format::Format::Json)
+}
+
+/// `e` answered in `format` (contract §8, §11).
+pub(crate) fn error_response_as(e: ApiError, format: format::Format) -> Response {
     let mut headers = Vec::new();
     if e.status == 429 || e.status == 503 {
         headers.push(("Retry-After", "1".to_string()));
     }
+    let (content_type, body) = format::error_body(&e, format);
     Response {
         status: e.status,
-        content_type: "application/json",
+        content_type,
         headers,
-        body: e.body(),
+        body,
     }
 }
 
@@ -431,24 +453,31 @@ pub(crate) fn require_json_type(content_type: Option<&str>) -> Result<(), ApiErr
 /// `api` write it too).
 pub(crate) use crate::json::rfc3339;
 
-/// The publisher's answer for a settled post (contract §4). A lead returned
-/// since was sold by that post: a repeated post answers `sold` as the first
-/// time (`GET /v1/leads/{id}` shows the return).
-pub(crate) fn outcome_body(rec: &LeadRecord) -> Vec<u8> {
+/// The publisher's answer for a settled post (contract §4), in `format`. A
+/// lead returned since was sold by that post: a repeated post answers
+/// `sold` as the first time (`GET /v1/leads/{id}` shows the return).
+pub(crate) fn outcome(rec: &LeadRecord, format: format::Format) -> Response {
     use crate::records::LeadStatus;
+    use format::Val;
     if matches!(rec.status, LeadStatus::Sold | LeadStatus::Returned) {
-        Answer::new()
-            .str("status", "sold")
-            .str("lead_id", &rec.lead_id)
-            .cents("price", rec.payout)
-            .finish()
+        format::answer(
+            format,
+            &[
+                ("status", Val::Str("sold")),
+                ("lead_id", Val::Str(&rec.lead_id)),
+                ("price", Val::Cents(rec.payout)),
+            ],
+        )
     } else {
         let reason = rec.reason.as_deref().unwrap_or("unsold");
-        Answer::new()
-            .str("status", "unsold")
-            .str("lead_id", &rec.lead_id)
-            .str("reason", reason)
-            .finish()
+        format::answer(
+            format,
+            &[
+                ("status", Val::Str("unsold")),
+                ("lead_id", Val::Str(&rec.lead_id)),
+                ("reason", Val::Str(reason)),
+            ],
+        )
     }
 }
 

@@ -1,28 +1,37 @@
 //! `POST /v1/ping`: parse, run the auction (`Exchange::ping`), answer the
-//! publisher with its payout for the best bid, within the deadline.
+//! publisher with its payout for the best bid, within the deadline — in
+//! JSON or XML, as the request came (`format`).
 
-use super::{json, require_json, Api, ApiError};
+use super::format::{self, Val};
+use super::{Api, ApiError};
 use crate::http::server::{Request, Response};
-use crate::json::Answer;
 
 pub fn handle(api: &Api, req: &mut Request<'_>) -> Result<Response, ApiError> {
     let ex = &*api.ex;
     let rt = ex.runtime();
     let publisher = api.publisher(&rt, req)?;
-    require_json(req)?;
-    let p = crate::wire::parse_ping(req.body)?;
+    let format = format::body_format(req.header("content-type"))?;
+    let p = crate::wire::parse_ping_as(req.body, format)?;
     let ping = ex.ping(&rt, publisher, &p, req.received_at)?;
-    let body = match ping.bids.first() {
-        Some(best) => Answer::new()
-            .str("status", "bid")
-            .str("ping_id", &ping.ping_id)
-            .cents("price", Some(best.payout))
-            .str("expires_at", &super::rfc3339(ping.expires_ms))
-            .finish(),
-        None => Answer::new()
-            .str("status", "no_bid")
-            .str("ping_id", &ping.ping_id)
-            .finish(),
-    };
-    Ok(json(200, body))
+    Ok(match ping.bids.first() {
+        Some(best) => {
+            let expires_at = super::rfc3339(ping.expires_ms);
+            format::answer(
+                format,
+                &[
+                    ("status", Val::Str("bid")),
+                    ("ping_id", Val::Str(&ping.ping_id)),
+                    ("price", Val::Cents(Some(best.payout))),
+                    ("expires_at", Val::Str(&expires_at)),
+                ],
+            )
+        }
+        None => format::answer(
+            format,
+            &[
+                ("status", Val::Str("no_bid")),
+                ("ping_id", Val::Str(&ping.ping_id)),
+            ],
+        ),
+    })
 }

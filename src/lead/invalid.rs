@@ -16,6 +16,11 @@ pub enum InvalidKind {
     Invalid,
     /// Personal data sent at the ping.
     PiiInPing,
+    /// A well-formed body of a shape no request has, or a document kind
+    /// leadx refuses (an XML DOCTYPE, an attribute on an element, mixed
+    /// content): contract §8's 400 `bad_request`, not `malformed_json`,
+    /// which would misname an XML body.
+    BadRequest,
 }
 
 /// A refused body or lead: what is wrong, where, and a message for people.
@@ -32,6 +37,14 @@ impl Invalid {
         Invalid {
             kind: InvalidKind::Malformed,
             field: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(field: Option<String>, message: impl Into<String>) -> Invalid {
+        Invalid {
+            kind: InvalidKind::BadRequest,
+            field,
             message: message.into(),
         }
     }

@@ -152,6 +152,56 @@ impl Reason {
     }
 }
 
+/// Every word a *called* buyer's failed call can be recorded with — the one
+/// list, printed with its meaning in docs/buyers.md ("Call reasons") and
+/// pinned by `routing::every_failure_word_the_exchange_records_is_documented`
+/// (tests/it). Contract §10 names `timeout`, `http_<status>` and "a parse
+/// failure"; the rest are leadx's words for a parse failure or for the
+/// breaker line's `error`.
+///
+/// Why connection failures keep their own words (`connect_error`, …) rather
+/// than reading `error`: a call record has an `outcome` and a `reason`, and
+/// their outcome already reads `error` (`CallOutcome::Error`, what the
+/// breaker counts); the reason says which error, so an operator can tell a
+/// refused port from DNS or TLS without reading logs, and the
+/// `leadx_buyer_ping_errors_total{kind}` labels stay the same words.
+pub const FAILURES: &[(&str, &str)] = &[
+    ("timeout", "no complete answer before the call's deadline"),
+    ("http_<status>", "an answer with a non-2xx status (http_503; rare ones as http_4xx, http_5xx, http_3xx, http_1xx)"),
+    ("connect_error", "error: the TCP connection was refused, reset or unreachable"),
+    ("resolve_error", "error: the buyer's host name did not resolve"),
+    ("tls_error", "error: the TLS handshake failed (certificate, protocol)"),
+    ("io_error", "error: the connection failed while the request was sent or the answer read"),
+    ("pool_exhausted", "error: every connection to the buyer was busy until the deadline"),
+    ("malformed_response", "parse failure: the HTTP answer itself was not valid HTTP/1.1"),
+    ("response_too_large", "parse failure: a body over 64 KiB (also after gzip decoding)"),
+    ("unsupported_content_encoding", "parse failure: a Content-Encoding other than gzip or identity"),
+    ("bad_gzip", "parse failure: a gzip body that does not decode"),
+    ("malformed_json", "parse failure: the body is not JSON (JSON buyers)"),
+    ("malformed_xml", "parse failure: the body is not well-formed XML (XML and SOAP buyers)"),
+    ("xml_doctype", "parse failure: the XML answer carries a DOCTYPE (refused: no entity declarations)"),
+    ("xml_too_deep", "parse failure: the XML answer nests deeper than 32 elements"),
+    ("not_an_object", "parse failure: a native answer that is JSON but not an object"),
+    ("missing_status", "parse failure: a native answer without status"),
+    ("bad_status_field", "parse failure: a status other than the protocol's words"),
+    ("missing_price", "parse failure: a bid without a price"),
+    ("bad_price", "parse failure: a price that is not an amount in USD"),
+    ("negative_price", "parse failure: a price below zero"),
+    ("bad_ref", "parse failure: a ref that is not a short string"),
+    ("no_spec_stage", "a spec buyer called for a stage its spec does not describe (a bug; never expected)"),
+    ("auction_deadline", "the call was still running when the auction answered"),
+];
+
+/// Whether `word` is in [`FAILURES`] (any `http_` + three digits or class
+/// word counting as `http_<status>`).
+pub fn is_failure_word(word: &str) -> bool {
+    if let Some(rest) = word.strip_prefix("http_") {
+        let class = matches!(rest, "1xx" | "3xx" | "4xx" | "5xx");
+        return class || (rest.len() == 3 && rest.bytes().all(|b| b.is_ascii_digit()));
+    }
+    FAILURES.iter().any(|(w, _)| *w == word)
+}
+
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

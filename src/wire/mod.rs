@@ -7,6 +7,11 @@
 //! refused by the parser's own depth check before anything recurses on a
 //! small coroutine stack. The tree is then walked into typed requests; the
 //! first problem comes back as an [`Invalid`] naming its field.
+//!
+//! An XML body (contract §11, [`Format::Xml`]) is read by `xml` into the
+//! same simd-json tree, typed per contract §3 — so both formats go through
+//! the one walk below and the one lead validator (`lead::lead_from_value`):
+//! there is no second set of checks to drift.
 
 use simd_json::borrowed::{Object, Value};
 use simd_json::{Buffers, ErrorType};
@@ -16,6 +21,16 @@ use crate::lead::Invalid;
 use crate::lead::{consent_from_value, lead_from_value, Consent, Lead, Stage};
 use crate::limits;
 use crate::money::{self, Cents};
+
+mod xml;
+
+/// The format of a publisher's request body (and so of its answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    /// Contract §11.
+    Xml,
+}
 
 /// `POST /v1/ping`.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +85,15 @@ fn malformed(e: simd_json::Error) -> Invalid {
     }
 }
 
+/// The body as a tree: JSON parsed in place, or XML read into the same
+/// tree (`xml::tree`).
+fn tree(body: &mut [u8], format: Format) -> Result<Value<'_>, Invalid> {
+    match format {
+        Format::Json => parse_json(body).map_err(malformed),
+        Format::Xml => xml::tree(body),
+    }
+}
+
 /// Every field a request body may carry, whatever the endpoint.
 #[derive(Default)]
 struct Fields {
@@ -98,8 +122,13 @@ impl Fields {
 
 /// Walks the top-level object: `allowed` keys only, each validated as met
 /// (`null` is absent); the lead at `stage`.
-fn fields(body: &mut [u8], allowed: &[&str], stage: Stage) -> Result<Fields, Invalid> {
-    let v = parse_json(body).map_err(malformed)?;
+fn fields(
+    body: &mut [u8],
+    format: Format,
+    allowed: &[&str],
+    stage: Stage,
+) -> Result<Fields, Invalid> {
+    let v = tree(body, format)?;
     let obj = body_object(&v)?;
     let mut f = Fields::default();
     for (k, v) in obj.iter() {
@@ -142,7 +171,17 @@ fn required<T>(v: Option<T>, key: &str) -> Result<T, Invalid> {
 
 /// `{"vertical", "lead", "test"?, "floor"?}`; the lead without PII.
 pub fn parse_ping(body: &mut [u8]) -> Result<PingRequest, Invalid> {
-    let f = fields(body, &["vertical", "lead", "test", "floor"], Stage::Ping)?;
+    parse_ping_as(body, Format::Json)
+}
+
+/// [`parse_ping`] for a body in `format`.
+pub fn parse_ping_as(body: &mut [u8], format: Format) -> Result<PingRequest, Invalid> {
+    let f = fields(
+        body,
+        format,
+        &["vertical", "lead", "test", "floor"],
+        Stage::Ping,
+    )?;
     Ok(PingRequest {
         vertical: required(f.vertical, "vertical")?,
         lead: required(f.lead, "lead")?,
@@ -153,7 +192,12 @@ pub fn parse_ping(body: &mut [u8]) -> Result<PingRequest, Invalid> {
 
 /// `{"ping_id", "lead", "consent"?}`; the full lead.
 pub fn parse_post(body: &mut [u8]) -> Result<PostRequest, Invalid> {
-    let f = fields(body, &["ping_id", "lead", "consent"], Stage::Post)?;
+    parse_post_as(body, Format::Json)
+}
+
+/// [`parse_post`] for a body in `format`.
+pub fn parse_post_as(body: &mut [u8], format: Format) -> Result<PostRequest, Invalid> {
+    let f = fields(body, format, &["ping_id", "lead", "consent"], Stage::Post)?;
     Ok(PostRequest {
         ping_id: required(f.ping_id, "ping_id")?,
         lead: required(f.lead, "lead")?,
@@ -163,7 +207,17 @@ pub fn parse_post(body: &mut [u8]) -> Result<PostRequest, Invalid> {
 
 /// `{"vertical", "lead", "consent"?, "test"?}`; the full lead.
 pub fn parse_direct(body: &mut [u8]) -> Result<DirectRequest, Invalid> {
-    let f = fields(body, &["vertical", "lead", "consent", "test"], Stage::Post)?;
+    parse_direct_as(body, Format::Json)
+}
+
+/// [`parse_direct`] for a body in `format`.
+pub fn parse_direct_as(body: &mut [u8], format: Format) -> Result<DirectRequest, Invalid> {
+    let f = fields(
+        body,
+        format,
+        &["vertical", "lead", "consent", "test"],
+        Stage::Post,
+    )?;
     Ok(DirectRequest {
         vertical: required(f.vertical, "vertical")?,
         lead: required(f.lead, "lead")?,

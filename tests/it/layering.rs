@@ -537,3 +537,21 @@ fn sweeps_write_unwaited_and_only_the_daemon_and_admin_start_them() {
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+/// Every XML document leadx reads — a buyer's answer, a publisher's request
+/// (contract §11) — goes through `crate::xml::read`, the one loop that
+/// refuses DOCTYPEs (so every entity declaration), bounds depth and expands
+/// nothing but the predefined entities: no other file builds a quick-xml
+/// reader that could skip those rules.
+#[test]
+fn only_the_shared_xml_loop_reads_xml() {
+    let bad = offending_lines(
+        |name| name == "src/xml.rs",
+        |_, _, line| line.contains("Reader::from") || line.contains("quick_xml::Reader"),
+    );
+    assert!(
+        bad.is_empty(),
+        "an XML reader outside crate::xml::read:\n{}",
+        bad.join("\n")
+    );
+}

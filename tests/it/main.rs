@@ -40,3 +40,4 @@ mod store;
 mod support;
 mod suppressed;
 mod tls;
+mod xml;

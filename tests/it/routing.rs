@@ -410,3 +410,99 @@ fn a_reload_keeps_an_open_breaker_unless_its_section_changes() {
         "a changed section: a new breaker"
     );
 }
+
+/// Issue #9: the reasons a called buyer's failure is recorded with are one
+/// documented list (`routing::FAILURES`, docs/buyers.md "Call reasons").
+/// Every word the client, the native and spec answer readers and the
+/// fan-out can record is in it — found by running them where that is
+/// cheap, and by reading the reason literals of their sources so a word
+/// added there later fails here until it is documented.
+#[test]
+fn every_failure_word_the_exchange_records_is_documented() {
+    use leadx::buyer::native::{parse_bid_answer, parse_post_answer};
+    use leadx::buyer::{BidAnswer, PostAnswer};
+    use leadx::routing::{is_failure_word, FAILURES};
+    let mut words: Vec<String> = leadx::http::client::CallError::ALL
+        .iter()
+        .map(|e| e.reason().to_string())
+        .collect();
+    for x in [
+        leadx::xml::XmlError::Malformed,
+        leadx::xml::XmlError::Doctype,
+        leadx::xml::XmlError::TooDeep,
+    ] {
+        words.push(x.reason().into());
+    }
+    let bad = [
+        "",
+        "[]",
+        "{}",
+        r#"{"status":"maybe"}"#,
+        r#"{"status":"bid"}"#,
+        r#"{"status":"bid","price":"x"}"#,
+        r#"{"status":"bid","price":-1}"#,
+        r#"{"status":"bid","price":1,"ref":[1]}"#,
+        r#"{"status":"accepted","lead_id":[]}"#,
+    ];
+    for body in bad {
+        if let BidAnswer::Invalid(w) = parse_bid_answer(&mut body.as_bytes().to_vec()) {
+            words.push(w.into());
+        }
+        if let PostAnswer::Invalid(w) = parse_post_answer(&mut body.as_bytes().to_vec()) {
+            words.push(w.into());
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sources = [
+        "src/buyer/native/answer.rs",
+        "src/buyer/spec/answer.rs",
+        "src/buyer/spec/mod.rs",
+        "src/exchange/fanout.rs",
+        "src/http/client/mod.rs",
+    ];
+    for file in sources {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let text = text.split("#[cfg(test)]").next().unwrap();
+        for open in [
+            "Err(\"",
+            "Invalid(\"",
+            "|_| \"",
+            "ok_or(\"",
+            "reason: \"",
+            "reason: Some(\"",
+            "=> \"",
+            "STAGE: &str = \"",
+        ] {
+            for piece in text.split(open).skip(1) {
+                let lit = piece.split('"').next().unwrap();
+                let snake = !lit.is_empty()
+                    && lit
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                if snake {
+                    words.push(lit.to_string());
+                }
+            }
+        }
+    }
+    // Words of the native protocol and the format names are no reasons.
+    let not_reasons = [
+        "json", "xml", "soap", "form", "bid", "no_bid", "accepted", "rejected",
+    ];
+    words.retain(|w| !not_reasons.contains(&w.as_str()));
+    words.sort();
+    words.dedup();
+    assert!(words.len() >= 20, "found the reasons: {words:?}");
+    let undocumented: Vec<&String> = words.iter().filter(|w| !is_failure_word(w)).collect();
+    assert!(
+        undocumented.is_empty(),
+        "not in routing::FAILURES: {undocumented:?}"
+    );
+    let guide = std::fs::read_to_string(root.join("docs/buyers.md")).unwrap();
+    for (w, _) in FAILURES {
+        assert!(
+            guide.contains(&format!("`{w}`")),
+            "docs/buyers.md does not list `{w}`"
+        );
+    }
+}

@@ -12,18 +12,6 @@ use super::{
 };
 use crate::lead::{Attr, Lead};
 
-/// What XML can carry of `s`: characters XML 1.0 cannot hold become U+FFFD
-/// (`template::xml_escape`).
-pub fn xml_carried(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '\t' | '\n' | '\r' => c,
-            '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => '\u{fffd}',
-            c => c,
-        })
-        .collect()
-}
-
 fn stage(method: Method, format: Format, payload: Payload) -> Stage {
     Stage {
         method,
@@ -134,15 +122,15 @@ pub fn check(a: &str, b: &str) {
     assert_eq!(d.elements(), 5, "no element added");
     assert_eq!(
         d.find(&path("Envelope/Body/P/A"), None),
-        Some(xml_carried(a).as_str())
+        Some(crate::xml::carried(a).as_str())
     );
     assert_eq!(
         d.find(&path("Envelope/Body/P/B"), Some("x")),
-        Some(xml_carried(b).as_str())
+        Some(crate::xml::carried(b).as_str())
     );
     assert_eq!(
         d.find(&path("Envelope/Body/P"), Some("ref")),
-        Some(xml_carried(a).as_str())
+        Some(crate::xml::carried(a).as_str())
     );
     assert_eq!(d.find(&path("Envelope/Body/P"), None), Some("c"));
 

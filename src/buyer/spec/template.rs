@@ -323,7 +323,7 @@ fn write_val(format: Format, v: &Val<'_>, out: &mut Vec<u8>) {
         Format::Json => write_json(v, out),
         Format::Xml | Format::Soap => {
             if let Some(t) = text(v) {
-                xml_escape(out, &t);
+                crate::xml::escape(out, &t);
             }
         }
         Format::Form => {
@@ -348,33 +348,6 @@ fn write_json(v: &Val<'_>, out: &mut Vec<u8>) {
             }
         }
     }
-}
-
-/// XML text or attribute content. `<`, `>`, `&` and both quotes become
-/// entities; tab, LF and CR become character references so an attribute
-/// keeps them (attribute-value normalisation would turn them into spaces);
-/// characters XML 1.0 cannot carry at all (other C0 controls, U+FFFE,
-/// U+FFFF) become U+FFFD rather than an ill-formed document.
-pub fn xml_escape(out: &mut Vec<u8>, s: &str) {
-    let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let rep: &str = match c {
-            '<' => "&lt;",
-            '>' => "&gt;",
-            '&' => "&amp;",
-            '"' => "&quot;",
-            '\'' => "&apos;",
-            '\t' => "&#9;",
-            '\n' => "&#10;",
-            '\r' => "&#13;",
-            '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => "\u{fffd}",
-            _ => continue,
-        };
-        out.extend_from_slice(&s.as_bytes()[start..i]);
-        out.extend_from_slice(rep.as_bytes());
-        start = i + c.len_utf8();
-    }
-    out.extend_from_slice(&s.as_bytes()[start..]);
 }
 
 /// RFC 3986 percent-encoding: only unreserved characters stay as they are,

@@ -3,17 +3,15 @@
 //! rules' slash paths walk. Namespace prefixes are dropped (`soap:Body` is
 //! `Body`), as contract §9 asks.
 //!
-//! Why `quick-xml`: the maintained pull parser of the ecosystem, no
-//! unsafe in its parsing path, borrowing from the input, and it never
-//! expands anything but the five predefined entities and character
-//! references — so no entity expansion attack. A DOCTYPE is refused outright
-//! (a buyer answer has no use for one) and nesting is bounded by
-//! `limits::BUYER_XML_DEPTH_MAX`.
+//! The reading rules (no DOCTYPE, so no entity declaration; only the five
+//! predefined entities and character references; nesting bounded by
+//! `limits::BUYER_XML_DEPTH_MAX`) are the shared loop's, `crate::xml::read`;
+//! a buyer's answer may carry processing instructions, which are skipped.
 
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::Reader;
+use quick_xml::events::BytesStart;
 
 use crate::limits;
+use crate::xml::{self, utf8, Rules, Sink, XmlError};
 
 /// A parsed XML document: elements in document order.
 #[derive(Debug, Default)]
@@ -32,76 +30,50 @@ struct Node {
 
 /// Parses `body`; the error is the failure reason for the record.
 pub fn parse(body: &[u8]) -> Result<Dom, &'static str> {
-    let mut r = Reader::from_reader(body);
-    r.config_mut().check_end_names = true;
-    let mut dom = Dom::default();
-    let mut stack: Vec<usize> = Vec::new();
-    loop {
-        let event = r.read_event().map_err(|_| "malformed_xml")?;
-        match event {
-            Event::Start(e) => {
-                let i = dom.open(&e, &stack)?;
-                stack.push(i);
-                if stack.len() > limits::BUYER_XML_DEPTH_MAX {
-                    return Err("xml_too_deep");
-                }
-            }
-            Event::Empty(e) => {
-                dom.open(&e, &stack)?;
-            }
-            Event::End(_) => {
-                stack.pop().ok_or("malformed_xml")?;
-            }
-            Event::Text(t) => {
-                let text = t.xml10_content().map_err(|_| "malformed_xml")?;
-                dom.text(&stack, &text)?;
-            }
-            Event::CData(c) => {
-                let text = c.decode().map_err(|_| "malformed_xml")?;
-                dom.text(&stack, &text)?;
-            }
-            Event::GeneralRef(e) => {
-                let c = if e.is_char_ref() {
-                    e.resolve_char_ref().ok().flatten()
-                } else {
-                    match e.decode().map_err(|_| "malformed_xml")?.as_ref() {
-                        "lt" => Some('<'),
-                        "gt" => Some('>'),
-                        "amp" => Some('&'),
-                        "apos" => Some('\''),
-                        "quot" => Some('"'),
-                        _ => None,
-                    }
-                };
-                let c = c.ok_or("malformed_xml")?;
-                dom.text(&stack, c.encode_utf8(&mut [0; 4]))?;
-            }
-            Event::DocType(_) => return Err("xml_doctype"),
-            Event::Eof => break,
-            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
-        }
-    }
-    if !stack.is_empty() || dom.nodes.is_empty() {
-        return Err("malformed_xml");
-    }
-    Ok(dom)
+    let mut b = Builder::default();
+    let rules = Rules {
+        depth_max: limits::BUYER_XML_DEPTH_MAX,
+        instructions: true,
+    };
+    xml::read(body, rules, &mut b).map_err(XmlError::reason)?;
+    Ok(b.dom)
 }
 
-fn utf8(b: &[u8]) -> Result<&str, &'static str> {
-    std::str::from_utf8(b).map_err(|_| "malformed_xml")
+/// The sink that lays elements out flat.
+#[derive(Default)]
+struct Builder {
+    dom: Dom,
+    stack: Vec<usize>,
+}
+
+impl Sink for Builder {
+    type Error = XmlError;
+
+    fn open(&mut self, e: &BytesStart<'_>, _depth: usize) -> Result<(), XmlError> {
+        let i = self.dom.open(e, &self.stack)?;
+        self.stack.push(i);
+        Ok(())
+    }
+
+    fn text(&mut self, text: &str) -> Result<(), XmlError> {
+        let i = *self.stack.last().ok_or(XmlError::Malformed)?;
+        self.dom.nodes[i].text.push_str(text);
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), XmlError> {
+        self.stack.pop().map(drop).ok_or(XmlError::Malformed)
+    }
 }
 
 impl Dom {
-    fn open(&mut self, e: &BytesStart<'_>, stack: &[usize]) -> Result<usize, &'static str> {
-        if stack.is_empty() && !self.nodes.is_empty() {
-            return Err("malformed_xml"); // a second root
-        }
+    fn open(&mut self, e: &BytesStart<'_>, stack: &[usize]) -> Result<usize, XmlError> {
         let mut attrs = Vec::new();
         for a in e.attributes() {
-            let a = a.map_err(|_| "malformed_xml")?;
+            let a = a.map_err(|_| XmlError::Malformed)?;
             let value = a
                 .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|_| "malformed_xml")?;
+                .map_err(|_| XmlError::Malformed)?;
             attrs.push((
                 utf8(a.key.local_name().as_ref())?.to_string(),
                 value.into_owned(),
@@ -115,17 +87,6 @@ impl Dom {
             text: String::new(),
         });
         Ok(self.nodes.len() - 1)
-    }
-
-    fn text(&mut self, stack: &[usize], text: &str) -> Result<(), &'static str> {
-        match stack.last() {
-            Some(&i) => {
-                self.nodes[i].text.push_str(text);
-                Ok(())
-            }
-            None if text.trim().is_empty() => Ok(()),
-            None => Err("malformed_xml"), // text outside the root
-        }
     }
 
     /// Elements in the document.

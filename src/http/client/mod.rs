@@ -67,6 +67,19 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// Every variant, for the test that pins each reason as documented
+    /// (`routing::FAILURES`).
+    pub const ALL: [CallError; 8] = [
+        CallError::Timeout,
+        CallError::Connect,
+        CallError::Tls,
+        CallError::Io,
+        CallError::TooLarge,
+        CallError::Malformed,
+        CallError::PoolExhausted,
+        CallError::Resolve,
+    ];
+
     /// Stable snake_case name, for logs, metrics and transaction records.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -117,6 +130,9 @@ pub struct PoolStats {
     /// `limits::BUYER_READ_BUFFER_BYTES_MAX` whatever a buyer sends (the
     /// hostile-buyer tests assert it).
     pub read_buffer_peak_bytes: AtomicU64,
+    /// Calls whose pooled connection died before any byte of the request
+    /// left, sent again once on a fresh connection.
+    pub retried_unsent: AtomicU64,
 }
 
 struct IdleConn {
@@ -190,7 +206,9 @@ impl BuyerClient {
     /// A request is sent at most once: nothing here retries after bytes were
     /// written, because a buyer post that reached the buyer and is sent again
     /// would sell the lead twice. Stale pooled connections are caught before
-    /// the write instead.
+    /// the write; one that dies between that check and the write — the OS
+    /// took no byte of the request — is replaced by a fresh connection once,
+    /// while time is left (`a_pooled_connection_dead_before_the_write_is_retried_once_fresh`).
     pub fn post(
         &self,
         target: &str,
@@ -220,19 +238,44 @@ impl BuyerClient {
         }
         let request = codec::build(method, &self.authority, target, headers, content_type, body);
         let _slot = self.acquire_slot(deadline)?;
-        let mut transport = match self.pop_idle() {
-            Some(t) => t,
+        match self.pop_idle() {
+            Some(pooled) => match self.send(pooled, &request, deadline) {
+                Err(Unsent(_)) if Instant::now() < deadline => {
+                    self.stats.retried_unsent.fetch_add(1, Ordering::Relaxed);
+                    let fresh = self.connect(deadline)?;
+                    self.send(fresh, &request, deadline)
+                        .map_err(Sent::into_error)
+                }
+                other => other.map_err(Sent::into_error),
+            },
             None => {
-                let t = transport::connect(&self.addrs, self.tls.as_ref(), deadline)?;
-                self.stats.created.fetch_add(1, Ordering::Relaxed);
-                t
+                let fresh = self.connect(deadline)?;
+                self.send(fresh, &request, deadline)
+                    .map_err(Sent::into_error)
             }
-        };
+        }
+    }
+
+    fn connect(&self, deadline: Instant) -> Result<Transport, CallError> {
+        let t = transport::connect(&self.addrs, self.tls.as_ref(), deadline)?;
+        self.stats.created.fetch_add(1, Ordering::Relaxed);
+        Ok(t)
+    }
+
+    /// One exchange on `transport`, which is then pooled or dropped. A
+    /// failure says whether any byte of the request left (see `Unsent`).
+    fn send(
+        &self,
+        mut transport: Transport,
+        request: &[u8],
+        deadline: Instant,
+    ) -> Result<ClientResponse, Sent> {
+        let sent_before = transport.sent_bytes();
         transport.set_deadline(deadline);
         let mut cost = codec::ReadCost::default();
         let result = exchange(
             &mut transport,
-            &request,
+            request,
             self.opts.response_bytes_max,
             deadline,
             &mut cost,
@@ -263,8 +306,13 @@ impl BuyerClient {
             Err(e) => {
                 // Whatever state the connection is in (half a response, a
                 // timed-out read), it is never pooled.
+                let unsent = transport.sent_bytes() == sent_before;
                 self.discard(transport);
-                Err(e)
+                Err(if unsent && e != CallError::Timeout {
+                    Sent::Unsent(e)
+                } else {
+                    Sent::Written(e)
+                })
             }
         }
     }
@@ -335,6 +383,23 @@ impl BuyerClient {
     }
 }
 
+/// How far a failed exchange got: `Unsent` — the OS took no byte of the
+/// request, so the buyer cannot have seen it and a fresh connection may
+/// carry it; `Written` — it may have, and it is never sent again.
+enum Sent {
+    Unsent(CallError),
+    Written(CallError),
+}
+use Sent::Unsent;
+
+impl Sent {
+    fn into_error(self) -> CallError {
+        match self {
+            Sent::Unsent(e) | Sent::Written(e) => e,
+        }
+    }
+}
+
 /// Writes the request and reads the response on one connection.
 fn exchange(
     t: &mut Transport,
@@ -368,6 +433,7 @@ fn io_error(e: &std::io::Error, deadline: Instant) -> CallError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn reasons_are_the_stable_snake_case_names() {
@@ -384,6 +450,106 @@ mod tests {
         for (e, name) in all {
             assert_eq!((e.reason(), e.to_string()), (name, name.to_string()));
         }
+    }
+
+    /// A loopback buyer answering `ok` with keep-alive; the request numbered
+    /// `hang_up_on` (from 1) is read whole and the connection closed
+    /// without an answer. Returns its address and request counter.
+    fn keep_alive_buyer(hang_up_on: usize) -> (SocketAddr, Arc<AtomicU64>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let seen = Arc::new(AtomicU64::new(0));
+        let counter = seen.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(conn) = conn else { return };
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    let mut w = conn.try_clone().unwrap();
+                    let mut r = BufReader::new(conn);
+                    loop {
+                        let mut len = 0usize;
+                        loop {
+                            let mut line = String::new();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                // Hold our end open a while: the client's
+                                // peek must not see this close.
+                                std::thread::sleep(Duration::from_secs(2));
+                                return;
+                            }
+                            let lower = line.to_ascii_lowercase();
+                            if let Some(v) = lower.strip_prefix("content-length:") {
+                                len = v.trim().parse().unwrap();
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        r.read_exact(&mut body).unwrap();
+                        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                        if n as usize == hang_up_on {
+                            return;
+                        }
+                        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        w.write_all(ok).unwrap();
+                    }
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    fn client_of(addr: SocketAddr) -> Arc<BuyerClient> {
+        let url = crate::http::url::parse(&format!("http://{addr}/")).unwrap();
+        Arc::new(BuyerClient::new(&url, ClientOptions::default()).unwrap())
+    }
+
+    fn post_now(c: &Arc<BuyerClient>) -> Result<u16, CallError> {
+        let c = c.clone();
+        crate::rt::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            c.post("/p", &[], "text/plain", b"lead", deadline)
+                .map(|r| r.status)
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// Issue #9: a pooled connection that died before the write (the OS
+    /// took no byte) is replaced once by a fresh one; the buyer sees the
+    /// request once.
+    #[test]
+    fn a_pooled_connection_dead_before_the_write_is_retried_once_fresh() {
+        let (addr, seen) = keep_alive_buyer(usize::MAX);
+        let c = client_of(addr);
+        assert_eq!(post_now(&c), Ok(200));
+        c.idle.lock().last().expect("pooled").transport.shut_write();
+        assert_eq!(post_now(&c), Ok(200), "sent again on a fresh connection");
+        assert_eq!(c.stats().retried_unsent.load(Ordering::Relaxed), 1);
+        assert_eq!(c.stats().created.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            2,
+            "each request reached the buyer once"
+        );
+    }
+
+    /// A request written on a pooled connection that then fails (the buyer
+    /// read it and hung up) is never sent again: it may have been seen.
+    #[test]
+    fn a_written_request_is_never_sent_again() {
+        let (addr, seen) = keep_alive_buyer(2);
+        let c = client_of(addr);
+        assert_eq!(post_now(&c), Ok(200));
+        assert_eq!(post_now(&c), Err(CallError::Io));
+        assert_eq!(c.stats().retried_unsent.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            2,
+            "the second request once, never again"
+        );
     }
 
     #[test]

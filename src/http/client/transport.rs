@@ -30,6 +30,9 @@ pub(crate) struct DeadlineTcp {
     watch: Watch,
     tcp: TcpStream,
     deadline: Instant,
+    /// Bytes the OS accepted from us on this socket, ever: a call that
+    /// failed with this unchanged wrote nothing the buyer could have seen.
+    sent_bytes: u64,
 }
 
 impl DeadlineTcp {
@@ -40,6 +43,7 @@ impl DeadlineTcp {
             watch,
             tcp,
             deadline,
+            sent_bytes: 0,
         }
     }
 
@@ -78,7 +82,9 @@ impl Read for DeadlineTcp {
 
 impl Write for DeadlineTcp {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.bounded(|tcp| tcp.write(buf))
+        let n = self.bounded(|tcp| tcp.write(buf))?;
+        self.sent_bytes += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -123,6 +129,21 @@ impl Transport {
             Transport::Plain(t) => t.set_deadline(deadline),
             Transport::Tls(s) => s.sock.set_deadline(deadline),
         }
+    }
+
+    /// Bytes the OS accepted on this connection so far (TLS records
+    /// included): unchanged across a failed call means nothing of it left.
+    pub(crate) fn sent_bytes(&self) -> u64 {
+        self.tcp().sent_bytes
+    }
+
+    /// Test seam: shuts our sending side, so the next write fails at once
+    /// with nothing written while a peek still sees a live socket — the
+    /// race a pooled connection loses when the buyer closes it between the
+    /// stale check and the write.
+    #[cfg(test)]
+    pub(crate) fn shut_write(&self) {
+        let _ = self.tcp().tcp.inner().shutdown(std::net::Shutdown::Write);
     }
 
     /// Ends the call's deadline; true when it had fired (the socket is shut
