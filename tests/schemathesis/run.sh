@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # schemathesis against a running leadx (issue #11): starts
-# `target/debug/leadx demo` (its simulated buyers, publisher key and admin
+# `leadx demo` (its simulated buyers, publisher key and admin
 # token) on a free loopback port, fetches /openapi.json from it and runs
 # schemathesis with positive and negative data over every operation this
 # build routes. Fails on any 5xx, any answer that does not match its
@@ -32,10 +32,16 @@ if ! "$st" --version 2>/dev/null | grep -q "version $ST_VERSION\$"; then
 fi
 "$st" --version
 
-cargo build --locked --quiet --bin leadx   # a no-op after `cargo test`
+# `cargo test` passes the binary it built (tests/openapi_live.rs); run by
+# hand, the script builds it (a no-op when fresh).
+leadx=${LEADX_BIN:-}
+if [ -z "$leadx" ]; then
+  cargo build --locked --quiet --bin leadx
+  leadx=target/debug/leadx
+fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base=http://127.0.0.1:$port
-target/debug/leadx demo --listen "127.0.0.1:$port" >"$out/leadx.log" 2>&1 &
+"$leadx" demo --listen "127.0.0.1:$port" >"$out/leadx.log" 2>&1 &
 leadx_pid=$!
 trap 'kill "$leadx_pid" 2>/dev/null; wait "$leadx_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
