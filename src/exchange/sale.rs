@@ -70,6 +70,10 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
         &lead_id,
         records::pii_json(input.lead, input.consent),
     );
+    // The lead's claim (`claims`), held from its first write to its
+    // outcome (by a kept sale until that is durable): no sweep rewrites a
+    // `posting` record under a running post. A fresh id is never claimed.
+    let lead_claim = ex.leads.claim(lead_id.clone()).ok_or(Refusal::Overloaded)?;
     let mut rec = LeadRecord {
         v: records::RECORD_VERSION,
         lead_id,
@@ -132,6 +136,7 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
                     rec,
                     batch,
                     dedupe_claim: selling,
+                    lead_claim: Some(lead_claim),
                 },
                 &e,
             );
@@ -396,7 +401,17 @@ fn add_links(input: &PostInput<'_>, rec: &LeadRecord, batch: &mut Batch) {
 /// idempotency key is claimed by the caller) was cut off by a crash: the
 /// buyers' answers are unknown, so it is settled `unsold` / `interrupted`
 /// for reconciliation rather than offered again.
-pub fn settle_interrupted(ex: &Exchange, rec: &mut LeadRecord) -> Result<(), StoreError> {
+/// Under the lead's claim (`claims`), read again: a sweep may have just
+/// rewritten the remnant (erased or re-sealed its PII).
+pub fn settle_interrupted(ex: &Exchange, rec: &mut LeadRecord) -> Result<(), Refusal> {
+    if rec.status != records::LeadStatus::Posting {
+        return Ok(());
+    }
+    let _lead = ex.claim_lead(&rec.lead_id).ok_or(Refusal::PostInProgress)?;
+    match ex.lead(&rec.lead_id)? {
+        Some(now) => *rec = now,
+        None => return Err(Refusal::Corrupt),
+    }
     if rec.status != records::LeadStatus::Posting {
         return Ok(());
     }
@@ -408,7 +423,7 @@ pub fn settle_interrupted(ex: &Exchange, rec: &mut LeadRecord) -> Result<(), Sto
         rec.lead_id.as_bytes().to_vec(),
         records::encode_lead(rec),
     );
-    ex.store.write_durable(batch)
+    Ok(ex.store.write_durable(batch)?)
 }
 
 /// The dedupe keys of a live lead in a vertical with a window (keyed with
