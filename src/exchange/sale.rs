@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use crate::buyer::spec::{Request, Vars};
 use crate::buyer::{PostAnswer, PostCtx};
 use crate::exchange::admission::Budgets;
+use crate::exchange::claims::Claim;
 use crate::exchange::outcomes::KeptSale;
 use crate::exchange::{caps, BuyerRt, Exchange, Refusal, Runtime};
 use crate::ids;
@@ -99,8 +100,14 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
     if ping.bids.is_empty() {
         rec.status = records::LeadStatus::Unsold;
         rec.reason = Some("no_bid".into());
-        ex.store
-            .write_durable(outcome(ex.now_ms(), input, &mut rec, None, &[]))?;
+        ex.store.write_durable(outcome(
+            ex.now_ms(),
+            input,
+            &mut rec,
+            None,
+            &[],
+            &lead_claim,
+        ))?;
         return Ok(rec);
     }
     // Before any buyer sees the lead, make it durable that this ping (and
@@ -109,7 +116,7 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
     // interrupted, instead of offering the lead again and maybe selling it
     // twice. Costs one group-commit wait per post with bids.
     let mut intent = Batch::default();
-    add_links(input, &rec, &mut intent);
+    add_links(input, &rec, &mut intent, &lead_claim);
     ex.store.write_durable(intent)?;
     let sale = offer(ex, rt, input, &mut rec);
     let dedupe: &[Vec<u8>] = match (&sale, &dedupe_keys) {
@@ -117,7 +124,7 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
         _ => &[],
     };
     let sold = sale.is_some();
-    let mut batch = outcome(ex.now_ms(), input, &mut rec, sale, dedupe);
+    let mut batch = outcome(ex.now_ms(), input, &mut rec, sale, dedupe, &lead_claim);
     let mut event = false;
     if let (true, Some(at)) = (sold, rec.sold_ms) {
         // In the sale's own batch: durable (or kept) exactly with it.
@@ -353,6 +360,7 @@ fn outcome(
     rec: &mut LeadRecord,
     sale: Option<(StoredBid, CapEntry)>,
     dedupe: &[Vec<u8>],
+    lead_claim: &Claim<String>,
 ) -> Batch {
     let mut batch = Batch::default();
     if let Some((bid, entry)) = sale {
@@ -375,13 +383,14 @@ fn outcome(
     } else {
         rec.status = records::LeadStatus::Unsold;
     }
-    add_links(input, rec, &mut batch);
+    add_links(input, rec, &mut batch, lead_claim);
     batch
 }
 
 /// The lead record and what points at it: the ping's link and, for a direct
-/// post, its idempotency key.
-fn add_links(input: &PostInput<'_>, rec: &LeadRecord, batch: &mut Batch) {
+/// post, its idempotency key. Written under the lead's claim (`claims`):
+/// the caller shows it holds it.
+fn add_links(input: &PostInput<'_>, rec: &LeadRecord, batch: &mut Batch, _held: &Claim<String>) {
     let mut ping = input.ping.clone();
     ping.lead_id = Some(rec.lead_id.clone());
     batch.insert(
