@@ -104,6 +104,13 @@ impl Exchange {
         self.leads.claim(lead_id.to_string())
     }
 
+    /// Test seam: takes the lead's claim as a request would (without
+    /// waiting), so a test can hold it across a sweep.
+    #[doc(hidden)]
+    pub fn hold_lead_claim(&self, lead_id: &str) -> Option<Claim<String>> {
+        self.leads.claim(lead_id.to_string())
+    }
+
     /// The lead claims, for the sweeps (`sweep_claim`).
     pub(crate) fn lead_claims(&self) -> &Claims<String> {
         &self.leads

@@ -161,6 +161,68 @@ fn a_return_between_the_reseal_scan_and_its_write_is_kept_and_resealed() {
     ex.retention().set_test_hook(None);
 }
 
+/// A lead whose claim is held (a return, a post) stops the PII batch
+/// before it — nothing after it is skipped for good — and the next pass
+/// erases it once the claim is gone.
+#[test]
+fn retention_skips_a_claimed_lead_and_takes_it_up_next_pass() {
+    let clock = Arc::new(ManualClock::at(NOW_MS));
+    let l = start("pii_retention_days = 1", clock.clone());
+    let ids = plant_sold(&l, 3, None);
+    clock.set_ms(NOW_MS + 2 * DAY_MS);
+    let held = l.ex().hold_lead_claim(&ids[1]).unwrap();
+    let r = l.ex().sweep_retention(u64::MAX, Duration::ZERO);
+    assert!(!r.caught_up, "stopped at the claimed lead: {r:?}");
+    assert_eq!(r.pii_erased, 1, "{r:?}");
+    assert_ne!(
+        stored(&l, &ids[1]).pii_json,
+        "null",
+        "not written under a claim"
+    );
+    assert_ne!(
+        stored(&l, &ids[2]).pii_json,
+        "null",
+        "the batch stopped before it"
+    );
+    drop(held);
+    let r = l.ex().sweep_retention(u64::MAX, Duration::ZERO);
+    assert!(r.caught_up, "{r:?}");
+    assert_eq!(r.pii_erased, 2, "taken up from the claimed lead on: {r:?}");
+    for id in &ids {
+        assert_eq!(stored(&l, id).pii_json, "null", "{id}");
+    }
+}
+
+/// The re-seal job waits at a claimed lead (batch after batch) and goes on
+/// once it is free; it never reports `done` past it.
+#[test]
+fn reseal_waits_at_a_claimed_lead_and_goes_on_when_it_is_free() {
+    let clock = Arc::new(ManualClock::at(NOW_MS));
+    let l = start(
+        &format!("data_key = \"{KEY_B}\"\nold_data_keys = [\"{KEY_A}\"]"),
+        clock,
+    );
+    let old = KeyRing::new(&DataKey::new([0xa1; 32]), &[]).unwrap();
+    let ids = plant_sold(&l, 3, Some(&old));
+    let ex = arc(&l);
+    let held = ex.hold_lead_claim(&ids[1]).unwrap();
+    assert!(ex.start_reseal().unwrap());
+    assert!(eventually(Duration::from_secs(20), || {
+        stored(&l, &ids[0]).pii_json.starts_with(&new_tag())
+    }));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(ex.reseal_job().is_running() && !ex.reseal_job().progress().done);
+    assert!(!stored(&l, &ids[1]).pii_json.starts_with(&new_tag()));
+    drop(held);
+    assert!(eventually(Duration::from_secs(20), || {
+        ex.reseal_job().progress().done && !ex.reseal_job().is_running()
+    }));
+    assert_eq!(ex.reseal_job().progress().resealed, 3);
+    for id in &ids {
+        assert!(stored(&l, id).pii_json.starts_with(&new_tag()), "{id}");
+    }
+}
+
 /// What a value sealed under `KEY_B` starts with.
 fn new_tag() -> String {
     let ring = KeyRing::new(&DataKey::new([0xb2; 32]), &[]).unwrap();
