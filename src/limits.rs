@@ -404,6 +404,12 @@ pub const SUPPRESSION_CHANGE_MAX: usize = 10_000;
 pub const OLD_DATA_KEYS_MAX: usize = 8;
 /// `privacy.pii_retention_days` / `ping_retention_days` ceiling.
 pub const RETENTION_DAYS_MAX: i64 = 36_500;
+/// Longest a request waits for a lead's claim (`exchange::claims`) that a
+/// sweep batch or another writer holds, in 1 ms steps: a sweep holds it for
+/// one batch (its re-reads and the writer's apply, about
+/// `STORE_WRITE_DEFER_MS`). After that a return answers 409
+/// `return_in_progress` (retry).
+pub const LEAD_CLAIM_WAIT_MS: u64 = 2_000;
 /// Records a retention or re-seal batch reads and rewrites at once
 /// (`exchange::retention`, `exchange::reseal`): small, so one batch is a
 /// few hundred µs of the writer's time and never fills its queue.

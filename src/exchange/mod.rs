@@ -272,8 +272,12 @@ pub struct Exchange {
     idempotency: claims::Claims<Vec<u8>>,
     /// Dedupe keys (vertical + contact hash) of leads being sold.
     selling: claims::Claims<Vec<u8>>,
-    /// Leads (by id) whose return is being written (`returns`).
+    /// Leads (by id) whose return is running (`returns`): a second return
+    /// of one is refused at once.
     returning: claims::Claims<String>,
+    /// The lead's claim (by lead id): held by every read-modify-write of a
+    /// lead record until its write is applied (`claims`).
+    leads: claims::Claims<String>,
     /// The postback outbox's live state (`postbacks`).
     outbox: postbacks::Outbox,
     pings: pings::PingCache,
@@ -328,6 +332,7 @@ impl Exchange {
             idempotency: claims::Claims::default(),
             selling: claims::Claims::default(),
             returning: claims::Claims::default(),
+            leads: claims::Claims::default(),
             outbox: postbacks::Outbox::default(),
             pings: pings::PingCache::new(ping_cache_bytes),
             admission,

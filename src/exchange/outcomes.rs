@@ -38,6 +38,10 @@ pub struct KeptSale {
     /// The contacts' dedupe claim, held until the sale is durable so that
     /// the same consumer cannot be sold again meanwhile.
     pub dedupe_claim: Option<Claim<Vec<u8>>>,
+    /// The lead's claim (`exchange::claims`), held until the sale is
+    /// durable (every retry writes this very record): no sweep rewrites
+    /// the `posting` record meanwhile.
+    pub lead_claim: Option<Claim<String>>,
 }
 
 /// Every kept sale, by lead id.

@@ -12,6 +12,9 @@
 //! same on a stopped leadx's `data_dir` — sled's directory lock makes it
 //! refuse while a leadx runs on it.
 //!
+//! A re-seal rewrites lead records, so it holds each lead's claim from a
+//! re-read to the applied write (`exchange::claims`, `it::claims`).
+//!
 //! Resumable: the job's cursor lives in `Tree::Meta` (`reseal/cursor`),
 //! written with each batch; a leadx started while it exists goes on with
 //! the job. A lead whose key id is in no key of the ring (an old key
@@ -22,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use super::claims::{sweep_claim, Claim, Claims};
 use super::Exchange;
 use crate::config::Config;
 use crate::limits;
@@ -82,48 +86,114 @@ impl Job {
 /// One batch: at most `max` leads from the job's cursor; the resealed
 /// records and the new cursor go to the store as one unwaited write (the
 /// cursor is removed when the last lead was looked at).
-pub fn batch(store: &Store, ring: &KeyRing, max: usize) -> Result<Progress, StoreError> {
+///
+/// A lead to re-seal is claimed in `claims` (never waited for) and re-read
+/// under the claim, and the write is *applied* before the claims go
+/// (`exchange::claims`): a return written since the scan is re-sealed with
+/// it, never undone. A lead someone else holds stops the batch before it;
+/// the next batch starts from it. `hook` runs between the scan and the
+/// claims (a test seam; `leadx reseal` offline passes a no-op and a claim
+/// set of its own: nothing else runs on its store).
+pub fn batch(
+    store: &Store,
+    ring: &KeyRing,
+    max: usize,
+    claims: &Claims<String>,
+    hook: &dyn Fn(),
+) -> Result<Progress, StoreError> {
     let cursor = super::retention::read_cursor(store, CURSOR)?;
     let rows = store.scan_range(Tree::Leads, &cursor, b"", max)?;
+    hook();
     let mut p = Progress {
         done: rows.len() < max,
         ..Progress::default()
     };
     let mut batch = Batch::default();
+    let mut held = Vec::new();
+    // The key the next batch starts from (`None`: the cursor stays).
+    let mut next: Option<Vec<u8>> = None;
     for (key, value) in &rows {
-        p.scanned += 1;
         let lead_id = String::from_utf8_lossy(key);
-        let Ok(mut rec) = records::decode_lead(value) else {
-            log::error!(target: "leadx::privacy", "lead record unreadable, not resealed lead_id={lead_id}");
-            p.failed += 1;
-            continue;
-        };
-        match records::reseal_pii(ring, &rec.lead_id, &rec.pii_json) {
-            Ok(None) => {}
-            Ok(Some(sealed)) => {
-                rec.pii_json = sealed;
-                batch.insert(Tree::Leads, key.clone(), records::encode_lead(&rec));
+        match reseal_one(ring, key, value, claims, store)? {
+            Resealed::Busy => {
+                p.done = false;
+                next = Some(key.clone());
+                break;
+            }
+            Resealed::Kept => {}
+            Resealed::Written(bytes, claim) => {
+                batch.insert(Tree::Leads, key.clone(), bytes);
+                held.push(claim);
                 p.resealed += 1;
             }
-            Err(e) => {
+            Resealed::Failed(e) => {
                 log::error!(target: "leadx::privacy", "lead PII not resealed lead_id={lead_id} error=\"{e}\"");
                 p.failed += 1;
             }
         }
+        p.scanned += 1;
+        let mut after = key.clone();
+        after.push(0);
+        next = Some(after);
     }
-    match rows.last() {
+    match next {
         _ if p.done => batch.remove(Tree::Meta, CURSOR.to_vec()),
-        Some((key, _)) => {
-            let mut next = key.clone();
-            next.push(0);
-            batch.insert(Tree::Meta, CURSOR.to_vec(), next);
-        }
-        None => {}
+        Some(next) if next != cursor => batch.insert(Tree::Meta, CURSOR.to_vec(), next),
+        _ => {}
     }
-    if !batch.is_empty() {
+    if !held.is_empty() {
+        // Applied before the claims go: the next claimer reads this.
+        store.write_applied(batch)?;
+    } else if !batch.is_empty() {
         store.write(batch)?;
     }
+    drop(held);
     Ok(p)
+}
+
+/// What `reseal_one` did with a lead.
+enum Resealed {
+    /// Nothing to do (sealed under the current key, or in clear).
+    Kept,
+    /// Its claim is held elsewhere: stop here.
+    Busy,
+    /// Its new record, and its claim to hold until the write is applied.
+    Written(Vec<u8>, Claim<String>),
+    /// Unreadable, or sealed under a key no longer in the ring.
+    Failed(String),
+}
+
+/// Decides on the scanned `value`, then re-seals the lead as stored now,
+/// under its claim.
+fn reseal_one(
+    ring: &KeyRing,
+    key: &[u8],
+    value: &[u8],
+    claims: &Claims<String>,
+    store: &Store,
+) -> Result<Resealed, StoreError> {
+    let Ok(rec) = records::decode_lead(value) else {
+        return Ok(Resealed::Failed("lead record unreadable".into()));
+    };
+    match records::reseal_pii(ring, &rec.lead_id, &rec.pii_json) {
+        Ok(None) => return Ok(Resealed::Kept),
+        Ok(Some(_)) => {}
+        Err(e) => return Ok(Resealed::Failed(e.to_string())),
+    }
+    let Some((claim, stored)) = sweep_claim(claims, store, key)? else {
+        return Ok(Resealed::Busy);
+    };
+    let Some(Ok(mut rec)) = stored.map(|v| records::decode_lead(&v)) else {
+        return Ok(Resealed::Kept);
+    };
+    match records::reseal_pii(ring, &rec.lead_id, &rec.pii_json) {
+        Ok(None) => Ok(Resealed::Kept),
+        Ok(Some(sealed)) => {
+            rec.pii_json = sealed;
+            Ok(Resealed::Written(records::encode_lead(&rec), claim))
+        }
+        Err(e) => Ok(Resealed::Failed(e.to_string())),
+    }
 }
 
 /// Whether an unfinished job's cursor is in the store.
@@ -210,7 +280,14 @@ fn run(weak: &Weak<Exchange>) {
             return;
         };
         let turn = ex.retention().turn();
-        let result = batch(&ex.store, ring, limits::RETENTION_BATCH_KEYS);
+        let hook = || ex.retention().run_hook("reseal");
+        let result = batch(
+            &ex.store,
+            ring,
+            limits::RETENTION_BATCH_KEYS,
+            ex.lead_claims(),
+            &hook,
+        );
         drop(turn);
         match result {
             Ok(p) => {
@@ -281,8 +358,9 @@ pub fn offline(config: &Config, progress: impl Fn(&Progress)) -> Result<Progress
     };
     let store = Store::open(&config.server.data_dir, opts).map_err(OfflineError::Store)?;
     let mut total = Progress::default();
+    let claims = Claims::default();
     let result = loop {
-        match batch(&store, &ring, limits::RETENTION_BATCH_KEYS) {
+        match batch(&store, &ring, limits::RETENTION_BATCH_KEYS, &claims, &|| {}) {
             Ok(p) => {
                 total.scanned += p.scanned;
                 total.resealed += p.resealed;

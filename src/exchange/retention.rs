@@ -12,6 +12,12 @@
 //! `limits::RETENTION_PASS_KEYS_MAX` keys, then the thread idles
 //! `limits::RETENTION_IDLE_MS`.
 //!
+//! Erasing a lead's PII rewrites its record, so the PII job holds the lead's
+//! claim (`exchange::claims`) from a re-read to the applied write
+//! (`Store::write_applied`), never waiting for it: a lead a request or post
+//! holds stops the batch there, and the next pass starts from it
+//! (`it::claims`).
+//!
 //! Each job keeps a cursor in `Tree::Meta` (`retention/<job>`), written in
 //! the same batch as the changes it covers, so a restart resumes where the
 //! last applied batch stopped. Pings and leads are keyed by time-ordered ids
@@ -36,6 +42,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use super::claims::{sweep_claim, Claim, Claims};
 use super::Exchange;
 use crate::limits;
 use crate::records;
@@ -107,7 +114,14 @@ pub struct Sweeps {
     running: AtomicBool,
     /// Test seam: the thread skips its passes (tests run them by hand).
     paused: AtomicBool,
+    /// Test seam: run by every sweep batch (retention and re-seal) between
+    /// its scan and its writes (`set_test_hook`).
+    hook: crate::sync::Mutex<Option<SweepHook>>,
 }
+
+/// A test's code run inside a sweep batch, told the job (`"pii"`, `"ping"`,
+/// `"dedupe"`, `"reseal"`).
+pub type SweepHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl Sweeps {
     /// Records retention removed since start, by job.
@@ -140,6 +154,22 @@ impl Sweeps {
         SweepTurn(&self.running)
     }
 
+    /// Test seam: `hook` runs in every later sweep batch after its scan,
+    /// before it claims and writes anything (`None`: no hook) — where a
+    /// request that lands mid-batch is the case to prove.
+    #[doc(hidden)]
+    pub fn set_test_hook(&self, hook: Option<SweepHook>) {
+        *self.hook.lock() = hook;
+    }
+
+    /// Runs the test hook, if any, with no lock held (it may park).
+    pub(crate) fn run_hook(&self, job: &str) {
+        let hook = self.hook.lock().clone();
+        if let Some(hook) = hook {
+            hook(job);
+        }
+    }
+
     /// Test seam: stops (or restarts) the background passes, so a test's
     /// own `Exchange::sweep_retention` calls count everything.
     #[doc(hidden)]
@@ -167,6 +197,9 @@ enum Verdict {
     /// Still inside its window, and every later key is younger: the job is
     /// caught up.
     Stop,
+    /// Its lead's claim is held (a return, a post, re-seal): the batch
+    /// stops before it and the next pass starts from it.
+    Busy,
 }
 
 /// One job's batch: what it looked at, what it changed, whether it is
@@ -175,6 +208,16 @@ struct Step {
     scanned: u64,
     done: u64,
     caught_up: bool,
+    /// Stopped at a claimed lead: the job ends this pass there.
+    busy: bool,
+}
+
+/// The leads a batch rewrites: their claims, held until the batch's write
+/// is applied (`exchange::claims`).
+struct Rewrites<'a> {
+    claims: &'a Claims<String>,
+    store: &'a Store,
+    held: Vec<Claim<String>>,
 }
 
 /// The retention settings at one instant, from the running config.
@@ -220,19 +263,38 @@ impl Policy {
         self.now_ms.saturating_sub(at_ms) > keep_ms
     }
 
-    fn lead(&self, key: &[u8], value: &[u8], batch: &mut Batch) -> Verdict {
+    /// Decides on the scanned `value`; a lead to erase is then claimed
+    /// (never waited for) and erased as it is stored *now*, read again
+    /// under the claim, so a return written since the scan is kept.
+    fn lead(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        batch: &mut Batch,
+        rw: &mut Rewrites<'_>,
+    ) -> Result<Verdict, StoreError> {
         let Ok(mut rec) = records::decode_lead(value) else {
             log::warn!(target: "leadx::retention", "lead record unreadable, left as is lead_id={}", String::from_utf8_lossy(key));
-            return Verdict::Keep;
+            return Ok(Verdict::Keep);
         };
         if !self.expired(rec.created_ms, self.pii_ms.unwrap_or(u64::MAX)) {
-            return Verdict::Stop;
+            return Ok(Verdict::Stop);
         }
         if !rec.erase_pii(self.now_ms) {
-            return Verdict::Keep;
+            return Ok(Verdict::Keep);
+        }
+        let Some((claim, stored)) = sweep_claim(rw.claims, rw.store, key)? else {
+            return Ok(Verdict::Busy);
+        };
+        let Some(Ok(mut rec)) = stored.map(|v| records::decode_lead(&v)) else {
+            return Ok(Verdict::Keep);
+        };
+        if !rec.erase_pii(self.now_ms) {
+            return Ok(Verdict::Keep);
         }
         batch.insert(Tree::Leads, key.to_vec(), records::encode_lead(&rec));
-        Verdict::Done
+        rw.held.push(claim);
+        Ok(Verdict::Done)
     }
 
     fn ping(&self, key: &[u8], value: &[u8], batch: &mut Batch) -> Verdict {
@@ -272,30 +334,44 @@ impl Policy {
 /// and the new cursor go to the store as one unwaited batch. The dedupe job
 /// starts over once it reached the end of its tree.
 fn step(
-    store: &Store,
+    ex: &Exchange,
     policy: &Policy,
     job: Job,
     max: usize,
     deleted: &mut Vec<Vec<u8>>,
 ) -> Result<Step, StoreError> {
+    let store = &ex.store;
     let cursor = read_cursor(store, job.cursor_key())?;
     let rows = store.scan_range(job.tree(), &cursor, b"", max)?;
+    ex.retention.run_hook(job.as_str());
     let mut batch = Batch::default();
+    let mut rw = Rewrites {
+        claims: ex.lead_claims(),
+        store,
+        held: Vec::new(),
+    };
     let mut next = cursor.clone();
     let mut s = Step {
         scanned: 0,
         done: 0,
         caught_up: rows.len() < max,
+        busy: false,
     };
     for (key, value) in &rows {
         let verdict = match job {
-            Job::Pii => policy.lead(key, value, &mut batch),
+            Job::Pii => policy.lead(key, value, &mut batch, &mut rw)?,
             Job::Ping => policy.ping(key, value, &mut batch),
             Job::Dedupe => policy.dedupe(key, value, &mut batch),
         };
         match verdict {
             Verdict::Stop => {
                 s.caught_up = true;
+                break;
+            }
+            Verdict::Busy => {
+                // The cursor stays on it: the next pass starts here.
+                s.caught_up = false;
+                s.busy = true;
                 break;
             }
             Verdict::Done => {
@@ -317,9 +393,13 @@ fn step(
     if next != cursor {
         batch.insert(Tree::Meta, job.cursor_key().to_vec(), next);
     }
-    if !batch.is_empty() {
+    if !rw.held.is_empty() {
+        // Applied before the claims go: the next claimer reads this.
+        store.write_applied(batch)?;
+    } else if !batch.is_empty() {
         store.write(batch)?;
     }
+    drop(rw);
     Ok(s)
 }
 
@@ -371,7 +451,7 @@ impl Exchange {
                 let mut deleted = Vec::new();
                 let max = limits::RETENTION_BATCH_KEYS.min((keys_max - report.scanned) as usize);
                 let turn = self.retention.turn();
-                let s = step(&self.store, &policy, job, max.max(1), &mut deleted);
+                let s = step(self, &policy, job, max.max(1), &mut deleted);
                 drop(turn);
                 let s = match s {
                     Ok(s) => s,
@@ -392,6 +472,11 @@ impl Exchange {
                     Job::Pii => report.pii_erased += s.done,
                     Job::Ping => report.pings_deleted += s.done,
                     Job::Dedupe => report.dedupe_deleted += s.done,
+                }
+                if s.busy {
+                    // A claimed lead: this job goes on from it next pass.
+                    report.caught_up = false;
+                    break;
                 }
                 if s.caught_up {
                     break;

@@ -11,6 +11,10 @@
 //! stays (the buyer received the lead). The publisher's `returned`
 //! postback is written in the same batch (`exchange::postbacks`).
 //!
+//! The return holds the lead's claim (`exchange::claims`) from its read to
+//! its durable write, so a retention or re-seal sweep never writes back a
+//! copy from before it (`it::claims`).
+//!
 //! Business time comes from the exchange's `Clock`: the window is
 //! `sold_ms + return_window_days` of the buyer that bought it, inclusive;
 //! a buyer no longer in the config gets the default window.
@@ -34,11 +38,17 @@ impl Exchange {
             .returning
             .claim(lead_id.to_string())
             .ok_or(Refusal::ReturnInProgress)?;
+        let seen = self.lead(lead_id)?.ok_or(Refusal::UnknownLead)?;
+        if returnable(&seen)? {
+            return Ok(seen);
+        }
+        // The lead's claim from the read to the applied write: a sweep
+        // (retention, re-seal) cannot put its older copy back over this
+        // return (`claims`). Read again under it.
+        let _lead = self.claim_lead(lead_id).ok_or(Refusal::ReturnInProgress)?;
         let mut rec = self.lead(lead_id)?.ok_or(Refusal::UnknownLead)?;
-        match rec.status {
-            LeadStatus::Returned => return Ok(rec),
-            LeadStatus::Sold if !rec.test => {}
-            _ => return Err(Refusal::NotReturnable),
+        if returnable(&rec)? {
+            return Ok(rec);
         }
         let rt = self.runtime();
         let window_days = rec
@@ -76,5 +86,15 @@ impl Exchange {
         }
         super::report::lead_returned(&rt, &self.stats, &rec);
         Ok(rec)
+    }
+}
+
+/// Whether `rec` may be returned: `Ok(true)` when it is returned already
+/// (answered as it is), `Ok(false)` when it is a live sale.
+fn returnable(rec: &LeadRecord) -> Result<bool, Refusal> {
+    match rec.status {
+        LeadStatus::Returned => Ok(true),
+        LeadStatus::Sold if !rec.test => Ok(false),
+        _ => Err(Refusal::NotReturnable),
     }
 }

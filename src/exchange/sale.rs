@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use crate::buyer::spec::{Request, Vars};
 use crate::buyer::{PostAnswer, PostCtx};
 use crate::exchange::admission::Budgets;
+use crate::exchange::claims::Claim;
 use crate::exchange::outcomes::KeptSale;
 use crate::exchange::{caps, BuyerRt, Exchange, Refusal, Runtime};
 use crate::ids;
@@ -70,6 +71,10 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
         &lead_id,
         records::pii_json(input.lead, input.consent),
     );
+    // The lead's claim (`claims`), held from its first write to its
+    // outcome (by a kept sale until that is durable): no sweep rewrites a
+    // `posting` record under a running post. A fresh id is never claimed.
+    let lead_claim = ex.leads.claim(lead_id.clone()).ok_or(Refusal::Overloaded)?;
     let mut rec = LeadRecord {
         v: records::RECORD_VERSION,
         lead_id,
@@ -95,8 +100,14 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
     if ping.bids.is_empty() {
         rec.status = records::LeadStatus::Unsold;
         rec.reason = Some("no_bid".into());
-        ex.store
-            .write_durable(outcome(ex.now_ms(), input, &mut rec, None, &[]))?;
+        ex.store.write_durable(outcome(
+            ex.now_ms(),
+            input,
+            &mut rec,
+            None,
+            &[],
+            &lead_claim,
+        ))?;
         return Ok(rec);
     }
     // Before any buyer sees the lead, make it durable that this ping (and
@@ -105,7 +116,7 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
     // interrupted, instead of offering the lead again and maybe selling it
     // twice. Costs one group-commit wait per post with bids.
     let mut intent = Batch::default();
-    add_links(input, &rec, &mut intent);
+    add_links(input, &rec, &mut intent, &lead_claim);
     ex.store.write_durable(intent)?;
     let sale = offer(ex, rt, input, &mut rec);
     let dedupe: &[Vec<u8>] = match (&sale, &dedupe_keys) {
@@ -113,7 +124,7 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
         _ => &[],
     };
     let sold = sale.is_some();
-    let mut batch = outcome(ex.now_ms(), input, &mut rec, sale, dedupe);
+    let mut batch = outcome(ex.now_ms(), input, &mut rec, sale, dedupe, &lead_claim);
     let mut event = false;
     if let (true, Some(at)) = (sold, rec.sold_ms) {
         // In the sale's own batch: durable (or kept) exactly with it.
@@ -132,6 +143,7 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
                     rec,
                     batch,
                     dedupe_claim: selling,
+                    lead_claim: Some(lead_claim),
                 },
                 &e,
             );
@@ -348,6 +360,7 @@ fn outcome(
     rec: &mut LeadRecord,
     sale: Option<(StoredBid, CapEntry)>,
     dedupe: &[Vec<u8>],
+    lead_claim: &Claim<String>,
 ) -> Batch {
     let mut batch = Batch::default();
     if let Some((bid, entry)) = sale {
@@ -370,13 +383,14 @@ fn outcome(
     } else {
         rec.status = records::LeadStatus::Unsold;
     }
-    add_links(input, rec, &mut batch);
+    add_links(input, rec, &mut batch, lead_claim);
     batch
 }
 
 /// The lead record and what points at it: the ping's link and, for a direct
-/// post, its idempotency key.
-fn add_links(input: &PostInput<'_>, rec: &LeadRecord, batch: &mut Batch) {
+/// post, its idempotency key. Written under the lead's claim (`claims`):
+/// the caller shows it holds it.
+fn add_links(input: &PostInput<'_>, rec: &LeadRecord, batch: &mut Batch, _held: &Claim<String>) {
     let mut ping = input.ping.clone();
     ping.lead_id = Some(rec.lead_id.clone());
     batch.insert(
@@ -396,7 +410,17 @@ fn add_links(input: &PostInput<'_>, rec: &LeadRecord, batch: &mut Batch) {
 /// idempotency key is claimed by the caller) was cut off by a crash: the
 /// buyers' answers are unknown, so it is settled `unsold` / `interrupted`
 /// for reconciliation rather than offered again.
-pub fn settle_interrupted(ex: &Exchange, rec: &mut LeadRecord) -> Result<(), StoreError> {
+/// Under the lead's claim (`claims`), read again: a sweep may have just
+/// rewritten the remnant (erased or re-sealed its PII).
+pub fn settle_interrupted(ex: &Exchange, rec: &mut LeadRecord) -> Result<(), Refusal> {
+    if rec.status != records::LeadStatus::Posting {
+        return Ok(());
+    }
+    let _lead = ex.claim_lead(&rec.lead_id).ok_or(Refusal::PostInProgress)?;
+    match ex.lead(&rec.lead_id)? {
+        Some(now) => *rec = now,
+        None => return Err(Refusal::Corrupt),
+    }
     if rec.status != records::LeadStatus::Posting {
         return Ok(());
     }
@@ -408,7 +432,7 @@ pub fn settle_interrupted(ex: &Exchange, rec: &mut LeadRecord) -> Result<(), Sto
         rec.lead_id.as_bytes().to_vec(),
         records::encode_lead(rec),
     );
-    ex.store.write_durable(batch)
+    Ok(ex.store.write_durable(batch)?)
 }
 
 /// The dedupe keys of a live lead in a vertical with a window (keyed with

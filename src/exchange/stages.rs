@@ -312,6 +312,10 @@ impl Exchange {
             pii_erased_ms: None,
             suppression_list: Some(list.clone()),
         };
+        // A fresh id: its claim (`claims`) is free; held for the write.
+        let Some(_lead) = self.leads.claim(rec.lead_id.clone()) else {
+            return;
+        };
         let mut linked = ping.clone();
         linked.lead_id = Some(rec.lead_id.clone());
         let mut batch = Batch::default();

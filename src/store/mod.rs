@@ -11,8 +11,8 @@
 //!
 //! Reads go straight to sled and see *applied* data: a `write` that has not
 //! been applied yet is invisible until then (at most
-//! `limits::STORE_WRITE_DEFER_MS` plus the writer's backlog); `write_durable` or `sync`
-//! returning means it is visible. Reads may block their OS thread briefly:
+//! `limits::STORE_WRITE_DEFER_MS` plus the writer's backlog); `write_durable`,
+//! `write_applied` or `sync` returning means it is visible. Reads may block their OS thread briefly:
 //! on a cache miss (a page read) or while the writer holds sled's global
 //! batch lock for one `apply_batch` (in-memory work, microseconds).
 //!
@@ -312,6 +312,18 @@ impl Store {
             },
             false,
         )?;
+        wait(done)
+    }
+
+    /// Enqueues `batch` as an unwaited write (its share of the queue, the
+    /// writer's defer) and waits (coroutine-aware) until the writer has
+    /// *applied* it — a reader sees it from then on — but not for the
+    /// flush. A sweep holding a lead's claim waits so before it lets go: the
+    /// next claimer's `get` then reads this write, never the value before
+    /// it (`exchange::claims`).
+    pub fn write_applied(&self, batch: Batch) -> Result<(), StoreError> {
+        let (waiter, done) = may::sync::mpsc::channel();
+        self.enqueue(Msg::WriteApplied { batch, waiter }, true)?;
         wait(done)
     }
 

@@ -457,3 +457,28 @@ fn an_unwritable_store_still_closes() {
     assert!(s.write_durable(one(Tree::Leads, "x", "x")).is_err());
     assert_eq!(s.close(), Ok(()));
 }
+
+/// `write_applied` returns once a reader sees the write (and every write
+/// queued before it), within the writer's defer, without asking for a
+/// flush of its own; a failed apply is its error.
+#[test]
+fn an_applied_write_is_visible_when_it_returns_and_fails_with_the_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open_deferred(dir.path(), 30);
+    s.write(one(Tree::Leads, "before", "1")).unwrap();
+    s.write_applied(one(Tree::Leads, "sweep", "2")).unwrap();
+    assert_eq!(
+        s.get(Tree::Leads, b"before").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(
+        s.get(Tree::Leads, b"sweep").unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+    s.inject_fault(Fault::FailWrites);
+    assert_eq!(
+        s.write_applied(one(Tree::Leads, "lost", "3")),
+        Err(StoreError::Unwritable)
+    );
+    s.inject_fault(Fault::None);
+}

@@ -45,6 +45,11 @@ pub(crate) enum Msg {
         batch: Batch,
         waiter: Option<Waiter>,
     },
+    /// Apply `batch`; answer `waiter` once it is applied (visible to
+    /// readers), before the flush, and without ending the group's defer:
+    /// for a sweep that must not let go of a lead's claim before a reader
+    /// could see its write, yet promises nobody durability.
+    WriteApplied { batch: Batch, waiter: Waiter },
     /// Answer once everything queued before it is durable.
     Sync(Waiter),
     /// The last message ever sent: drain, flush, answer, stop.
@@ -105,6 +110,8 @@ struct Group {
     merged: sled::Batch,
     /// Waiters of writes and syncs (all answered with the group's result).
     waiters: Vec<Waiter>,
+    /// Waiters of `WriteApplied`, answered right after the apply.
+    applied: Vec<Waiter>,
     ops: u64,
     /// The `Close` waiter, when the group ends with it.
     close: Option<Waiter>,
@@ -125,13 +132,16 @@ impl Writer {
                 return;
             };
             self.stall();
-            let group = self.gather(first);
+            let mut group = self.gather(first);
             let ops = group.ops;
             let result = if self.unwritable() {
                 Err(StoreError::Unwritable)
             } else {
                 let applied = self.apply(group.merged, ops);
                 dirty |= applied.is_ok() && ops > 0;
+                // Visible to readers now; durable only after the flush.
+                let visible = applied.clone().map_err(|_| StoreError::Unwritable);
+                answer(std::mem::take(&mut group.applied), &visible);
                 let flushed = match applied {
                     Err(e) => Err(e),
                     Ok(()) if dirty || group.close.is_some() => self.flush(),
@@ -148,6 +158,8 @@ impl Writer {
             };
             self.counters.last_batch_ops.store(ops, Ordering::Relaxed);
             self.counters.ops_total.fetch_add(ops, Ordering::Relaxed);
+            // Not applied (the store was unwritable): told so.
+            answer(std::mem::take(&mut group.applied), &result);
             answer(group.waiters, &result);
             if let Some(waiter) = group.close {
                 // Nothing left to make durable is a clean close, even on a
@@ -338,6 +350,11 @@ fn take(msg: Msg, group: &mut Group) {
             group.ops += batch.len() as u64;
             batch.append_to(&mut group.merged);
             group.waiters.extend(waiter);
+        }
+        Msg::WriteApplied { batch, waiter } => {
+            group.ops += batch.len() as u64;
+            batch.append_to(&mut group.merged);
+            group.applied.push(waiter);
         }
         Msg::Sync(w) => group.waiters.push(w),
         Msg::Close(w) => group.close = Some(w),

@@ -346,6 +346,64 @@ fn the_records_guard_sees_the_old_encoders() {
     ));
 }
 
+/// No rewrite of a lead record loses another (`exchange::claims`): every
+/// production `encode_lead(` stands in a function that holds the lead's
+/// claim — it calls `claim_lead(` / `sweep_claim(` / `leads.claim(`, or is
+/// handed a `&Claim<String>` as proof. Behaviour: `it::claims`.
+#[test]
+fn lead_records_are_written_under_their_claim() {
+    let bad = offending_lines(|name| name == "src/records.rs", unclaimed_lead_write);
+    assert!(
+        bad.is_empty(),
+        "a lead record written without the lead's claim (exchange::claims):\n{}",
+        bad.join("\n")
+    );
+}
+
+fn unclaimed_lead_write(lines: &[&str], n: usize, line: &str) -> bool {
+    if !line.contains("encode_lead(") {
+        return false;
+    }
+    let is_fn = |l: &&str| {
+        let t = l.trim_start();
+        ["fn ", "pub fn ", "pub(crate) fn ", "pub(super) fn "]
+            .iter()
+            .any(|p| t.starts_with(p))
+    };
+    let start = lines[..n].iter().rposition(is_fn).unwrap_or(0);
+    let body = lines[start..n].join("\n");
+    let holds = [
+        "claim_lead(",
+        "sweep_claim(",
+        "leads.claim(",
+        "Claim<String>",
+    ];
+    !holds.iter().any(|h| body.contains(h))
+}
+
+/// The claim guard sees a bare read-modify-write, and lets a claimed one by.
+#[test]
+fn the_claim_guard_sees_an_unclaimed_lead_write() {
+    let bare = [
+        "    fn lead(&self, key: &[u8], value: &[u8], batch: &mut Batch) -> Verdict {",
+        "        let mut rec = records::decode_lead(value)?;",
+        "        batch.insert(Tree::Leads, key.to_vec(), records::encode_lead(&rec));",
+    ];
+    assert!(unclaimed_lead_write(&bare, 3, bare[2]));
+    let claimed = [
+        "    pub fn return_lead(&self, lead_id: &str) -> Result<LeadRecord, Refusal> {",
+        "        let _lead = self.claim_lead(lead_id).ok_or(Refusal::ReturnInProgress)?;",
+        "            records::encode_lead(&rec),",
+    ];
+    assert!(!unclaimed_lead_write(&claimed, 3, claimed[2]));
+    let earlier_fn = [
+        "fn other() { let _c = ex.claim_lead(id); }",
+        "fn rewrite(rec: &LeadRecord) -> Vec<u8> {",
+        "    records::encode_lead(rec)",
+    ];
+    assert!(unclaimed_lead_write(&earlier_fn, 3, earlier_fn[2]));
+}
+
 /// Runtime buyers are one list: each `exchange::BuyerRt` carries its
 /// config (`cfg`), and `Runtime::build` moves `config.buyers` into it, so
 /// nothing indexes a second, parallel vector.
@@ -514,7 +572,8 @@ fn the_serving_guard_sees_a_stage_without_it() {
 
 /// Retention and re-seal batches are unwaited writes (a sweep never holds
 /// the writer's flush for itself, nor waits behind posts' flushes per
-/// batch), and no request path calls a sweep: only the daemon starts them
+/// batch; a batch holding lead claims waits only for its apply,
+/// `Store::write_applied`), and no request path calls a sweep: only the daemon starts them
 /// (`retention::spawn`, `resume_reseal`) and the admin API starts a
 /// re-seal job, which runs on its own thread.
 #[test]

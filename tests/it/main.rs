@@ -6,6 +6,7 @@ mod admin_listen;
 mod appliance;
 mod auction;
 mod buyer_specs;
+mod claims;
 mod cli;
 mod client;
 mod config;
