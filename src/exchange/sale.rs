@@ -390,8 +390,20 @@ fn outcome(
 /// The lead record and what points at it: the ping's link and, for a direct
 /// post, its idempotency key. Written under the lead's claim (`claims`):
 /// the caller shows it holds it.
-fn add_links(input: &PostInput<'_>, rec: &LeadRecord, batch: &mut Batch, _held: &Claim<String>) {
-    let mut ping = input.ping.clone();
+fn add_links(input: &PostInput<'_>, rec: &LeadRecord, batch: &mut Batch, held: &Claim<String>) {
+    link_lead(input.ping, rec, batch, held);
+    (input.with_outcome)(&rec.lead_id, batch);
+}
+
+/// The lead record and its ping, linked to it, into `batch` (a sale's
+/// intent and outcome; a suppressed lead's record), under the lead's claim.
+pub(super) fn link_lead(
+    ping: &PingRecord,
+    rec: &LeadRecord,
+    batch: &mut Batch,
+    _held: &Claim<String>,
+) {
+    let mut ping = ping.clone();
     ping.lead_id = Some(rec.lead_id.clone());
     batch.insert(
         Tree::Pings,
@@ -403,7 +415,6 @@ fn add_links(input: &PostInput<'_>, rec: &LeadRecord, batch: &mut Batch, _held: 
         rec.lead_id.as_bytes().to_vec(),
         records::encode_lead(rec),
     );
-    (input.with_outcome)(&rec.lead_id, batch);
 }
 
 /// A lead found still `posting` when no post of it is running (its ping or

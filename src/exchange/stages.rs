@@ -313,22 +313,11 @@ impl Exchange {
             suppression_list: Some(list.clone()),
         };
         // A fresh id: its claim (`claims`) is free; held for the write.
-        let Some(_lead) = self.leads.claim(rec.lead_id.clone()) else {
+        let Some(lead) = self.leads.claim(rec.lead_id.clone()) else {
             return;
         };
-        let mut linked = ping.clone();
-        linked.lead_id = Some(rec.lead_id.clone());
         let mut batch = Batch::default();
-        batch.insert(
-            Tree::Pings,
-            linked.ping_id.as_bytes().to_vec(),
-            records::encode_ping(&linked),
-        );
-        batch.insert(
-            Tree::Leads,
-            rec.lead_id.as_bytes().to_vec(),
-            records::encode_lead(&rec),
-        );
+        super::sale::link_lead(ping, &rec, &mut batch, &lead);
         if let Some(k) = s.idem_key {
             batch.insert(
                 Tree::Idempotency,

@@ -386,11 +386,8 @@ impl Store {
         to: &[u8],
         limit: usize,
     ) -> Result<KeyValues, StoreError> {
-        let Some((lo, hi)) = keys::range(tree, from, to) else {
-            return Ok(Vec::new());
-        };
         self.settle();
-        collect(self.db()?.range((std::ops::Bound::Included(lo), hi)), limit)
+        self.scan_range_applied(tree, from, to, limit)
     }
 
     /// `scan_range` of what the writer has applied so far, without waiting
