@@ -373,13 +373,7 @@ fn the_dashboard_shows_a_sale_in_a_real_browser() {
         KEY2,
         &json!({"vertical": "home", "lead": full_lead("5559876543", "home@example.com"), "consent": consent()}),
     );
-    assert_eq!(
-        r.json()["status"],
-        "sold",
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    let lead_id = r.json()["lead_id"].as_str().unwrap().to_string();
+    let lead_id = r.sold_lead_id();
     let row = format!("document.querySelector('#log tr.sale[data-lead-id=\"{lead_id}\"]')");
     let shown = d.wait_for(&row, SALE_SHOWN_WITHIN);
     assert!(

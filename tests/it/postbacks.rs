@@ -340,13 +340,7 @@ fn postbacks_are_signed_and_a_return_sends_returned() {
         ],
         body.as_bytes(),
     );
-    assert_eq!(
-        r.json()["status"],
-        "sold",
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    let id = r.json()["lead_id"].as_str().unwrap().to_string();
+    let id = r.sold_lead_id();
     assert!(eventually(10, || s
         .delivered()
         .contains(&format!("{id}:sold"))));
@@ -481,13 +475,7 @@ fn a_kept_sale_brings_its_event_when_it_is_recorded() {
         "never recorded"
     );
     let sold = post_json(addr, "/v1/post", KEY, &body);
-    assert_eq!(
-        sold.json()["status"],
-        "sold",
-        "{}",
-        String::from_utf8_lossy(&sold.body)
-    );
-    let id = sold.json()["lead_id"].as_str().unwrap().to_string();
+    let id = sold.sold_lead_id();
     assert!(
         eventually(15, || s.delivered().contains(&format!("{id}:sold"))),
         "the kept sale's event was lost"

@@ -444,13 +444,7 @@ fn with_a_data_key_no_pii_byte_reaches_the_data_dir() {
                 "consent": {"text": "I agree", "captured_at": "2026-11-27T12:00:00Z",
                             "ip": "198.51.100.77", "user_agent": "UA", "page_url": "https://example.com/q"}}),
     );
-    assert_eq!(
-        r.json()["status"],
-        "sold",
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    let lead_id = r.json()["lead_id"].as_str().unwrap().to_string();
+    let lead_id = r.sold_lead_id();
     assert_eq!(
         a.buyer.last_post_json()["lead"]["email"],
         email,

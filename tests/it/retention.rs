@@ -54,13 +54,7 @@ fn pii_is_erased_after_its_retention_and_unposted_pings_after_theirs() {
     let l = start_retaining(&buyer_toml("a", &a, ""), clock.clone());
     let sold_ping = ping(&l)["ping_id"].as_str().unwrap().to_string();
     let r = post(&l, &sold_ping, "5552345601");
-    assert_eq!(
-        r.json()["status"],
-        "sold",
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    let lead_id = r.json()["lead_id"].as_str().unwrap().to_string();
+    let lead_id = r.sold_lead_id();
     let unposted = ping(&l)["ping_id"].as_str().unwrap().to_string();
     l.ex().store().sync().unwrap();
 

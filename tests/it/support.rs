@@ -306,6 +306,22 @@ impl Reply {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
+    /// Asserts the answer is `sold` (showing the body otherwise) and
+    /// gives its `lead_id`.
+    pub fn sold_lead_id(&self) -> String {
+        let v = self.json();
+        assert_eq!(
+            v["status"],
+            "sold",
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        v["lead_id"]
+            .as_str()
+            .expect("a sold answer has a lead_id")
+            .to_string()
+    }
+
     pub fn code(&self) -> String {
         self.json()["error"]["code"]
             .as_str()
