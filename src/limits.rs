@@ -29,6 +29,18 @@ pub const BUYER_IDLE_CONNECTIONS_MAX: usize = BUYER_CONNECTIONS_MAX;
 /// commonly drop idle keep-alive after 5 s, and reusing one just as the
 /// buyer closes it would lose the call.
 pub const BUYER_IDLE_TIMEOUT_MS: u64 = 4_000;
+/// Connections warmed per buyer host when a runtime is built (start-up,
+/// reload): default of `server.buyer_preconnect`; 0 turns warming off.
+pub const BUYER_PRECONNECT_DEFAULT: usize = 1;
+/// Most connections `server.buyer_preconnect` may warm per host.
+pub const BUYER_PRECONNECT_MAX: usize = 16;
+/// Time one host's warming (DNS is already done; TCP connect and TLS
+/// handshake) may take. All hosts warm at once, so this also bounds how
+/// long a start or reload waits for warming, however many buyers.
+pub const BUYER_PRECONNECT_TIMEOUT_MS: u64 = 2_000;
+/// TLS reads an idle buyer connection's staleness check may make to take
+/// in records waiting on its socket (session tickets: usually one or two).
+pub const BUYER_STALE_TLS_READS_MAX: usize = 8;
 /// Largest response head (status line + headers) read from a buyer.
 pub const BUYER_RESPONSE_HEAD_BYTES_MAX: usize = 16 * 1024;
 /// Most headers in a buyer's response.
