@@ -38,6 +38,11 @@ pub const BUYER_PRECONNECT_MAX: usize = 16;
 /// handshake) may take. All hosts warm at once, so this also bounds how
 /// long a start or reload waits for warming, however many buyers.
 pub const BUYER_PRECONNECT_TIMEOUT_MS: u64 = 2_000;
+/// Period of the keep-warm pass (`server.buyer_keep_warm`): each pass
+/// replaces warmed connections idle for `BUYER_IDLE_TIMEOUT_MS` less this,
+/// so a pool always holds one the idle time-out has not closed; a quiet
+/// host costs one connect (and handshake) per that much time, 3 s.
+pub const BUYER_KEEP_WARM_PERIOD_MS: u64 = 1_000;
 /// TLS reads an idle buyer connection's staleness check may make to take
 /// in records waiting on its socket (session tickets: usually one or two).
 pub const BUYER_STALE_TLS_READS_MAX: usize = 8;
@@ -274,6 +279,7 @@ const _: () = assert!(AGE_YEARS_MIN <= AGE_YEARS_MAX);
 const _: () = assert!(CHUNK_LINE_BYTES_MAX < HEADER_BYTES_MAX);
 const _: () = assert!(SERVER_REQUEST_TIMEOUT_MS <= SERVER_IDLE_TIMEOUT_MS);
 const _: () = assert!(BUYER_IDLE_CONNECTIONS_MAX <= BUYER_CONNECTIONS_MAX);
+const _: () = assert!(BUYER_KEEP_WARM_PERIOD_MS < BUYER_IDLE_TIMEOUT_MS);
 const _: () = assert!(BUYER_CHUNK_LINE_BYTES_MAX < BUYER_CHUNKED_OVERHEAD_BYTES_MAX);
 const _: () = assert!(BUYER_RESPONSE_HEAD_BYTES_MAX < BUYER_READ_BUFFER_BYTES_MAX);
 /// Default sled page-cache size for the store (`server.store_cache_bytes`).

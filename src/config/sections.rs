@@ -29,6 +29,7 @@ const SERVER_KEYS: &[&str] = &[
     "trusted_proxies",
     "tls",
     "buyer_preconnect",
+    "buyer_keep_warm",
     "buyer_ca_file",
 ];
 
@@ -120,6 +121,11 @@ pub(super) fn server(w: &mut Walker, top: &Section) -> Option<Server> {
         0..=limits::BUYER_PRECONNECT_MAX as i64,
         limits::BUYER_PRECONNECT_DEFAULT as i64,
     );
+    let keep_warm = if s.has("buyer_keep_warm") {
+        s.boolean(w, "buyer_keep_warm")
+    } else {
+        Some(true)
+    };
     let buyer_ca = buyer_ca(w, &s);
     Some(Server {
         listen: listen?,
@@ -137,6 +143,7 @@ pub(super) fn server(w: &mut Walker, top: &Section) -> Option<Server> {
         trusted_proxies: proxies?,
         tls: tls?,
         buyer_preconnect: preconnect? as usize,
+        buyer_keep_warm: keep_warm?,
         buyer_ca_pem: buyer_ca?,
     })
 }

@@ -23,7 +23,7 @@ pub mod health;
 pub mod outcomes;
 pub mod pings;
 pub mod postbacks;
-mod preconnect;
+pub mod preconnect;
 mod reads;
 mod refusal;
 mod report;

@@ -143,6 +143,10 @@ fn start_trusting(ca: &Ca, server_extra: &str, buyers: &str) -> (Leadx, tempfile
     (l, dir)
 }
 
+/// Exact connection counts need the keep-warm thread off (it replaces
+/// connections about to age out, after about 3 s).
+const NO_KEEPER: &str = "buyer_keep_warm = false";
+
 fn metric(l: &Leadx, line: &str) -> bool {
     let m = request(l.addr, "GET", "/metrics", &[], b"");
     String::from_utf8_lossy(&m.body).contains(line)
@@ -154,7 +158,7 @@ fn metric(l: &Leadx, line: &str) -> bool {
 fn an_https_buyer_is_handshaken_at_start_and_the_first_ping_reuses_it() {
     let ca = Ca::new();
     let buyer = TlsBuyer::start(&ca);
-    let (l, _dir) = start_trusting(&ca, "", &buyer.buyer_toml("warm_start"));
+    let (l, _dir) = start_trusting(&ca, NO_KEEPER, &buyer.buyer_toml("warm_start"));
     // ping and post URLs share a host but have a pool each: two.
     assert!(
         eventually(Duration::from_secs(5), || buyer.counts() == (2, 2)),
@@ -193,7 +197,7 @@ fn a_reload_warms_a_new_https_buyer_and_keeps_unchanged_pools() {
     let ca = Ca::new();
     let first = TlsBuyer::start(&ca);
     let second = TlsBuyer::start(&ca);
-    let (l, _dir) = start_trusting(&ca, "", &first.buyer_toml("reload_a"));
+    let (l, _dir) = start_trusting(&ca, NO_KEEPER, &first.buyer_toml("reload_a"));
     assert!(eventually(Duration::from_secs(5), || first.counts() == (2, 2)));
     assert_eq!(second.counts(), (0, 0));
     let text = std::fs::read_to_string(&l.config_path).unwrap();
@@ -235,7 +239,7 @@ fn a_silent_or_closed_buyer_host_neither_fails_nor_stalls_start() {
         .collect();
     let ca = Ca::new();
     let began = Instant::now();
-    let (l, _dir) = start_trusting(&ca, "", &buyers);
+    let (l, _dir) = start_trusting(&ca, NO_KEEPER, &buyers);
     let took = began.elapsed();
     let bound = Duration::from_millis(leadx::limits::BUYER_PRECONNECT_TIMEOUT_MS);
     // Not a speed assert: a serial warm of 12 hosts would take 6 bounds.
@@ -248,4 +252,26 @@ fn a_silent_or_closed_buyer_host_neither_fails_nor_stalls_start() {
         ));
     }
     drop(silent);
+}
+
+/// A quiet spell longer than the pool's idle time-out (4 s): the keep-warm
+/// thread has replaced the warmed connection before it aged out, so the
+/// first ping after the spell still runs on a pooled one. Fails with
+/// `buyer_keep_warm = false` (the ping then connects: created, not reused).
+#[test]
+fn a_warm_pool_stays_warm_across_a_quiet_spell() {
+    let ca = Ca::new();
+    let buyer = TlsBuyer::start(&ca);
+    let (l, _dir) = start_trusting(&ca, "", &buyer.buyer_toml("keep_warm"));
+    assert!(eventually(Duration::from_secs(5), || buyer.counts().1 >= 2));
+    let idle = Duration::from_millis(leadx::limits::BUYER_IDLE_TIMEOUT_MS);
+    std::thread::sleep(idle + Duration::from_millis(1_500));
+    assert!(
+        buyer.counts().1 > 2,
+        "replaced while quiet: {:?}",
+        buyer.counts()
+    );
+    assert_eq!(ping(&l)["status"], "bid");
+    let reused = "leadx_buyer_pool_events{buyer=\"keep_warm\",stage=\"ping\",event=\"reused\"} 1\n";
+    assert!(metric(&l, reused), "the ping ran on a pooled connection");
 }
