@@ -106,6 +106,7 @@ pub fn start_with_clock(
     let ex = Arc::new(Exchange::new(config, store, clock).map_err(StartError::Config)?);
     crate::exchange::outcomes::spawn_retrier(&ex);
     crate::exchange::retention::spawn(&ex);
+    crate::exchange::preconnect::spawn_keeper(&ex);
     ex.resume_reseal();
     crate::exchange::postbacks::spawn_sender(&ex);
     let reload_ex = ex.clone();

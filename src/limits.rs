@@ -29,6 +29,23 @@ pub const BUYER_IDLE_CONNECTIONS_MAX: usize = BUYER_CONNECTIONS_MAX;
 /// commonly drop idle keep-alive after 5 s, and reusing one just as the
 /// buyer closes it would lose the call.
 pub const BUYER_IDLE_TIMEOUT_MS: u64 = 4_000;
+/// Connections warmed per buyer host when a runtime is built (start-up,
+/// reload): default of `server.buyer_preconnect`; 0 turns warming off.
+pub const BUYER_PRECONNECT_DEFAULT: usize = 1;
+/// Most connections `server.buyer_preconnect` may warm per host.
+pub const BUYER_PRECONNECT_MAX: usize = 16;
+/// Time one host's warming (DNS is already done; TCP connect and TLS
+/// handshake) may take. All hosts warm at once, so this also bounds how
+/// long a start or reload waits for warming, however many buyers.
+pub const BUYER_PRECONNECT_TIMEOUT_MS: u64 = 2_000;
+/// Period of the keep-warm pass (`server.buyer_keep_warm`): each pass
+/// replaces warmed connections idle for `BUYER_IDLE_TIMEOUT_MS` less this,
+/// so a pool always holds one the idle time-out has not closed; a quiet
+/// host costs one connect (and handshake) per that much time, 3 s.
+pub const BUYER_KEEP_WARM_PERIOD_MS: u64 = 1_000;
+/// TLS reads an idle buyer connection's staleness check may make to take
+/// in records waiting on its socket (session tickets: usually one or two).
+pub const BUYER_STALE_TLS_READS_MAX: usize = 8;
 /// Largest response head (status line + headers) read from a buyer.
 pub const BUYER_RESPONSE_HEAD_BYTES_MAX: usize = 16 * 1024;
 /// Most headers in a buyer's response.
@@ -262,6 +279,7 @@ const _: () = assert!(AGE_YEARS_MIN <= AGE_YEARS_MAX);
 const _: () = assert!(CHUNK_LINE_BYTES_MAX < HEADER_BYTES_MAX);
 const _: () = assert!(SERVER_REQUEST_TIMEOUT_MS <= SERVER_IDLE_TIMEOUT_MS);
 const _: () = assert!(BUYER_IDLE_CONNECTIONS_MAX <= BUYER_CONNECTIONS_MAX);
+const _: () = assert!(BUYER_KEEP_WARM_PERIOD_MS < BUYER_IDLE_TIMEOUT_MS);
 const _: () = assert!(BUYER_CHUNK_LINE_BYTES_MAX < BUYER_CHUNKED_OVERHEAD_BYTES_MAX);
 const _: () = assert!(BUYER_RESPONSE_HEAD_BYTES_MAX < BUYER_READ_BUFFER_BYTES_MAX);
 /// Default sled page-cache size for the store (`server.store_cache_bytes`).

@@ -114,6 +114,17 @@ pub struct Server {
     pub trusted_proxies: Vec<IpNet>,
     /// Contract §12 `[server.tls]`; None: plain HTTP on `listen`.
     pub tls: Option<Tls>,
+    /// Extension (issue #9); default [`limits::BUYER_PRECONNECT_DEFAULT`].
+    /// Connections warmed per buyer host (ping and post URL) when a runtime
+    /// is built; 0: none (`exchange::preconnect`).
+    pub buyer_preconnect: usize,
+    /// Extension (issue #9); default true. While `buyer_preconnect` > 0,
+    /// warmed pools are topped up across quiet periods, before the idle
+    /// time-out would close them (`exchange::preconnect::spawn_keeper`).
+    pub buyer_keep_warm: bool,
+    /// Extension: `buyer_ca_file`'s PEM, extra CAs trusted for https buyers
+    /// (a buyer with a private CA); None: the Mozilla roots only.
+    pub buyer_ca_pem: Option<Vec<u8>>,
 }
 
 impl Server {

@@ -28,6 +28,9 @@ const SERVER_KEYS: &[&str] = &[
     "buyer_calls_in_flight_max",
     "trusted_proxies",
     "tls",
+    "buyer_preconnect",
+    "buyer_keep_warm",
+    "buyer_ca_file",
 ];
 
 /// `[server]`: required, with `listen` and `data_dir`.
@@ -112,6 +115,18 @@ pub(super) fn server(w: &mut Walker, top: &Section) -> Option<Server> {
     );
     let proxies = ip_list(w, &s, "trusted_proxies");
     let tls = super::tls::read(w, &s);
+    let preconnect = s.int_or(
+        w,
+        "buyer_preconnect",
+        0..=limits::BUYER_PRECONNECT_MAX as i64,
+        limits::BUYER_PRECONNECT_DEFAULT as i64,
+    );
+    let keep_warm = if s.has("buyer_keep_warm") {
+        s.boolean(w, "buyer_keep_warm")
+    } else {
+        Some(true)
+    };
+    let buyer_ca = buyer_ca(w, &s);
     Some(Server {
         listen: listen?,
         data_dir: data_dir?,
@@ -127,7 +142,33 @@ pub(super) fn server(w: &mut Walker, top: &Section) -> Option<Server> {
         buyer_calls_in_flight_max: calls? as usize,
         trusted_proxies: proxies?,
         tls: tls?,
+        buyer_preconnect: preconnect? as usize,
+        buyer_keep_warm: keep_warm?,
+        buyer_ca_pem: buyer_ca?,
     })
+}
+
+/// `server.buyer_ca_file`: a PEM file of extra CA certificates trusted for
+/// https buyers (besides the Mozilla roots), read now; `Some(None)` when
+/// absent, `None` after an error naming the key.
+fn buyer_ca(w: &mut Walker, s: &Section) -> Option<Option<Vec<u8>>> {
+    const KEY: &str = "buyer_ca_file";
+    if !s.has(KEY) {
+        return Some(None);
+    }
+    let path = s.string(w, KEY)?;
+    let pem = match std::fs::read(&path.value) {
+        Ok(pem) => pem,
+        Err(e) => {
+            w.error(s.key(KEY), format!("cannot read {}: {e}", path.value));
+            return None;
+        }
+    };
+    if crate::http::client::check_ca_pem(&pem).is_err() {
+        w.error(s.key(KEY), "no valid PEM certificate in the file");
+        return None;
+    }
+    Some(Some(pem))
 }
 
 const BODY_CEILING: i64 = limits::BODY_BYTES_MAX_CEILING as i64;

@@ -210,6 +210,9 @@ fn defaults_fill_a_minimal_config() {
     let c = parse(MINIMAL, &no_secrets).unwrap();
     assert_eq!(c.server.body_bytes_max, limits::BODY_BYTES_MAX_DEFAULT);
     assert_eq!(c.server.ping_cache_bytes, limits::PING_CACHE_BYTES_DEFAULT);
+    assert_eq!(c.server.buyer_preconnect, limits::BUYER_PRECONNECT_DEFAULT);
+    assert_eq!(c.server.buyer_ca_pem, None);
+    assert!(c.server.buyer_keep_warm);
     assert_eq!(
         c.server.store_cache_bytes,
         limits::STORE_CACHE_BYTES_DEFAULT
@@ -441,6 +444,14 @@ fn server_rules() {
             &[
                 "server.ping_cache_bytes: must be between 1048576 and 4294967296",
                 "server.store_cache_bytes: must be between 1048576 and 68719476736",
+            ],
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:1\"\ndata_dir = \"/d\"\nbuyer_preconnect = 17\nbuyer_keep_warm = 1\nbuyer_ca_file = \"/nonexistent/ca.pem\"",
+            &[
+                "server.buyer_preconnect: must be between 0 and 16",
+                "server.buyer_keep_warm: expected a boolean",
+                "server.buyer_ca_file: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)",
             ],
         ),
     ];

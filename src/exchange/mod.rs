@@ -23,6 +23,7 @@ pub mod health;
 pub mod outcomes;
 pub mod pings;
 pub mod postbacks;
+pub mod preconnect;
 mod reads;
 mod refusal;
 mod report;
@@ -52,8 +53,10 @@ use crate::store::Store;
 /// built from it, in one struct (`Runtime::buyers` is the one list).
 pub struct BuyerRt {
     pub cfg: Buyer,
-    pub ping: Option<BuyerClient>,
-    pub post: BuyerClient,
+    /// Its pools; kept across a reload while the endpoint is unchanged
+    /// (`BuyerClient::same_endpoint`), so a reload does not cool them.
+    pub ping: Option<Arc<BuyerClient>>,
+    pub post: Arc<BuyerClient>,
     pub metrics: Arc<BuyerMetrics>,
     /// Its format, built with the runtime (`buyer::for_buyer`); stateless
     /// formats share one object, so buyers speaking them share a ping body.
@@ -132,11 +135,16 @@ impl Runtime {
     /// and health controls from `books` (new buyers are counted in `store`). Resolves host names
     /// and waits for the store, so it blocks: call it from a plain thread
     /// (start-up, the reload thread), never on a request.
+    ///
+    /// Pools of buyers whose endpoint is unchanged from `previous` are kept;
+    /// new ones are warmed here, before the runtime is returned
+    /// (`preconnect::warm`, bounded by `limits::BUYER_PRECONNECT_TIMEOUT_MS`).
     fn build(
         config: Config,
         books: (&caps::LedgerBook, &health::HealthBook),
         store: &Store,
         now_ms: u64,
+        previous: Option<&Runtime>,
     ) -> Result<Runtime, Vec<ConfigError>> {
         let sandbox = if sandbox::wanted(&config) {
             let mut simulated = config.clone();
@@ -144,25 +152,29 @@ impl Runtime {
             // Books of its own: no state is shared with a configured buyer,
             // even one whose id happens to match.
             let books = (&caps::LedgerBook::default(), &health::HealthBook::default());
-            let sandbox = Runtime::build_one(simulated, books, store, now_ms, false)?;
+            let sandbox = Runtime::build_one(simulated, books, store, now_ms, None)?;
             Some(Arc::new(sandbox))
         } else {
             None
         };
-        let mut rt = Runtime::build_one(config, books, store, now_ms, true)?;
+        let previous = previous.map(|p| p.buyers.as_slice()).unwrap_or(&[]);
+        let mut rt = Runtime::build_one(config, books, store, now_ms, Some(previous))?;
         rt.sandbox = sandbox;
+        preconnect::warm(&rt, previous);
         Ok(rt)
     }
 
-    /// `build` for one buyer list (no sandbox runtime). `live`: its buyers'
-    /// series are in `/metrics`; the sandbox's simulated buyers get
-    /// counters of their own, seen nowhere (test traffic counts nothing).
+    /// `build` for one buyer list (no sandbox runtime). `live` (the buyers
+    /// of the runtime being replaced, if any): its buyers' series are in
+    /// `/metrics` and unchanged pools are kept; `None`: the sandbox's
+    /// simulated buyers, with counters of their own, seen nowhere (test
+    /// traffic counts nothing).
     fn build_one(
         mut config: Config,
         books: (&caps::LedgerBook, &health::HealthBook),
         store: &Store,
         now_ms: u64,
-        live: bool,
+        live: Option<&[BuyerRt]>,
     ) -> Result<Runtime, Vec<ConfigError>> {
         let cfgs = std::mem::take(&mut config.buyers);
         let zones: Vec<(&str, &jiff::tz::TimeZone)> =
@@ -191,24 +203,34 @@ impl Runtime {
             .enumerate()
             .zip(ledgers.into_iter().zip(healths))
         {
-            let client = |url: &crate::http::url::Url, key: &str| {
-                BuyerClient::new(url, ClientOptions::default()).map_err(|e| ConfigError {
-                    key: format!("buyer[{i}].{key}"),
-                    message: format!("cannot reach buyer: {}", e.reason()),
-                })
+            let old = live.and_then(|old| old.iter().find(|o| o.cfg.id == b.id));
+            let opts = ClientOptions {
+                extra_root_pem: config.server.buyer_ca_pem.clone(),
+                ..ClientOptions::default()
             };
+            let client =
+                |url: &crate::http::url::Url, key: &str, kept: Option<&Arc<BuyerClient>>| {
+                    let new = BuyerClient::new(url, opts.clone()).map_err(|e| ConfigError {
+                        key: format!("buyer[{i}].{key}"),
+                        message: format!("cannot reach buyer: {}", e.reason()),
+                    })?;
+                    Ok(match kept {
+                        Some(kept) if kept.same_endpoint(&new) => kept.clone(),
+                        _ => Arc::new(new),
+                    })
+                };
             let ping = b
                 .ping_url
                 .as_ref()
-                .map(|u| client(u, "ping_url"))
+                .map(|u| client(u, "ping_url", old.and_then(|o| o.ping.as_ref())))
                 .transpose();
-            let post = client(&b.post_url, "post_url");
+            let post = client(&b.post_url, "post_url", old.map(|o| &o.post));
             match (ping, post) {
                 (Ok(ping), Ok(post)) => buyers.push(BuyerRt {
                     cfg: b.clone(),
                     ping,
                     post,
-                    metrics: if live {
+                    metrics: if live.is_some() {
                         metrics::global().buyer(&b.id)
                     } else {
                         Arc::new(BuyerMetrics::default())
@@ -313,7 +335,7 @@ impl Exchange {
         clock: Arc<dyn Clock>,
     ) -> Result<Exchange, Vec<ConfigError>> {
         let (ledgers, health) = (caps::LedgerBook::default(), health::HealthBook::default());
-        let runtime = Runtime::build(config, (&ledgers, &health), &store, clock.now_ms())?;
+        let runtime = Runtime::build(config, (&ledgers, &health), &store, clock.now_ms(), None)?;
         let ping_cache_bytes = runtime.config.server.ping_cache_bytes;
         let suppressed = suppression::Internal::open(&store).map_err(|e| {
             vec![ConfigError {
@@ -363,11 +385,13 @@ impl Exchange {
     /// running finish on the one they started with. Blocking: call it from a
     /// plain thread (see `daemon::reload_from`).
     pub fn reload(&self, config: Config) -> Result<(), Vec<ConfigError>> {
+        let old = self.runtime.load_full();
         let rt = Runtime::build(
             config,
             (&self.ledgers, &self.health),
             &self.store,
             self.now_ms(),
+            Some(&old),
         )?;
         self.pings.set_bytes_max(rt.config.server.ping_cache_bytes);
         self.runtime.store(Arc::new(rt));

@@ -35,6 +35,8 @@ pub enum PostResult {
 
 /// Label values of `result` for pings, in counter order.
 pub const PING_RESULTS: [&str; 4] = ["bid", "no_bid", "timeout", "error"];
+/// Label values of `result` for pre-connects, in counter order.
+pub const PRECONNECT_RESULTS: [&str; 2] = ["warmed", "failed"];
 /// Label values of `result` for posts, in counter order.
 pub const POST_RESULTS: [&str; 3] = ["accepted", "rejected", "failed"];
 /// The closed set of ping error kinds; the last one catches the rest. It
@@ -86,6 +88,8 @@ pub struct BuyerMetrics {
     skips: [AtomicU64; Reason::SKIPS.len()],
     /// Sold leads it returned (contract §13).
     returns: AtomicU64,
+    /// Pre-connects (issue #9), by `PRECONNECT_RESULTS` index.
+    preconnects: [AtomicU64; PRECONNECT_RESULTS.len()],
 }
 
 impl Default for BuyerMetrics {
@@ -99,6 +103,7 @@ impl Default for BuyerMetrics {
             post_latency: histogram::latency(),
             skips: Default::default(),
             returns: AtomicU64::new(0),
+            preconnects: Default::default(),
         }
     }
 }
@@ -146,6 +151,13 @@ impl BuyerMetrics {
         self.returns.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records connections warmed off the lead's clock and hosts whose
+    /// warming failed (`exchange::preconnect`).
+    pub fn preconnected(&self, warmed: u64, failed: u64) {
+        self.preconnects[0].fetch_add(warmed, Ordering::Relaxed);
+        self.preconnects[1].fetch_add(failed, Ordering::Relaxed);
+    }
+
     pub(super) fn read(&self) -> BuyerReading {
         BuyerReading {
             pings: load_all(&self.pings),
@@ -156,6 +168,7 @@ impl BuyerMetrics {
             post_latency: self.post_latency.snapshot(),
             skips: load_all(&self.skips),
             returns: self.returns.load(Ordering::Relaxed),
+            preconnects: load_all(&self.preconnects),
         }
     }
 }
@@ -175,6 +188,7 @@ pub(super) struct BuyerReading {
     pub post_latency: histogram::HistogramSnapshot<13>,
     pub skips: [u64; Reason::SKIPS.len()],
     pub returns: u64,
+    pub preconnects: [u64; PRECONNECT_RESULTS.len()],
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::buyer::{BuyerReading, ERROR_KINDS, PING_RESULTS, POST_RESULTS};
+use super::buyer::{BuyerReading, ERROR_KINDS, PING_RESULTS, POST_RESULTS, PRECONNECT_RESULTS};
 use super::histogram::{HistogramSnapshot, CENTS_PER_USD, LATENCY_LE, PRICE_LE, US_PER_S};
 use super::text::{regroup, write_header, write_histogram, write_sample};
 use super::{
@@ -293,6 +293,19 @@ impl Registry {
         write_header(out, name, "Buyer post call duration.", "histogram");
         for (id, r) in &readings {
             write_latency(out, name, &[("buyer", id)], &r.post_latency);
+        }
+        let name = "leadx_buyer_preconnect_total";
+        let help = "Buyer connections warmed off the lead's clock (start, reload), and hosts whose warming failed.";
+        write_header(out, name, help, "counter");
+        for (id, r) in &readings {
+            for (i, result) in PRECONNECT_RESULTS.iter().enumerate() {
+                write_sample(
+                    out,
+                    name,
+                    &[("buyer", id), ("result", result)],
+                    r.preconnects[i],
+                );
+            }
         }
         let name = "leadx_buyer_returns_total";
         write_header(

@@ -302,6 +302,8 @@ fn test_traffic_stays_out_of_the_buyer_metrics() {
         let body = String::from_utf8(request(l.addr, "GET", "/metrics", &[], b"").body).unwrap();
         body.lines()
             .filter(|s| s.contains("buyer=\"metrics_only_buyer\"") && s.contains("_total"))
+            // Connections warmed at start (issue #9) are no traffic.
+            .filter(|s| !s.starts_with("leadx_buyer_preconnect_total"))
             .map(String::from)
             .collect()
     };

@@ -26,6 +26,7 @@ mod ops;
 mod overload;
 mod post;
 mod postbacks;
+mod preconnect;
 mod privacy;
 mod proxies;
 mod reliability;

@@ -44,6 +44,11 @@ impl Ca {
         (cert.pem(), key.serialize_pem(), cert.der().to_vec())
     }
 
+    /// The CA certificate, PEM (for `server.buyer_ca_file`).
+    pub fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
     /// A rustls client config trusting only this CA, offering `http/1.1`.
     pub fn client(&self) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();

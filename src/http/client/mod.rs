@@ -52,6 +52,12 @@ impl Default for ClientOptions {
     }
 }
 
+/// Checks a PEM of extra CA certificates as `ClientOptions::extra_root_pem`
+/// would take it (config load names the key when it fails).
+pub fn check_ca_pem(pem: &[u8]) -> Result<(), CallError> {
+    transport::tls_config(Some(pem)).map(|_| ())
+}
+
 /// Why a buyer call failed. Each is a "no bid" / "failed post" reason to the
 /// auction, recorded by `reason()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,6 +321,76 @@ impl BuyerClient {
                 })
             }
         }
+    }
+
+    /// Pre-connect (issue #9): opens connections until `want` (at most
+    /// `idle_max`) idle ones younger than `fresh_for` are pooled, each TCP
+    /// connected and, for https, TLS handshaken, all by `deadline`; older
+    /// idle ones are closed first, since they would expire unused. Returns
+    /// how many it opened. Takes a free call slot per connect and stops
+    /// when none is free (calls are using the pool: it is warm anyway).
+    /// Must run in a may coroutine, off any request (`exchange::preconnect`).
+    pub fn warm(
+        &self,
+        want: usize,
+        fresh_for: Duration,
+        deadline: Instant,
+    ) -> Result<usize, CallError> {
+        let want = want.min(self.opts.idle_max);
+        let mut opened = 0;
+        while self.fresh_idle(fresh_for) < want {
+            if Instant::now() >= deadline {
+                return Err(CallError::Timeout);
+            }
+            if !self.slots.try_wait() {
+                break;
+            }
+            let _slot = SlotGuard(&self.slots);
+            let t = self.connect(deadline)?;
+            // The connect's deadline must not stay armed in the pool.
+            if t.disarm() {
+                self.discard(t);
+                return Err(CallError::Timeout);
+            }
+            self.push_idle(t);
+            opened += 1;
+        }
+        Ok(opened)
+    }
+
+    /// Idle connections younger than `fresh_for`; older ones are closed.
+    fn fresh_idle(&self, fresh_for: Duration) -> usize {
+        let (aged, fresh) = {
+            let mut idle = self.idle.lock();
+            let (aged, fresh): (Vec<IdleConn>, Vec<IdleConn>) =
+                idle.drain(..).partition(|c| c.since.elapsed() >= fresh_for);
+            *idle = fresh;
+            (aged, idle.len())
+        };
+        // Closed outside the lock: closing a socket is a syscall.
+        for conn in aged {
+            self.discard(conn.transport);
+        }
+        fresh
+    }
+
+    /// Idle connections pooled now (tests, metrics).
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().len()
+    }
+
+    /// True when `other` (built from a new config) calls the same endpoint
+    /// the same way: same addresses, scheme, TLS name and options. A reload
+    /// then keeps this pool, warm, instead of `other`'s empty one.
+    pub fn same_endpoint(&self, other: &BuyerClient) -> bool {
+        let tls_name = |c: &BuyerClient| c.tls.as_ref().map(|t| t.server_name.clone());
+        self.authority == other.authority
+            && self.addrs == other.addrs
+            && tls_name(self) == tls_name(other)
+            && self.opts.connections_max == other.opts.connections_max
+            && self.opts.idle_max == other.opts.idle_max
+            && self.opts.response_bytes_max == other.opts.response_bytes_max
+            && self.opts.extra_root_pem == other.opts.extra_root_pem
     }
 
     /// Connection counters.

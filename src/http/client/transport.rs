@@ -23,6 +23,7 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use super::CallError;
 use crate::http::deadline::Watch;
+use crate::limits;
 
 /// A may TCP stream that refuses to wait past `deadline`.
 pub(crate) struct DeadlineTcp {
@@ -163,9 +164,29 @@ impl Transport {
     /// connection would hand those bytes to the next call as its answer, so
     /// it is stale too. (A record rustls holds only part of has its rest
     /// still on the socket, where the peek sees it, or still in flight.)
+    ///
+    /// TLS records waiting on the socket are read into rustls first (a
+    /// non-blocking read of the OS socket, never a yield): a connection
+    /// warmed before its first call (`exchange::preconnect`) has the
+    /// server's post-handshake messages (TLS 1.3 session tickets) there,
+    /// which carry no data and leave it good.
     pub(crate) fn is_stale(&mut self) -> bool {
         if let Transport::Tls(s) = self {
-            match s.conn.process_new_packets() {
+            let StreamOwned { conn, sock } = &mut **s;
+            for _ in 0..limits::BUYER_STALE_TLS_READS_MAX {
+                let mut os = sock.tcp.inner();
+                match conn.read_tls(&mut os) {
+                    Ok(0) => return true,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => return true,
+                }
+                match conn.process_new_packets() {
+                    Ok(io) if io.plaintext_bytes_to_read() == 0 && !io.peer_has_closed() => {}
+                    _ => return true,
+                }
+            }
+            match conn.process_new_packets() {
                 Ok(io) if io.plaintext_bytes_to_read() == 0 && !io.peer_has_closed() => {}
                 _ => return true,
             }
