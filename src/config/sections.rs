@@ -124,7 +124,9 @@ pub(super) fn server(w: &mut Walker, top: &Section) -> Option<Server> {
     let keep_warm = if s.has("buyer_keep_warm") {
         s.boolean(w, "buyer_keep_warm")
     } else {
-        Some(true)
+        // Off unless asked for: it opens a connection per quiet host every
+        // few seconds, which an operator should choose (docs/ops.md).
+        Some(false)
     };
     let buyer_ca = buyer_ca(w, &s);
     Some(Server {

@@ -212,7 +212,7 @@ fn defaults_fill_a_minimal_config() {
     assert_eq!(c.server.ping_cache_bytes, limits::PING_CACHE_BYTES_DEFAULT);
     assert_eq!(c.server.buyer_preconnect, limits::BUYER_PRECONNECT_DEFAULT);
     assert_eq!(c.server.buyer_ca_pem, None);
-    assert!(c.server.buyer_keep_warm);
+    assert!(!c.server.buyer_keep_warm, "keep-warm is opt-in");
     assert_eq!(
         c.server.store_cache_bytes,
         limits::STORE_CACHE_BYTES_DEFAULT

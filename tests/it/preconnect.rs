@@ -257,12 +257,17 @@ fn a_silent_or_closed_buyer_host_neither_fails_nor_stalls_start() {
 /// A quiet spell longer than the pool's idle time-out (4 s): the keep-warm
 /// thread has replaced the warmed connection before it aged out, so the
 /// first ping after the spell still runs on a pooled one. Fails with
-/// `buyer_keep_warm = false` (the ping then connects: created, not reused).
+/// `buyer_keep_warm = false`, the default (the ping then connects: created,
+/// not reused).
 #[test]
 fn a_warm_pool_stays_warm_across_a_quiet_spell() {
     let ca = Ca::new();
     let buyer = TlsBuyer::start(&ca);
-    let (l, _dir) = start_trusting(&ca, "", &buyer.buyer_toml("keep_warm"));
+    let (l, _dir) = start_trusting(
+        &ca,
+        "buyer_keep_warm = true",
+        &buyer.buyer_toml("keep_warm"),
+    );
     assert!(eventually(Duration::from_secs(5), || buyer.counts().1 >= 2));
     let idle = Duration::from_millis(leadx::limits::BUYER_IDLE_TIMEOUT_MS);
     std::thread::sleep(idle + Duration::from_millis(1_500));
