@@ -9,7 +9,8 @@
 # what it ran and what it found.
 #
 # schemathesis (PyPI) is installed, pinned, into a venv under target/ when
-# missing; when it cannot be installed the run FAILS (it never skips).
+# missing (install.sh, which .ci/run also runs first); when it cannot be
+# installed the run FAILS (it never skips).
 #
 #   tests/schemathesis/run.sh                  # defaults below
 #   LEADX_ST_MAX_EXAMPLES=200 tests/schemathesis/run.sh   # more cases
@@ -17,20 +18,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-ST_VERSION=4.32.5
-venv=target/schemathesis-venv
-st=$venv/bin/schemathesis
+st=$(bash tests/schemathesis/install.sh)
 max_examples=${LEADX_ST_MAX_EXAMPLES:-40}
 seed=${LEADX_ST_SEED:-20261207}
 out=target/schemathesis
 mkdir -p "$out"
-
-if ! "$st" --version 2>/dev/null | grep -q "version $ST_VERSION\$"; then
-  echo "installing schemathesis $ST_VERSION into $venv" >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
-fi
-"$st" --version
 
 # `cargo test` passes the binary it built (tests/openapi_live.rs); run by
 # hand, the script builds it (a no-op when fresh).
