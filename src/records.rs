@@ -211,6 +211,40 @@ pub struct LeadRecord {
 }
 
 impl LeadRecord {
+    /// A new lead of `ping` in `status`, with its sealed (or clear)
+    /// `pii_json`, and no outcome, money, return or erasure yet: the record a
+    /// post starts (`Posting`) and a suppressed post keeps (`Suppressed`).
+    pub fn for_ping(
+        ping: &PingRecord,
+        lead_id: String,
+        created_ms: u64,
+        status: LeadStatus,
+        pii_json: String,
+    ) -> LeadRecord {
+        LeadRecord {
+            v: RECORD_VERSION,
+            lead_id,
+            ping_id: ping.ping_id.clone(),
+            publisher: ping.publisher.clone(),
+            vertical: ping.vertical.clone(),
+            test: ping.test,
+            created_ms,
+            status,
+            reason: None,
+            price: None,
+            payout: None,
+            buyer: None,
+            buyer_lead_id: None,
+            sold_ms: None,
+            returned_ms: None,
+            return_reason: None,
+            post_calls: Vec::new(),
+            pii_json,
+            pii_erased_ms: None,
+            suppression_list: None,
+        }
+    }
+
     /// Erases the PII (retention): the sealed or clear `pii_json` (the
     /// consumer IP is inside it, in the consent) becomes `null`. Returns
     /// false when it was erased already.

@@ -75,28 +75,7 @@ pub fn run(ex: &Exchange, rt: &Arc<Runtime>, input: &PostInput<'_>) -> Result<Le
     // outcome (by a kept sale until that is durable): no sweep rewrites a
     // `posting` record under a running post. A fresh id is never claimed.
     let lead_claim = ex.leads.claim(lead_id.clone()).ok_or(Refusal::Overloaded)?;
-    let mut rec = LeadRecord {
-        v: records::RECORD_VERSION,
-        lead_id,
-        ping_id: ping.ping_id.clone(),
-        publisher: ping.publisher.clone(),
-        vertical: ping.vertical.clone(),
-        test: ping.test,
-        created_ms: now,
-        status: records::LeadStatus::Posting,
-        reason: None,
-        price: None,
-        payout: None,
-        buyer: None,
-        buyer_lead_id: None,
-        sold_ms: None,
-        returned_ms: None,
-        return_reason: None,
-        post_calls: Vec::new(),
-        pii_json,
-        pii_erased_ms: None,
-        suppression_list: None,
-    };
+    let mut rec = LeadRecord::for_ping(ping, lead_id, now, records::LeadStatus::Posting, pii_json);
     if ping.bids.is_empty() {
         rec.status = records::LeadStatus::Unsold;
         rec.reason = Some("no_bid".into());

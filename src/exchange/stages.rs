@@ -290,28 +290,16 @@ impl Exchange {
         let now = self.now_ms();
         let lead_id = ids::new_id();
         let pii = records::pii_json(s.lead, s.consent);
-        let rec = LeadRecord {
-            v: records::RECORD_VERSION,
-            pii_json: records::seal_pii(rt.key_ring.as_ref(), &lead_id, pii),
+        let pii_json = records::seal_pii(rt.key_ring.as_ref(), &lead_id, pii);
+        let mut rec = LeadRecord::for_ping(
+            ping,
             lead_id,
-            ping_id: ping.ping_id.clone(),
-            publisher: ping.publisher.clone(),
-            vertical: ping.vertical.clone(),
-            test: ping.test,
-            created_ms: now,
-            status: records::LeadStatus::Suppressed,
-            reason: Some("suppressed".into()),
-            price: None,
-            payout: None,
-            buyer: None,
-            buyer_lead_id: None,
-            sold_ms: None,
-            post_calls: Vec::new(),
-            returned_ms: None,
-            return_reason: None,
-            pii_erased_ms: None,
-            suppression_list: Some(list.clone()),
-        };
+            now,
+            records::LeadStatus::Suppressed,
+            pii_json,
+        );
+        rec.reason = Some("suppressed".into());
+        rec.suppression_list = Some(list.clone());
         // A fresh id: its claim (`claims`) is free; held for the write.
         let Some(lead) = self.leads.claim(rec.lead_id.clone()) else {
             return;
