@@ -144,6 +144,17 @@ fn with_postback(text: String, share: &str, extra: &str) -> String {
     ) + "\n[postbacks]\nretry_base_ms = 20\nretry_max_ms = 200\n"
 }
 
+/// leadx with pub1 posting back to `s` and one direct-post buyer, `flat`,
+/// at a fixed $10.00.
+fn start_flat(buyer: &Mock, s: &Sink, clock: Arc<dyn Clock>) -> Leadx {
+    let url = format!("postback_url = \"{}\"", s.url());
+    start_with_text(
+        |t| with_postback(t, "0.8", &url),
+        &direct_buyer_toml("flat", buyer, "10.00", ""),
+        clock,
+    )
+}
+
 fn sell_as(addr: SocketAddr, key: &str, phone: &str) -> String {
     let body = json!({"vertical": "auto", "lead": full_lead(phone, &format!("{phone}@x.co")), "consent": consent()});
     let r = post_json(addr, "/v1/leads", key, &body);
@@ -163,12 +174,7 @@ fn metric(addr: SocketAddr, line_start: &str) -> Option<f64> {
 fn an_endpoint_down_for_a_while_then_back_gets_every_event() {
     let buyer = mock(Act::NoBid, Act::Accept("B"));
     let s = sink(Mode::Down);
-    let url = format!("postback_url = \"{}\"", s.url());
-    let l = start_with_text(
-        |t| with_postback(t, "0.8", &url),
-        &direct_buyer_toml("flat", &buyer, "10.00", ""),
-        Arc::new(leadx::clock::SystemClock),
-    );
+    let l = start_flat(&buyer, &s, Arc::new(leadx::clock::SystemClock));
     let ids: Vec<String> = (0..6)
         .map(|i| sell_as(l.addr, KEY, &format!("555234{i:04}")))
         .collect();
@@ -397,12 +403,7 @@ fn the_event_is_written_in_the_sales_batch() {
     let buyer = mock(Act::NoBid, Act::Accept("B"));
     let s = sink(Mode::Down);
     let clock = Arc::new(ManualClock::new());
-    let url = format!("postback_url = \"{}\"", s.url());
-    let l = start_with_text(
-        |t| with_postback(t, "0.8", &url),
-        &direct_buyer_toml("flat", &buyer, "10.00", ""),
-        clock.clone(),
-    );
+    let l = start_flat(&buyer, &s, clock.clone());
     let events = || -> Vec<String> {
         let rows = l
             .ex()
@@ -490,12 +491,7 @@ fn an_event_failing_for_24_hours_is_marked_failed_and_kept() {
     let buyer = mock(Act::NoBid, Act::Accept("B"));
     let s = sink(Mode::Down);
     let clock = Arc::new(ManualClock::new());
-    let url = format!("postback_url = \"{}\"", s.url());
-    let l = start_with_text(
-        |t| with_postback(t, "0.8", &url),
-        &direct_buyer_toml("flat", &buyer, "10.00", ""),
-        clock.clone(),
-    );
+    let l = start_flat(&buyer, &s, clock.clone());
     let id = sell_as(l.addr, KEY, "5552397777");
     assert!(eventually(10, || s.seen() == 1), "the first attempt");
     let failed = "leadx_postbacks_failed_total{publisher=\"pub1\"} ";
